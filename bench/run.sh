@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# Runs gort's benchmarks against their peers and prints ratios.
+#
+# Usage: bench/run.sh BUILD_DIR [NAME...]
+#
+# BUILD_DIR is an already built tree (this script builds nothing): it runs
+# BUILD_DIR/bench/<program> and preloads BUILD_DIR/libgort-malloc.so.
+# NAME selects what to run: a family (malloc, pagealloc) or a single malloc
+# pattern (hot-16, hot-64, hot-256, hot-4096, hot-65536, fifo, random,
+# xthread). No NAME: everything.
+#
+# Environment:
+#   BENCH_REPS     processes per (pattern, allocator); medians are reported (3)
+#   BENCH_LOGS     where each run's output goes (/tmp/gort-bench-logs)
+#   BENCH_TIMEOUT  seconds before one run is killed and reported FAIL (300)
+#   MALLOCBENCH    the mallocbench binary (BUILD_DIR/bench/mallocbench)
+#   MALLOC_ITERS   iteration count passed to every malloc pattern (default:
+#                  the program's own per-pattern default)
+#   MIMALLOC_SO, JEMALLOC_SO   the peer libraries (Debian paths by default)
+#
+# A run that exits non-zero, prints a line starting with BAD, prints no
+# RESULT line, or whose LD_PRELOAD library the loader refused, is FAIL. Exit
+# status: 0 if nothing FAILed (missed performance targets do not count), 1 if
+# something did, 2 on bad usage.
+#
+# Sections: one function per benchmark family (bench_malloc, bench_pagealloc);
+# add a family by writing bench_<family>, listing it in FAMILIES and, if it
+# takes sub-names, teaching select_names about them.
+set -u -o pipefail
+
+usage() {
+    sed -n '2,/^set -u/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+[ $# -ge 1 ] || usage
+case "$1" in -h | --help) usage ;; esac
+BUILD_DIR=$(cd "$1" 2>/dev/null && pwd) || {
+    echo "run.sh: build directory '$1' not found" >&2
+    exit 2
+}
+shift
+
+REPS=${BENCH_REPS:-3}
+LOGS=${BENCH_LOGS:-/tmp/gort-bench-logs}
+TIMEOUT=${BENCH_TIMEOUT:-300}
+case "$REPS" in '' | *[!0-9]* | 0)
+    echo "run.sh: BENCH_REPS must be a positive integer" >&2
+    exit 2
+    ;;
+esac
+mkdir -p "$LOGS" || exit 2
+
+FAILED=0 # set to 1 by any FAIL
+
+# ---- helpers ----------------------------------------------------------------
+
+# median [FORMAT]: median of the numbers on stdin (one per line), printed
+# with FORMAT (%.2f); empty input -> empty output
+median() {
+    sort -g | awk -v f="${1:-%.2f}" '{ v[NR] = $1 }
+        END { if (NR == 0) exit
+              m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+              printf f "\n", m }'
+}
+
+# ratio A B -> A/B with 2 decimals, or "-" if either is not a positive number
+ratio() {
+    awk -v a="${1:-}" -v b="${2:-}" 'BEGIN {
+        if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/ || b + 0 == 0) { print "-"; exit }
+        printf "%.2f\n", a / b }'
+}
+
+# smaller of two numbers, ignoring ones that are not numbers ("FAIL", "SKIP", "")
+num_min() {
+    awk -v a="${1:-}" -v b="${2:-}" 'BEGIN {
+        an = (a ~ /^[0-9.]+$/); bn = (b ~ /^[0-9.]+$/)
+        if (an && bn) print (a + 0 <= b + 0 ? a : b)
+        else if (an) print a
+        else if (bn) print b
+        else print "-" }'
+}
+
+# cmp A OP B: true if the numeric comparison holds (false if not numbers)
+cmp() {
+    awk -v a="$1" -v b="$3" -v op="$2" 'BEGIN {
+        if (a !~ /^[0-9.]+$/ || b !~ /^[0-9.]+$/) exit 1
+        a += 0; b += 0
+        if (op == "<=") exit !(a <= b)
+        if (op == "<") exit !(a < b)
+        exit 1 }'
+}
+
+# run_logged LOG PRELOAD CMD...: runs CMD with LD_PRELOAD=PRELOAD (none if
+# empty) under the timeout, stdout and stderr into LOG. Returns 0 if the run
+# counts as good: exit 0, no BAD line, no loader refusal of the preload.
+run_logged() {
+    local log=$1 preload=$2
+    shift 2
+    local rc
+    if [ -n "$preload" ]; then
+        LD_PRELOAD=$preload timeout "$TIMEOUT" "$@" >"$log" 2>&1
+    else
+        env -u LD_PRELOAD timeout "$TIMEOUT" "$@" >"$log" 2>&1
+    fi
+    rc=$?
+    echo "EXIT $rc" >>"$log"
+    [ "$rc" -eq 0 ] || return 1
+    grep -q '^BAD' "$log" && return 1
+    grep -q 'ld.so: object .* cannot be preloaded' "$log" && return 1
+    return 0
+}
+
+# fail_reason LOG: one line saying why the run logged in LOG failed
+fail_reason() {
+    local why
+    why=$(grep -m1 -E '^BAD|cannot be preloaded' "$1") && { echo "$why"; return; }
+    case "$(tail -n 1 "$1")" in
+    "EXIT 124" | "EXIT 137") echo "timed out after ${TIMEOUT}s (BENCH_TIMEOUT)" ;;
+    "EXIT 0") echo "no RESULT line" ;;
+    *) tail -n 1 "$1" ;;
+    esac
+}
+
+# ---- family: malloc (bench/mallocbench.c) ------------------------------------
+
+MALLOC_PATTERNS=(hot-16 hot-64 hot-256 hot-4096 hot-65536 fifo random xthread)
+ALLOCS=(gort glibc mimalloc jemalloc)
+declare -A ALLOC_SO=(
+    [gort]="$BUILD_DIR/libgort-malloc.so"
+    [glibc]=""
+    [mimalloc]="${MIMALLOC_SO:-/usr/lib/x86_64-linux-gnu/libmimalloc.so.2}"
+    [jemalloc]="${JEMALLOC_SO:-/usr/lib/x86_64-linux-gnu/libjemalloc.so.2}"
+)
+
+bench_malloc() {
+    local patterns=("$@")
+    local mb=${MALLOCBENCH:-$BUILD_DIR/bench/mallocbench}
+    echo "== malloc: $mb, $REPS rep(s) per allocator, interleaved; logs in $LOGS"
+    if [ ! -x "$mb" ]; then
+        echo "FAIL malloc: $mb not found (build it, or set MALLOCBENCH=path)"
+        FAILED=1
+        return
+    fi
+
+    # which allocators can run at all
+    local a active=()
+    for a in "${ALLOCS[@]}"; do
+        local so=${ALLOC_SO[$a]}
+        if [ -n "$so" ] && [ ! -f "$so" ]; then
+            echo "SKIP $a: $so not found"
+        else
+            active+=("$a")
+        fi
+    done
+
+    local iters=()
+    [ -n "${MALLOC_ITERS:-}" ] && iters=("$MALLOC_ITERS")
+
+    # raw figures, keyed "pattern allocator": newline-separated values
+    declare -A ns_vals=() rss_vals=() failed=()
+    local p rep log line
+    for p in "${patterns[@]}"; do
+        for ((rep = 1; rep <= REPS; rep++)); do
+            for a in "${active[@]}"; do
+                log="$LOGS/malloc-$p.$a.$rep.log"
+                if ! run_logged "$log" "${ALLOC_SO[$a]}" "$mb" "$p" "${iters[@]}"; then
+                    failed["$p $a"]=1
+                    echo "FAIL malloc-$p $a rep $rep: $(fail_reason "$log") (log: $log)"
+                    continue
+                fi
+                line=$(grep '^RESULT ' "$log" | tail -n 1)
+                local ns rss
+                ns=$(sed -n 's/^RESULT malloc-[^ ]* [^ ]* pair=\([0-9.]*\) ns$/\1/p' <<<"$line")
+                rss=$(sed -n 's/^RESULT malloc-[^ ]* [^ ]* peak_rss=\([0-9]*\) KiB$/\1/p' "$log" | tail -n 1)
+                if [ -z "$ns" ] || [ -z "$rss" ]; then
+                    failed["$p $a"]=1
+                    echo "FAIL malloc-$p $a rep $rep: no RESULT pair=/peak_rss= lines (log: $log)"
+                    continue
+                fi
+                ns_vals["$p $a"]+="$ns"$'\n'
+                rss_vals["$p $a"]+="$rss"$'\n'
+            done
+        done
+    done
+
+    # medians; a cell is FAIL if any rep failed, SKIP if the allocator was absent
+    declare -A ns_med=() rss_med=()
+    for p in "${patterns[@]}"; do
+        for a in "${ALLOCS[@]}"; do
+            if [[ " ${active[*]} " != *" $a "* ]]; then
+                ns_med["$p $a"]=SKIP
+                rss_med["$p $a"]=SKIP
+            elif [ -n "${failed["$p $a"]:-}" ]; then
+                ns_med["$p $a"]=FAIL
+                rss_med["$p $a"]=FAIL
+                FAILED=1
+            else
+                ns_med["$p $a"]=$(printf '%s' "${ns_vals["$p $a"]}" | median)
+                rss_med["$p $a"]=$(printf '%s' "${rss_vals["$p $a"]}" | median %.0f)
+            fi
+        done
+    done
+
+    # table
+    echo
+    malloc_row() {
+        printf '%-16s | %8s | %8s | %11s | %11s | %16s | %10s | %17s | %24s | %9s\n' "$@"
+    }
+    malloc_row pattern "gort ns" "glibc ns" "mimalloc ns" "jemalloc ns" \
+        "gort/best(mi,je)" gort/glibc "gort peak RSS KiB" "best(mi,je) peak RSS KiB" "rss ratio"
+    local verdicts=()
+    for p in "${patterns[@]}"; do
+        local g=${ns_med["$p gort"]} gl=${ns_med["$p glibc"]}
+        local mi=${ns_med["$p mimalloc"]} je=${ns_med["$p jemalloc"]}
+        local best best_rss g_rss=${rss_med["$p gort"]}
+        best=$(num_min "$mi" "$je")
+        best_rss=$(num_min "${rss_med["$p mimalloc"]}" "${rss_med["$p jemalloc"]}")
+        local r_best r_glibc r_rss
+        r_best=$(ratio "$g" "$best")
+        r_glibc=$(ratio "$g" "$gl")
+        r_rss=$(ratio "$g_rss" "$best_rss")
+        malloc_row "malloc-$p" "$g" "$gl" "$mi" "$je" "$r_best" "$r_glibc" \
+            "$g_rss" "$best_rss" "$r_rss"
+
+        # verdict against the target: time <= 1.2x best(mi,je) and < glibc;
+        # peak RSS <= 1.2x best(mi,je)
+        local v="VERDICT malloc-$p gort:"
+        case "$g" in
+        SKIP) v+=" SKIP (${ALLOC_SO[gort]} not built)" ;;
+        FAIL) v+=" FAIL (see the FAIL lines above)" ;;
+        *)
+            local t_ok=PASS r_ok=PASS
+            if [ "$r_best" = - ]; then
+                t_ok="n/a"
+            elif ! cmp "$r_best" "<=" 1.2; then
+                t_ok=MISS
+            fi
+            if [ "$t_ok" != "n/a" ] && [ "$r_glibc" != - ] && ! cmp "$g" "<" "$gl"; then
+                t_ok=MISS
+            fi
+            if [ "$r_rss" = - ]; then
+                r_ok="n/a"
+            elif ! cmp "$r_rss" "<=" 1.2; then
+                r_ok=MISS
+            fi
+            v+=" time $t_ok (${r_best}x best(mi,je), need <= 1.20x; ${r_glibc}x glibc, need < 1.00x)"
+            v+=" rss $r_ok (${r_rss}x best(mi,je), need <= 1.20x)"
+            ;;
+        esac
+        verdicts+=("$v")
+    done
+    echo
+    printf '%s\n' "${verdicts[@]}"
+    echo
+}
+
+# ---- family: pagealloc (bench/pagealloc_bench.c, prints its own ratio) -------
+
+bench_pagealloc() {
+    local exe="$BUILD_DIR/bench/pagealloc_bench"
+    echo "== pagealloc: $exe"
+    if [ ! -x "$exe" ]; then
+        echo "SKIP pagealloc: $exe not built"
+        echo
+        return
+    fi
+    local log="$LOGS/pagealloc.log"
+    if run_logged "$log" "" "$exe" && grep -q '^RESULT ' "$log"; then
+        grep -v '^EXIT ' "$log" | sed 's/^/  /'
+    else
+        sed 's/^/  /' "$log"
+        echo "FAIL pagealloc (log: $log)"
+        FAILED=1
+    fi
+    echo
+}
+
+# ---- selection and main ------------------------------------------------------
+
+FAMILIES=(malloc pagealloc)
+
+declare -A WANT=()   # family -> 1
+SEL_MALLOC=()        # malloc patterns, in the order given
+
+select_names() {
+    local n p
+    if [ $# -eq 0 ]; then
+        for n in "${FAMILIES[@]}"; do WANT[$n]=1; done
+        SEL_MALLOC=("${MALLOC_PATTERNS[@]}")
+        return
+    fi
+    for n in "$@"; do
+        case "$n" in
+        malloc)
+            WANT[malloc]=1
+            SEL_MALLOC+=("${MALLOC_PATTERNS[@]}")
+            ;;
+        pagealloc) WANT[pagealloc]=1 ;;
+        *)
+            local found=0
+            for p in "${MALLOC_PATTERNS[@]}"; do
+                if [ "$n" = "$p" ] || [ "$n" = "malloc-$p" ]; then
+                    WANT[malloc]=1
+                    SEL_MALLOC+=("$p")
+                    found=1
+                fi
+            done
+            if [ "$found" = 0 ]; then
+                echo "run.sh: unknown benchmark '$n' (families: ${FAMILIES[*]};" \
+                    "malloc patterns: ${MALLOC_PATTERNS[*]})" >&2
+                exit 2
+            fi
+            ;;
+        esac
+    done
+}
+
+select_names "$@"
+
+echo "gort benchmarks: build $BUILD_DIR, $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo
+[ -n "${WANT[malloc]:-}" ] && bench_malloc "${SEL_MALLOC[@]}"
+[ -n "${WANT[pagealloc]:-}" ] && bench_pagealloc
+
+if [ "$FAILED" -ne 0 ]; then
+    echo "some runs FAILED (logs in $LOGS)"
+    exit 1
+fi
+exit 0

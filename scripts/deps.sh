@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a target needs, only those that are missing.
+# Usage: scripts/deps.sh build|test|bench
+set -eu
+need=(cmake make gcc pkg-config)
+case "${1:-build}" in
+  build) ;;
+  test) need+=(python3 sqlite3 git clang libclang-rt-14-dev) ;;
+  bench) need+=(python3 libmimalloc-dev libjemalloc-dev) ;;
+  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${need[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "deps: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null

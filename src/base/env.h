@@ -1,0 +1,37 @@
+/* Configuration from the environment: every Go knob X is GORT_X, with Go's
+ * syntax, read once through one options table that warns on a bad value and
+ * keeps the default. Each knob also has an API call (DESIGN.md section 11). */
+#ifndef GORT_BASE_ENV_H
+#define GORT_BASE_ENV_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct gort_options {
+    int gogc;               /* GORT_GOGC: percent; -1 is "off" (default 100) */
+    int64_t memlimit;       /* GORT_GOMEMLIMIT: bytes, Go's suffixes; "off" is INT64_MAX */
+    int gomaxprocs;         /* GORT_GOMAXPROCS: 0 means "CPUs in the affinity mask" */
+    int64_t stacksize;      /* GORT_STACKSIZE: bytes of virtual stack per goroutine */
+    int memprofilerate;     /* GORT_MEMPROFILERATE: bytes between heap samples */
+    struct {                /* GORT_GODEBUG=name=val,... (unknown names ignored, as Go) */
+        int gctrace;
+        int schedtrace;     /* ms between schedtrace lines; 0 off */
+        int scheddetail;
+        int gccheckmark;
+        int scavtrace;
+        int madvdontneed;   /* accepted for Go compatibility: we always use MADV_DONTNEED */
+    } debug;
+};
+
+extern struct gort_options gort_opts;
+
+/* Reads the environment the first time it is called; later calls return at once.
+ * Never allocates. */
+void env_init(void);
+
+/* Parsers, exported for the tests. Each returns 0 or -EINVAL. */
+int env_parse_int(const char *s, int64_t *out);
+int env_parse_bytes(const char *s, int64_t *out); /* "64MiB", "1GiB", "512", "off" */
+int env_parse_gogc(const char *s, int *out);      /* "100", "off" */
+
+#endif

@@ -1,0 +1,52 @@
+/* Runtime locks and notes, on futexes (Go's lock_futex.go).
+ *
+ * lock_t is a mutex for runtime data: a few spins, then the thread sleeps on
+ * the futex. It parks the *thread*, so it is only for short critical sections
+ * inside the runtime; goroutine-level mutexes live in src/sync.
+ * note_t is a one-shot event: one sleeper, one waker (Go's note). */
+#ifndef GORT_BASE_LOCK_H
+#define GORT_BASE_LOCK_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef struct {
+    uint32_t key; /* 0 unlocked, 1 locked, 2 locked with (possible) sleepers */
+} lock_t;
+#define LOCK_INIT {0}
+
+void lock_slow(lock_t *l);
+void unlock_slow(lock_t *l);
+
+static inline void lock(lock_t *l) {
+    uint32_t z = 0;
+    if (__builtin_expect(!__atomic_compare_exchange_n(&l->key, &z, 1, false, __ATOMIC_ACQUIRE,
+                                                      __ATOMIC_RELAXED),
+                         0))
+        lock_slow(l);
+}
+static inline bool trylock(lock_t *l) {
+    uint32_t z = 0;
+    return __atomic_compare_exchange_n(&l->key, &z, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+static inline void unlock(lock_t *l) {
+    if (__builtin_expect(__atomic_exchange_n(&l->key, 0, __ATOMIC_RELEASE) == 2, 0)) unlock_slow(l);
+}
+
+typedef struct {
+    uint32_t key; /* 0 clear, 1 woken */
+} note_t;
+
+static inline void note_clear(note_t *n) {
+    __atomic_store_n(&n->key, 0, __ATOMIC_RELAXED);
+}
+void note_wakeup(note_t *n);
+void note_sleep(note_t *n);
+/* Sleeps at most ns nanoseconds (ns < 0: forever). Returns true if woken. */
+bool note_tsleep(note_t *n, int64_t ns);
+
+/* Raw futex calls: wait while *addr == val (at most ns, < 0 forever); wake up to n. */
+void futex_sleep(uint32_t *addr, uint32_t val, int64_t ns);
+void futex_wake(uint32_t *addr, int n);
+
+#endif

@@ -1,0 +1,504 @@
+/* The malloc family and Go's mallocgc (Go's malloc.go).
+ *
+ * Allocating a small object proceeds up a hierarchy of caches, as in Go:
+ *   1. Round the size up to a size class and look at the thread's mcache's
+ *      span for that class. Pop its local free list: no locks, no atomics.
+ *      (Fast path: about 15 instructions; the cost is one TLS load, two table
+ *      loads, the pop and one bit set in allocbits.)
+ *   2. Otherwise bump-allocate from the span's never-used tail, or take over
+ *      the objects other threads freed to the span (one atomic exchange).
+ *   3. Otherwise give the span back to its mcentral and take another with
+ *      free objects; mcentral asks mheap for fresh pages when it has none.
+ * Large objects (> 32 KiB) get a span of their own from the page heap; freed
+ * ones up to 256 KiB are kept in a small per-thread cache for reuse.
+ *
+ * Freeing finds the span in O(1) through the arena index, turns the pointer
+ * into an object index by multiplication (divmagic), and checks it: not in
+ * gort's heap, interior, already free, or a GC object are all fatal errors
+ * naming the pointer. The owning thread pushes onto its local free list;
+ * any other thread pushes onto the span's lock-free tfree stack.
+ *
+ * Zeroing: memory fresh from the OS is zero; spans record needzero, so calloc
+ * and mallocgc clear only what may hold old data. */
+#include "mem/malloc.h"
+#include "base/atomic.h"
+#include "base/fatal.h"
+#include "gort/malloc.h"
+#include "mem/mcache.h"
+#include "mem/mcentral.h"
+#include "mem/mheap.h"
+#include "mem/scavenge.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+/* Under LD_PRELOAD, C's malloc must set errno to ENOMEM on failure; the gort_
+ * API never touches errno. Only slow paths can fail, so only they pay. */
+#ifdef GORT_PRELOAD
+#define OOM(p) ((p) ? (p) : (errno = ENOMEM, (void *)NULL))
+#else
+#define OOM(p) (p)
+#endif
+
+static inline unsigned class_of(size_t n) {
+    return n <= SMALL_SIZE_MAX ? size_to_class8[(n + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV]
+                               : size_to_class128[(n - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) /
+                                                  LARGE_SIZE_DIV];
+}
+
+/* Marks object i of an explicit span allocated. */
+static inline void obj_allocated(mspan *s, uint32_t i) {
+    uint64_t *w = &s->allocbits[i >> 6];
+    atomic_store_relaxed(w, atomic_load_relaxed(w) | (uint64_t)1 << (i & 63));
+    s->allocated++;
+}
+
+size_t malloc_roundup(size_t n) {
+    if (n <= MAX_SMALL_SIZE) return class_to_size[class_of(n ? n : 1)];
+    if (n > SIZE_MAX - PAGE_SIZE) return n;
+    return (n + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
+}
+
+/* ---- Misuse. Each message names the pointer; all exit with status 2. ---- */
+
+__attribute__((noreturn, cold, noinline)) static void bad_pointer(const char *fn, uintptr_t p,
+                                                                  mspan *s) {
+    if (!arena_of(p)) gort_throwf("%s: %p was not allocated by gort", fn, (void *)p);
+    if (!s || s->state != SPAN_IN_USE)
+        gort_throwf("%s: %p is not an allocated object (double free, or never allocated)", fn,
+                    (void *)p);
+    if (s->kind == SPAN_GC)
+        gort_throwf("%s: %p is a garbage-collected object (GC objects are never freed by hand)",
+                    fn, (void *)p);
+    uintptr_t obj = span_obj_base(s, p);
+    if (obj != p || (s->sizeclass && span_obj_index(s, p) >= s->nelems)) {
+        if (obj && obj != p)
+            gort_throwf("%s: %p is an interior pointer (object %p of %u bytes)", fn, (void *)p,
+                        (void *)obj, s->elemsize);
+        gort_throwf("%s: %p is not an allocated object (never allocated)", fn, (void *)p);
+    }
+    gort_throwf("%s: double free of %p", fn, (void *)p);
+}
+
+/* Validates p as a live explicit object; returns its span. */
+static mspan *check_live(const char *fn, uintptr_t p) {
+    mspan *s = span_of(p);
+    if (unlikely(!s || s->state != SPAN_IN_USE || s->kind != SPAN_MALLOC))
+        bad_pointer(fn, p, s);
+    if (s->sizeclass) {
+        uint32_t i = span_obj_index(s, p);
+        if (unlikely(s->base + (uintptr_t)i * s->elemsize != p || i >= s->nelems ||
+                     !(atomic_load_relaxed(&s->allocbits[i >> 6]) >> (i & 63) & 1)))
+            bad_pointer(fn, p, s);
+    } else if (unlikely(p != s->base || !(atomic_load_relaxed(&s->allocbits[0]) & 1))) {
+        bad_pointer(fn, p, s);
+    }
+    return s;
+}
+
+/* ---- Small objects. ---- */
+
+/* Next free object of explicit span s after its local free list ran dry:
+ * remote frees first (their memory is warm), then the never-used tail.
+ * *zeroed tells whether the object is known to be zero. */
+static void *span_refill_object(mspan *s, bool *zeroed) {
+    if (atomic_load_relaxed(&s->tfree)) {
+        span_collect_tfree(s);
+        void *p = s->freelist;
+        if (p) {
+            s->freelist = *(void **)p;
+            *zeroed = false;
+            return p;
+        }
+    }
+    if (s->freeindex < s->nelems) {
+        *zeroed = !s->needzero;
+        return (void *)(s->base + (uintptr_t)s->freeindex++ * s->elemsize);
+    }
+    return NULL;
+}
+
+__attribute__((noinline)) static void *malloc_small_slow(unsigned sc, bool *zeroed) {
+    if (sc == 0) sc = 1; /* malloc(0): a unique, freeable pointer, as glibc's */
+    mcache *c = mcache_get();
+    if (unlikely(!c)) return OOM(NULL);
+    for (;;) {
+        mspan *s = c->alloc[sc];
+        void *p = s->freelist;
+        if (p) {
+            s->freelist = *(void **)p;
+            *zeroed = false;
+        } else {
+            p = span_refill_object(s, zeroed);
+        }
+        if (p) {
+            obj_allocated(s, span_obj_index(s, (uintptr_t)p));
+            c->nmalloc[sc]++;
+            return p;
+        }
+        if (!mcache_refill_malloc(c, sc)) return OOM(NULL);
+    }
+}
+
+/* ---- Large objects. ---- */
+
+static void *malloc_large(size_t n, size_t align, bool *zeroed) {
+    if (n > ((size_t)1 << HEAP_ADDR_BITS)) return OOM(NULL);
+    size_t npages = (n + PAGE_SIZE - 1) >> PAGE_SHIFT;
+    mcache *c = mcache_get();
+    if (unlikely(!c)) return OOM(NULL);
+    if (align <= PAGE_SIZE && npages <= LARGE_CACHE_MAX_PAGES) {
+        for (int i = 0; i < LARGE_CACHE_SLOTS; i++) {
+            mspan *s = c->large_cache[i];
+            if (s && s->npages == npages) {
+                c->large_cache[i] = NULL;
+                s->large_free = 0;
+                atomic_store_rel(&s->allocbits[0], 1);
+                *zeroed = false;
+                c->large_nmalloc++;
+                c->large_alloc_bytes += npages * PAGE_SIZE;
+                return (void *)s->base;
+            }
+        }
+    }
+    size_t extra = align > PAGE_SIZE ? (align >> PAGE_SHIFT) - 1 : 0;
+    mspan *s = mheap_alloc_span(npages + extra, 0, SPAN_MALLOC, true);
+    if (!s) return OOM(NULL);
+    if (extra) {
+        uintptr_t aligned = (s->base + align - 1) & ~(uintptr_t)(align - 1);
+        mheap_trim_span_front(s, (aligned - s->base) >> PAGE_SHIFT);
+        mheap_trim_span_back(s, s->npages - npages);
+    }
+    *zeroed = !s->needzero;
+    atomic_store_rel(&s->allocbits[0], 1);
+    c->large_nmalloc++;
+    c->large_alloc_bytes += npages * PAGE_SIZE;
+    return (void *)s->base;
+}
+
+static void free_large(mspan *s, uintptr_t p) {
+    if (unlikely(p != s->base)) bad_pointer("gort_free", p, s);
+    /* An atomic clear makes even racing double frees of one object fatal. */
+    if (unlikely(!(atomic_and(&s->allocbits[0], ~(uint64_t)1) & 1)))
+        bad_pointer("gort_free", p, s);
+    size_t bytes = s->npages * PAGE_SIZE;
+    mcache *c = mcache_get();
+    if (c) {
+        c->large_nfree++;
+        c->large_free_bytes += bytes;
+        if (s->npages <= LARGE_CACHE_MAX_PAGES) {
+            s->large_free = 1;
+            for (int i = 0; i < LARGE_CACHE_SLOTS; i++) {
+                if (!c->large_cache[i]) {
+                    c->large_cache[i] = s;
+                    return;
+                }
+            }
+            /* Full: make room by evicting the first slot (oldest on average). */
+            mspan *old = c->large_cache[0];
+            memmove(&c->large_cache[0], &c->large_cache[1],
+                    (LARGE_CACHE_SLOTS - 1) * sizeof(mspan *));
+            c->large_cache[LARGE_CACHE_SLOTS - 1] = s;
+            mheap_free_span(old);
+            return;
+        }
+    }
+    mheap_free_span(s);
+}
+
+/* ---- Frees from a thread that does not own the span. ---- */
+
+__attribute__((noinline)) static void free_remote(mspan *s, uintptr_t p, uint32_t i) {
+    /* The allocating thread set the bit before the pointer could reach us,
+     * so a clear bit here is a double or invalid free. */
+    if (unlikely(!(atomic_load_relaxed(&s->allocbits[i >> 6]) >> (i & 63) & 1) ||
+                 i >= s->nelems))
+        bad_pointer("gort_free", p, s);
+    uintptr_t old = atomic_load_relaxed(&s->tfree);
+    do {
+        *(uintptr_t *)p = old & ~TFREE_NOTIFY;
+    } while (!atomic_cas(&s->tfree, &old, p));
+    if (old & TFREE_NOTIFY) span_notify(s);
+    mcache *c = mcache_get();
+    if (c) c->nfree[s->sizeclass]++;
+}
+
+__attribute__((noinline)) static void free_slow(uintptr_t p, mspan *s) {
+    if (!p) return;
+    if (!s || s->state != SPAN_IN_USE || s->kind != SPAN_MALLOC) bad_pointer("gort_free", p, s);
+    free_large(s, p);
+}
+
+/* ---- Public API. ---- */
+
+GORT_API void *gort_malloc(size_t n) {
+    if (likely(n <= MAX_SMALL_SIZE)) {
+        unsigned sc = class_of(n);
+        mcache *c = tls_mcache;
+        mspan *s = c->alloc[sc];
+        void *p = s->freelist;
+        if (likely(p != NULL)) {
+            s->freelist = *(void **)p;
+            obj_allocated(s, span_obj_index(s, (uintptr_t)p));
+            c->nmalloc[sc]++;
+            return p;
+        }
+        bool z;
+        return malloc_small_slow(sc, &z);
+    }
+    bool z;
+    return malloc_large(n, 0, &z);
+}
+
+
+GORT_API void gort_free(void *ptr) {
+    uintptr_t p = (uintptr_t)ptr;
+    mcache *c = tls_mcache;
+    /* The hint yields the span with no load that depends on p, so the store to
+     * s->freelist below does not wait for the lookup: measured, that chain of
+     * dependent loads was half the cost of a hot malloc/free pair. */
+    uint64_t e = atomic_load_acq(&span_free_epoch);
+    mspan *s = c->hint_span;
+    if (unlikely(p - s->base >= s->span_bytes || c->hint_epoch != e)) {
+        s = span_of(p);
+        if (unlikely(!s || !s->small_malloc)) return free_slow(p, s);
+        if (likely(c != &empty_mcache)) {
+            c->hint_span = s;
+            c->hint_epoch = e;
+        }
+    }
+    uint64_t prod = span_obj_prod(s, p);
+    uint32_t i = (uint32_t)(prod >> 32);
+    if (unlikely((uint32_t)prod >= s->divmagic)) bad_pointer("gort_free", p, s); /* interior */
+    if (likely(s->owner == c)) {
+        uint64_t *w = &s->allocbits[i >> 6];
+        uint64_t v = atomic_load_relaxed(w), bit = (uint64_t)1 << (i & 63);
+        if (unlikely(!(v & bit))) bad_pointer("gort_free", p, s);
+        atomic_store_relaxed(w, v & ~bit);
+        *(void **)ptr = s->freelist;
+        s->freelist = ptr;
+        unsigned sc = s->sizeclass;
+        c->nfree[sc]++;
+        /* No branch on "is this the current span": in a FIFO pattern it is a
+         * coin toss (measured: 45% mispredicted). Only the rare events branch. */
+        if (unlikely(--s->allocated == 0 || s->on_list == ON_LOCAL_FULL))
+            mcache_owned_span_freed(c, s);
+        return;
+    }
+    free_remote(s, p, i);
+}
+
+GORT_API void *gort_calloc(size_t count, size_t size) {
+    size_t n;
+    if (__builtin_mul_overflow(count, size, &n)) return OOM(NULL);
+    bool zeroed = false;
+    void *p;
+    if (n <= MAX_SMALL_SIZE) {
+        unsigned sc = class_of(n);
+        mcache *c = tls_mcache;
+        mspan *s = c->alloc[sc];
+        p = s->freelist;
+        if (p) {
+            s->freelist = *(void **)p;
+            obj_allocated(s, span_obj_index(s, (uintptr_t)p));
+            c->nmalloc[sc]++;
+        } else {
+            p = malloc_small_slow(sc, &zeroed);
+        }
+    } else {
+        p = malloc_large(n, 0, &zeroed);
+    }
+    if (p && !zeroed) memset(p, 0, n);
+    return p;
+}
+
+GORT_API size_t gort_usable_size(const void *ptr) {
+    if (!ptr) return 0;
+    mspan *s = check_live("gort_usable_size", (uintptr_t)ptr);
+    return s->sizeclass ? s->elemsize : s->npages * PAGE_SIZE;
+}
+
+GORT_API void *gort_realloc(void *ptr, size_t n) {
+    if (!ptr) return gort_malloc(n);
+    if (n == 0) { /* glibc's behaviour: free and return NULL */
+        gort_free(ptr);
+        return NULL;
+    }
+    mspan *s = check_live("gort_realloc", (uintptr_t)ptr);
+    size_t have = s->sizeclass ? s->elemsize : s->npages * PAGE_SIZE;
+    /* Stay in place when the block fits and would not waste over half of it. */
+    if (n <= have && (n > have / 2 || have <= 16)) return ptr;
+    void *q = gort_malloc(n);
+    if (!q) return NULL;
+    memcpy(q, ptr, n < have ? n : have);
+    gort_free(ptr);
+    return q;
+}
+
+static void *malloc_class(unsigned sc) {
+    mcache *c = tls_mcache;
+    mspan *s = c->alloc[sc];
+    void *p = s->freelist;
+    if (p) {
+        s->freelist = *(void **)p;
+        obj_allocated(s, span_obj_index(s, (uintptr_t)p));
+        c->nmalloc[sc]++;
+        return p;
+    }
+    bool z;
+    return malloc_small_slow(sc, &z);
+}
+
+GORT_API int gort_posix_memalign(void **out, size_t align, size_t n) {
+    if (align < sizeof(void *) || (align & (align - 1))) return -EINVAL;
+    void *p;
+    if (align <= 16 && n <= MAX_SMALL_SIZE) {
+        /* Every class from 16 bytes up is a multiple of 16 (and 8 is 8-aligned). */
+        p = gort_malloc(align == 16 && n < 16 ? 16 : n);
+    } else if (align <= PAGE_SIZE && n <= MAX_SMALL_SIZE) {
+        /* Spans are page-aligned, so a class whose size is a multiple of align
+         * gives aligned objects; power-of-two classes exist up to 8 KiB. */
+        unsigned sc = class_of(n < align ? align : n);
+        while (sc < NUM_SIZE_CLASSES && class_to_size[sc] % align) sc++;
+        if (sc < NUM_SIZE_CLASSES) {
+            p = malloc_class(sc);
+        } else {
+            bool z;
+            p = malloc_large(n, align, &z);
+        }
+    } else {
+        bool z;
+        p = malloc_large(n ? n : 1, align, &z);
+    }
+    if (!p) return -ENOMEM;
+    *out = p;
+    return 0;
+}
+
+GORT_API void *gort_aligned_alloc(size_t align, size_t n) {
+    void *p;
+    if (align < sizeof(void *)) align = sizeof(void *);
+    return gort_posix_memalign(&p, align, n) == 0 ? p : NULL;
+}
+
+/* ---- GC memory (Go's mallocgc). ---- */
+
+/* Go's nextFreeFast: the next free slot from the 64-bit allocCache, or 0. */
+static inline uintptr_t next_free_fast(mspan *s) {
+    uint64_t cache = s->alloccache;
+    if (!cache) return 0;
+    unsigned bit = (unsigned)__builtin_ctzll(cache);
+    unsigned result = s->freeindex + bit;
+    if (result >= s->nelems) return 0;
+    unsigned fi = result + 1;
+    if (fi % 64 == 0 && fi != s->nelems) return 0;
+    s->alloccache = bit == 63 ? 0 : cache >> (bit + 1);
+    s->freeindex = (uint16_t)fi;
+    s->alloccount++;
+    return s->base + (uintptr_t)result * s->elemsize;
+}
+
+/* Go's nextFreeIndex: scans allocbits from freeindex for the next free slot. */
+static unsigned next_free_index(mspan *s) {
+    unsigned sfi = s->freeindex, n = s->nelems;
+    if (sfi >= n) return n;
+    uint64_t cache = s->alloccache;
+    while (!cache) {
+        sfi = (sfi + 64) & ~63u;
+        if (sfi >= n) {
+            s->freeindex = (uint16_t)n;
+            return n;
+        }
+        cache = ~s->allocbits[sfi / 64];
+    }
+    unsigned bit = (unsigned)__builtin_ctzll(cache);
+    unsigned result = sfi + bit;
+    if (result >= n) {
+        s->freeindex = (uint16_t)n;
+        return n;
+    }
+    sfi = result + 1;
+    s->alloccache = bit == 63 ? 0 : cache >> (bit + 1);
+    if (sfi % 64 == 0 && sfi != n) s->alloccache = ~s->allocbits[sfi / 64];
+    s->freeindex = (uint16_t)sfi;
+    return result;
+}
+
+static uintptr_t next_free_gc(mcache *c, unsigned spc, bool *fresh_span, mspan **sp) {
+    mspan *s = c->alloc_gc[spc];
+    uintptr_t v = next_free_fast(s);
+    if (!v) {
+        unsigned i = next_free_index(s);
+        if (i >= s->nelems) {
+            c->alloc_gc[spc] = &empty_mspan;
+            if (s != &empty_mspan) mcentral_uncache_span(s);
+            s = mcentral_cache_span(c, (uint8_t)(spc >> 1), SPAN_GC, spc & 1);
+            if (!s) return 0;
+            c->alloc_gc[spc] = s;
+            *fresh_span = true;
+            i = next_free_index(s);
+        }
+        s->alloccount++;
+        v = s->base + (uintptr_t)i * s->elemsize;
+    }
+    *sp = s;
+    return v;
+}
+
+void *mallocgc(size_t size, bool noscan, bool needzero) {
+    mcache *c = mcache_get();
+    if (unlikely(!c)) return NULL;
+    if (size == 0) size = 1;
+    if (size > MAX_SMALL_SIZE) {
+        bool zeroed;
+        void *p = malloc_large(size, 0, &zeroed);
+        if (!p) return NULL;
+        mspan *s = span_of((uintptr_t)p);
+        s->kind = SPAN_GC;
+        s->noscan = noscan;
+        if (needzero && !zeroed) memset(p, 0, s->npages * PAGE_SIZE);
+        return p;
+    }
+    bool fresh = false;
+    mspan *s;
+    if (noscan && size < 16) {
+        /* Go's tiny allocator: pointer-free objects under 16 bytes share one
+         * 16-byte block, aligned to their size's natural alignment. The block
+         * is freed only when every object in it is unreachable. */
+        uintptr_t off = c->tinyoffset;
+        if (!(size & 7)) off = (off + 7) & ~(uintptr_t)7;
+        else if (!(size & 3)) off = (off + 3) & ~(uintptr_t)3;
+        else if (!(size & 1)) off = (off + 1) & ~(uintptr_t)1;
+        if (off + size <= 16 && c->tiny) {
+            c->tinyoffset = off + size;
+            c->tiny_allocs++;
+            return (void *)(c->tiny + off);
+        }
+        unsigned spc = 2 << 1 | 1; /* class 2 (16 bytes), noscan */
+        uintptr_t v = next_free_gc(c, spc, &fresh, &s);
+        if (!v) return NULL;
+        memset((void *)v, 0, 16); /* tiny blocks are always zeroed: objects share them */
+        c->nmalloc[2]++;
+        if (size < c->tinyoffset || !c->tiny) { /* keep whichever block has more room */
+            c->tiny = v;
+            c->tinyoffset = size;
+        }
+        return (void *)v;
+    }
+    unsigned sc = class_of(size);
+    unsigned spc = sc << 1 | (noscan ? 1 : 0);
+    uintptr_t v = next_free_gc(c, spc, &fresh, &s);
+    if (!v) return NULL;
+    c->nmalloc[sc]++;
+    if (needzero && s->needzero) memset((void *)v, 0, s->elemsize);
+    return (void *)v;
+}
+
+#ifdef GORT_PRELOAD
+/* The two hottest entry points are aliases, not wrappers: no extra call. */
+#define EXPORT __attribute__((visibility("default")))
+EXPORT void *malloc(size_t n) __attribute__((alias("gort_malloc")));
+EXPORT void free(void *p) __attribute__((alias("gort_free")));
+EXPORT void *calloc(size_t count, size_t size) __attribute__((alias("gort_calloc")));
+#endif

@@ -1,0 +1,246 @@
+/* mcache lifecycle. See mcache.h. */
+#include "mem/mcache.h"
+#include "base/atomic.h"
+#include "base/lock.h"
+#include "mem/fixalloc.h"
+#include "mem/mcentral.h"
+#include "mem/mheap.h"
+#include "mem/scavenge.h"
+
+#include <pthread.h>
+
+/* empty_mspan has no free objects: freelist NULL, freeindex == nelems (0). */
+mspan empty_mspan;
+mcache empty_mcache = {
+    .hint_span = &empty_mspan,
+    .alloc = {[0 ... NUM_SIZE_CLASSES - 1] = &empty_mspan},
+    .alloc_gc = {[0 ... NUM_SIZE_CLASSES * 2 - 1] = &empty_mspan},
+};
+
+__thread mcache *tls_mcache __attribute__((tls_model("initial-exec"))) = &empty_mcache;
+
+static lock_t mcache_lock = LOCK_INIT; /* guards the free list and the pool */
+static fixalloc mcache_pool;
+static mcache *all_caches;  /* push-only list */
+static mcache *free_caches; /* flushed caches of exited threads */
+static pthread_key_t exit_key;
+static bool key_ready;
+
+static void on_thread_exit(void *arg) {
+    mcache *c = arg;
+    tls_mcache = &empty_mcache;
+    mcache_flush(c);
+    lock(&mcache_lock);
+    c->in_use = false;
+    c->next_free = free_caches;
+    free_caches = c;
+    unlock(&mcache_lock);
+}
+
+static void init_once(void) {
+    fixalloc_init(&mcache_pool, sizeof(mcache), &mheap_stats.mcache_sys);
+    key_ready = pthread_key_create(&exit_key, on_thread_exit) == 0;
+}
+
+mcache *mcache_get(void) {
+    mcache *c = tls_mcache;
+    if (c != &empty_mcache) return c;
+    if (mheap_init() < 0) return NULL;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, init_once);
+    lock(&mcache_lock);
+    c = free_caches;
+    if (c) {
+        free_caches = c->next_free;
+    } else {
+        c = fixalloc_alloc(&mcache_pool);
+        if (c) {
+            c->hint_span = &empty_mspan;
+            for (int i = 0; i < NUM_SIZE_CLASSES; i++) c->alloc[i] = &empty_mspan;
+            for (int i = 0; i < NUM_SIZE_CLASSES * 2; i++) c->alloc_gc[i] = &empty_mspan;
+            c->next_all = all_caches;
+            atomic_store_rel(&all_caches, c);
+        }
+    }
+    if (c) c->in_use = true;
+    unlock(&mcache_lock);
+    if (!c) return NULL;
+    tls_mcache = c;
+    /* Thread exit flushes the cache. (pthread_setspecific of an early key does
+     * not allocate, so this is safe inside malloc.) */
+    if (key_ready) pthread_setspecific(exit_key, c);
+    scavenger_start();
+    return c;
+}
+
+void mcache_flush_large(mcache *c) {
+    for (int i = 0; i < LARGE_CACHE_SLOTS; i++) {
+        mspan *s = c->large_cache[i];
+        if (s) {
+            c->large_cache[i] = NULL;
+            mheap_free_span(s);
+        }
+    }
+}
+
+/* ---- Owned explicit spans: the local partial and full lists. ---- */
+
+static void llist_push(mspan **head, mspan *s, uint8_t where) {
+    s->prev = NULL;
+    s->next = *head;
+    if (*head) (*head)->prev = s;
+    *head = s;
+    s->on_list = where;
+}
+
+static void llist_remove(mspan **head, mspan *s) {
+    if (s->prev) s->prev->next = s->next;
+    else *head = s->next;
+    if (s->next) s->next->prev = s->prev;
+    s->next = s->prev = NULL;
+    s->on_list = ON_NONE;
+}
+
+/* The local partial list is a FIFO queue: a span joins at the tail and the
+ * head becomes current. The head has been gathering frees the longest, so it
+ * serves the most allocations before the next switch (LIFO picked the span
+ * that had just got its first free object back, and ran dry at once). */
+static void partial_append(mcache *c, mspan *s) {
+    unsigned sc = s->sizeclass;
+    s->next = NULL;
+    s->prev = c->partial_tail[sc];
+    if (s->prev) s->prev->next = s;
+    else c->partial[sc] = s;
+    c->partial_tail[sc] = s;
+    s->on_list = ON_LOCAL_PARTIAL;
+}
+
+static void partial_remove(mcache *c, mspan *s) {
+    unsigned sc = s->sizeclass;
+    if (c->partial_tail[sc] == s) c->partial_tail[sc] = s->prev;
+    llist_remove(&c->partial[sc], s);
+}
+
+/* Un-parks a full span: clears TFREE_NOTIFY unless a remote free did. */
+static void unpark(mcache *c, mspan *s) {
+    uintptr_t old = atomic_load_relaxed(&s->tfree);
+    while ((old & TFREE_NOTIFY) && !atomic_cas(&s->tfree, &old, old & ~TFREE_NOTIFY)) {
+    }
+    llist_remove(&c->full[s->sizeclass], s);
+    partial_append(c, s);
+}
+
+/* An empty owned span goes back to the heap, unless it is the class's only
+ * partial span: one empty spare per class avoids page-heap churn when a
+ * class's use hovers around a span boundary. */
+static void maybe_release(mcache *c, mspan *s) {
+    unsigned sc = s->sizeclass;
+    if (s->allocated || (c->partial[sc] == s && !s->next)) return;
+    partial_remove(c, s);
+    atomic_store_rel(&s->owner, NULL);
+    s->freelist = NULL;
+    mheap_free_span(s);
+}
+
+void mcache_owned_span_freed(mcache *c, mspan *s) {
+    if (s == c->alloc[s->sizeclass]) return; /* the current span stays, empty or not */
+    if (s->on_list == ON_LOCAL_FULL) unpark(c, s);
+    if (!s->allocated) maybe_release(c, s);
+}
+
+void span_notify(mspan *s) {
+    mcache *o = atomic_load_acq(&s->owner);
+    if (!o) {
+        mcentral_readd(s);
+        return;
+    }
+    /* Pushed at most once, however many frees race: xnext must not be
+     * overwritten while s is on the stack. The owner clears xqueued. */
+    if (atomic_xchg(&s->xqueued, 1)) return;
+    mspan *head = atomic_load_relaxed(&o->xready);
+    do {
+        s->xnext = head;
+    } while (!atomic_cas(&o->xready, &head, s));
+}
+
+/* Takes the spans that remote frees un-parked. */
+static void drain_ready(mcache *c) {
+    mspan *s = atomic_xchg(&c->xready, NULL);
+    while (s) {
+        mspan *next = s->xnext;
+        atomic_store_rel(&s->xqueued, 0);
+        if (atomic_load_acq(&s->owner) != c) {
+            mcentral_readd(s); /* pushed before its previous owner gave it up */
+        } else if (s->on_list == ON_LOCAL_FULL || s->on_list == ON_LOCAL_PARTIAL) {
+            if (s->on_list == ON_LOCAL_FULL) unpark(c, s);
+            span_collect_tfree(s);
+            maybe_release(c, s);
+        }
+        /* The current span takes over its remote frees when it runs dry. */
+        s = next;
+    }
+}
+
+mspan *mcache_refill_malloc(mcache *c, unsigned sc) {
+    if (atomic_load_relaxed(&c->xready)) drain_ready(c);
+    mspan *s = c->alloc[sc];
+    c->alloc[sc] = &empty_mspan;
+    if (s != &empty_mspan) {
+        /* Dry: no local frees, no never-used slots, no remote frees. Park it. */
+        uintptr_t z = 0;
+        if (atomic_cas(&s->tfree, &z, TFREE_NOTIFY)) {
+            llist_push(&c->full[sc], s, ON_LOCAL_FULL);
+        } else { /* a remote free raced in */
+            span_collect_tfree(s);
+            partial_append(c, s);
+        }
+    }
+    s = c->partial[sc];
+    if (s) {
+        partial_remove(c, s);
+        span_collect_tfree(s);
+    } else {
+        s = mcentral_cache_span(c, (uint8_t)sc, SPAN_MALLOC, true);
+        if (!s) return NULL;
+    }
+    c->alloc[sc] = s;
+    return s;
+}
+
+void mcache_flush(mcache *c) {
+    drain_ready(c);
+    for (int i = 1; i < NUM_SIZE_CLASSES; i++) {
+        mspan *s = c->alloc[i];
+        if (s != &empty_mspan) {
+            c->alloc[i] = &empty_mspan;
+            span_collect_tfree(s);
+            mcentral_uncache_span(s);
+        }
+        while ((s = c->partial[i])) {
+            partial_remove(c, s);
+            span_collect_tfree(s);
+            mcentral_uncache_span(s);
+        }
+        /* Parked full spans stay parked, now ownerless: a remote free that
+         * clears their NOTIFY finds no owner and hands them to the central. */
+        while ((s = c->full[i])) {
+            llist_remove(&c->full[i], s);
+            atomic_store_rel(&s->owner, NULL);
+        }
+    }
+    /* Frees that raced with the loop above pushed onto our ready stack. */
+    drain_ready(c);
+    for (int i = 2; i < NUM_SIZE_CLASSES * 2; i++) {
+        mspan *s = c->alloc_gc[i];
+        if (s != &empty_mspan) {
+            c->alloc_gc[i] = &empty_mspan;
+            mcentral_uncache_span(s);
+        }
+    }
+    c->tiny = c->tinyoffset = 0;
+    mcache_flush_large(c);
+}
+
+mcache *mcache_all(void) {
+    return atomic_load_acq(&all_caches);
+}

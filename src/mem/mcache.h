@@ -1,0 +1,71 @@
+/* mcache: a per-thread cache of spans, one per size class (Go's mcache.go).
+ *
+ * Today each thread that allocates gets an mcache in thread-local storage.
+ * When the scheduler arrives, the mcache moves to the P and threads outside
+ * the scheduler keep their own: mcache_get() is the one seam for that.
+ *
+ * A new thread's TLS points at empty_mcache, whose spans are all
+ * empty_mspan (Go's emptymspan): the malloc fast path then needs no "is there
+ * an mcache" test; its first allocation falls to the slow path, which creates
+ * the thread's mcache. An mcache is flushed (spans given back) when its
+ * thread exits and is then reused by the next new thread; its counters are
+ * cumulative and stay. */
+#ifndef GORT_MEM_MCACHE_H
+#define GORT_MEM_MCACHE_H
+
+#include "mem/mspan.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LARGE_CACHE_SLOTS     8
+#define LARGE_CACHE_MAX_PAGES 32 /* cache freed large spans up to 256 KiB */
+
+typedef struct mcache {
+    /* The span of the last free, valid while span_free_epoch is unchanged: it
+     * spares free the arena lookup when frees repeat in one span. */
+    mspan *hint_span; /* never NULL: empty_mspan (span_bytes 0) when unset */
+    uint64_t hint_epoch;
+    mspan *alloc[NUM_SIZE_CLASSES];         /* explicit memory: current span, by size class */
+    uint64_t nmalloc[NUM_SIZE_CLASSES];     /* objects allocated here, by class */
+    uint64_t nfree[NUM_SIZE_CLASSES];       /* objects freed by this thread, by class */
+    mspan *alloc_gc[NUM_SIZE_CLASSES * 2];  /* GC memory, by span class */
+    uintptr_t tiny;                         /* current 16-byte tiny block, or 0 */
+    uintptr_t tinyoffset;                   /* next free byte in it */
+    uint64_t tiny_allocs;                   /* tiny objects combined into blocks */
+    uint64_t large_nmalloc, large_nfree;    /* large objects */
+    uint64_t large_alloc_bytes, large_free_bytes;
+    mspan *large_cache[LARGE_CACHE_SLOTS];  /* freed large spans kept for reuse */
+    mspan *partial[NUM_SIZE_CLASSES];       /* owned spans with free objects (not current), */
+    mspan *partial_tail[NUM_SIZE_CLASSES];  /* a FIFO: the oldest has gathered the most frees */
+    mspan *full[NUM_SIZE_CLASSES];          /* owned spans parked full (TFREE_NOTIFY) */
+    mspan *xready;                          /* atomic: parked spans that got remote frees */
+    struct mcache *next_all;                /* all mcaches, for MemStats */
+    struct mcache *next_free;               /* free mcaches, for reuse */
+    bool in_use;
+} mcache;
+
+extern mcache empty_mcache;
+extern mspan empty_mspan;
+extern __thread mcache *tls_mcache __attribute__((tls_model("initial-exec")));
+
+/* The calling thread's mcache, created on first use; NULL only when the OS
+ * refuses memory. */
+mcache *mcache_get(void);
+/* Gives back every span c owns (thread exit, gort_free_os_memory). */
+void mcache_flush(mcache *c);
+/* The current explicit span of class sc is dry: makes another current (an
+ * owned partial span, a central one, or a fresh one) and returns it; NULL
+ * when out of memory. */
+mspan *mcache_refill_malloc(mcache *c, unsigned sc);
+/* c freed an object into s, an owned span that is not current, and s is now
+ * empty or was parked full: moves or frees s. */
+void mcache_owned_span_freed(mcache *c, mspan *s);
+/* A remote free cleared TFREE_NOTIFY on s: hand s to its owner or its central. */
+void span_notify(mspan *s);
+/* Flushes the calling thread's large-span cache. */
+void mcache_flush_large(mcache *c);
+/* The head of the list of all mcaches (read with acquire loads). */
+mcache *mcache_all(void);
+
+#endif

@@ -1,0 +1,42 @@
+/* mcentral: the spans of one size class that no mcache owns (Go's
+ * mcentral.go). Explicit-memory spans and GC spans have separate centrals.
+ * Full spans are on no list: an unowned full explicit span is parked with
+ * TFREE_NOTIFY (see mspan.h); full GC spans wait for the sweeper, which finds
+ * them through the arena index. */
+#ifndef GORT_MEM_MCENTRAL_H
+#define GORT_MEM_MCENTRAL_H
+
+#include "mem/mspan.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct mcache;
+
+void mcentral_init(void);
+/* A span of sizeclass with at least one free object, now owned by c (taken
+ * from the central partial list, or fresh from mheap); NULL when out of
+ * memory. For SPAN_MALLOC spans, remote frees have been taken over. */
+mspan *mcentral_cache_span(struct mcache *c, uint8_t sizeclass, uint8_t kind, bool noscan);
+/* The owner gives s up. GC spans: back to the central list if not full.
+ * Explicit spans (s->allocated exact, tfree taken over): freed to the heap
+ * when empty, else central partial, else parked with TFREE_NOTIFY. */
+void mcentral_uncache_span(mspan *s);
+/* A remote free cleared TFREE_NOTIFY on an unowned span: put it on the list. */
+void mcentral_readd(mspan *s);
+/* Returns every SPAN_MALLOC span on a central list whose objects are all free
+ * to the page heap; returns the number of pages given back. */
+size_t mcentral_reclaim(void);
+
+/* Takes over s's remote frees into its free list (owner or list-lock holder
+ * only). Checks each object: a double free is fatal. Returns how many. */
+size_t span_collect_tfree(mspan *s);
+/* Live objects of an explicit span with no pending remote frees (walks the
+ * free list: O(objects)). */
+size_t span_live(mspan *s);
+
+void mcentral_lock_all(void);
+void mcentral_unlock_all(void);
+void mcentral_reinit_locks(void);
+
+#endif

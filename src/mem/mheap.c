@@ -1,0 +1,138 @@
+/* mheap: spans on top of the page allocator. See mheap.h.
+ *
+ * Locking: the page allocator has its own lock; mheap_lock guards only the
+ * pool of span records. Neither is held while the other is taken, except in
+ * the fork handlers, which take all allocator locks in one fixed order:
+ * mcentral locks, mheap_lock, pagealloc_lock. */
+#include "mem/mheap.h"
+#include "base/atomic.h"
+#include "base/env.h"
+#include "base/fatal.h"
+#include "mem/fixalloc.h"
+#include "mem/mcentral.h"
+#include "mem/mpagealloc.h"
+#include "mem/scavenge.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+struct mheap_stats mheap_stats;
+lock_t mheap_lock = LOCK_INIT;
+uint64_t span_free_epoch;
+static fixalloc span_pool;
+static int init_state; /* 0 no, 1 in progress, 2 done */
+
+int mheap_init(void) {
+    if (likely(atomic_load_acq(&init_state) == 2)) return 0;
+    int z = 0;
+    if (!atomic_cas(&init_state, &z, 1)) {
+        while (atomic_load_acq(&init_state) != 2) cpu_relax();
+        return 0;
+    }
+    env_init();
+    fixalloc_init(&span_pool, sizeof(mspan), &mheap_stats.mspan_sys);
+    mcentral_init();
+    int rc = arena_init();
+    atomic_store_rel(&init_state, 2);
+    return rc;
+}
+
+mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool noscan) {
+    size_t released;
+    bool needzero;
+    uintptr_t base = pagealloc_alloc(npages, &released, &needzero);
+    if (!base) return NULL;
+    lock(&mheap_lock);
+    mspan *s = fixalloc_alloc(&span_pool);
+    if (s) mheap_stats.spans_inuse++;
+    unlock(&mheap_lock);
+    if (!s) {
+        pagealloc_free(base, npages);
+        return NULL;
+    }
+    s->base = base;
+    s->npages = npages;
+    s->sizeclass = sizeclass;
+    s->kind = kind;
+    s->noscan = noscan;
+    s->needzero = needzero;
+    s->state = SPAN_IN_USE;
+    if (sizeclass) {
+        s->elemsize = class_to_size[sizeclass];
+        s->nelems = (uint16_t)(npages * PAGE_SIZE / s->elemsize);
+        s->span_bytes = (uint32_t)(npages * PAGE_SIZE);
+        s->divmagic = class_to_divmagic[sizeclass];
+        s->small_malloc = kind == SPAN_MALLOC;
+    } else {
+        s->elemsize = npages * PAGE_SIZE > UINT32_MAX ? 0 : (uint32_t)(npages * PAGE_SIZE);
+        s->nelems = 1;
+        s->divmagic = 0; /* every offset maps to object 0 */
+    }
+    s->alloccache = ~(uint64_t)0;
+    atomic_xadd(&mheap_stats.epoch, 1);
+    arena_set_spans(base, npages, s);
+    scavenge_note_alloc(npages, released);
+    return s;
+}
+
+void mheap_free_span(mspan *s) {
+    uintptr_t base = s->base;
+    size_t npages = s->npages;
+    atomic_xadd(&span_free_epoch, 1);
+    arena_set_spans(base, npages, NULL);
+    atomic_xadd(&mheap_stats.epoch, 1);
+    s->state = SPAN_DEAD;
+    s->small_malloc = 0;
+    pagealloc_free(base, npages);
+    lock(&mheap_lock);
+    fixalloc_free(&span_pool, s);
+    mheap_stats.spans_inuse--;
+    unlock(&mheap_lock);
+    scavenge_note_free(npages);
+}
+
+void mheap_trim_span_front(mspan *s, size_t npages) {
+    if (!npages) return;
+    atomic_xadd(&span_free_epoch, 1);
+    uintptr_t base = s->base;
+    arena_set_spans(base, npages, NULL);
+    s->base += npages * PAGE_SIZE;
+    s->npages -= npages;
+    s->elemsize = s->npages * PAGE_SIZE > UINT32_MAX ? 0 : (uint32_t)(s->npages * PAGE_SIZE);
+    pagealloc_free(base, npages);
+}
+
+void mheap_trim_span_back(mspan *s, size_t npages) {
+    if (!npages) return;
+    atomic_xadd(&span_free_epoch, 1);
+    s->npages -= npages;
+    uintptr_t tail = s->base + s->npages * PAGE_SIZE;
+    arena_set_spans(tail, npages, NULL);
+    s->elemsize = s->npages * PAGE_SIZE > UINT32_MAX ? 0 : (uint32_t)(s->npages * PAGE_SIZE);
+    pagealloc_free(tail, npages);
+}
+
+void mheap_atfork_prepare(void) {
+    mcentral_lock_all();
+    lock(&mheap_lock);
+    pagealloc_atfork_prepare();
+}
+
+void mheap_atfork_parent(void) {
+    pagealloc_atfork_parent();
+    unlock(&mheap_lock);
+    mcentral_unlock_all();
+}
+
+void mheap_atfork_child(void) {
+    pagealloc_atfork_child();
+    mheap_lock = (lock_t)LOCK_INIT;
+    mcentral_reinit_locks();
+}
+
+/* At load time, outside any allocation: pthread_atfork may itself allocate. */
+__attribute__((constructor)) static void mheap_constructor(void) {
+    mheap_init();
+    pthread_atfork(mheap_atfork_prepare, mheap_atfork_parent, mheap_atfork_child);
+}

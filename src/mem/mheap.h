@@ -1,0 +1,45 @@
+/* mheap: spans on top of the page allocator, and the heap's counters (Go's
+ * mheap.go). The page allocator (mpagealloc.c) owns free pages; mheap turns
+ * runs of pages into spans, records them in the arena index, and counts. */
+#ifndef GORT_MEM_MHEAP_H
+#define GORT_MEM_MHEAP_H
+
+#include "base/lock.h"
+#include "mem/mspan.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mheap_stats {
+    uint64_t mspan_sys;    /* bytes mapped for span records */
+    uint64_t mcache_sys;   /* bytes mapped for mcaches */
+    uint64_t other_sys;    /* other runtime metadata */
+    uint64_t gc_sys;       /* arena records and index (Go counts these as GC metadata) */
+    uint64_t spans_inuse;  /* span records in use */
+    uint64_t epoch;        /* changes whenever a span is created or freed (memstats seqlock) */
+};
+extern struct mheap_stats mheap_stats;
+extern lock_t mheap_lock; /* guards the span fixalloc */
+/* Bumped before any span's pages go back to the page allocator: per-thread
+ * span hints (mcache.hint_*) are valid only while it is unchanged. */
+extern uint64_t span_free_epoch;
+
+/* Makes the heap usable; idempotent and thread-safe. Returns 0 or -ENOMEM. */
+int mheap_init(void);
+
+/* A new span of npages pages for objects of sizeclass (0: one large object),
+ * of the given kind, recorded in the arena index; NULL when out of memory. */
+mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool noscan);
+/* Returns s's pages to the page allocator and s's record to the pool. */
+void mheap_free_span(mspan *s);
+/* Gives back the first npages pages of large span s (posix_memalign trimming). */
+void mheap_trim_span_front(mspan *s, size_t npages);
+void mheap_trim_span_back(mspan *s, size_t npages);
+
+/* fork handlers: every allocator lock, in a fixed order. */
+void mheap_atfork_prepare(void);
+void mheap_atfork_parent(void);
+void mheap_atfork_child(void);
+
+#endif

@@ -1,0 +1,126 @@
+/* mspan: a run of pages carved into objects of one size class (Go's mspan).
+ *
+ * A span is of one kind for its whole life:
+ * - SPAN_MALLOC: explicit memory (gort_malloc). Free objects are found, in
+ *   order, on the local free list (objects freed by the owning thread), on
+ *   tfree (a lock-free stack of objects freed by other threads, taken over in
+ *   one atomic exchange), and in the never-used tail [freeindex, nelems)
+ *   (bump allocation). allocbits has exactly one bit per live object: malloc
+ *   sets it, free tests and clears it, which is how double and invalid frees
+ *   are caught.
+ * - SPAN_GC: garbage-collected objects (Go's allocation path: allocCache over
+ *   allocbits from freeindex, nextFreeFast). The GC's sweep will rebuild
+ *   allocbits from markbits; objects in these spans are never freed by hand.
+ * One kind per span keeps both fast paths free of the other's checks; the span
+ * structure, size classes, central lists and page heap are shared
+ * (docs/allocator.md explains the choice).
+ *
+ * Ownership of SPAN_MALLOC spans (mimalloc's thread-local heaps, on Go's
+ * structures): a span belongs to at most one mcache (owner) from the moment it
+ * is first cached until that mcache is flushed. The owner alone touches
+ * freelist, freeindex, allocbits and the span's list links without atomics;
+ * its frees into any span it owns are plain stores. An owned span is the
+ * mcache's current span for its class, on the mcache's local partial list, or
+ * parked on its local full list. Any thread may push onto tfree. A parked
+ * full span carries TFREE_NOTIFY in tfree: the remote free that clears it
+ * hands the span home, onto its owner's ready stack (mcache.xready) or, if it
+ * has no owner, onto the central partial list. Spans with no owner are on the
+ * central partial list or parked (NOTIFY) in no list at all.
+ *
+ * Invariants: owner == NULL and on_list == ON_NONE implies TFREE_NOTIFY set;
+ * TFREE_NOTIFY set implies the span was full when parked; allocated counts
+ * the objects allocated and not yet freed locally or taken over from tfree. */
+#ifndef GORT_MEM_MSPAN_H
+#define GORT_MEM_MSPAN_H
+
+#include "mem/arena.h"
+#include "mem/sizeclasses.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum span_state { SPAN_DEAD = 0, SPAN_IN_USE = 1 };
+enum span_kind { SPAN_MALLOC = 0, SPAN_GC = 1 };
+
+#define TFREE_NOTIFY ((uintptr_t)1)
+
+enum span_list { ON_NONE = 0, ON_CENTRAL = 1, ON_LOCAL_PARTIAL = 2, ON_LOCAL_FULL = 3 };
+#define BITMAP_WORDS   (MAX_OBJS_PER_SPAN / 64)
+
+struct mcache;
+
+typedef struct mspan {
+    /* Line 0: everything malloc's and free's fast paths touch (with one word
+     * of allocbits, on line 1 for the first 512 objects). */
+    void *freelist;        /* owner-local free objects, linked through their first word */
+    uintptr_t base;        /* address of the first object (page-aligned) */
+    struct mcache *owner;  /* the mcache owning this span (SPAN_MALLOC) or caching it (GC) */
+    uintptr_t tfree;       /* atomic: remotely freed objects | TFREE_NOTIFY */
+    uint32_t divmagic;     /* (off * divmagic) >> 32 == off / elemsize for off in the span */
+    uint32_t elemsize;     /* object size; for large spans npages * PAGE_SIZE (0 if >= 4 GiB) */
+    uint16_t freeindex;    /* first never-allocated slot (malloc) / Go's freeindex (gc) */
+    uint16_t nelems;       /* objects in the span */
+    uint16_t allocated;    /* SPAN_MALLOC: live objects (remote frees count once taken over) */
+    uint32_t span_bytes;   /* npages * PAGE_SIZE for small spans (the free hint's range) */
+    uint8_t sizeclass;     /* 0 for large spans */
+    uint8_t small_malloc;  /* 1: in use, SPAN_MALLOC, sizeclass != 0: the free fast path */
+    uint8_t kind;          /* enum span_kind */
+    uint8_t state;         /* enum span_state */
+    uint8_t on_list;       /* enum span_list */
+    uint8_t needzero;      /* never-used slots may hold old data */
+
+    /* Lines 1-2: one bit per object, set while the object is allocated. */
+    uint64_t allocbits[BITMAP_WORDS] __attribute__((aligned(64)));
+
+    /* Cold. */
+    size_t npages;
+    struct mspan *next, *prev; /* the list named by on_list */
+    struct mspan *xnext;       /* link on an mcache's ready stack */
+    uint64_t alloccache;       /* Go's allocCache: complement of allocbits from freeindex (gc) */
+    uint16_t alloccount;       /* SPAN_GC: objects allocated (Go's allocCount) */
+    uint8_t xqueued;           /* atomic: on a ready stack (pushed at most once) */
+    uint8_t noscan;            /* SPAN_GC: objects hold no pointers */
+    uint8_t large_free;        /* large span parked free in an mcache's large cache */
+    uint64_t markbits[BITMAP_WORDS];
+} __attribute__((aligned(64))) mspan;
+
+/* Pages of an explicit-memory span: a whole multiple of Go's span for the
+ * class (so the same tail-waste ratio), enough for MALLOC_SPAN_MIN_OBJS
+ * objects. Go's spans hold as few as one to four objects in the KiB classes;
+ * with explicit frees scattered over many spans, every few mallocs would then
+ * switch spans. Capped at 16 pages (128 KiB, mimalloc's small pages are 64 KiB). */
+#define MALLOC_SPAN_MIN_OBJS  16
+#define MALLOC_SPAN_MAX_PAGES 16
+static inline size_t malloc_span_pages(unsigned sc) {
+    size_t np = class_to_allocnpages[sc], n = class_to_nelems[sc];
+    size_t k = (MALLOC_SPAN_MIN_OBJS + n - 1) / n;
+    while (k > 1 && np * k > MALLOC_SPAN_MAX_PAGES) k--;
+    return np * k;
+}
+
+static inline uint32_t span_obj_index(const mspan *s, uintptr_t p) {
+    return (uint32_t)(((uint64_t)(p - s->base) * s->divmagic) >> 32);
+}
+
+/* One multiplication gives both the object index (high half) and whether p is
+ * an object's start (low half below divmagic: Lemire's divisibility test,
+ * exact for every offset of every span, checked exhaustively by
+ * tests/test_malloc.c's divmagic case). */
+static inline uint64_t span_obj_prod(const mspan *s, uintptr_t p) {
+    return (uint64_t)(p - s->base) * s->divmagic;
+}
+
+static inline uintptr_t span_limit(const mspan *s) {
+    return s->base + s->npages * PAGE_SIZE;
+}
+
+/* The object containing p, or 0 if p is not inside an object of s. */
+static inline uintptr_t span_obj_base(const mspan *s, uintptr_t p) {
+    if (s->sizeclass == 0) return s->base;
+    uint32_t i = span_obj_index(s, p);
+    if (i >= s->nelems) return 0;
+    return s->base + (uintptr_t)i * s->elemsize;
+}
+
+#endif

@@ -1,0 +1,127 @@
+/* The scavenger. See scavenge.h. */
+#include "mem/scavenge.h"
+#include "base/atomic.h"
+#include "base/env.h"
+#include "base/lock.h"
+#include "base/nanotime.h"
+#include "base/print.h"
+#include "base/thread.h"
+#include "gort/malloc.h"
+#include "mem/arena.h"
+#include "mem/mcache.h"
+#include "mem/mcentral.h"
+#include "mem/mpagealloc.h"
+
+#define SCAV_PERIOD_NS   (100 * 1000 * 1000)
+#define SCAV_MAX_STEP    ((uint64_t)64 << 20)
+#define SCAV_INLINE_STEP ((uint64_t)16 << 20)
+#define SCAV_MIN_SLACK   ((uint64_t)4 << 20)
+
+static uint64_t inuse_peak;      /* peak of heap_inuse since the last step (bytes) */
+static uint64_t freed_since;     /* bytes of pages freed since the last inline step */
+static lock_t step_lock = LOCK_INIT;
+static int started __attribute__((unused));
+
+static uint64_t heap_inuse_now(struct pagealloc_stats *st) {
+    return (st->mapped_pages - st->free_pages) * PAGE_SIZE;
+}
+
+void scavenge_note_alloc(size_t npages, size_t released) {
+    (void)npages;
+    (void)released;
+    /* The peak is sampled in scavenge_goal; nothing to do on the hot path. */
+}
+
+void scavenge_note_free(size_t npages) {
+#ifdef GORT_PRELOAD
+    uint64_t f = atomic_xadd_relaxed(&freed_since, npages * PAGE_SIZE) + npages * PAGE_SIZE;
+    if (f >= SCAV_INLINE_STEP && trylock(&step_lock)) {
+        atomic_store_relaxed(&freed_since, 0);
+        unlock(&step_lock);
+        scavenge_step(SCAV_MAX_STEP);
+    }
+#else
+    (void)npages;
+    (void)freed_since;
+#endif
+}
+
+uint64_t scavenge_goal(void) {
+    struct pagealloc_stats st;
+    pagealloc_read_stats(&st);
+    uint64_t inuse = heap_inuse_now(&st);
+    uint64_t peak = atomic_load_relaxed(&inuse_peak);
+    if (inuse > peak) peak = inuse;
+    uint64_t goal = peak + peak / 10;
+    if (goal < inuse + SCAV_MIN_SLACK) goal = inuse + SCAV_MIN_SLACK;
+    if (gort_opts.memlimit != INT64_MAX) {
+        uint64_t lim = (uint64_t)gort_opts.memlimit / 100 * 95;
+        if (goal > lim) goal = lim > inuse ? lim : inuse;
+    }
+    return goal;
+}
+
+uint64_t scavenge_step(uint64_t max_bytes) {
+    lock(&step_lock);
+    struct pagealloc_stats st;
+    pagealloc_read_stats(&st);
+    uint64_t goal = scavenge_goal();
+    uint64_t retained = (st.mapped_pages - st.released_pages) * PAGE_SIZE;
+    uint64_t done = 0;
+    if (retained > goal) {
+        uint64_t want = retained - goal;
+        if (want > max_bytes) want = max_bytes;
+        done = (uint64_t)pagealloc_scavenge((size_t)(want / PAGE_SIZE)) * PAGE_SIZE;
+    }
+    /* The peak decays: the next period's goal follows the heap down. */
+    atomic_store_relaxed(&inuse_peak, heap_inuse_now(&st));
+    unlock(&step_lock);
+    if (done && gort_opts.debug.scavtrace) {
+        pagealloc_read_stats(&st);
+        gort_print("scav %llu KiB work, %llu KiB total, %llu%% util\n",
+                   (unsigned long long)(done >> 10),
+                   (unsigned long long)(st.released_pages * PAGE_SIZE >> 10),
+                   (unsigned long long)(st.mapped_pages
+                                            ? 100 * (st.mapped_pages - st.free_pages) /
+                                                  st.mapped_pages
+                                            : 0));
+    }
+    return done;
+}
+
+__attribute__((unused)) static void scavenger_loop(void *arg) {
+    (void)arg;
+    for (;;) {
+        struct timespec ts = {0, SCAV_PERIOD_NS};
+        nanosleep(&ts, NULL);
+        /* Sample the peak more often than we release, so a short spike of
+         * use keeps its pages for one period. */
+        struct pagealloc_stats st;
+        pagealloc_read_stats(&st);
+        uint64_t inuse = heap_inuse_now(&st);
+        if (inuse > atomic_load_relaxed(&inuse_peak)) atomic_store_relaxed(&inuse_peak, inuse);
+        scavenge_step(SCAV_MAX_STEP);
+    }
+}
+
+void scavenger_start(void) {
+#ifndef GORT_PRELOAD
+    if (atomic_load_relaxed(&started)) return;
+    int z = 0;
+    if (!atomic_cas(&started, &z, 1)) return;
+    if (os_thread_start(scavenger_loop, NULL, 64 << 10, "gort-scavenger") < 0)
+        atomic_store_relaxed(&started, 0);
+#endif
+}
+
+GORT_API void gort_free_os_memory(void) {
+    mcache *c = tls_mcache;
+    if (c != &empty_mcache) mcache_flush(c);
+    mcentral_reclaim();
+    lock(&step_lock);
+    pagealloc_scavenge(SIZE_MAX / PAGE_SIZE);
+    struct pagealloc_stats st;
+    pagealloc_read_stats(&st);
+    atomic_store_relaxed(&inuse_peak, heap_inuse_now(&st));
+    unlock(&step_lock);
+}

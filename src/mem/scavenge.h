@@ -1,0 +1,31 @@
+/* The scavenger: returns free pages to the OS toward a retained-memory goal
+ * (Go's mgcscavenge.go).
+ *
+ * Retained memory is heap_sys - heap_released: what the heap may hold
+ * resident. The goal is 10% above the recent peak of heap_inuse (Go retains
+ * 10% over the heap goal), never below heap_inuse + 4 MiB, and under a memory
+ * limit at most 95% of it. In the library a background thread wakes every
+ * 100 ms and releases the excess, highest addresses first, at most 64 MiB per
+ * wake (Go paces its scavenger to ~1% of a CPU). Under LD_PRELOAD (no threads
+ * of our own in somebody else's program) the same step runs inline after every
+ * 16 MiB of freed pages. */
+#ifndef GORT_MEM_SCAVENGE_H
+#define GORT_MEM_SCAVENGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Called by mheap without locks held: pages taken (of which released were
+ * released) and pages given back. */
+void scavenge_note_alloc(size_t npages, size_t released);
+void scavenge_note_free(size_t npages);
+
+/* Starts the background scavenger once (library mode); safe to call often. */
+void scavenger_start(void);
+
+/* The current retained-memory goal in bytes, and one scavenging step toward
+ * it; returns bytes released. Exported for tests. */
+uint64_t scavenge_goal(void);
+uint64_t scavenge_step(uint64_t max_bytes);
+
+#endif
