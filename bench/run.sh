@@ -5,7 +5,7 @@
 #
 # BUILD_DIR is an already built tree (this script builds nothing): it runs
 # BUILD_DIR/bench/<program> and preloads BUILD_DIR/libgort-malloc.so.
-# NAME selects what to run: a family (malloc, pagealloc) or a single malloc
+# NAME selects what to run: a family (malloc, pagealloc, ctxswitch) or a single malloc
 # pattern (hot-16, hot-64, hot-256, hot-4096, hot-65536, fifo, random,
 # xthread). No NAME: everything.
 #
@@ -17,13 +17,17 @@
 #   MALLOC_ITERS   iteration count passed to every malloc pattern (default:
 #                  the program's own per-pattern default)
 #   MIMALLOC_SO, JEMALLOC_SO   the peer libraries (Debian paths by default)
+#   FCONTEXT_SRC  the ctxswitch peer's source, built with g++ -O2 -lboost_context
+#                 when Boost.Context is installed (default:
+#                 ../shared/bench/peers/ctxswitch/boost_fcontext.cpp beside the repository)
 #
 # A run that exits non-zero, prints a line starting with BAD, prints no
 # RESULT line, or whose LD_PRELOAD library the loader refused, is FAIL. Exit
 # status: 0 if nothing FAILed (missed performance targets do not count), 1 if
 # something did, 2 on bad usage.
 #
-# Sections: one function per benchmark family (bench_malloc, bench_pagealloc);
+# Sections: one function per benchmark family (bench_malloc, bench_pagealloc,
+# bench_ctxswitch);
 # add a family by writing bench_<family>, listing it in FAMILIES and, if it
 # takes sub-names, teaching select_names about them.
 set -u -o pipefail
@@ -276,9 +280,99 @@ bench_pagealloc() {
     echo
 }
 
+# ---- family: ctxswitch (bench/ctxswitch_bench.c against Boost's fcontext) ----
+
+CTX_TARGET=1.10 # gort's switch may take at most this many times fcontext's
+REPO_DIR=$(cd "$(dirname "$0")/.." && pwd)
+
+# ctx_figure LOG PEER: the switch= figure of the RESULT line of PEER in LOG
+ctx_figure() {
+    sed -n "s/^RESULT ctxswitch $2 switch=\([0-9.]*\) ns\$/\1/p" "$1" | tail -n 1
+}
+
+bench_ctxswitch() {
+    local exe="$BUILD_DIR/bench/ctxswitch_bench"
+    echo "== ctxswitch: $exe against Boost.Context fcontext, $REPS rep(s) each, interleaved;" \
+        "logs in $LOGS"
+    if [ ! -x "$exe" ]; then
+        echo "SKIP ctxswitch: $exe not built"
+        echo
+        return
+    fi
+
+    # the peer, built afresh into a temp dir when Boost.Context is installed
+    local src=${FCONTEXT_SRC:-$REPO_DIR/../shared/bench/peers/ctxswitch/boost_fcontext.cpp}
+    local tmp peer="" why=""
+    tmp=$(mktemp -d) || {
+        echo "FAIL ctxswitch: mktemp -d failed"
+        FAILED=1
+        return
+    }
+    if [ ! -f "$src" ]; then
+        why="$src not found (set FCONTEXT_SRC)"
+    elif [ ! -f /usr/include/boost/context/detail/fcontext.hpp ]; then
+        why="Boost.Context not installed (apt-get install libboost-context-dev)"
+    elif ! g++ -O2 -o "$tmp/boost_fcontext" "$src" -lboost_context >"$LOGS/ctxswitch.build.log" 2>&1; then
+        why="build failed (log: $LOGS/ctxswitch.build.log)"
+    else
+        peer="$tmp/boost_fcontext"
+    fi
+    if [ -n "$why" ]; then echo "SKIP fcontext: $why"; fi
+
+    # raw figures; a side that fails any rep is FAIL
+    local g_vals="" f_vals="" g_fail="" f_fail="" rep log v
+    for ((rep = 1; rep <= REPS; rep++)); do
+        log="$LOGS/ctxswitch.gort.$rep.log"
+        if run_logged "$log" "" "$exe" && v=$(ctx_figure "$log" gort) && [ -n "$v" ]; then
+            g_vals+="$v"$'\n'
+        else
+            g_fail=1
+            echo "FAIL ctxswitch gort rep $rep: $(fail_reason "$log") (log: $log)"
+        fi
+        [ -n "$peer" ] || continue
+        log="$LOGS/ctxswitch.fcontext.$rep.log"
+        if run_logged "$log" "" "$peer" && v=$(ctx_figure "$log" boost-fcontext) && [ -n "$v" ]; then
+            f_vals+="$v"$'\n'
+        else
+            f_fail=1
+            echo "FAIL ctxswitch fcontext rep $rep: $(fail_reason "$log") (log: $log)"
+        fi
+    done
+    rm -rf "$tmp"
+
+    local g f r
+    if [ -n "$g_fail" ]; then g=FAIL; FAILED=1; else g=$(printf '%s' "$g_vals" | median); fi
+    if [ -z "$peer" ]; then
+        f=SKIP
+    elif [ -n "$f_fail" ]; then
+        f=FAIL
+        FAILED=1
+    else
+        f=$(printf '%s' "$f_vals" | median)
+    fi
+    r=$(ratio "$g" "$f")
+
+    echo
+    printf '%-10s | %12s | %15s | %13s\n' workload "gort ns" "fcontext ns" gort/fcontext
+    printf '%-10s | %12s | %15s | %13s\n' ctxswitch "$g" "$f" "$r"
+    echo
+    local verdict="VERDICT ctxswitch gort:"
+    if [ "$g" = FAIL ]; then
+        verdict+=" FAIL (see the FAIL lines above)"
+    elif [ "$r" = - ]; then
+        verdict+=" n/a (no fcontext figure; ${g} ns per switch)"
+    elif cmp "$r" "<=" "$CTX_TARGET"; then
+        verdict+=" PASS (${r}x fcontext, need <= ${CTX_TARGET}x)"
+    else
+        verdict+=" MISS (${r}x fcontext, need <= ${CTX_TARGET}x)"
+    fi
+    echo "$verdict"
+    echo
+}
+
 # ---- selection and main ------------------------------------------------------
 
-FAMILIES=(malloc pagealloc)
+FAMILIES=(malloc pagealloc ctxswitch)
 
 declare -A WANT=()   # family -> 1
 SEL_MALLOC=()        # malloc patterns, in the order given
@@ -297,6 +391,7 @@ select_names() {
             SEL_MALLOC+=("${MALLOC_PATTERNS[@]}")
             ;;
         pagealloc) WANT[pagealloc]=1 ;;
+        ctxswitch) WANT[ctxswitch]=1 ;;
         *)
             local found=0
             for p in "${MALLOC_PATTERNS[@]}"; do
@@ -322,6 +417,7 @@ echo "gort benchmarks: build $BUILD_DIR, $(nproc) CPUs, $(date -u '+%Y-%m-%d %H:
 echo
 [ -n "${WANT[malloc]:-}" ] && bench_malloc "${SEL_MALLOC[@]}"
 [ -n "${WANT[pagealloc]:-}" ] && bench_pagealloc
+[ -n "${WANT[ctxswitch]:-}" ] && bench_ctxswitch
 
 if [ "$FAILED" -ne 0 ]; then
     echo "some runs FAILED (logs in $LOGS)"

@@ -8,5 +8,6 @@
 #include "gort/config.h"
 #include "gort/malloc.h"
 #include "gort/memstats.h"
+#include "gort/sched.h"
 
 #endif

@@ -257,6 +257,21 @@ static void print_header(FILE *f) {
     for (int i = 0; i < n8; i++) v[i] = (uint32_t)class_for(i * SMALL_DIV);
     print_table(f, "uint8_t size_to_class8[SMALL_SIZE_MAX / SMALL_SIZE_DIV + 1]", v, n8, 16, 2);
 
+    /* C's malloc must return memory aligned for max_align_t (16 bytes on
+     * x86_64) for every request over 8 bytes; compilers assume it. Go's 24-byte
+     * class (the only class above 16 that is not a multiple of 16) would hand
+     * out 8-aligned objects, so the C malloc family skips it. */
+    fprintf(f, "\n/* malloc_size_to_class8: size_to_class8 for the C malloc family, whose objects\n"
+               " * over 8 bytes must be 16-aligned (max_align_t): a class whose size is not a\n"
+               " * multiple of 16 is replaced by the next class that is. */\n");
+    for (int i = 0; i < n8; i++) {
+        int c = class_for(i * SMALL_DIV);
+        while (i * SMALL_DIV > 8 && classes[c].size % 16) c++;
+        v[i] = (uint32_t)c;
+    }
+    print_table(f, "uint8_t malloc_size_to_class8[SMALL_SIZE_MAX / SMALL_SIZE_DIV + 1]", v, n8, 16,
+                2);
+
     fprintf(f, "\n/* size_to_class128[(n - SMALL_SIZE_MAX + 127) / 128] for SMALL_SIZE_MAX < n <= "
                "MAX_SMALL_SIZE. */\n");
     int n128 = (MAX_SMALL - SMALL_MAX) / LARGE_DIV + 1;

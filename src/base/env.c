@@ -19,8 +19,8 @@ struct gort_options gort_opts = {
 
 int env_parse_int(const char *s, int64_t *out) {
     if (!s || !*s) return -EINVAL;
-    bool neg = false;
-    if (*s == '-' || *s == '+') neg = *s++ == '-';
+    bool neg = false; /* Go's atoi64: an optional '-', no '+' */
+    if (*s == '-') neg = true, s++;
     if (!*s) return -EINVAL;
     int64_t v = 0;
     for (; *s; s++) {
@@ -34,7 +34,7 @@ int env_parse_int(const char *s, int64_t *out) {
 
 /* Go's GOMEMLIMIT syntax: an integer with an optional unit B, KiB, MiB, GiB, TiB. */
 int env_parse_bytes(const char *s, int64_t *out) {
-    if (!s || !*s) return -EINVAL;
+    if (!s || !*s || *s == '+' || *s == '-') return -EINVAL; /* Go takes digits only */
     if (strcmp(s, "off") == 0) {
         *out = INT64_MAX;
         return 0;

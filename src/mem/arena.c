@@ -167,3 +167,15 @@ void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s) {
         npages -= m;
     }
 }
+
+void arena_atfork_prepare(void) {
+    lock(&arena_lock);
+}
+
+void arena_atfork_parent(void) {
+    unlock(&arena_lock);
+}
+
+void arena_atfork_child(void) {
+    arena_lock = (lock_t)LOCK_INIT;
+}

@@ -82,6 +82,11 @@ void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s);
  * metadata memory). Called by the page allocator with its lock held. */
 uintptr_t arena_grow(size_t n);
 
+/* fork handlers for arena_lock (taken inside the page allocator's lock). */
+void arena_atfork_prepare(void);
+void arena_atfork_parent(void);
+void arena_atfork_child(void);
+
 /* Makes arena_l1 usable; idempotent; called under the heap lock. */
 int arena_init(void);
 

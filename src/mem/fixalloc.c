@@ -73,3 +73,15 @@ void fixalloc_free(fixalloc *f, void *p) {
     *(void **)p = f->list;
     f->list = p;
 }
+
+void persistent_atfork_prepare(void) {
+    lock(&persistent_lock);
+}
+
+void persistent_atfork_parent(void) {
+    unlock(&persistent_lock);
+}
+
+void persistent_atfork_child(void) {
+    persistent_lock = (lock_t)LOCK_INIT;
+}

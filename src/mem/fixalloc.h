@@ -30,4 +30,9 @@ void fixalloc_init(fixalloc *f, size_t size, uint64_t *stat);
 void *fixalloc_alloc(fixalloc *f);
 void fixalloc_free(fixalloc *f, void *p);
 
+/* fork handlers for the persistent allocator's lock (a leaf lock). */
+void persistent_atfork_prepare(void);
+void persistent_atfork_parent(void);
+void persistent_atfork_child(void);
+
 #endif

@@ -41,10 +41,19 @@
 #define OOM(p) (p)
 #endif
 
+/* Go's class for n (mallocgc). */
 static inline unsigned class_of(size_t n) {
-    return n <= SMALL_SIZE_MAX ? size_to_class8[(n + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV]
-                               : size_to_class128[(n - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) /
-                                                  LARGE_SIZE_DIV];
+    if (likely(n <= SMALL_SIZE_MAX))
+        return size_to_class8[(n + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV];
+    return size_to_class128[(n - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) / LARGE_SIZE_DIV];
+}
+
+/* The class for the C malloc family: Go's, except that requests over 8 bytes
+ * get 16-aligned objects (max_align_t), so 17..24 bytes use the 32-byte class. */
+static inline unsigned malloc_class_of(size_t n) {
+    if (likely(n <= SMALL_SIZE_MAX))
+        return malloc_size_to_class8[(n + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV];
+    return size_to_class128[(n - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) / LARGE_SIZE_DIV];
 }
 
 /* Marks object i of an explicit span allocated. */
@@ -55,7 +64,7 @@ static inline void obj_allocated(mspan *s, uint32_t i) {
 }
 
 size_t malloc_roundup(size_t n) {
-    if (n <= MAX_SMALL_SIZE) return class_to_size[class_of(n ? n : 1)];
+    if (n <= MAX_SMALL_SIZE) return class_to_size[malloc_class_of(n ? n : 1)];
     if (n > SIZE_MAX - PAGE_SIZE) return n;
     return (n + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1);
 }
@@ -69,8 +78,8 @@ __attribute__((noreturn, cold, noinline)) static void bad_pointer(const char *fn
         gort_throwf("%s: %p is not an allocated object (double free, or never allocated)", fn,
                     (void *)p);
     if (s->kind == SPAN_GC)
-        gort_throwf("%s: %p is a garbage-collected object (GC objects are never freed by hand)",
-                    fn, (void *)p);
+        gort_throwf("%s: %p is a garbage-collected object (GC objects are never freed by hand)", fn,
+                    (void *)p);
     uintptr_t obj = span_obj_base(s, p);
     if (obj != p || (s->sizeclass && span_obj_index(s, p) >= s->nelems)) {
         if (obj && obj != p)
@@ -78,14 +87,19 @@ __attribute__((noreturn, cold, noinline)) static void bad_pointer(const char *fn
                         (void *)obj, s->elemsize);
         gort_throwf("%s: %p is not an allocated object (never allocated)", fn, (void *)p);
     }
+    /* Slots at or past freeindex were never handed out (racy read: only a
+     * message depends on it). */
+    if (s->sizeclass && span_obj_index(s, p) >= atomic_load_relaxed(&s->freeindex))
+        gort_throwf("%s: %p is not an allocated object (never allocated)", fn, (void *)p);
+    if (fn[5] != 'f') /* gort_realloc, gort_usable_size */
+        gort_throwf("%s: %p is not an allocated object (already freed)", fn, (void *)p);
     gort_throwf("%s: double free of %p", fn, (void *)p);
 }
 
 /* Validates p as a live explicit object; returns its span. */
 static mspan *check_live(const char *fn, uintptr_t p) {
     mspan *s = span_of(p);
-    if (unlikely(!s || s->state != SPAN_IN_USE || s->kind != SPAN_MALLOC))
-        bad_pointer(fn, p, s);
+    if (unlikely(!s || s->state != SPAN_IN_USE || s->kind != SPAN_MALLOC)) bad_pointer(fn, p, s);
     if (s->sizeclass) {
         uint32_t i = span_obj_index(s, p);
         if (unlikely(s->base + (uintptr_t)i * s->elemsize != p || i >= s->nelems ||
@@ -177,11 +191,22 @@ static void *malloc_large(size_t n, size_t align, bool *zeroed) {
     return (void *)s->base;
 }
 
+/* malloc's slow path, as a tail call with no out-parameter (so that the fast
+ * path needs no stack frame of its own). */
+__attribute__((noinline)) static void *malloc_small_slow_nz(unsigned sc) {
+    bool z;
+    return malloc_small_slow(sc, &z);
+}
+
+__attribute__((noinline)) static void *malloc_large_nz(size_t n) {
+    bool z;
+    return malloc_large(n, 0, &z);
+}
+
 static void free_large(mspan *s, uintptr_t p) {
     if (unlikely(p != s->base)) bad_pointer("gort_free", p, s);
     /* An atomic clear makes even racing double frees of one object fatal. */
-    if (unlikely(!(atomic_and(&s->allocbits[0], ~(uint64_t)1) & 1)))
-        bad_pointer("gort_free", p, s);
+    if (unlikely(!(atomic_and(&s->allocbits[0], ~(uint64_t)1) & 1))) bad_pointer("gort_free", p, s);
     size_t bytes = s->npages * PAGE_SIZE;
     mcache *c = mcache_get();
     if (c) {
@@ -212,8 +237,7 @@ static void free_large(mspan *s, uintptr_t p) {
 __attribute__((noinline)) static void free_remote(mspan *s, uintptr_t p, uint32_t i) {
     /* The allocating thread set the bit before the pointer could reach us,
      * so a clear bit here is a double or invalid free. */
-    if (unlikely(!(atomic_load_relaxed(&s->allocbits[i >> 6]) >> (i & 63) & 1) ||
-                 i >= s->nelems))
+    if (unlikely(!(atomic_load_relaxed(&s->allocbits[i >> 6]) >> (i & 63) & 1) || i >= s->nelems))
         bad_pointer("gort_free", p, s);
     uintptr_t old = atomic_load_relaxed(&s->tfree);
     do {
@@ -234,7 +258,7 @@ __attribute__((noinline)) static void free_slow(uintptr_t p, mspan *s) {
 
 GORT_API void *gort_malloc(size_t n) {
     if (likely(n <= MAX_SMALL_SIZE)) {
-        unsigned sc = class_of(n);
+        unsigned sc = malloc_class_of(n);
         mcache *c = tls_mcache;
         mspan *s = c->alloc[sc];
         void *p = s->freelist;
@@ -244,13 +268,10 @@ GORT_API void *gort_malloc(size_t n) {
             c->nmalloc[sc]++;
             return p;
         }
-        bool z;
-        return malloc_small_slow(sc, &z);
+        return malloc_small_slow_nz(sc);
     }
-    bool z;
-    return malloc_large(n, 0, &z);
+    return malloc_large_nz(n);
 }
-
 
 GORT_API void gort_free(void *ptr) {
     uintptr_t p = (uintptr_t)ptr;
@@ -295,7 +316,7 @@ GORT_API void *gort_calloc(size_t count, size_t size) {
     bool zeroed = false;
     void *p;
     if (n <= MAX_SMALL_SIZE) {
-        unsigned sc = class_of(n);
+        unsigned sc = malloc_class_of(n);
         mcache *c = tls_mcache;
         mspan *s = c->alloc[sc];
         p = s->freelist;
@@ -353,13 +374,12 @@ static void *malloc_class(unsigned sc) {
 GORT_API int gort_posix_memalign(void **out, size_t align, size_t n) {
     if (align < sizeof(void *) || (align & (align - 1))) return -EINVAL;
     void *p;
-    if (align <= 16 && n <= MAX_SMALL_SIZE) {
-        /* Every class from 16 bytes up is a multiple of 16 (and 8 is 8-aligned). */
-        p = gort_malloc(align == 16 && n < 16 ? 16 : n);
+    if (align <= 8) {
+        p = gort_malloc(n); /* every object is 8-aligned */
     } else if (align <= PAGE_SIZE && n <= MAX_SMALL_SIZE) {
         /* Spans are page-aligned, so a class whose size is a multiple of align
          * gives aligned objects; power-of-two classes exist up to 8 KiB. */
-        unsigned sc = class_of(n < align ? align : n);
+        unsigned sc = malloc_class_of(n < align ? align : n);
         while (sc < NUM_SIZE_CLASSES && class_to_size[sc] % align) sc++;
         if (sc < NUM_SIZE_CLASSES) {
             p = malloc_class(sc);
@@ -378,6 +398,7 @@ GORT_API int gort_posix_memalign(void **out, size_t align, size_t n) {
 
 GORT_API void *gort_aligned_alloc(size_t align, size_t n) {
     void *p;
+    if (align == 0 || (align & (align - 1))) return NULL;
     if (align < sizeof(void *)) align = sizeof(void *);
     return gort_posix_memalign(&p, align, n) == 0 ? p : NULL;
 }
@@ -467,9 +488,12 @@ void *mallocgc(size_t size, bool noscan, bool needzero) {
          * 16-byte block, aligned to their size's natural alignment. The block
          * is freed only when every object in it is unreachable. */
         uintptr_t off = c->tinyoffset;
-        if (!(size & 7)) off = (off + 7) & ~(uintptr_t)7;
-        else if (!(size & 3)) off = (off + 3) & ~(uintptr_t)3;
-        else if (!(size & 1)) off = (off + 1) & ~(uintptr_t)1;
+        if (!(size & 7))
+            off = (off + 7) & ~(uintptr_t)7;
+        else if (!(size & 3))
+            off = (off + 3) & ~(uintptr_t)3;
+        else if (!(size & 1))
+            off = (off + 1) & ~(uintptr_t)1;
         if (off + size <= 16 && c->tiny) {
             c->tinyoffset = off + size;
             c->tiny_allocs++;

@@ -42,14 +42,14 @@ static void init_once(void) {
     key_ready = pthread_key_create(&exit_key, on_thread_exit) == 0;
 }
 
-mcache *mcache_get(void) {
-    mcache *c = tls_mcache;
-    if (c != &empty_mcache) return c;
+/* A cache taken from the pool (or made), marked in use, bound to no thread:
+ * the common part of mcache_get and mcache_new. */
+static mcache *mcache_take(void) {
     if (mheap_init() < 0) return NULL;
     static pthread_once_t once = PTHREAD_ONCE_INIT;
     pthread_once(&once, init_once);
     lock(&mcache_lock);
-    c = free_caches;
+    mcache *c = free_caches;
     if (c) {
         free_caches = c->next_free;
     } else {
@@ -64,6 +64,23 @@ mcache *mcache_get(void) {
     }
     if (c) c->in_use = true;
     unlock(&mcache_lock);
+    return c;
+}
+
+/* The scheduler's seam (mcache per P): a cache that belongs to a P, not to a
+ * thread. The M that holds the P points tls_mcache at it and restores the
+ * thread's own cache when it lets the P go; no thread-exit flush is bound to
+ * it, since Ps outlive the threads that run them. */
+mcache *mcache_new(void) {
+    mcache *c = mcache_take();
+    if (c) scavenger_start();
+    return c;
+}
+
+mcache *mcache_get(void) {
+    mcache *c = tls_mcache;
+    if (c != &empty_mcache) return c;
+    c = mcache_take();
     if (!c) return NULL;
     tls_mcache = c;
     /* Thread exit flushes the cache. (pthread_setspecific of an early key does
@@ -182,6 +199,9 @@ static void drain_ready(mcache *c) {
 }
 
 mspan *mcache_refill_malloc(mcache *c, unsigned sc) {
+    /* No allocator lock is held here: the place to (re)start the scavenger,
+     * e.g. in a forked child, which has no threads but its forker. */
+    if (unlikely(!atomic_load_relaxed(&scavenger_started))) scavenger_start();
     if (atomic_load_relaxed(&c->xready)) drain_ready(c);
     mspan *s = c->alloc[sc];
     c->alloc[sc] = &empty_mspan;
@@ -243,4 +263,16 @@ void mcache_flush(mcache *c) {
 
 mcache *mcache_all(void) {
     return atomic_load_acq(&all_caches);
+}
+
+void mcache_atfork_prepare(void) {
+    lock(&mcache_lock);
+}
+
+void mcache_atfork_parent(void) {
+    unlock(&mcache_lock);
+}
+
+void mcache_atfork_child(void) {
+    mcache_lock = (lock_t)LOCK_INIT;
 }

@@ -52,6 +52,9 @@ extern __thread mcache *tls_mcache __attribute__((tls_model("initial-exec")));
 /* The calling thread's mcache, created on first use; NULL only when the OS
  * refuses memory. */
 mcache *mcache_get(void);
+/* A new cache owned by no thread, for a P (the scheduler sets tls_mcache to
+ * its P's cache while it holds the P); NULL only when the OS refuses memory. */
+mcache *mcache_new(void);
 /* Gives back every span c owns (thread exit, gort_free_os_memory). */
 void mcache_flush(mcache *c);
 /* The current explicit span of class sc is dry: makes another current (an
@@ -65,6 +68,11 @@ void mcache_owned_span_freed(mcache *c, mspan *s);
 void span_notify(mspan *s);
 /* Flushes the calling thread's large-span cache. */
 void mcache_flush_large(mcache *c);
+/* fork handlers for the mcache pool's lock. */
+void mcache_atfork_prepare(void);
+void mcache_atfork_parent(void);
+void mcache_atfork_child(void);
+
 /* The head of the list of all mcaches (read with acquire loads). */
 mcache *mcache_all(void);
 

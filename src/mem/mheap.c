@@ -9,6 +9,7 @@
 #include "base/env.h"
 #include "base/fatal.h"
 #include "mem/fixalloc.h"
+#include "mem/mcache.h"
 #include "mem/mcentral.h"
 #include "mem/mpagealloc.h"
 #include "mem/scavenge.h"
@@ -113,22 +114,37 @@ void mheap_trim_span_back(mspan *s, size_t npages) {
     pagealloc_free(tail, npages);
 }
 
+/* Every allocator lock, in the order normal code nests them (docs/HACKING.md):
+ * the scavenging step, the centrals, mheap, the page allocator, the arenas,
+ * then the leaves (the mcache pool, persistent memory). */
 void mheap_atfork_prepare(void) {
+    scavenge_atfork_prepare();
     mcentral_lock_all();
     lock(&mheap_lock);
     pagealloc_atfork_prepare();
+    arena_atfork_prepare();
+    mcache_atfork_prepare();
+    persistent_atfork_prepare();
 }
 
 void mheap_atfork_parent(void) {
+    persistent_atfork_parent();
+    mcache_atfork_parent();
+    arena_atfork_parent();
     pagealloc_atfork_parent();
     unlock(&mheap_lock);
     mcentral_unlock_all();
+    scavenge_atfork_parent();
 }
 
 void mheap_atfork_child(void) {
+    persistent_atfork_child();
+    mcache_atfork_child();
+    arena_atfork_child();
     pagealloc_atfork_child();
     mheap_lock = (lock_t)LOCK_INIT;
     mcentral_reinit_locks();
+    scavenge_atfork_child();
 }
 
 /* At load time, outside any allocation: pthread_atfork may itself allocate. */

@@ -20,7 +20,7 @@
 static uint64_t inuse_peak;      /* peak of heap_inuse since the last step (bytes) */
 static uint64_t freed_since;     /* bytes of pages freed since the last inline step */
 static lock_t step_lock = LOCK_INIT;
-static int started __attribute__((unused));
+int scavenger_started;
 
 static uint64_t heap_inuse_now(struct pagealloc_stats *st) {
     return (st->mapped_pages - st->free_pages) * PAGE_SIZE;
@@ -106,12 +106,25 @@ __attribute__((unused)) static void scavenger_loop(void *arg) {
 
 void scavenger_start(void) {
 #ifndef GORT_PRELOAD
-    if (atomic_load_relaxed(&started)) return;
+    if (atomic_load_relaxed(&scavenger_started)) return;
     int z = 0;
-    if (!atomic_cas(&started, &z, 1)) return;
+    if (!atomic_cas(&scavenger_started, &z, 1)) return;
     if (os_thread_start(scavenger_loop, NULL, 64 << 10, "gort-scavenger") < 0)
-        atomic_store_relaxed(&started, 0);
+        atomic_store_relaxed(&scavenger_started, 0);
 #endif
+}
+
+void scavenge_atfork_prepare(void) {
+    lock(&step_lock);
+}
+
+void scavenge_atfork_parent(void) {
+    unlock(&step_lock);
+}
+
+void scavenge_atfork_child(void) {
+    step_lock = (lock_t)LOCK_INIT;
+    scavenger_started = 0;
 }
 
 GORT_API void gort_free_os_memory(void) {

@@ -20,8 +20,16 @@
 void scavenge_note_alloc(size_t npages, size_t released);
 void scavenge_note_free(size_t npages);
 
-/* Starts the background scavenger once (library mode); safe to call often. */
+/* Starts the background scavenger once (library mode); safe to call often,
+ * but only where no allocator lock is held (it creates a thread). */
 void scavenger_start(void);
+extern int scavenger_started; /* nonzero once started (reset in a forked child) */
+
+/* fork handlers: the scavenging step's lock; the child has no scavenger
+ * thread, so the next allocation slow path starts a new one. */
+void scavenge_atfork_prepare(void);
+void scavenge_atfork_parent(void);
+void scavenge_atfork_child(void);
 
 /* The current retained-memory goal in bytes, and one scavenging step toward
  * it; returns bytes released. Exported for tests. */

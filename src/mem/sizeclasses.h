@@ -172,6 +172,22 @@ static const uint8_t size_to_class8[SMALL_SIZE_MAX / SMALL_SIZE_DIV + 1] __attri
     /* 128 */ 32,
 };
 
+/* malloc_size_to_class8: size_to_class8 for the C malloc family, whose objects
+ * over 8 bytes must be 16-aligned (max_align_t): a class whose size is not a
+ * multiple of 16 is replaced by the next class that is. */
+static const uint8_t malloc_size_to_class8[SMALL_SIZE_MAX / SMALL_SIZE_DIV + 1]
+    __attribute__((unused)) = {
+    /*   0 */  0,  1,  2,  4,  4,  5,  5,  6,  6,  7,  7,  8,  8,  9,  9, 10,
+    /*  16 */ 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15, 16, 16, 17, 17, 18,
+    /*  32 */ 18, 19, 19, 19, 19, 20, 20, 20, 20, 21, 21, 21, 21, 22, 22, 22,
+    /*  48 */ 22, 23, 23, 23, 23, 24, 24, 24, 24, 25, 25, 25, 25, 26, 26, 26,
+    /*  64 */ 26, 27, 27, 27, 27, 27, 27, 27, 27, 28, 28, 28, 28, 28, 28, 28,
+    /*  80 */ 28, 29, 29, 29, 29, 29, 29, 29, 29, 30, 30, 30, 30, 30, 30, 30,
+    /*  96 */ 30, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31,
+    /* 112 */ 31, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32, 32,
+    /* 128 */ 32,
+};
+
 /* size_to_class128[(n - SMALL_SIZE_MAX + 127) / 128] for SMALL_SIZE_MAX < n <= MAX_SMALL_SIZE. */
 static const uint8_t size_to_class128[(MAX_SMALL_SIZE - SMALL_SIZE_MAX) / LARGE_SIZE_DIV + 1]
     __attribute__((unused)) = {
