@@ -270,7 +270,7 @@ bench_pagealloc() {
         return
     fi
     local log="$LOGS/pagealloc.log"
-    if run_logged "$log" "" "$exe" && grep -q '^RESULT ' "$log"; then
+    if run_logged "$log" "" "$exe" compare && grep -q '^RESULT ' "$log"; then
         grep -v '^EXIT ' "$log" | sed 's/^/  /'
     else
         sed 's/^/  /' "$log"

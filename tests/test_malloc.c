@@ -767,7 +767,30 @@ static void test_mallocgc_zero(void) {
     gort_free(hi);
 }
 
+/* Explicit spans are a multiple of Go's span (malloc_span_pages); Go's
+ * division magic must stay exact on them: the object index (high half of
+ * off * divmagic) and the object-start test (low half below divmagic) that
+ * gort_free relies on, for every offset of every class. */
+static void test_divmagic_malloc_spans(void) {
+    for (unsigned sc = 1; sc < NUM_SIZE_CLASSES; sc++) {
+        size_t bytes = malloc_span_pages(sc) * PAGE_SIZE, size = class_to_size[sc];
+        CHECK(bytes / size <= MAX_OBJS_PER_SPAN);
+        CHECK(bytes / size >= class_to_nelems[sc]);
+        mspan s = {.base = 0, .divmagic = class_to_divmagic[sc]};
+        for (uint64_t off = 0; off < bytes; off++) {
+            uint64_t prod = span_obj_prod(&s, off);
+            if ((prod >> 32) != off / size ||
+                (((uint32_t)prod < s.divmagic) != (off % size == 0))) {
+                fprintf(stderr, "class %u (%zu bytes, %zu-byte span): offset %llu\n", sc, size,
+                        bytes, (unsigned long long)off);
+                CHECK(0);
+            }
+        }
+    }
+}
+
 int main(void) {
+    RUN(test_divmagic_malloc_spans);
     RUN(test_mallocgc_zero); /* first: it wants a heap with few free runs */
     RUN(test_every_size);
     RUN(test_many_live);

@@ -36,8 +36,8 @@ struct heap_arena {
     /* The span owning each page, or NULL. For an in-use span every page maps to
      * it; for a free page it is NULL. */
     struct mspan *spans[PAGES_PER_ARENA];
-    void *pa;            /* the page allocator's per-arena metadata (mpagealloc.c) */
-    uintptr_t base;      /* first byte of the arena */
+    void *pa;       /* the page allocator's per-arena metadata (mpagealloc.c) */
+    uintptr_t base; /* first byte of the arena */
 };
 
 extern struct heap_arena **arena_l1[1 << ARENA_L1_BITS];
@@ -69,8 +69,7 @@ static inline struct mspan *span_of(uintptr_t p) {
         return __atomic_load_n(&heap_page_map[off >> PAGE_SHIFT], __ATOMIC_ACQUIRE);
     struct heap_arena *ha = arena_of(p);
     if (__builtin_expect(!ha, 0)) return NULL;
-    return __atomic_load_n(&ha->spans[(p >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)],
-                           __ATOMIC_ACQUIRE);
+    return __atomic_load_n(&ha->spans[(p >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)], __ATOMIC_ACQUIRE);
 }
 
 /* Records span s for npages pages starting at base (s NULL clears). */

@@ -17,12 +17,12 @@
 void *persistent_alloc(size_t size, size_t align, uint64_t *stat);
 
 typedef struct fixalloc {
-    size_t size;        /* object size */
-    void *list;         /* free objects, linked through their first word */
-    char *chunk;        /* bump region */
-    size_t nchunk;      /* bytes left in chunk */
-    uint64_t *stat;     /* MemStats field charged for chunks */
-    uint64_t inuse;     /* bytes handed out and not freed */
+    size_t size;    /* object size */
+    void *list;     /* free objects, linked through their first word */
+    char *chunk;    /* bump region */
+    size_t nchunk;  /* bytes left in chunk */
+    uint64_t *stat; /* MemStats field charged for chunks */
+    uint64_t inuse; /* bytes handed out and not freed */
 } fixalloc;
 
 void fixalloc_init(fixalloc *f, size_t size, uint64_t *stat);

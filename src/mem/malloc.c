@@ -276,19 +276,11 @@ GORT_API void *gort_malloc(size_t n) {
 GORT_API void gort_free(void *ptr) {
     uintptr_t p = (uintptr_t)ptr;
     mcache *c = tls_mcache;
-    /* The hint yields the span with no load that depends on p, so the store to
-     * s->freelist below does not wait for the lookup: measured, that chain of
-     * dependent loads was half the cost of a hot malloc/free pair. */
-    uint64_t e = atomic_load_acq(&span_free_epoch);
-    mspan *s = c->hint_span;
-    if (unlikely(p - s->base >= s->span_bytes || c->hint_epoch != e)) {
-        s = span_of(p);
-        if (unlikely(!s || !s->small_malloc)) return free_slow(p, s);
-        if (likely(c != &empty_mcache)) {
-            c->hint_span = s;
-            c->hint_epoch = e;
-        }
-    }
+    /* One load from p to the span (the flat page map): the store to
+     * s->freelist below waits on it, so it is the critical path of a hot
+     * malloc/free pair (two dependent loads measured twice the time). */
+    mspan *s = span_of(p);
+    if (unlikely(!s || !s->small_malloc)) return free_slow(p, s);
     uint64_t prod = span_obj_prod(s, p);
     uint32_t i = (uint32_t)(prod >> 32);
     if (unlikely((uint32_t)prod >= s->divmagic)) bad_pointer("gort_free", p, s); /* interior */

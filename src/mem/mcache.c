@@ -12,7 +12,6 @@
 /* empty_mspan has no free objects: freelist NULL, freeindex == nelems (0). */
 mspan empty_mspan;
 mcache empty_mcache = {
-    .hint_span = &empty_mspan,
     .alloc = {[0 ... NUM_SIZE_CLASSES - 1] = &empty_mspan},
     .alloc_gc = {[0 ... NUM_SIZE_CLASSES * 2 - 1] = &empty_mspan},
 };
@@ -55,7 +54,6 @@ static mcache *mcache_take(void) {
     } else {
         c = fixalloc_alloc(&mcache_pool);
         if (c) {
-            c->hint_span = &empty_mspan;
             for (int i = 0; i < NUM_SIZE_CLASSES; i++) c->alloc[i] = &empty_mspan;
             for (int i = 0; i < NUM_SIZE_CLASSES * 2; i++) c->alloc_gc[i] = &empty_mspan;
             c->next_all = all_caches;
@@ -111,8 +109,10 @@ static void llist_push(mspan **head, mspan *s, uint8_t where) {
 }
 
 static void llist_remove(mspan **head, mspan *s) {
-    if (s->prev) s->prev->next = s->next;
-    else *head = s->next;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        *head = s->next;
     if (s->next) s->next->prev = s->prev;
     s->next = s->prev = NULL;
     s->on_list = ON_NONE;
@@ -126,8 +126,10 @@ static void partial_append(mcache *c, mspan *s) {
     unsigned sc = s->sizeclass;
     s->next = NULL;
     s->prev = c->partial_tail[sc];
-    if (s->prev) s->prev->next = s;
-    else c->partial[sc] = s;
+    if (s->prev)
+        s->prev->next = s;
+    else
+        c->partial[sc] = s;
     c->partial_tail[sc] = s;
     s->on_list = ON_LOCAL_PARTIAL;
 }

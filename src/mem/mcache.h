@@ -22,26 +22,22 @@
 #define LARGE_CACHE_MAX_PAGES 32 /* cache freed large spans up to 256 KiB */
 
 typedef struct mcache {
-    /* The span of the last free, valid while span_free_epoch is unchanged: it
-     * spares free the arena lookup when frees repeat in one span. */
-    mspan *hint_span; /* never NULL: empty_mspan (span_bytes 0) when unset */
-    uint64_t hint_epoch;
-    mspan *alloc[NUM_SIZE_CLASSES];         /* explicit memory: current span, by size class */
-    uint64_t nmalloc[NUM_SIZE_CLASSES];     /* objects allocated here, by class */
-    uint64_t nfree[NUM_SIZE_CLASSES];       /* objects freed by this thread, by class */
-    mspan *alloc_gc[NUM_SIZE_CLASSES * 2];  /* GC memory, by span class */
-    uintptr_t tiny;                         /* current 16-byte tiny block, or 0 */
-    uintptr_t tinyoffset;                   /* next free byte in it */
-    uint64_t tiny_allocs;                   /* tiny objects combined into blocks */
-    uint64_t large_nmalloc, large_nfree;    /* large objects */
+    mspan *alloc[NUM_SIZE_CLASSES];        /* explicit memory: current span, by size class */
+    uint64_t nmalloc[NUM_SIZE_CLASSES];    /* objects allocated here, by class */
+    uint64_t nfree[NUM_SIZE_CLASSES];      /* objects freed by this thread, by class */
+    mspan *alloc_gc[NUM_SIZE_CLASSES * 2]; /* GC memory, by span class */
+    uintptr_t tiny;                        /* current 16-byte tiny block, or 0 */
+    uintptr_t tinyoffset;                  /* next free byte in it */
+    uint64_t tiny_allocs;                  /* tiny objects combined into blocks */
+    uint64_t large_nmalloc, large_nfree;   /* large objects */
     uint64_t large_alloc_bytes, large_free_bytes;
-    mspan *large_cache[LARGE_CACHE_SLOTS];  /* freed large spans kept for reuse */
-    mspan *partial[NUM_SIZE_CLASSES];       /* owned spans with free objects (not current), */
-    mspan *partial_tail[NUM_SIZE_CLASSES];  /* a FIFO: the oldest has gathered the most frees */
-    mspan *full[NUM_SIZE_CLASSES];          /* owned spans parked full (TFREE_NOTIFY) */
-    mspan *xready;                          /* atomic: parked spans that got remote frees */
-    struct mcache *next_all;                /* all mcaches, for MemStats */
-    struct mcache *next_free;               /* free mcaches, for reuse */
+    mspan *large_cache[LARGE_CACHE_SLOTS]; /* freed large spans kept for reuse */
+    mspan *partial[NUM_SIZE_CLASSES];      /* owned spans with free objects (not current), */
+    mspan *partial_tail[NUM_SIZE_CLASSES]; /* a FIFO: the oldest has gathered the most frees */
+    mspan *full[NUM_SIZE_CLASSES];         /* owned spans parked full (TFREE_NOTIFY) */
+    mspan *xready;                         /* atomic: parked spans that got remote frees */
+    struct mcache *next_all;               /* all mcaches, for MemStats */
+    struct mcache *next_free;              /* free mcaches, for reuse */
     bool in_use;
 } mcache;
 

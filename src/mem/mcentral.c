@@ -38,8 +38,10 @@ static void list_push(mcentral *m, mspan *s) {
 }
 
 static void list_remove(mcentral *m, mspan *s) {
-    if (s->prev) s->prev->next = s->next;
-    else m->partial = s->next;
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        m->partial = s->next;
     if (s->next) s->next->prev = s->prev;
     s->next = s->prev = NULL;
     s->on_list = ON_NONE;
@@ -98,8 +100,8 @@ mspan *mcentral_cache_span(struct mcache *c, uint8_t sizeclass, uint8_t kind, bo
         unlock(&m->lock);
     }
     if (!s) {
-        size_t npages = kind == SPAN_MALLOC ? malloc_span_pages(sizeclass)
-                                            : class_to_allocnpages[sizeclass];
+        size_t npages =
+            kind == SPAN_MALLOC ? malloc_span_pages(sizeclass) : class_to_allocnpages[sizeclass];
         s = mheap_alloc_span(npages, sizeclass, kind, noscan);
         if (!s) return NULL;
         atomic_store_rel(&s->owner, c);

@@ -20,7 +20,6 @@
 
 struct mheap_stats mheap_stats;
 lock_t mheap_lock = LOCK_INIT;
-uint64_t span_free_epoch;
 static fixalloc span_pool;
 static int init_state; /* 0 no, 1 in progress, 2 done */
 
@@ -62,7 +61,6 @@ mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool nos
     if (sizeclass) {
         s->elemsize = class_to_size[sizeclass];
         s->nelems = (uint16_t)(npages * PAGE_SIZE / s->elemsize);
-        s->span_bytes = (uint32_t)(npages * PAGE_SIZE);
         s->divmagic = class_to_divmagic[sizeclass];
         s->small_malloc = kind == SPAN_MALLOC;
     } else {
@@ -80,7 +78,6 @@ mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool nos
 void mheap_free_span(mspan *s) {
     uintptr_t base = s->base;
     size_t npages = s->npages;
-    atomic_xadd(&span_free_epoch, 1);
     arena_set_spans(base, npages, NULL);
     atomic_xadd(&mheap_stats.epoch, 1);
     s->state = SPAN_DEAD;
@@ -95,7 +92,6 @@ void mheap_free_span(mspan *s) {
 
 void mheap_trim_span_front(mspan *s, size_t npages) {
     if (!npages) return;
-    atomic_xadd(&span_free_epoch, 1);
     uintptr_t base = s->base;
     arena_set_spans(base, npages, NULL);
     s->base += npages * PAGE_SIZE;
@@ -106,7 +102,6 @@ void mheap_trim_span_front(mspan *s, size_t npages) {
 
 void mheap_trim_span_back(mspan *s, size_t npages) {
     if (!npages) return;
-    atomic_xadd(&span_free_epoch, 1);
     s->npages -= npages;
     uintptr_t tail = s->base + s->npages * PAGE_SIZE;
     arena_set_spans(tail, npages, NULL);

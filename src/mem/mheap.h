@@ -12,18 +12,15 @@
 #include <stdint.h>
 
 struct mheap_stats {
-    uint64_t mspan_sys;    /* bytes mapped for span records */
-    uint64_t mcache_sys;   /* bytes mapped for mcaches */
-    uint64_t other_sys;    /* other runtime metadata */
-    uint64_t gc_sys;       /* arena records and index (Go counts these as GC metadata) */
-    uint64_t spans_inuse;  /* span records in use */
-    uint64_t epoch;        /* changes whenever a span is created or freed (memstats seqlock) */
+    uint64_t mspan_sys;   /* bytes mapped for span records */
+    uint64_t mcache_sys;  /* bytes mapped for mcaches */
+    uint64_t other_sys;   /* other runtime metadata */
+    uint64_t gc_sys;      /* arena records and index (Go counts these as GC metadata) */
+    uint64_t spans_inuse; /* span records in use */
+    uint64_t epoch;       /* changes whenever a span is created or freed (memstats seqlock) */
 };
 extern struct mheap_stats mheap_stats;
 extern lock_t mheap_lock; /* guards the span fixalloc */
-/* Bumped before any span's pages go back to the page allocator: per-thread
- * span hints (mcache.hint_*) are valid only while it is unchanged. */
-extern uint64_t span_free_epoch;
 
 /* Makes the heap usable; idempotent and thread-safe. Returns 0 or -ENOMEM. */
 int mheap_init(void);

@@ -17,8 +17,8 @@
 #define SCAV_INLINE_STEP ((uint64_t)16 << 20)
 #define SCAV_MIN_SLACK   ((uint64_t)4 << 20)
 
-static uint64_t inuse_peak;      /* peak of heap_inuse since the last step (bytes) */
-static uint64_t freed_since;     /* bytes of pages freed since the last inline step */
+static uint64_t inuse_peak;  /* peak of heap_inuse since the last step (bytes) */
+static uint64_t freed_since; /* bytes of pages freed since the last inline step */
 static lock_t step_lock = LOCK_INIT;
 int scavenger_started;
 
@@ -81,10 +81,9 @@ uint64_t scavenge_step(uint64_t max_bytes) {
         gort_print("scav %llu KiB work, %llu KiB total, %llu%% util\n",
                    (unsigned long long)(done >> 10),
                    (unsigned long long)(st.released_pages * PAGE_SIZE >> 10),
-                   (unsigned long long)(st.mapped_pages
-                                            ? 100 * (st.mapped_pages - st.free_pages) /
-                                                  st.mapped_pages
-                                            : 0));
+                   (unsigned long long)(st.mapped_pages ? 100 * (st.mapped_pages - st.free_pages) /
+                                                              st.mapped_pages
+                                                        : 0));
     }
     return done;
 }
