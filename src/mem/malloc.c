@@ -286,9 +286,10 @@ GORT_API void gort_free(void *ptr) {
     if (unlikely((uint32_t)prod >= s->divmagic)) bad_pointer("gort_free", p, s); /* interior */
     if (likely(s->owner == c)) {
         uint64_t *w = &s->allocbits[i >> 6];
-        uint64_t v = atomic_load_relaxed(w), bit = (uint64_t)1 << (i & 63);
-        if (unlikely(!(v & bit))) bad_pointer("gort_free", p, s);
-        atomic_store_relaxed(w, v & ~bit);
+        uint64_t v = atomic_load_relaxed(w);
+        /* Written as shifts so that the compiler emits bt and btr. */
+        if (unlikely(!((v >> (i & 63)) & 1))) bad_pointer("gort_free", p, s);
+        atomic_store_relaxed(w, v & ~((uint64_t)1 << (i & 63)));
         *(void **)ptr = s->freelist;
         s->freelist = ptr;
         unsigned sc = s->sizeclass;
