@@ -5,7 +5,7 @@
 #
 # BUILD_DIR is an already built tree (this script builds nothing): it runs
 # BUILD_DIR/bench/<program> and preloads BUILD_DIR/libgort-malloc.so.
-# NAME selects what to run: a family (malloc, pagealloc, ctxswitch) or a single malloc
+# NAME selects what to run: a family (malloc, pagealloc, ctxswitch, sched) or a single malloc
 # pattern (hot-16, hot-64, hot-256, hot-4096, hot-65536, fifo, random,
 # xthread). No NAME: everything.
 #
@@ -17,6 +17,8 @@
 #   MALLOC_ITERS   iteration count passed to every malloc pattern (default:
 #                  the program's own per-pattern default)
 #   MIMALLOC_SO, JEMALLOC_SO   the peer libraries (Debian paths by default)
+#   GO            the Go toolchain for the sched family's peers (/usr/lib/go-1.19/bin/go)
+#   PEERS_DIR     the Go peers' sources (../shared/bench/peers beside the repository)
 #   FCONTEXT_SRC  the ctxswitch peer's source, built with g++ -O2 -lboost_context
 #                 when Boost.Context is installed (default:
 #                 ../shared/bench/peers/ctxswitch/boost_fcontext.cpp beside the repository)
@@ -27,7 +29,7 @@
 # something did, 2 on bad usage.
 #
 # Sections: one function per benchmark family (bench_malloc, bench_pagealloc,
-# bench_ctxswitch);
+# bench_ctxswitch, bench_sched);
 # add a family by writing bench_<family>, listing it in FAMILIES and, if it
 # takes sub-names, teaching select_names about them.
 set -u -o pipefail
@@ -370,9 +372,122 @@ bench_ctxswitch() {
     echo
 }
 
+# ---- family: sched (bench/yield_bench.c, sleepmem_bench.c, spawn1m_bench.c
+#      against the Go peers yield/, sleepmem/ and spawn/) --------------------------
+
+SCHED_YIELD_TARGET=0.30    # gort's yield may take at most this many times Go's (go-p1)
+SCHED_SLEEPMEM_TARGET=4608 # bytes of RSS per sleeping goroutine (4.5 KiB)
+GO=${GO:-/usr/lib/go-1.19/bin/go}
+PEERS_DIR=${PEERS_DIR:-$REPO_DIR/../shared/bench/peers}
+
+# sched_figure LOG WORKLOAD PEER METRIC: the figure of that RESULT line in LOG
+sched_figure() {
+    sed -n "s/^RESULT $2 $3 $4=\([0-9.]*\) .*\$/\1/p" "$1" | tail -n 1
+}
+
+# sched_side NAME PEERLABEL METRIC LOGTAG CMD...: one rep of one side; appends
+# the figure to the variable named NAME_vals, or sets NAME_fail
+sched_side() {
+    local name=$1 label=$2 metric=$3 tag=$4 log v
+    shift 4
+    log="$LOGS/sched-$tag.log"
+    if run_logged "$log" "" "$@" && v=$(sched_figure "$log" "${tag%%.*}" "$label" "$metric") &&
+        [ -n "$v" ]; then
+        eval "${name}_vals+=\"\$v\"\$'\\n'"
+    else
+        eval "${name}_fail=1"
+        echo "FAIL sched $tag: $(fail_reason "$log") (log: $log)"
+    fi
+}
+
+bench_sched() {
+    echo "== sched: yield (go-p1), sleepmem (go-p2), spawn1m (go-p2); $REPS rep(s) each," \
+        "interleaved; logs in $LOGS"
+    local y="$BUILD_DIR/bench/yield_bench" s="$BUILD_DIR/bench/sleepmem_bench"
+    local sp="$BUILD_DIR/bench/spawn1m_bench"
+    local exe
+    for exe in "$y" "$s" "$sp"; do
+        if [ ! -x "$exe" ]; then
+            echo "FAIL sched: $exe not built"
+            FAILED=1
+            return
+        fi
+    done
+
+    # the Go peers, built afresh (GOPATH mode, a private build cache)
+    local tmp gy="" gs="" gsp="" why=""
+    tmp=$(mktemp -d) || {
+        echo "FAIL sched: mktemp -d failed"
+        FAILED=1
+        return
+    }
+    if [ ! -x "$GO" ]; then
+        why="$GO not found (apt-get install golang-1.19-go, or set GO=)"
+    elif ! (export GO111MODULE=off GOCACHE="$tmp/cache" GOPATH="$tmp/gopath"
+        "$GO" build -o "$tmp/yield" "$PEERS_DIR/yield/main.go" &&
+            "$GO" build -o "$tmp/sleepmem" "$PEERS_DIR/sleepmem/main.go" &&
+            "$GO" build -o "$tmp/spawn" "$PEERS_DIR/spawn/main.go") >"$LOGS/sched.build.log" 2>&1; then
+        why="go build failed (log: $LOGS/sched.build.log)"
+    else
+        gy="$tmp/yield" gs="$tmp/sleepmem" gsp="$tmp/spawn"
+    fi
+    if [ -n "$why" ]; then echo "SKIP go peers: $why"; fi
+
+    local gy_vals="" goy_vals="" gs_vals="" gos_vals="" gsp_vals="" gosp_vals=""
+    local gy_fail="" goy_fail="" gs_fail="" gos_fail="" gsp_fail="" gosp_fail="" rep
+    for ((rep = 1; rep <= REPS; rep++)); do
+        sched_side gy gort-p1 switch "yield.gort.$rep" env GORT_GOMAXPROCS=1 "$y"
+        [ -n "$gy" ] && sched_side goy go-p1 switch "yield.go.$rep" env GOMAXPROCS=1 "$gy"
+        sched_side gs gort per_goroutine "sleepmem.gort.$rep" env GORT_GOMAXPROCS=2 "$s"
+        [ -n "$gs" ] && sched_side gos go-p2 per_goroutine "sleepmem.go.$rep" env GOMAXPROCS=2 "$gs"
+        sched_side gsp gort-p2 goroutine "spawn1m.gort.$rep" env GORT_GOMAXPROCS=2 "$sp"
+        [ -n "$gsp" ] && sched_side gosp go-p2 goroutine "spawn.go.$rep" env GOMAXPROCS=2 "$gsp"
+    done
+    rm -rf "$tmp"
+
+    # medians; FAIL if any rep failed, SKIP without a peer
+    sched_med() { # NAME HAVE_PEER
+        local f v
+        f="${1}_fail"
+        v="${1}_vals"
+        if [ -z "$2" ]; then echo SKIP
+        elif [ -n "${!f}" ]; then echo FAIL
+        else printf '%s' "${!v}" | median; fi
+    }
+    local y_g y_go s_g s_go sp_g sp_go
+    y_g=$(sched_med gy 1) y_go=$(sched_med goy "$gy")
+    s_g=$(sched_med gs 1) s_go=$(sched_med gos "$gs")
+    sp_g=$(sched_med gsp 1) sp_go=$(sched_med gosp "$gsp")
+    for v in "$y_g" "$y_go" "$s_g" "$s_go" "$sp_g" "$sp_go"; do [ "$v" = FAIL ] && FAILED=1; done
+
+    echo
+    printf '%-10s | %-16s | %12s | %12s | %8s\n' workload metric gort go gort/go
+    printf '%-10s | %-16s | %12s | %12s | %8s\n' yield "ns/yield (p1)" "$y_g" "$y_go" "$(ratio "$y_g" "$y_go")"
+    printf '%-10s | %-16s | %12s | %12s | %8s\n' sleepmem "bytes/goroutine" "$s_g" "$s_go" "$(ratio "$s_g" "$s_go")"
+    printf '%-10s | %-16s | %12s | %12s | %8s\n' spawn1m "ns/goroutine" "$sp_g" "$sp_go" "$(ratio "$sp_g" "$sp_go")"
+    echo
+    local r v
+    r=$(ratio "$y_g" "$y_go")
+    v="VERDICT yield gort:"
+    if [ "$y_g" = FAIL ]; then v+=" FAIL (see the FAIL lines above)"
+    elif [ "$r" = - ]; then v+=" n/a (no Go figure; ${y_g} ns per yield)"
+    elif cmp "$r" "<=" "$SCHED_YIELD_TARGET"; then v+=" PASS (${r}x go-p1, need <= ${SCHED_YIELD_TARGET}x)"
+    else v+=" MISS (${r}x go-p1, need <= ${SCHED_YIELD_TARGET}x)"; fi
+    echo "$v"
+    v="VERDICT sleepmem gort:"
+    if [ "$s_g" = FAIL ]; then v+=" FAIL (see the FAIL lines above)"
+    elif cmp "$s_g" "<=" "$SCHED_SLEEPMEM_TARGET"; then
+        v+=" PASS (${s_g} bytes per goroutine, need <= ${SCHED_SLEEPMEM_TARGET}; go-p2 ${s_go})"
+    else v+=" MISS (${s_g} bytes per goroutine, need <= ${SCHED_SLEEPMEM_TARGET}; go-p2 ${s_go})"; fi
+    echo "$v"
+    echo "INFO spawn1m: no target yet (gort ${sp_g} ns, go-p2 ${sp_go} ns per goroutine;" \
+        "gort polls a counter, Go waits on a WaitGroup)"
+    echo
+}
+
 # ---- selection and main ------------------------------------------------------
 
-FAMILIES=(malloc pagealloc ctxswitch)
+FAMILIES=(malloc pagealloc ctxswitch sched)
 
 declare -A WANT=()   # family -> 1
 SEL_MALLOC=()        # malloc patterns, in the order given
@@ -392,6 +507,7 @@ select_names() {
             ;;
         pagealloc) WANT[pagealloc]=1 ;;
         ctxswitch) WANT[ctxswitch]=1 ;;
+        sched) WANT[sched]=1 ;;
         *)
             local found=0
             for p in "${MALLOC_PATTERNS[@]}"; do
@@ -418,6 +534,7 @@ echo
 [ -n "${WANT[malloc]:-}" ] && bench_malloc "${SEL_MALLOC[@]}"
 [ -n "${WANT[pagealloc]:-}" ] && bench_pagealloc
 [ -n "${WANT[ctxswitch]:-}" ] && bench_ctxswitch
+[ -n "${WANT[sched]:-}" ] && bench_sched
 
 if [ "$FAILED" -ne 0 ]; then
     echo "some runs FAILED (logs in $LOGS)"

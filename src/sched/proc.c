@@ -1,0 +1,1697 @@
+/* The scheduler: Go's GMP (proc.go), in C.
+ *
+ * Gs (goroutines) run on Ms (OS threads) that hold Ps (logical processors,
+ * GORT_GOMAXPROCS of them). A P's local run queue is a 256-entry lock-free
+ * ring plus runnext (runqput/runqget/runqsteal, Go's algorithm: the owner
+ * alone advances the tail; consumers take from the head by CAS). Overflow
+ * and goroutines without a P go to the global run queue (sched.lock), which
+ * the scheduler checks every 61 ticks so that it cannot starve. An M out of
+ * work spins (at most half the busy Ps do), stealing half of a random
+ * victim's queue in Go's random order; then it releases its P, rechecks
+ * everything, and parks on its note (stopm); wakep/startm hand an idle P to
+ * a parked (or new) M when work appears; handoffp gives away the P of an M
+ * that blocks (a syscall, a locked goroutine's wait).
+ *
+ * Switching. Go switches to g0 (mcall) to run schedule() and then to the
+ * next goroutine: two switches. Here a goroutine that yields or parks takes
+ * the next G from its P's local queue itself and switches to it directly
+ * (switch_out), when nothing needs the full scheduler (no due timer, no
+ * global-queue tick, no request in p->must_sched, no locked thread); else it
+ * switches to g0, whose loop (schedule) does the rest. Either way the G that
+ * switched away is published (put on a queue, marked waiting, recycled) only
+ * by the context that resumes after the switch, from the action left in
+ * m->pend (after_switch): a G is never visible to another M before its
+ * context has been saved. That is the second half of Go's mcall(fn), and it
+ * is where sched_park's unlockf runs (see runtime2.h).
+ *
+ * Which stack: schedule, find_runnable, stopm and exitsyscall's slow path
+ * run on g0 (the thread's stack). switch_out and after_switch run on
+ * whatever stack is current, goroutine stacks included: they take no lock
+ * except briefly sched.lock (global queue) and never block.
+ *
+ * TLS: a goroutine can resume on another thread after any switch. Every
+ * switch returns the M that resumed it (arch_ctx_switch_arg passes it), and
+ * runtime code uses that, or reads tls_m afresh, never a value from before
+ * the switch. tls_m is read by value only (initial-exec TLS, never through
+ * its address), so no thread pointer is kept in a register across a switch.
+ *
+ * The allocator's mcache belongs to the P: acquirep points tls_mcache at the
+ * P's cache and keeps the thread's own; releasep and gort_syscall_enter put
+ * the thread's own back (a P retaken during a syscall is used by another
+ * thread at once).
+ *
+ * Locks: sched.lock guards the idle lists (midle, pidle), the global run
+ * queue, the M counts and gomaxprocs changes; it is a leaf except for a P's
+ * timers_lock and sched.gflock, which may be taken inside it. The run
+ * queues, P status (syscall -> idle by CAS), nmspinning and npidle are
+ * atomics. A G's status is changed only by the M that owns it at that
+ * moment, except WAITING -> RUNNABLE (sched_ready, by CAS).
+ *
+ * Deadlock (checkdead): when the last M goes idle with nothing runnable, no
+ * goroutine in a syscall (its M is not idle), no timer armed (the M that
+ * would sleep until it is not idle either) and no external waiter, the
+ * program dies with Go's message and the goroutine dump.
+ *
+ * Not here yet: stop-the-world (the GC layer adds it, by signals), netpoll
+ * (sched.external_waiters is its hook), async preemption (design: never). */
+#define _GNU_SOURCE
+#include "sched/runtime2.h"
+
+#include "base/atomic.h"
+#include "base/env.h"
+#include "base/fatal.h"
+#include "base/nanotime.h"
+#include "base/os.h"
+#include "base/print.h"
+#include "base/thread.h"
+#include "gort/sched.h"
+#include "mem/fixalloc.h"
+#include "mem/mcache.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(GORT_ASAN) || defined(__SANITIZE_ADDRESS__)
+#define SCHED_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SCHED_ASAN 1
+#endif
+#endif
+#ifndef SCHED_ASAN
+#define SCHED_ASAN 0
+#endif
+#if SCHED_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+/* ---- globals ---------------------------------------------------------------- */
+
+schedt sched = {.lock = LOCK_INIT, .gflock = LOCK_INIT};
+p *allp[MAX_GOMAXPROCS];
+__thread m *tls_m __attribute__((tls_model("initial-exec")));
+
+const char *const wait_reason_strings[WAIT_REASON_COUNT] = {
+    [WAIT_REASON_ZERO] = "",
+    [WAIT_REASON_GC_ASSIST_MARKING] = "GC assist marking",
+    [WAIT_REASON_IO_WAIT] = "IO wait",
+    [WAIT_REASON_CHAN_RECEIVE_NIL_CHAN] = "chan receive (nil chan)",
+    [WAIT_REASON_CHAN_SEND_NIL_CHAN] = "chan send (nil chan)",
+    [WAIT_REASON_DUMPING_HEAP] = "dumping heap",
+    [WAIT_REASON_GARBAGE_COLLECTION] = "garbage collection",
+    [WAIT_REASON_GARBAGE_COLLECTION_SCAN] = "garbage collection scan",
+    [WAIT_REASON_PANIC_WAIT] = "panicwait",
+    [WAIT_REASON_SELECT] = "select",
+    [WAIT_REASON_SELECT_NO_CASES] = "select (no cases)",
+    [WAIT_REASON_GC_ASSIST_WAIT] = "GC assist wait",
+    [WAIT_REASON_GC_SWEEP_WAIT] = "GC sweep wait",
+    [WAIT_REASON_GC_SCAVENGE_WAIT] = "GC scavenge wait",
+    [WAIT_REASON_CHAN_RECEIVE] = "chan receive",
+    [WAIT_REASON_CHAN_SEND] = "chan send",
+    [WAIT_REASON_FINALIZER_WAIT] = "finalizer wait",
+    [WAIT_REASON_FORCE_GC_IDLE] = "force gc (idle)",
+    [WAIT_REASON_SEMACQUIRE] = "semacquire",
+    [WAIT_REASON_SLEEP] = "sleep",
+    [WAIT_REASON_SYNC_COND_WAIT] = "sync.Cond.Wait",
+    [WAIT_REASON_TIMER_GOROUTINE_IDLE] = "timer goroutine (idle)",
+    [WAIT_REASON_TRACE_READER_BLOCKED] = "trace reader (blocked)",
+    [WAIT_REASON_WAIT_FOR_GC_CYCLE] = "wait for GC cycle",
+    [WAIT_REASON_GC_WORKER_IDLE] = "GC worker (idle)",
+    [WAIT_REASON_PREEMPTED] = "preempted",
+    [WAIT_REASON_DEBUG_CALL] = "debug call",
+};
+
+static m *m0;                         /* the thread that called gort_main */
+static m *allm;                       /* all Ms, push-only (acquire loads) */
+static g *allgs;                      /* all user Gs ever made, push-only (acquire loads) */
+static lock_t alloc_lock = LOCK_INIT; /* the G, M and P pools; leaf */
+static fixalloc g_pool, m_pool;
+static uint64_t sched_sys; /* bytes mapped for G/M/P records */
+static bool started;
+static int pending_gomaxprocs; /* gort_gomaxprocs before gort_main */
+static sigset_t user_sigmask;  /* restored on every M: goroutines see the program's mask */
+static uint32_t exit_park_word;
+
+enum {
+    GOIDCACHE = 16,
+    SPIN_STEAL_TRIES = 4,
+    SYSMON_RETAKE_NS = 10 * 1000 * 1000, /* Go's forcePreemptNS */
+    GFREE_LOCAL_MAX = 64,
+};
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+static inline uint32_t fastrand(m *mp) {
+    /* wyrand, as Go 1.19's fastrand */
+    mp->fastrand += 0xa0761d6478bd642fULL;
+    __uint128_t r = (__uint128_t)mp->fastrand * (mp->fastrand ^ 0xe7037ed1a0b428dbULL);
+    return (uint32_t)((uint64_t)(r >> 64) ^ (uint64_t)r);
+}
+
+static inline int32_t gomaxprocs(void) {
+    return atomic_load_acq(&sched.gomaxprocs);
+}
+
+g *sched_getg(void) {
+    m *mp = tls_m;
+    return mp ? mp->curg : NULL;
+}
+
+static void casgstatus(g *gp, uint32_t from, uint32_t to) {
+    uint32_t old = from;
+    if (unlikely(!atomic_cas(&gp->status, &old, to)))
+        gort_throwf("casgstatus: goroutine %lld: bad status %u -> %u (is %u)", (long long)gp->goid,
+                    from, to, old);
+}
+
+/* A transition made by the G's current owner, which nobody races (only
+ * WAITING -> RUNNABLE is contended: sched_ready uses casgstatus). A plain
+ * release store: a locked CAS here cost ~10 ns per switch. */
+static inline void setgstatus(g *gp, uint32_t from, uint32_t to) {
+    gort_assert(atomic_load_relaxed(&gp->status) == from);
+    (void)from;
+    atomic_store_rel(&gp->status, to);
+}
+
+static inline void asan_unpoison_stack(g *gp) {
+#if SCHED_ASAN
+    if (gp->stack.lo)
+        __asan_unpoison_memory_region((void *)gp->stack.lo, gp->stack.hi - gp->stack.lo);
+#else
+    (void)gp;
+#endif
+}
+
+/* ---- local and global run queues (Go's runqput etc.) ------------------------------- */
+
+static inline bool runqempty(p *pp) {
+    /* Go's careful read: head, tail, runnext, then tail again. */
+    for (;;) {
+        uint32_t head = atomic_load_acq(&pp->runqhead);
+        uint32_t tail = atomic_load_acq(&pp->runqtail);
+        g *next = atomic_load_acq(&pp->runnext);
+        if (tail == atomic_load_acq(&pp->runqtail)) return head == tail && next == NULL;
+    }
+}
+
+static inline uint32_t runqlen(p *pp) {
+    return atomic_load_acq(&pp->runqtail) - atomic_load_acq(&pp->runqhead);
+}
+
+/* Under sched.lock. */
+static void globrunqput(g *gp) {
+    gp->schedlink = NULL;
+    if (sched.runqtail)
+        sched.runqtail->schedlink = gp;
+    else
+        sched.runqhead = gp;
+    sched.runqtail = gp;
+    atomic_store_relaxed(&sched.runqsize, sched.runqsize + 1);
+}
+
+/* Under sched.lock: a linked batch head..tail of n Gs. */
+static void globrunqputbatch(g *head, g *tail, int32_t n) {
+    tail->schedlink = NULL;
+    if (sched.runqtail)
+        sched.runqtail->schedlink = head;
+    else
+        sched.runqhead = head;
+    sched.runqtail = tail;
+    atomic_store_relaxed(&sched.runqsize, sched.runqsize + n);
+}
+
+static void runqput(p *pp, g *gp, bool next);
+
+/* Under sched.lock: takes a batch for pp (max 0: no limit beyond half the
+ * local ring), returns one, puts the rest on pp's local queue. */
+static g *globrunqget(p *pp, int32_t max) {
+    int32_t size = sched.runqsize;
+    if (size == 0) return NULL;
+    int32_t n = size / gomaxprocs() + 1;
+    if (n > size) n = size;
+    if (max > 0 && n > max) n = max;
+    if (n > RUNQ_SIZE / 2) n = RUNQ_SIZE / 2;
+    atomic_store_relaxed(&sched.runqsize, size - n);
+    g *gp = sched.runqhead;
+    sched.runqhead = gp->schedlink;
+    if (!sched.runqhead) sched.runqtail = NULL;
+    n--;
+    for (; n > 0; n--) {
+        g *g1 = sched.runqhead;
+        sched.runqhead = g1->schedlink;
+        if (!sched.runqhead) sched.runqtail = NULL;
+        runqput(pp, g1, false);
+    }
+    return gp;
+}
+
+/* Moves half of the local queue plus gp to the global queue (the ring is
+ * full). False if the ring changed under us (a thief took some): retry. */
+static bool runqputslow(p *pp, g *gp, uint32_t h, uint32_t t) {
+    g *batch[RUNQ_SIZE / 2 + 1];
+    uint32_t n = (t - h) / 2;
+    if (n != RUNQ_SIZE / 2) gort_throw("runqputslow: queue is not full");
+    for (uint32_t i = 0; i < n; i++) batch[i] = atomic_load_relaxed(&pp->runq[(h + i) % RUNQ_SIZE]);
+    if (!atomic_cas(&pp->runqhead, &h, h + n)) return false;
+    batch[n] = gp;
+    for (uint32_t i = 0; i < n; i++) batch[i]->schedlink = batch[i + 1];
+    lock(&sched.lock);
+    globrunqputbatch(batch[0], batch[n], (int32_t)n + 1);
+    unlock(&sched.lock);
+    return true;
+}
+
+/* Owner only. next: into runnext, kicking the old runnext to the tail. */
+static void runqput(p *pp, g *gp, bool next) {
+    if (next) {
+        g *old = atomic_load_relaxed(&pp->runnext);
+        while (!atomic_cas(&pp->runnext, &old, gp)) {
+        }
+        if (!old) return;
+        gp = old;
+    }
+    for (;;) {
+        uint32_t h = atomic_load_acq(&pp->runqhead);
+        uint32_t t = pp->runqtail;
+        if (t - h < RUNQ_SIZE) {
+            atomic_store_relaxed(&pp->runq[t % RUNQ_SIZE], gp);
+            atomic_store_rel(&pp->runqtail, t + 1);
+            return;
+        }
+        if (runqputslow(pp, gp, h, t)) return;
+    }
+}
+
+/* Owner only. *inherit: it came from runnext and inherits the time slice. */
+static g *runqget(p *pp, bool *inherit) {
+    g *next = atomic_load_relaxed(&pp->runnext);
+    if (next && atomic_cas(&pp->runnext, &next, NULL)) {
+        *inherit = true;
+        return next;
+    }
+    *inherit = false;
+    for (;;) {
+        uint32_t h = atomic_load_acq(&pp->runqhead);
+        uint32_t t = pp->runqtail;
+        if (t == h) return NULL;
+        g *gp = atomic_load_relaxed(&pp->runq[h % RUNQ_SIZE]);
+        if (atomic_cas(&pp->runqhead, &h, h + 1)) return gp;
+    }
+}
+
+/* Takes half of pp's queue into batch (a ring of RUNQ_SIZE) from batch_head.
+ * Any thread. */
+static uint32_t runqgrab(p *pp, g **batch, uint32_t batch_head, bool steal_runnext) {
+    for (;;) {
+        uint32_t h = atomic_load_acq(&pp->runqhead);
+        uint32_t t = atomic_load_acq(&pp->runqtail);
+        uint32_t n = t - h;
+        n = n - n / 2;
+        if (n == 0) {
+            if (steal_runnext) {
+                g *next = atomic_load_acq(&pp->runnext);
+                if (next) {
+                    /* Its P is likely about to run it: give it a moment
+                     * (Go sleeps 3 us), rather than bounce it between Ps. */
+                    if (atomic_load_relaxed(&pp->status) == P_RUNNING) {
+                        struct timespec ts = {0, 3000};
+                        nanosleep(&ts, NULL);
+                    }
+                    if (!atomic_cas(&pp->runnext, &next, NULL)) continue;
+                    atomic_store_relaxed(&batch[batch_head % RUNQ_SIZE], next);
+                    return 1;
+                }
+            }
+            return 0;
+        }
+        if (n > RUNQ_SIZE / 2) continue; /* read an inconsistent h and t */
+        for (uint32_t i = 0; i < n; i++) {
+            g *gp = atomic_load_relaxed(&pp->runq[(h + i) % RUNQ_SIZE]);
+            atomic_store_relaxed(&batch[(batch_head + i) % RUNQ_SIZE], gp);
+        }
+        if (atomic_cas(&pp->runqhead, &h, h + n)) return n;
+    }
+}
+
+/* Steals half of p2's queue into pp's; returns one of them. pp's owner. */
+static g *runqsteal(p *pp, p *p2, bool steal_runnext) {
+    uint32_t t = pp->runqtail;
+    uint32_t n = runqgrab(p2, pp->runq, t, steal_runnext);
+    if (n == 0) return NULL;
+    n--;
+    g *gp = atomic_load_relaxed(&pp->runq[(t + n) % RUNQ_SIZE]);
+    if (n == 0) return gp;
+    uint32_t h = atomic_load_acq(&pp->runqhead);
+    if (t - h + n >= RUNQ_SIZE) gort_throw("runqsteal: runq overflow");
+    atomic_store_rel(&pp->runqtail, t + n);
+    return gp;
+}
+
+/* ---- idle lists (under sched.lock) ------------------------------------------------- */
+
+static void checkdead(void);
+static void retire_p(p *pp);
+
+static void pidleput(p *pp) {
+    if (!runqempty(pp)) gort_throw("pidleput: P has non-empty run queue");
+    if (pp->id >= sched.gomaxprocs) {
+        retire_p(pp);
+        return;
+    }
+    atomic_store_relaxed(&pp->status, P_IDLE);
+    pp->link = sched.pidle;
+    sched.pidle = pp;
+    atomic_xadd(&sched.npidle, 1);
+}
+
+static p *pidleget(void) {
+    p *pp = sched.pidle;
+    if (pp) {
+        sched.pidle = pp->link;
+        atomic_xadd(&sched.npidle, (uint32_t)-1);
+    }
+    return pp;
+}
+
+static void mput(m *mp) {
+    mp->schedlink = sched.midle;
+    sched.midle = mp;
+    mp->on_midle = true;
+    sched.nmidle++;
+    checkdead();
+}
+
+static m *mget(void) {
+    m *mp = sched.midle;
+    if (mp) {
+        sched.midle = mp->schedlink;
+        mp->on_midle = false;
+        sched.nmidle--;
+    }
+    return mp;
+}
+
+/* Removes mp from midle if it is there (under sched.lock). */
+static bool mremove(m *mp) {
+    if (!mp->on_midle) return false;
+    for (m **pm = &sched.midle; *pm; pm = &(*pm)->schedlink) {
+        if (*pm == mp) {
+            *pm = mp->schedlink;
+            mp->on_midle = false;
+            sched.nmidle--;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ---- P ownership --------------------------------------------------------------------- */
+
+/* On mp's own thread: tls_mcache follows the P. */
+static void acquirep(m *mp, p *pp) {
+    if (mp->p || pp->m || atomic_load_relaxed(&pp->status) != P_IDLE)
+        gort_throw("acquirep: invalid p state");
+    mp->p = pp;
+    atomic_store_rel(&pp->m, mp);
+    atomic_store_rel(&pp->status, P_RUNNING);
+    mp->saved_mcache = tls_mcache;
+    tls_mcache = pp->mcache;
+}
+
+static p *releasep(m *mp) {
+    p *pp = mp->p;
+    if (!pp || pp->m != mp || atomic_load_relaxed(&pp->status) != P_RUNNING)
+        gort_throw("releasep: invalid p state");
+    tls_mcache = mp->saved_mcache;
+    atomic_store_rel(&pp->m, NULL);
+    mp->p = NULL;
+    atomic_store_rel(&pp->status, P_IDLE);
+    return pp;
+}
+
+/* ---- Ms -------------------------------------------------------------------------------- */
+
+static void schedule(m *mp);
+static void mstart(void *arg);
+
+static m *allocm(void) {
+    lock(&alloc_lock);
+    m *mp = fixalloc_alloc(&m_pool);
+    g *g0 = mp ? fixalloc_alloc(&g_pool) : NULL;
+    unlock(&alloc_lock);
+    if (!mp || !g0) gort_throw("out of memory allocating an M");
+    g0->is_g0 = true;
+    g0->status = G_RUNNING;
+    mp->g0 = g0;
+    mp->fastrand = (uint64_t)nanotime() ^ (uint64_t)(uintptr_t)mp;
+    lock(&sched.lock);
+    mp->id = sched.mnext++;
+    unlock(&sched.lock);
+    m *head = atomic_load_acq(&allm);
+    do {
+        mp->alllink = head;
+    } while (!atomic_cas(&allm, &head, mp));
+    return mp;
+}
+
+/* Starts a new M (thread) that will run with pp, spinning or not. No locks held. */
+static void newm(p *pp, bool spinning) {
+    m *mp = allocm();
+    mp->nextp = pp;
+    mp->spinning = spinning;
+    int rc = os_thread_start(mstart, mp, 0, "gort-m");
+    if (rc < 0) gort_throwf("newosproc: cannot create thread (errno %d)", -rc);
+}
+
+static void park_forever(m *mp) {
+    mp->exiting_park = true;
+    for (;;) futex_sleep(&exit_park_word, 0, -1);
+}
+
+/* Stops the M until new work is given to it (Go's stopm). On g0, no P. */
+static void stopm(m *mp) {
+    if (mp->p) gort_throw("stopm holding p");
+    if (mp->spinning) gort_throw("stopm spinning");
+    lock(&sched.lock);
+    if (mp == m0 && atomic_load_acq(&sched.exiting)) {
+        /* main_entry sets exiting, then looks for m0 on midle under the lock */
+        unlock(&sched.lock);
+        return;
+    }
+    mput(mp);
+    unlock(&sched.lock);
+    note_sleep(&mp->park);
+    note_clear(&mp->park);
+    if (!mp->nextp) {
+        if (atomic_load_acq(&sched.exiting)) return; /* m0: gort_main returns */
+        gort_throw("stopm: woken without a p");
+    }
+    acquirep(mp, mp->nextp);
+    mp->nextp = NULL;
+}
+
+/* Schedules some M to run pp (an idle P if NULL), spinning if asked (the
+ * caller then already counted it in nmspinning). */
+static void startm(p *pp, bool spinning) {
+    lock(&sched.lock);
+    if (!pp) {
+        pp = pidleget();
+        if (!pp) {
+            unlock(&sched.lock);
+            if (spinning && (int32_t)atomic_xadd(&sched.nmspinning, (uint32_t)-1) <= 0)
+                gort_throw("startm: negative nmspinning");
+            return;
+        }
+    }
+    m *nmp = mget();
+    unlock(&sched.lock);
+    if (!nmp) {
+        newm(pp, spinning);
+        return;
+    }
+    if (nmp->spinning) gort_throw("startm: m is spinning");
+    if (nmp->nextp) gort_throw("startm: m has p");
+    nmp->spinning = spinning;
+    nmp->nextp = pp;
+    note_wakeup(&nmp->park);
+}
+
+static void wakep(void) {
+    if (atomic_load_relaxed(&sched.npidle) == 0) return;
+    /* Be conservative about spinning threads: one at a time. */
+    uint32_t z = 0;
+    if (atomic_load_relaxed(&sched.nmspinning) != 0 || !atomic_cas(&sched.nmspinning, &z, 1))
+        return;
+    startm(NULL, true);
+}
+
+/* Hands off pp from a blocked M (syscall, locked wait) or from sysmon. */
+static void handoffp(p *pp) {
+    if (!runqempty(pp) || atomic_load_relaxed(&sched.runqsize) != 0) {
+        startm(pp, false);
+        return;
+    }
+    /* No local work: start a spinning M if there is no spinning or idle M. */
+    uint32_t z = 0;
+    if (atomic_load_relaxed(&sched.nmspinning) + atomic_load_relaxed(&sched.npidle) == 0 &&
+        atomic_cas(&sched.nmspinning, &z, 1)) {
+        startm(pp, true);
+        return;
+    }
+    lock(&sched.lock);
+    if (sched.runqsize != 0) {
+        unlock(&sched.lock);
+        startm(pp, false);
+        return;
+    }
+    int64_t when = atomic_load_relaxed(&pp->timer0when);
+    pidleput(pp);
+    unlock(&sched.lock);
+    if (when != 0) sched_timer_armed(when);
+}
+
+static void resetspinning(m *mp) {
+    mp->spinning = false;
+    if ((int32_t)atomic_xadd(&sched.nmspinning, (uint32_t)-1) <= 0)
+        gort_throw("resetspinning: negative nmspinning");
+    /* We found work and stop spinning: someone else may need to spin. */
+    wakep();
+}
+
+static void incidlelocked(int32_t v) {
+    lock(&sched.lock);
+    sched.nmidlelocked += v;
+    if (v > 0) checkdead();
+    unlock(&sched.lock);
+}
+
+/* The M is locked to a G that is not running: give the P away and sleep
+ * until someone hands us a P with our G runnable (startlockedm). */
+static void stoplockedm(m *mp) {
+    if (mp->p) handoffp(releasep(mp));
+    if (mp == m0 && atomic_load_acq(&sched.exiting)) return;
+    incidlelocked(1);
+    note_sleep(&mp->park);
+    note_clear(&mp->park);
+    if (!mp->nextp) {
+        if (atomic_load_acq(&sched.exiting)) return;
+        gort_throw("stoplockedm: woken without a p");
+    }
+    acquirep(mp, mp->nextp);
+    mp->nextp = NULL;
+}
+
+/* gp is locked to another M: hand it our P and stop. */
+static void startlockedm(m *mp, g *gp) {
+    m *lm = gp->lockedm;
+    if (lm == mp) gort_throw("startlockedm: locked to me");
+    if (lm->nextp) gort_throw("startlockedm: m has p");
+    incidlelocked(-1);
+    lm->nextp = releasep(mp);
+    note_wakeup(&lm->park);
+    stopm(mp);
+}
+
+/* ---- switching -------------------------------------------------------------------------- */
+
+static void gfput(p *pp, g *gp);
+static void exitsyscall0(m *mp, g *gp);
+
+#if SCHED_ASAN
+static inline void asan_before(m *mp, g *from, g *to, bool dying) {
+    mp->switch_from = from;
+    __sanitizer_start_switch_fiber(dying ? NULL : &from->asan_fake, to->asan_lo, to->asan_size);
+}
+static inline void asan_after(m *mp, void *fake) {
+    const void *lo;
+    size_t size;
+    __sanitizer_finish_switch_fiber(fake, &lo, &size);
+    g *from = mp->switch_from;
+    if (from && from->is_g0 && !from->asan_lo) {
+        from->asan_lo = lo;
+        from->asan_size = size;
+    }
+}
+#else
+static inline void asan_before(m *mp, g *from, g *to, bool dying) {
+    (void)mp, (void)from, (void)to, (void)dying;
+}
+static inline void asan_after(m *mp, void *fake) {
+    (void)mp, (void)fake;
+}
+#endif
+
+/* Does what the context that switched away left in mp->pend (see the file
+ * comment). Runs right after every switch, on the resuming context. */
+static void after_switch_slow(m *mp, int pend);
+
+static inline __attribute__((always_inline)) void after_switch(m *mp) {
+    int pend = mp->pend;
+    if (pend == PEND_NONE) return;
+    mp->pend = PEND_NONE;
+    if (likely(pend == PEND_YIELD)) { /* the hot case, inline */
+        g *gp = mp->pend_g;
+        setgstatus(gp, G_RUNNING, G_RUNNABLE);
+        runqput(mp->p, gp, false);
+        return;
+    }
+    after_switch_slow(mp, pend);
+}
+
+static __attribute__((noinline)) void after_switch_slow(m *mp, int pend) {
+    g *gp = mp->pend_g;
+    mp->pend_g = NULL;
+    switch (pend) {
+    case PEND_YIELD:
+        setgstatus(gp, G_RUNNING, G_RUNNABLE);
+        runqput(mp->p, gp, false);
+        break;
+    case PEND_PREEMPT:
+        setgstatus(gp, G_RUNNING, G_RUNNABLE);
+        lock(&sched.lock);
+        globrunqput(gp);
+        unlock(&sched.lock);
+        break;
+    case PEND_PARK: {
+        setgstatus(gp, G_RUNNING, G_WAITING);
+        bool (*unlockf)(g *, void *) = mp->pend_unlockf;
+        mp->pend_unlockf = NULL;
+        if (unlockf && !unlockf(gp, mp->pend_lock)) {
+            casgstatus(gp, G_WAITING, G_RUNNABLE);
+            runqput(mp->p, gp, true);
+        }
+        break;
+    }
+    case PEND_EXIT:
+        setgstatus(gp, G_RUNNING, G_DEAD);
+        gfput(mp->p, gp);
+        break;
+    case PEND_EXITSYSCALL:
+        exitsyscall0(mp, gp);
+        break;
+    case PEND_MAIN_DONE:
+        break;
+    }
+}
+
+/* Saves from, resumes to; returns, in from's context, the M that resumed it. */
+static m *gswitch(m *mp, g *from, g *to, bool dying) {
+    asan_before(mp, from, to, dying);
+    mp = arch_ctx_switch_arg(&from->ctx, &to->ctx, mp);
+    asan_after(mp, from->asan_fake);
+    after_switch(mp);
+    return mp;
+}
+
+/* On g0: runs gp on mp (Go's execute). Returns when g0 is resumed. */
+static void execute(m *mp, g *gp, bool inherit) {
+    mp->curg = gp;
+    gp->m = mp;
+    setgstatus(gp, G_RUNNABLE, G_RUNNING);
+    gp->preempt = false;
+    if (!inherit) mp->p->schedtick++;
+    gswitch(mp, mp->g0, gp, false);
+}
+
+/* The running goroutine gp leaves the CPU; mp->pend says what becomes of it.
+ * Takes the next G from the local queue and switches to it directly when
+ * the full scheduler is not needed; else switches to g0. Returns (in gp's
+ * context) the M that resumes gp. */
+static m *switch_out(m *mp, g *gp, bool dying) {
+    p *pp = mp->p;
+    g *next = NULL;
+    bool inherit = false;
+    if (likely(!mp->lockedg && !atomic_load_relaxed(&pp->must_sched)) &&
+        (pp->schedtick % 61 != 0 || atomic_load_relaxed(&sched.runqsize) == 0)) {
+        int64_t tw = atomic_load_relaxed(&pp->timer0when);
+        if (tw == 0 || tw > nanotime()) {
+            next = runqget(pp, &inherit);
+            if (next && next->lockedm) {
+                mp->nextg = next; /* schedule (on g0) hands it to its M */
+                mp->nextg_inherit = inherit;
+                next = NULL;
+            }
+        }
+    }
+    mp->curg = NULL;
+    if (!next) return gswitch(mp, gp, mp->g0, dying);
+    mp->curg = next;
+    next->m = mp;
+    setgstatus(next, G_RUNNABLE, G_RUNNING);
+    next->preempt = false;
+    if (!inherit) pp->schedtick++;
+    return gswitch(mp, gp, next, dying);
+}
+
+/* ---- finding work ------------------------------------------------------------------------ */
+
+static uint32_t gcd(uint32_t a, uint32_t b) {
+    while (b) {
+        uint32_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/* Runs the due timers of every P (a timer sleeper woke up, or sysmon asked). */
+static void run_all_timers(void) {
+    int32_t n = gomaxprocs();
+    int64_t now = nanotime();
+    for (int32_t i = 0; i < n; i++) {
+        p *p2 = allp[i];
+        int64_t w = atomic_load_relaxed(&p2->timer0when);
+        if (w != 0 && w <= now) {
+            bool ran;
+            check_timers(p2, now, &ran);
+        }
+    }
+}
+
+/* Tries to steal a G from some other P (Go's stealWork); runs other Ps' due
+ * timers on the last pass. *new_work: timers ran, look again. */
+static g *steal_work(m *mp, bool *new_work) {
+    p *pp = mp->p;
+    *new_work = false;
+    for (int i = 0; i < SPIN_STEAL_TRIES; i++) {
+        bool last = i == SPIN_STEAL_TRIES - 1;
+        uint32_t count = (uint32_t)gomaxprocs();
+        uint32_t pos = fastrand(mp) % count;
+        uint32_t inc;
+        do {
+            inc = fastrand(mp) % count + 1;
+        } while (gcd(inc, count) != 1);
+        for (uint32_t k = 0; k < count; k++, pos = (pos + inc) % count) {
+            if (atomic_load_relaxed(&sched.runqsize) > 0) {
+                *new_work = true;
+                return NULL;
+            }
+            p *p2 = allp[pos];
+            if (p2 == pp) continue;
+            if (last) {
+                int64_t w = atomic_load_relaxed(&p2->timer0when);
+                if (w != 0 && w <= nanotime()) {
+                    bool ran = false;
+                    check_timers(p2, nanotime(), &ran);
+                    if (ran) {
+                        bool inh;
+                        g *gp = runqget(pp, &inh);
+                        if (gp) return gp;
+                        *new_work = true;
+                    }
+                }
+            }
+            if (atomic_load_relaxed(&p2->status) == P_IDLE) continue;
+            g *gp = runqsteal(pp, p2, last);
+            if (gp) return gp;
+        }
+    }
+    return NULL;
+}
+
+/* Sleeps until the earliest timer (or a kick), as the one timer sleeper.
+ * False if another M already is. On g0, no P. */
+static bool timer_sleep(m *mp, int64_t until) {
+    (void)mp;
+    uint32_t z = 0;
+    if (!atomic_cas(&sched.tsleeping, &z, 1)) return false;
+    uint32_t seq = atomic_load_acq(&sched.tsleep_seq);
+    atomic_store_relaxed(&sched.tsleep_until, until);
+    atomic_fence(); /* pairs with sched_timer_armed: one of us sees the other */
+    int64_t u2 = timers_next_when();
+    if (u2 != 0 && u2 < until) until = u2;
+    int64_t now = nanotime();
+    if (until > now && !atomic_load_acq(&sched.exiting))
+        futex_sleep(&sched.tsleep_seq, seq, until - now);
+    atomic_store_relaxed(&sched.tsleep_until, 0);
+    atomic_store_rel(&sched.tsleeping, 0);
+    return true;
+}
+
+bool sched_timer_kick(int64_t when) {
+    atomic_fence();
+    if (!atomic_load_acq(&sched.tsleeping)) return false;
+    int64_t u = atomic_load_relaxed(&sched.tsleep_until);
+    if (u == 0 || when < u) {
+        atomic_xadd(&sched.tsleep_seq, 1);
+        futex_wake(&sched.tsleep_seq, 1);
+    }
+    return true;
+}
+
+void sched_timer_armed(int64_t when) {
+    if (sched_timer_kick(when)) return;
+    m *mp = tls_m;
+    if (!mp || !mp->p) wakep(); /* an M with a P runs its own timers */
+}
+
+/* Finds a runnable G (Go's findRunnable): local queue, global queue,
+ * stealing; else gives up the P and sleeps. On g0. NULL only when exiting. */
+static g *find_runnable(m *mp, bool *inherit) {
+top:;
+    p *pp = mp->p;
+    if (atomic_load_acq(&sched.exiting)) return NULL;
+    bool ran;
+    check_timers(pp, 0, &ran);
+    g *gp = runqget(pp, inherit);
+    if (gp) return gp;
+    if (atomic_load_relaxed(&sched.runqsize) != 0) {
+        lock(&sched.lock);
+        gp = globrunqget(pp, 0);
+        unlock(&sched.lock);
+        if (gp) {
+            *inherit = false;
+            return gp;
+        }
+    }
+    /* Spin (steal) if fewer than half the busy Ps have spinning Ms. */
+    int32_t busy = gomaxprocs() - (int32_t)atomic_load_relaxed(&sched.npidle);
+    if (mp->spinning || 2 * (int32_t)atomic_load_relaxed(&sched.nmspinning) < busy) {
+        if (!mp->spinning) {
+            mp->spinning = true;
+            atomic_xadd(&sched.nmspinning, 1);
+        }
+        bool new_work;
+        gp = steal_work(mp, &new_work);
+        if (gp) {
+            *inherit = false;
+            return gp;
+        }
+        if (new_work) goto top;
+    }
+    /* Nothing: release the P, then recheck everything (Go's spinning-M rule:
+     * a producer wakes an M only when none spins, so a spinning M that stops
+     * must look once more after it stopped counting). */
+    lock(&sched.lock);
+    if (sched.runqsize != 0 || atomic_load_acq(&sched.exiting)) {
+        gp = globrunqget(pp, 0);
+        unlock(&sched.lock);
+        if (gp) {
+            *inherit = false;
+            return gp;
+        }
+        return NULL;
+    }
+    if (pp->id < sched.gomaxprocs && !runqempty(pp)) {
+        unlock(&sched.lock);
+        goto top;
+    }
+    releasep(mp);
+    pidleput(pp);
+    unlock(&sched.lock);
+    bool was_spinning = mp->spinning;
+    if (mp->spinning) {
+        mp->spinning = false;
+        if ((int32_t)atomic_xadd(&sched.nmspinning, (uint32_t)-1) <= 0)
+            gort_throw("find_runnable: negative nmspinning");
+        int32_t n = gomaxprocs();
+        for (int32_t i = 0; i < n; i++) {
+            if (!runqempty(allp[i]) || atomic_load_relaxed(&sched.runqsize) != 0) {
+                lock(&sched.lock);
+                p *p2 = pidleget();
+                unlock(&sched.lock);
+                if (p2) {
+                    acquirep(mp, p2);
+                    if (was_spinning) {
+                        mp->spinning = true;
+                        atomic_xadd(&sched.nmspinning, 1);
+                    }
+                    goto top;
+                }
+                break;
+            }
+        }
+    }
+    /* Timers: one M sleeps until the earliest, then runs them. */
+    int64_t until = timers_next_when();
+    if (until != 0) {
+        if (timer_sleep(mp, until)) {
+            lock(&sched.lock);
+            p *p2 = pidleget();
+            unlock(&sched.lock);
+            if (p2) {
+                acquirep(mp, p2);
+                run_all_timers();
+                goto top;
+            }
+        } else {
+            sched_timer_kick(until); /* the sleeper may sleep too long */
+        }
+    }
+    stopm(mp);
+    if (!mp->p) return NULL; /* exiting */
+    goto top;
+}
+
+/* Retires a P beyond gomaxprocs (under sched.lock; nobody owns pp). */
+static void retire_p(p *pp) {
+    bool inh;
+    g *gp;
+    while ((gp = runqget(pp, &inh)) != NULL) globrunqput(gp);
+    if (pp != allp[0]) timers_move(pp, allp[0]);
+    lock(&sched.gflock);
+    while ((gp = pp->gfree) != NULL) {
+        pp->gfree = gp->schedlink;
+        pp->gfreecnt--;
+        gp->schedlink = sched.gfree;
+        sched.gfree = gp;
+        sched.ngfree++;
+    }
+    unlock(&sched.gflock);
+    stack_cache_flush(&pp->stackcache);
+    atomic_store_rel(&pp->status, P_DEAD);
+}
+
+/* One round of the scheduler, on g0: find a G and run it (Go's schedule).
+ * Loops until the runtime exits; returns only then. */
+static void schedule(m *mp) {
+    for (;;) {
+        if (atomic_load_acq(&sched.exiting)) {
+            if (mp == m0) return;
+            park_forever(mp);
+        }
+        if (mp->lockedg) {
+            stoplockedm(mp);
+            if (!mp->p) continue; /* exiting */
+            execute(mp, mp->lockedg, false);
+            continue;
+        }
+        if (!mp->p) { /* exitsyscall0 or a retirement left us without a P */
+            stopm(mp);
+            continue;
+        }
+        p *pp = mp->p;
+        if (pp->id >= gomaxprocs()) {
+            lock(&sched.lock);
+            releasep(mp);
+            retire_p(pp);
+            p *p2 = pidleget();
+            unlock(&sched.lock);
+            if (mp->spinning) {
+                mp->spinning = false;
+                atomic_xadd(&sched.nmspinning, (uint32_t)-1);
+            }
+            if (p2) acquirep(mp, p2);
+            continue;
+        }
+        atomic_store_relaxed(&pp->must_sched, 0);
+        g *gp = mp->nextg;
+        bool inherit = mp->nextg_inherit;
+        mp->nextg = NULL;
+        if (!gp) {
+            bool ran;
+            check_timers(pp, 0, &ran);
+            if (pp->schedtick % 61 == 0 && atomic_load_relaxed(&sched.runqsize) > 0) {
+                lock(&sched.lock);
+                gp = globrunqget(pp, 1);
+                unlock(&sched.lock);
+                inherit = false;
+            }
+        }
+        if (!gp) gp = runqget(pp, &inherit);
+        if (!gp) gp = find_runnable(mp, &inherit);
+        if (!gp) continue; /* exiting */
+        if (mp->spinning) resetspinning(mp);
+        if (gp->lockedm && gp->lockedm != mp) {
+            startlockedm(mp, gp);
+            continue;
+        }
+        execute(mp, gp, inherit);
+    }
+}
+
+/* A new M's thread. */
+static void mstart(void *arg) {
+    m *mp = arg;
+    tls_m = mp;
+    mp->tid = os_gettid();
+    pthread_sigmask(SIG_SETMASK, &user_sigmask, NULL);
+    acquirep(mp, mp->nextp);
+    mp->nextp = NULL;
+    schedule(mp);
+    park_forever(mp);
+}
+
+/* ---- goroutines ------------------------------------------------------------------------ */
+
+static uint32_t default_stack_size; /* size of a stack_alloc(0) stack */
+
+static void gfput(p *pp, g *gp) {
+    if (gp->stack.lo && gp->stack.size != default_stack_size) {
+        /* only default stacks stay with a free G */
+        asan_unpoison_stack(gp);
+        stack_free(&pp->stackcache, &gp->stack);
+        gp->stack.lo = gp->stack.hi = 0;
+    }
+    gp->m = NULL;
+    gp->lockedm = NULL;
+    gp->schedlink = pp->gfree;
+    pp->gfree = gp;
+    if (++pp->gfreecnt >= GFREE_LOCAL_MAX) {
+        lock(&sched.gflock);
+        while (pp->gfreecnt >= GFREE_LOCAL_MAX / 2) {
+            g *g1 = pp->gfree;
+            pp->gfree = g1->schedlink;
+            pp->gfreecnt--;
+            g1->schedlink = sched.gfree;
+            sched.gfree = g1;
+            sched.ngfree++;
+        }
+        unlock(&sched.gflock);
+    }
+}
+
+static g *gfget(p *pp) {
+    if (!pp->gfree && atomic_load_relaxed(&sched.ngfree) > 0) {
+        lock(&sched.gflock);
+        while (pp->gfreecnt < GFREE_LOCAL_MAX / 2 && sched.gfree) {
+            g *g1 = sched.gfree;
+            sched.gfree = g1->schedlink;
+            sched.ngfree--;
+            g1->schedlink = pp->gfree;
+            pp->gfree = g1;
+            pp->gfreecnt++;
+        }
+        unlock(&sched.gflock);
+    }
+    g *gp = pp->gfree;
+    if (gp) {
+        pp->gfree = gp->schedlink;
+        pp->gfreecnt--;
+    }
+    return gp;
+}
+
+static void goexit1(m *mp, g *gp) __attribute__((noreturn));
+
+/* Where every goroutine starts (arch_ctx_make's entry). */
+static void gentry(void *arg) {
+    g *gp = arg;
+    m *mp = tls_m;
+    asan_after(mp, NULL);
+    after_switch(mp);
+    gp->fn(gp->arg);
+    goexit1(tls_m, gp);
+}
+
+static void goexit1(m *mp, g *gp) {
+    if (gp->is_main) sched.main_goexited = true;
+    atomic_xadd(&sched.ngoroutines, -1);
+    if (mp->lockedg == gp) { /* Go would end the thread; we release it */
+        mp->lockedg = NULL;
+        mp->lockedcount = 0;
+    }
+    gp->lockedm = NULL;
+    mp->pend = PEND_EXIT;
+    mp->pend_g = gp;
+    switch_out(mp, gp, true);
+    gort_throw("goexit: dead goroutine resumed");
+}
+
+static void return_trap(void) {
+    gort_throw("goroutine entry returned");
+}
+
+/* Creates a goroutine running fn(arg) and queues it on pp (Go's newproc1). */
+static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, int *err) {
+    g *gp = gfget(pp);
+    if (!gp) {
+        lock(&alloc_lock);
+        gp = fixalloc_alloc(&g_pool);
+        unlock(&alloc_lock);
+        if (!gp) {
+            *err = -ENOMEM;
+            return NULL;
+        }
+        gp->status = G_DEAD;
+        g *head = atomic_load_acq(&allgs);
+        do {
+            gp->alllink = head;
+        } while (!atomic_cas(&allgs, &head, gp));
+    }
+    if (gp->stack.lo && (stack_size ? gp->stack.hi - gp->stack.lo < stack_size
+                                    : gp->stack.size != default_stack_size)) {
+        stack_free(&pp->stackcache, &gp->stack);
+        gp->stack.lo = gp->stack.hi = 0;
+    }
+    if (!gp->stack.lo) {
+        int rc = stack_alloc(&pp->stackcache, &gp->stack, stack_size);
+        if (rc < 0) {
+            gp->stack.lo = gp->stack.hi = 0;
+            gfput(pp, gp);
+            *err = rc;
+            return NULL;
+        }
+        if (!stack_size && !default_stack_size) default_stack_size = gp->stack.size;
+    }
+    asan_unpoison_stack(gp);
+    gp->asan_lo = (const void *)gp->stack.lo;
+    gp->asan_size = gp->stack.hi - gp->stack.lo;
+    gp->asan_fake = NULL;
+    arch_ctx_make(&gp->ctx, (void *)gp->stack.lo, gp->stack.hi - gp->stack.lo, gentry, gp);
+    gp->fn = fn;
+    gp->arg = arg;
+    gp->param = NULL;
+    gp->preempt = false;
+    gp->waitreason = 0;
+    gp->lockedm = NULL;
+    gp->is_main = false;
+    if (pp->goidcache == pp->goidcacheend) {
+        pp->goidcache = (int64_t)atomic_xadd(&sched.goidgen, GOIDCACHE) + 1;
+        pp->goidcacheend = pp->goidcache + GOIDCACHE;
+    }
+    gp->goid = pp->goidcache++;
+    atomic_xadd(&sched.ngoroutines, 1);
+    setgstatus(gp, G_DEAD, G_RUNNABLE);
+    return gp;
+}
+
+int64_t gort_go_stack(gort_fn fn, void *arg, size_t stack_size) {
+    m *mp = tls_m;
+    if (!mp || !mp->p) return -EPERM; /* outside the scheduler (a foreign thread, a syscall) */
+    int err = 0;
+    g *gp = newproc1(mp->p, fn, arg, stack_size, &err);
+    if (!gp) return err;
+    int64_t id = gp->goid;
+    runqput(mp->p, gp, true);
+    wakep();
+    return id;
+}
+
+int64_t gort_go(gort_fn fn, void *arg) {
+    return gort_go_stack(fn, arg, 0);
+}
+
+void gort_yield(void) {
+    m *mp = tls_m;
+    if (!mp || !mp->curg) {
+        sched_yield();
+        return;
+    }
+    g *gp = mp->curg;
+    p *pp = mp->p;
+    /* Nothing else to run here and nothing waiting globally: keep going.
+     * (Only this M adds to pp's queue, so a single read cannot miss a G.) */
+    if (atomic_load_relaxed(&pp->runqhead) == pp->runqtail && !atomic_load_relaxed(&pp->runnext) &&
+        atomic_load_relaxed(&sched.runqsize) == 0 && !atomic_load_relaxed(&pp->must_sched) &&
+        !atomic_load_relaxed(&pp->timer0when))
+        return;
+    mp->pend = PEND_YIELD;
+    mp->pend_g = gp;
+    switch_out(mp, gp, false);
+}
+
+void gort_exit(void) {
+    m *mp = tls_m;
+    if (!mp || !mp->curg) gort_throw("gort_exit called outside a goroutine");
+    goexit1(mp, mp->curg);
+}
+
+int64_t gort_goid(void) {
+    m *mp = tls_m;
+    return mp && mp->curg ? mp->curg->goid : 0;
+}
+
+int gort_num_goroutine(void) {
+    return atomic_load_relaxed(&sched.ngoroutines);
+}
+
+void gort_preempt_check(void) {
+    m *mp = tls_m;
+    g *gp;
+    if (likely(!mp || !(gp = mp->curg) || !atomic_load_relaxed(&gp->preempt))) return;
+    gp->preempt = false;
+    mp->pend = PEND_PREEMPT;
+    mp->pend_g = gp;
+    switch_out(mp, gp, false);
+}
+
+/* ---- park / ready ---------------------------------------------------------------------- */
+
+void sched_park(bool (*unlockf)(g *, void *), void *lk, int reason) {
+    m *mp = tls_m;
+    g *gp = mp ? mp->curg : NULL;
+    if (!gp) gort_throw("sched_park: not on a goroutine");
+    gp->waitreason = (uint8_t)reason;
+    mp->pend = PEND_PARK;
+    mp->pend_g = gp;
+    mp->pend_unlockf = unlockf;
+    mp->pend_lock = lk;
+    switch_out(mp, gp, false);
+}
+
+void sched_ready(g *gp) {
+    casgstatus(gp, G_WAITING, G_RUNNABLE);
+    m *mp = tls_m;
+    if (mp && mp->p) {
+        runqput(mp->p, gp, true);
+    } else {
+        lock(&sched.lock);
+        globrunqput(gp);
+        unlock(&sched.lock);
+    }
+    wakep();
+}
+
+void sched_external_waiters_add(int delta) {
+    atomic_xadd(&sched.external_waiters, delta);
+}
+
+/* ---- syscalls ---------------------------------------------------------------------------- */
+
+void gort_syscall_enter(void) {
+    m *mp = tls_m;
+    if (!mp || !mp->curg) return;
+    g *gp = mp->curg;
+    p *pp = mp->p;
+    setgstatus(gp, G_RUNNING, G_SYSCALL);
+    pp->syscalltick++;
+    mp->oldp = pp;
+    mp->p = NULL;
+    tls_mcache = mp->saved_mcache; /* the P may be retaken and its cache used elsewhere */
+    atomic_store_rel(&pp->m, NULL);
+    atomic_store_rel(&pp->status, P_SYSCALL);
+}
+
+/* On g0: gort_syscall_exit found no P (Go's exitsyscall0). */
+static void exitsyscall0(m *mp, g *gp) {
+    setgstatus(gp, G_SYSCALL, G_RUNNABLE);
+    gp->m = NULL;
+    lock(&sched.lock);
+    p *pp = pidleget();
+    if (!pp) globrunqput(gp);
+    unlock(&sched.lock);
+    if (pp) {
+        acquirep(mp, pp);
+        mp->nextg = gp;
+        mp->nextg_inherit = false;
+        return;
+    }
+    /* Locked: schedule's stoplockedm waits for gp to come back with a P. */
+    if (!mp->lockedg) stopm(mp);
+}
+
+void gort_syscall_exit(void) {
+    m *mp = tls_m;
+    if (!mp || !mp->curg) return;
+    g *gp = mp->curg;
+    p *oldp = mp->oldp;
+    mp->oldp = NULL;
+    uint32_t st = P_SYSCALL;
+    if (oldp && oldp->id < gomaxprocs() && atomic_cas(&oldp->status, &st, P_RUNNING)) {
+        /* Fast path: nobody took our P. */
+        mp->p = oldp;
+        atomic_store_rel(&oldp->m, mp);
+        mp->saved_mcache = tls_mcache;
+        tls_mcache = oldp->mcache;
+        setgstatus(gp, G_SYSCALL, G_RUNNING);
+        return;
+    }
+    if (atomic_load_relaxed(&sched.npidle) > 0) {
+        lock(&sched.lock);
+        p *pp = pidleget();
+        unlock(&sched.lock);
+        if (pp) {
+            acquirep(mp, pp);
+            setgstatus(gp, G_SYSCALL, G_RUNNING);
+            return;
+        }
+    }
+    /* Slow path, on g0: queue gp and stop this M. */
+    mp->pend = PEND_EXITSYSCALL;
+    mp->pend_g = gp;
+    mp->curg = NULL;
+    gswitch(mp, gp, mp->g0, false);
+}
+
+/* ---- locked threads ------------------------------------------------------------------------ */
+
+void gort_lock_os_thread(void) {
+    m *mp = tls_m;
+    if (!mp || !mp->curg) return;
+    mp->lockedcount++;
+    mp->lockedg = mp->curg;
+    mp->curg->lockedm = mp;
+}
+
+void gort_unlock_os_thread(void) {
+    m *mp = tls_m;
+    if (!mp || !mp->curg || mp->lockedcount == 0) return;
+    if (--mp->lockedcount == 0) {
+        mp->lockedg = NULL;
+        mp->curg->lockedm = NULL;
+    }
+}
+
+/* ---- deadlock ---------------------------------------------------------------------------------
+ */
+
+/* Under sched.lock, when an M goes idle (Go's checkdead). */
+static void checkdead(void) {
+    if (!started || atomic_load_acq(&sched.exiting)) return;
+    int32_t run = (int32_t)(sched.mnext - sched.nmidle - sched.nmidlelocked - sched.nmsys);
+    if (run > 0) return;
+    if (run < 0) {
+        gort_print("runtime: checkdead: nmidle=%d nmidlelocked=%d mcount=%lld nmsys=%d\n",
+                   sched.nmidle, sched.nmidlelocked, (long long)sched.mnext, sched.nmsys);
+        gort_throw("checkdead: inconsistent counts");
+    }
+    if (atomic_load_relaxed(&sched.external_waiters) > 0) return;
+    if (atomic_load_relaxed(&sched.ngoroutines) == 0) {
+        if (sched.main_goexited)
+            gort_throw("no goroutines (main called runtime.Goexit) - deadlock!");
+        return;
+    }
+    /* Something runnable with every M idle cannot happen: stay quiet rather
+     * than kill a program over a scheduler bug. */
+    if (sched.runqsize > 0) return;
+    for (int32_t i = 0; i < sched.nallp; i++)
+        if (allp[i] && !runqempty(allp[i])) return;
+    if (timers_next_when() != 0) return;
+    gort_throw("all goroutines are asleep - deadlock!");
+}
+
+/* ---- gomaxprocs -------------------------------------------------------------------------------
+ */
+
+static p *newp(int32_t id) {
+    p *pp = persistent_alloc(sizeof(p), 64, &sched_sys);
+    if (!pp) gort_throw("out of memory allocating a P");
+    pp->id = id;
+    pp->status = P_DEAD;
+    pp->timers_lock = (lock_t)LOCK_INIT;
+    pp->mcache = mcache_new();
+    if (!pp->mcache) gort_throw("out of memory allocating an mcache");
+    return pp;
+}
+
+/* Under sched.lock (Go's procresize, without stopping the world: Ps beyond
+ * n are retired by their owners at their next schedule, or here when idle). */
+static void procresize(int32_t n) {
+    int32_t old = sched.gomaxprocs;
+    for (int32_t i = sched.nallp; i < n; i++) {
+        allp[i] = newp(i);
+        atomic_store_rel(&sched.nallp, i + 1);
+    }
+    if (n > old) {
+        atomic_store_rel(&sched.gomaxprocs, n);
+        for (int32_t i = n - 1; i >= old; i--)
+            if (atomic_load_relaxed(&allp[i]->status) == P_DEAD) pidleput(allp[i]);
+        return;
+    }
+    atomic_store_rel(&sched.gomaxprocs, n);
+    for (p **pl = &sched.pidle; *pl;) {
+        p *pp = *pl;
+        if (pp->id >= n) {
+            *pl = pp->link;
+            atomic_xadd(&sched.npidle, (uint32_t)-1);
+            retire_p(pp);
+        } else {
+            pl = &pp->link;
+        }
+    }
+    for (int32_t i = n; i < sched.nallp; i++) atomic_store_relaxed(&allp[i]->must_sched, 1);
+}
+
+static int default_procs(void) {
+    env_init();
+    int n = gort_opts.gomaxprocs > 0 ? gort_opts.gomaxprocs : os_ncpu();
+    if (n < 1) n = 1;
+    if (n > MAX_GOMAXPROCS) n = MAX_GOMAXPROCS;
+    return n;
+}
+
+int gort_gomaxprocs(int n) {
+    if (!atomic_load_acq(&started)) {
+        int prev = pending_gomaxprocs > 0 ? pending_gomaxprocs : default_procs();
+        if (n > 0) pending_gomaxprocs = n > MAX_GOMAXPROCS ? MAX_GOMAXPROCS : n;
+        return prev;
+    }
+    int prev = gomaxprocs();
+    if (n <= 0 || n == prev) return prev;
+    if (n > MAX_GOMAXPROCS) n = MAX_GOMAXPROCS;
+    lock(&sched.lock);
+    procresize(n);
+    unlock(&sched.lock);
+    if (n > prev) wakep();
+    /* The caller's own P may be beyond n: leave it at the next yield. */
+    m *mp = tls_m;
+    if (mp && mp->curg && mp->p && mp->p->id >= n) gort_yield();
+    return prev;
+}
+
+/* ---- sysmon
+ * -------------------------------------------------------------------------------------- */
+
+/* The P's running G has had it for more than 10 ms: ask it to yield, and
+ * hand the P's queue to other Ms meanwhile. */
+static void preemptone(p *pp) {
+    m *mp = atomic_load_acq(&pp->m);
+    g *gp = mp ? atomic_load_relaxed(&mp->curg) : NULL;
+    if (!gp) return;
+    atomic_store_relaxed(&gp->preempt, true);
+    atomic_store_relaxed(&pp->must_sched, 1);
+    g *batch[RUNQ_SIZE];
+    uint32_t n = runqgrab(pp, batch, 0, false);
+    if (n == 0) return;
+    for (uint32_t i = 0; i + 1 < n; i++) batch[i]->schedlink = batch[i + 1];
+    lock(&sched.lock);
+    globrunqputbatch(batch[0], batch[n - 1], (int32_t)n);
+    unlock(&sched.lock);
+    uint32_t idle = atomic_load_relaxed(&sched.npidle);
+    for (uint32_t i = 0; i < n && i < idle; i++) startm(NULL, false);
+}
+
+static void retake(int64_t now) {
+    int32_t n = atomic_load_acq(&sched.nallp);
+    for (int32_t i = 0; i < n; i++) {
+        p *pp = allp[i];
+        uint32_t s = atomic_load_acq(&pp->status);
+        if (s == P_RUNNING || s == P_SYSCALL) {
+            uint32_t t = atomic_load_relaxed(&pp->schedtick);
+            if (pp->sysmontick.schedtick != t) {
+                pp->sysmontick.schedtick = t;
+                pp->sysmontick.schedwhen = now;
+            } else if (s == P_RUNNING && pp->sysmontick.schedwhen + SYSMON_RETAKE_NS <= now) {
+                preemptone(pp);
+                pp->sysmontick.schedwhen = now; /* once per 10 ms */
+            }
+        }
+        if (s == P_SYSCALL) {
+            /* Retake a P from a syscall that has lasted a sysmon tick (>= 20 us). */
+            uint32_t t = atomic_load_relaxed(&pp->syscalltick);
+            if (pp->sysmontick.syscalltick != t) {
+                pp->sysmontick.syscalltick = t;
+                pp->sysmontick.syscallwhen = now;
+                continue;
+            }
+            if (runqempty(pp) &&
+                atomic_load_relaxed(&sched.nmspinning) + atomic_load_relaxed(&sched.npidle) > 0 &&
+                pp->sysmontick.syscallwhen + SYSMON_RETAKE_NS > now && !pp->timer0when)
+                continue;
+            uint32_t st = P_SYSCALL;
+            if (atomic_cas(&pp->status, &st, P_IDLE)) {
+                pp->syscalltick++;
+                handoffp(pp);
+            }
+        }
+    }
+}
+
+static void schedtrace(int64_t now) {
+    char buf[4096];
+    size_t len = gort_snprint(buf, sizeof buf,
+                              "SCHED %lldms: gomaxprocs=%d idleprocs=%u threads=%lld "
+                              "spinningthreads=%u idlethreads=%d runqueue=%d [",
+                              (long long)((now - sched.starttime) / 1000000), gomaxprocs(),
+                              atomic_load_relaxed(&sched.npidle), (long long)sched.mnext,
+                              atomic_load_relaxed(&sched.nmspinning), sched.nmidle,
+                              atomic_load_relaxed(&sched.runqsize));
+    int32_t n = gomaxprocs();
+    for (int32_t i = 0; i < n && len + 16 < sizeof buf; i++)
+        len += gort_snprint(buf + len, sizeof buf - len, i ? " %u" : "%u", runqlen(allp[i]));
+    gort_print("%s]\n", buf);
+}
+
+static void sysmon(void *arg) {
+    (void)arg;
+    int64_t delay = 0, idle = 0, lasttrace = 0;
+    for (;;) {
+        if (idle == 0)
+            delay = 20;
+        else if (idle > 50)
+            delay *= 2;
+        if (delay > 10 * 1000) delay = 10 * 1000;
+        struct timespec ts = {0, delay * 1000};
+        nanosleep(&ts, NULL);
+        if (atomic_load_acq(&sched.exiting)) return;
+        int64_t now = nanotime();
+        bool busy = false;
+        /* Timers overdue and nobody to run them: start an M. */
+        int64_t next = timers_next_when();
+        if (next != 0 && next < now - 1000 * 1000 && !atomic_load_relaxed(&sched.tsleeping) &&
+            atomic_load_relaxed(&sched.npidle) > 0) {
+            startm(NULL, false);
+            busy = true;
+        }
+        /* Queued work and idle Ps but no spinning M: wake one. */
+        if (atomic_load_relaxed(&sched.runqsize) > 0 && atomic_load_relaxed(&sched.npidle) > 0 &&
+            atomic_load_relaxed(&sched.nmspinning) == 0) {
+            wakep();
+            busy = true;
+        }
+        uint32_t before = 0;
+        for (int32_t i = 0; i < atomic_load_acq(&sched.nallp); i++) before += allp[i]->syscalltick;
+        retake(now);
+        uint32_t after = 0;
+        for (int32_t i = 0; i < atomic_load_acq(&sched.nallp); i++) after += allp[i]->syscalltick;
+        if (before != after) busy = true;
+        idle = busy ? 0 : idle + 1;
+        int ms = gort_opts.debug.schedtrace;
+        if (ms > 0 && lasttrace + (int64_t)ms * 1000000 <= now) {
+            lasttrace = now;
+            schedtrace(now);
+        }
+    }
+}
+
+/* ---- the goroutine dump
+ * --------------------------------------------------------------------------- */
+
+static void print_pc(uintptr_t pc) {
+    Dl_info info;
+    if (dladdr((void *)(pc - 1), &info) && info.dli_sname) {
+        gort_print("%s(...)\n\t%s +0x%zx\n", info.dli_sname, info.dli_fname ? info.dli_fname : "?",
+                   (size_t)(pc - (uintptr_t)info.dli_saddr));
+    } else if (info.dli_fname) {
+        gort_print("?()\n\t%s pc=%p +0x%zx\n", info.dli_fname, (void *)pc,
+                   (size_t)(pc - (uintptr_t)info.dli_fbase));
+    } else {
+        gort_print("?()\n\tpc=%p\n", (void *)pc);
+    }
+}
+
+/* Frame-pointer walk from the record fr, inside [lo, hi) when hi != 0. */
+static void traceback(uintptr_t *fr, uintptr_t lo, uintptr_t hi) {
+    for (int i = 0; i < 50 && fr; i++) {
+        uintptr_t a = (uintptr_t)fr;
+        if ((a & 7) || (hi && (a < lo || a + 16 > hi))) break;
+        uintptr_t pc = fr[1];
+        if (!pc) break;
+        print_pc(pc);
+        uintptr_t *up = (uintptr_t *)fr[0];
+        if ((uintptr_t)up <= a) break;
+        fr = up;
+    }
+}
+
+static const char *status_string(g *gp) {
+    switch (atomic_load_relaxed(&gp->status)) {
+    case G_RUNNABLE:
+        return "runnable";
+    case G_RUNNING:
+        return "running";
+    case G_SYSCALL:
+        return "syscall";
+    case G_WAITING:
+        return gp->waitreason < WAIT_REASON_COUNT && gp->waitreason
+                   ? wait_reason_strings[gp->waitreason]
+                   : "waiting";
+    default:
+        return "idle";
+    }
+}
+
+static void dump_goroutines(void) {
+    m *mp = tls_m;
+    g *cur = mp ? mp->curg : NULL;
+    for (g *gp = atomic_load_acq(&allgs); gp; gp = gp->alllink) {
+        uint32_t s = atomic_load_relaxed(&gp->status);
+        if (s == G_DEAD || s == G_IDLE) continue;
+        gort_print("\ngoroutine %lld [%s%s]:\n", (long long)gp->goid, status_string(gp),
+                   gp->lockedm ? ", locked to thread" : "");
+        if (gp == cur) {
+            traceback(__builtin_frame_address(0), 0, 0);
+        } else if (s == G_RUNNING || s == G_SYSCALL) {
+            gort_print("\tgoroutine running on other thread; stack unavailable\n");
+        } else {
+            traceback(arch_ctx_frame(&gp->ctx), gp->stack.lo, gp->stack.hi);
+        }
+    }
+}
+
+/* ---- start --------------------------------------------------------------------------------------
+ */
+
+static void on_stack_overflow(uintptr_t addr) {
+    m *mp = tls_m;
+    g *gp = mp ? mp->curg : NULL;
+    gort_print("runtime: goroutine stack exceeds its limit (fault at %p) in goroutine %lld\n",
+               (void *)addr, gp ? (long long)gp->goid : 0LL);
+    gort_throw("stack overflow");
+}
+
+static struct {
+    int (*fn)(int, char **);
+    int argc;
+    char **argv;
+} main_args;
+
+static void main_entry(void *arg) {
+    (void)arg;
+    int r = main_args.fn(main_args.argc, main_args.argv);
+    m *mp = tls_m;
+    g *gp = mp->curg;
+    sched.main_result = r;
+    sched.main_done = true;
+    atomic_store_rel(&sched.exiting, 1);
+    int32_t n = atomic_load_acq(&sched.nallp);
+    for (int32_t i = 0; i < n; i++) atomic_store_relaxed(&allp[i]->must_sched, 1);
+    if (mp != m0) {
+        /* Get m0 back to its scheduler loop, which returns from gort_main. */
+        lock(&sched.lock);
+        bool was_idle = mremove(m0);
+        unlock(&sched.lock);
+        if (was_idle || m0->lockedg) note_wakeup(&m0->park);
+        atomic_xadd(&sched.tsleep_seq, 1);
+        futex_wake(&sched.tsleep_seq, 1 << 30);
+    }
+    mp->pend = PEND_MAIN_DONE;
+    mp->pend_g = gp;
+    mp->curg = NULL;
+    gswitch(mp, gp, mp->g0, false);
+    gort_throw("main goroutine resumed after exit");
+}
+
+int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
+    if (started) gort_throw("gort_main called twice");
+    env_init();
+    int rc = stack_init(on_stack_overflow);
+    if (rc < 0) gort_throw("cannot initialize goroutine stacks");
+    fixalloc_init(&g_pool, sizeof(g), &sched_sys);
+    fixalloc_init(&m_pool, sizeof(m), &sched_sys);
+    arch_ctx_return_trap = return_trap;
+    pthread_sigmask(SIG_SETMASK, NULL, &user_sigmask);
+    sched.starttime = nanotime();
+
+    int n = pending_gomaxprocs > 0 ? pending_gomaxprocs : default_procs();
+    m0 = allocm();
+    m0->tid = os_gettid();
+    tls_m = m0;
+    lock(&sched.lock);
+    procresize(n);
+    p *pp = pidleget(); /* P 0: procresize pushes the highest id first */
+    unlock(&sched.lock);
+    acquirep(m0, pp);
+
+    main_args.fn = main_fn;
+    main_args.argc = argc;
+    main_args.argv = argv;
+    int err = 0;
+    g *mg = newproc1(pp, main_entry, NULL, 0, &err);
+    if (!mg) gort_throw("cannot create the main goroutine");
+    mg->is_main = true;
+    runqput(pp, mg, true);
+    gort_dump_hook = dump_goroutines;
+
+    lock(&sched.lock);
+    sched.nmsys++;
+    sched.mnext++; /* sysmon counts as a thread, not as a running M */
+    unlock(&sched.lock);
+    atomic_store_rel(&started, true);
+    if (os_thread_start(sysmon, NULL, 0, "gort-sysmon") < 0) gort_throw("cannot start sysmon");
+
+    schedule(m0);
+    return sched.main_result;
+}
+
+int64_t gort_nanotime(void) {
+    return nanotime();
+}

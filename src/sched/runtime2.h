@@ -1,0 +1,300 @@
+/* The scheduler's data structures: G, M, P and the global sched (Go's
+ * runtime2.go), and the internal interface other layers use to block and
+ * wake goroutines (park/ready) and to arm timers.
+ *
+ * G: a goroutine. Its context is saved on its own stack (src/arch); the G
+ *    record itself comes from a fixalloc and is never freed: dead Gs are
+ *    recycled, with their stacks, through per-P and global free lists.
+ * M: an OS thread. Its g0 is the thread's own stack and runs the scheduler
+ *    loop when the M has nothing better to do; an M parks on its note.
+ * P: a logical processor: what an M must hold to run Go code. It owns a
+ *    local run queue (a 256-entry lock-free ring plus runnext, Go's runq),
+ *    the allocator's mcache, a timer heap, and G and stack caches.
+ *
+ * Locks, in acquisition order:
+ *   1. sched.lock: idle M and P lists, global run queue, M counts, gomaxprocs;
+ *   2. a P's timers_lock (two only in id order, when a P's timers move);
+ *   3. sched.gflock: the global free-G list;  allglock: the list of all Gs.
+ * The run queues are lock-free (runqput/runqget/runqsteal). A G's status is
+ * changed with atomics; the transitions follow Go's casgstatus.
+ *
+ * TLS: tls_m is the thread's M (NULL on threads the scheduler did not make,
+ * and on the thread that calls gort_main until it does). Runtime code reads
+ * it once at the top of an entry point and afterwards uses the M returned by
+ * every switch (a goroutine may resume on another thread): see proc.c. */
+#ifndef GORT_SCHED_RUNTIME2_H
+#define GORT_SCHED_RUNTIME2_H
+
+#include "arch/arch.h"
+#include "base/lock.h"
+#include "sched/stack.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mcache;
+struct g;
+struct m;
+struct p;
+
+/* ---- G ------------------------------------------------------------------ */
+
+enum gstatus {
+    G_IDLE = 0,     /* just allocated, not yet initialized */
+    G_RUNNABLE = 1, /* on a run queue, not running */
+    G_RUNNING = 2,  /* running user code on an M that holds a P */
+    G_SYSCALL = 3,  /* between gort_syscall_enter and _exit: has an M, maybe no P */
+    G_WAITING = 4,  /* parked (sched_park); readied by sched_ready */
+    G_DEAD = 6,     /* exited, on a free list (or being recycled) */
+};
+
+/* Why a goroutine waits: printed in the goroutine dump. Go's list and strings. */
+enum wait_reason {
+    WAIT_REASON_ZERO,
+    WAIT_REASON_GC_ASSIST_MARKING,
+    WAIT_REASON_IO_WAIT,
+    WAIT_REASON_CHAN_RECEIVE_NIL_CHAN,
+    WAIT_REASON_CHAN_SEND_NIL_CHAN,
+    WAIT_REASON_DUMPING_HEAP,
+    WAIT_REASON_GARBAGE_COLLECTION,
+    WAIT_REASON_GARBAGE_COLLECTION_SCAN,
+    WAIT_REASON_PANIC_WAIT,
+    WAIT_REASON_SELECT,
+    WAIT_REASON_SELECT_NO_CASES,
+    WAIT_REASON_GC_ASSIST_WAIT,
+    WAIT_REASON_GC_SWEEP_WAIT,
+    WAIT_REASON_GC_SCAVENGE_WAIT,
+    WAIT_REASON_CHAN_RECEIVE,
+    WAIT_REASON_CHAN_SEND,
+    WAIT_REASON_FINALIZER_WAIT,
+    WAIT_REASON_FORCE_GC_IDLE,
+    WAIT_REASON_SEMACQUIRE,
+    WAIT_REASON_SLEEP,
+    WAIT_REASON_SYNC_COND_WAIT,
+    WAIT_REASON_TIMER_GOROUTINE_IDLE,
+    WAIT_REASON_TRACE_READER_BLOCKED,
+    WAIT_REASON_WAIT_FOR_GC_CYCLE,
+    WAIT_REASON_GC_WORKER_IDLE,
+    WAIT_REASON_PREEMPTED,
+    WAIT_REASON_DEBUG_CALL,
+    WAIT_REASON_COUNT
+};
+extern const char *const wait_reason_strings[WAIT_REASON_COUNT];
+
+/* A runtime timer (Go's runtimeTimer). Lives in at most one P's heap; pp and
+ * idx change only under that P's timers_lock. f runs on an M that holds a P,
+ * on g0 or in the scheduler's fast path, with no lock held; it must not block
+ * (it may sched_ready goroutines and re-arm timers). */
+typedef struct timer {
+    struct p *pp;   /* the heap it is in, or NULL (atomic reads; writes under pp's lock) */
+    int32_t idx;    /* its index in pp's heap */
+    int64_t when;   /* nanotime at which it fires */
+    int64_t period; /* > 0: re-arms itself every period ns */
+    void (*f)(void *arg, uintptr_t seq);
+    void *arg;
+    uintptr_t seq;
+} timer;
+
+typedef struct g {
+    gort_context ctx;   /* saved context while not running (src/arch) */
+    gstack stack;       /* lo == 0 for g0 (the thread's own stack) */
+    uint32_t status;    /* enum gstatus; atomic */
+    uint8_t waitreason; /* enum wait_reason while G_WAITING */
+    bool preempt;       /* sysmon asks it to yield at its next preemption point */
+    bool is_g0;
+    bool is_main;
+    int64_t goid;
+    struct m *m;         /* the M running it (while running or in a syscall) */
+    struct m *lockedm;   /* gort_lock_os_thread: the only M that may run it */
+    struct g *schedlink; /* run queue, free list and ready list link */
+    struct g *alllink;   /* all Gs, for the dump and checkdead */
+    void (*fn)(void *);
+    void *arg;
+    void *param;       /* passed by the waker to the parked goroutine (Go's g.param) */
+    int64_t waitsince; /* nanotime when it parked */
+    timer sleep_timer; /* gort_sleep */
+    /* ASan: the fake stack saved while suspended, and the stack's bounds (for
+     * g0, learned from ASan at its first switch out). */
+    void *asan_fake;
+    const void *asan_lo;
+    size_t asan_size;
+} g;
+
+/* ---- M ------------------------------------------------------------------ */
+
+/* What the context that resumes after a switch must do with the G that
+ * switched away: the second half of Go's mcall(fn). Run by after_switch. */
+enum pend {
+    PEND_NONE,
+    PEND_YIELD,       /* put it on the local run queue's tail (gort_yield) */
+    PEND_PREEMPT,     /* put it on the global run queue (sysmon asked) */
+    PEND_PARK,        /* it is waiting: call unlockf; if false, ready it again */
+    PEND_EXIT,        /* it is dead: recycle it */
+    PEND_EXITSYSCALL, /* gort_syscall_exit found no P: on g0, queue it, stop */
+    PEND_MAIN_DONE,   /* the main goroutine returned: leave it as it is */
+};
+
+typedef struct m {
+    g *g0;           /* the scheduler's context on this thread's stack */
+    g *curg;         /* the user goroutine running, or NULL (g0) */
+    struct p *p;     /* the attached P, or NULL */
+    struct p *nextp; /* the P to attach when woken (startm) */
+    struct p *oldp;  /* the P it had before a syscall */
+    int64_t id;
+    int tid;             /* the OS thread id */
+    bool spinning;       /* out of work, looking for it (counted in sched.nmspinning) */
+    bool on_midle;       /* on sched.midle (under sched.lock) */
+    bool exiting_park;   /* parked for good: the runtime is exiting */
+    note_t park;         /* where it sleeps when idle */
+    struct m *schedlink; /* sched.midle */
+    struct m *alllink;   /* all Ms */
+    g *lockedg;          /* gort_lock_os_thread */
+    uint32_t lockedcount;
+    uint64_t fastrand;
+    struct mcache *saved_mcache; /* the thread's own tls_mcache while it holds a P */
+    int pend;                    /* enum pend */
+    g *pend_g;
+    bool (*pend_unlockf)(g *, void *);
+    void *pend_lock;
+    g *nextg;           /* run this next (schedule, on g0): handed over by switch_out */
+    bool nextg_inherit; /* ... and it inherits the time slice */
+    g *switch_from;     /* ASan: the context that made the latest switch */
+    int64_t syscall_when;
+} m;
+
+/* ---- P ------------------------------------------------------------------ */
+
+enum pstatus {
+    P_IDLE = 0,    /* on the idle list (or being handed over) */
+    P_RUNNING = 1, /* owned by an M */
+    P_SYSCALL = 2, /* its M is in a syscall; sysmon may retake it */
+    P_DEAD = 4,    /* beyond gomaxprocs */
+};
+
+#define RUNQ_SIZE      256
+#define TIMER_HEAP_ARY 4
+
+typedef struct p {
+    int32_t id;
+    uint32_t status;      /* enum pstatus; atomic (syscall <-> idle by CAS) */
+    uint32_t schedtick;   /* incremented on every scheduler call */
+    uint32_t syscalltick; /* incremented on every syscall */
+    uint32_t must_sched;  /* nonzero: leave the fast path (preempt, retire, exit) */
+    struct {              /* sysmon's last observation */
+        uint32_t schedtick, syscalltick;
+        int64_t schedwhen, syscallwhen;
+    } sysmontick;
+    m *m;           /* the M that holds it, or NULL */
+    struct p *link; /* sched.pidle */
+    struct mcache *mcache;
+    /* Run queue: head is advanced by CAS (consumers on any M), tail only by
+     * the owner. runnext, if set, runs next, inheriting the time slice. */
+    uint32_t runqhead;
+    uint32_t runqtail;
+    g *runq[RUNQ_SIZE];
+    g *runnext;
+    /* Free Gs (with their stacks) and stacks. Owner only. */
+    g *gfree;
+    int32_t gfreecnt;
+    stack_cache stackcache;
+    /* Timers: a 4-ary min-heap on when, under timers_lock. timer0when is the
+     * heap's first when (0: empty), read without the lock. */
+    lock_t timers_lock;
+    timer **timers;
+    int32_t ntimers, captimers;
+    int64_t timer0when;
+    int64_t goidcache, goidcacheend; /* a batch of goroutine ids */
+} p;
+
+#define MAX_GOMAXPROCS 1024
+
+/* ---- the global scheduler state ------------------------------------------- */
+
+typedef struct schedt {
+    lock_t lock;
+    m *midle;               /* idle Ms */
+    int32_t nmidle;         /* idle Ms waiting for work */
+    int32_t nmidlelocked;   /* locked Ms waiting for their G */
+    int64_t mnext;          /* Ms created (next M id) */
+    int32_t nmsys;          /* system Ms not counted for deadlock (sysmon) */
+    p *pidle;               /* idle Ps */
+    uint32_t npidle;        /* atomic */
+    uint32_t nmspinning;    /* atomic */
+    g *runqhead, *runqtail; /* the global run queue */
+    int32_t runqsize;
+    int32_t gomaxprocs; /* atomic reads */
+    int32_t nallp;      /* Ps ever made (allp[0..nallp)) */
+    uint64_t goidgen;
+    int32_t ngoroutines; /* live user goroutines; atomic */
+    bool main_goexited;  /* the main goroutine called gort_exit */
+    uint32_t exiting;    /* gort_main is returning: Ms park for good */
+    bool main_done;
+    int main_result;
+    /* The M sleeping until the next timer, if any (not on midle). */
+    uint32_t tsleep_seq;      /* futex word: bumped to kick it */
+    uint32_t tsleeping;       /* 1 while an M sleeps on tsleep_seq */
+    int64_t tsleep_until;     /* when it will wake on its own */
+    int32_t external_waiters; /* goroutines that a non-scheduler source will wake (netpoll) */
+    lock_t gflock;
+    g *gfree; /* global free Gs */
+    int32_t ngfree;
+    int64_t starttime;
+} schedt;
+
+extern schedt sched;
+extern p *allp[MAX_GOMAXPROCS];
+extern __thread m *tls_m __attribute__((tls_model("initial-exec")));
+
+/* ---- park / ready: the one way to block and wake goroutines --------------- */
+
+/* Parks the calling goroutine (Go's gopark). The goroutine's status becomes
+ * G_WAITING with the given wait reason, and its context is saved; then, on
+ * the same M and before any other code of this goroutine can run again,
+ * unlockf(gp, lock) is called (Go's parkunlock_c): typically it releases the
+ * lock that protects the wait queue gp was put on. If unlockf returns false
+ * the park is cancelled and gp is made runnable again. unlockf may be NULL.
+ *
+ * unlockf runs after the switch, on the M's g0 or on the stack of the
+ * goroutine that runs next (before that goroutine's own code resumes), with
+ * the M holding a P: it must not block, park, yield or allocate from the GC
+ * heap; it may call sched_ready and timer_add/del/mod. A waker that finds gp
+ * on a wait queue (after taking the lock) may call sched_ready(gp) and may
+ * pass a word through gp->param first. Returns after some sched_ready(gp). */
+void sched_park(bool (*unlockf)(g *gp, void *lock), void *lock, int reason);
+/* Makes a parked goroutine runnable (Go's goready): onto the caller's P's
+ * runnext when called on an M with a P, else onto the global run queue; then
+ * wakes an idle P's M if there is one. gp must be G_WAITING. Any thread. */
+void sched_ready(g *gp);
+/* The running goroutine (NULL on g0 and on threads outside the scheduler). */
+g *sched_getg(void);
+/* Counts goroutines that something outside the scheduler will wake (netpoll
+ * waiters): while nonzero, the deadlock check stays quiet. */
+void sched_external_waiters_add(int delta);
+
+/* ---- timers (time.c) ----------------------------------------------------- */
+
+/* Arms t (not armed) to run f(arg, seq) at when, then every period ns if
+ * period > 0. On the caller's P, or P 0 outside the scheduler. */
+void timer_add(timer *t);
+/* Disarms t. True if it was armed (it will not run unless it was already
+ * running); false if it had already fired or was never armed. */
+bool timer_del(timer *t);
+/* Re-arms t with new fields (Go's modtimer). True if it was armed before. */
+bool timer_mod(timer *t, int64_t when, int64_t period, void (*f)(void *, uintptr_t), void *arg,
+               uintptr_t seq);
+
+/* Used by proc.c. */
+/* Runs pp's due timers; returns the next when (0: none) and sets *ran. */
+int64_t check_timers(p *pp, int64_t now, bool *ran);
+/* Moves all of src's timers to dst (src is being retired). */
+void timers_move(p *src, p *dst);
+/* The earliest timer over all Ps (0: none). */
+int64_t timers_next_when(void);
+/* A timer at when was armed: wake whoever should run it. No lock held. */
+void sched_timer_armed(int64_t when);
+/* Only wakes the timer sleeper if it would sleep past when; false if there
+ * is none. Lock-free: callable under any lock. */
+bool sched_timer_kick(int64_t when);
+
+#endif

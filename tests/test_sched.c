@@ -1,0 +1,626 @@
+/* Tests for src/sched: the GMP scheduler, park/ready, timers, syscalls,
+ * sysmon, deadlock detection.
+ *
+ * Every case runs gort_main in a forked child with an alarm (a hang fails,
+ * it does not stall CI), since the runtime starts once per process. Waits
+ * inside the cases are bounded by deadlines. GORT_TEST_SCALE multiplies the
+ * stress sizes. */
+#include "test.h"
+
+#include "gort/sched.h"
+#include "sched/runtime2.h"
+
+#include <signal.h>
+#include <sys/syscall.h>
+
+static long scale;
+
+/* Runs fn as the main goroutine of a child process; checks it exits 0. */
+static void in_child(const char *name, int (*fn)(int, char **), int procs) {
+    fprintf(stderr, "=== %s\n", name);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(120);
+        if (procs > 0) gort_gomaxprocs(procs);
+        int r = gort_main(fn, 0, NULL);
+        fflush(NULL);
+        _exit(r);
+    }
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "%s: child %s %d\n", name, WIFEXITED(st) ? "exited" : "killed by signal",
+                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+        exit(1);
+    }
+}
+
+#define TCHECK(c)                                                                                  \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
+            fflush(stderr);                                                                        \
+            _exit(1);                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* Waits (sleeping 1 ms at a time) until *v >= want, at most limit_ms. */
+static bool wait_for(long *v, long want, int limit_ms) {
+    int64_t end = test_now_ns() + (int64_t)limit_ms * 1000000;
+    while (__atomic_load_n(v, __ATOMIC_ACQUIRE) < want) {
+        if (test_now_ns() > end) return false;
+        gort_sleep(1000000);
+    }
+    return true;
+}
+
+/* ---- basics ---------------------------------------------------------------- */
+
+static long basic_count;
+static int64_t basic_ids[10];
+
+static void basic_fn(void *arg) {
+    long i = (long)arg;
+    basic_ids[i] = gort_goid();
+    gort_yield();
+    __atomic_fetch_add(&basic_count, 1, __ATOMIC_ACQ_REL);
+}
+
+static int basic_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    TCHECK(gort_goid() == 1);
+    TCHECK(gort_num_goroutine() == 1);
+    for (long i = 0; i < 10; i++) TCHECK(gort_go(basic_fn, (void *)i) > 1);
+    TCHECK(gort_num_goroutine() >= 1);
+    TCHECK(wait_for(&basic_count, 10, 10000));
+    for (int i = 0; i < 10; i++) {
+        TCHECK(basic_ids[i] > 1);
+        for (int j = 0; j < i; j++) TCHECK(basic_ids[i] != basic_ids[j]);
+    }
+    int64_t end = test_now_ns() + 5000000000LL;
+    while (gort_num_goroutine() != 1 && test_now_ns() < end) gort_sleep(1000000);
+    TCHECK(gort_num_goroutine() == 1);
+    return 0;
+}
+
+static int retval_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    return 7;
+}
+
+static void test_retval(void) {
+    fprintf(stderr, "=== test_retval\n");
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(30);
+        _exit(gort_main(retval_main, 0, NULL));
+    }
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 7);
+}
+
+/* ---- spread and stealing ------------------------------------------------------ */
+
+#define MAXTIDS 64
+static int spread_tids[MAXTIDS];
+static int spread_ntids;
+static int spread_lock;
+static long spread_done;
+
+static void note_tid(void) {
+    int tid = (int)syscall(SYS_gettid);
+    while (__atomic_exchange_n(&spread_lock, 1, __ATOMIC_ACQUIRE)) {
+    }
+    bool seen = false;
+    for (int i = 0; i < spread_ntids; i++) seen |= spread_tids[i] == tid;
+    if (!seen && spread_ntids < MAXTIDS) spread_tids[spread_ntids++] = tid;
+    __atomic_store_n(&spread_lock, 0, __ATOMIC_RELEASE);
+}
+
+static void spread_fn(void *arg) {
+    (void)arg;
+    int64_t end = test_now_ns() + 200000; /* 200 us of work */
+    while (test_now_ns() < end) {
+    }
+    note_tid();
+    __atomic_fetch_add(&spread_done, 1, __ATOMIC_ACQ_REL);
+}
+
+static int spread_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    int procs = gort_gomaxprocs(0);
+    TCHECK(procs == 4);
+    /* All spawned from one goroutine: the others get work only by stealing. */
+    for (int i = 0; i < 2000; i++) gort_go(spread_fn, NULL);
+    TCHECK(wait_for(&spread_done, 2000, 60000));
+    fprintf(stderr, "    %d distinct threads ran the goroutines\n", spread_ntids);
+    TCHECK(spread_ntids >= 2);
+    return 0;
+}
+
+/* ---- many goroutines ------------------------------------------------------------ */
+
+static long many_done;
+
+static void many_fn(void *arg) {
+    (void)arg;
+    __atomic_fetch_add(&many_done, 1, __ATOMIC_RELAXED);
+}
+
+static int many_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    long n = 200000 * scale;
+    int64_t t0 = test_now_ns();
+    for (long i = 0; i < n; i++) {
+        TCHECK(gort_go(many_fn, NULL) > 0);
+        if ((i & 1023) == 0) gort_yield();
+    }
+    TCHECK(wait_for(&many_done, n, 120000));
+    fprintf(stderr, "    %ld goroutines in %.1f ms\n", n, (test_now_ns() - t0) / 1e6);
+    return 0;
+}
+
+/* Many live at once: they all block, then all are released. */
+static long live_started, live_go, live_done;
+
+static void live_fn(void *arg) {
+    (void)arg;
+    __atomic_fetch_add(&live_started, 1, __ATOMIC_ACQ_REL);
+    while (!__atomic_load_n(&live_go, __ATOMIC_ACQUIRE)) gort_sleep(5000000);
+    __atomic_fetch_add(&live_done, 1, __ATOMIC_ACQ_REL);
+}
+
+static int live_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    long n = 20000 * scale;
+    for (long i = 0; i < n; i++) TCHECK(gort_go(live_fn, NULL) > 0);
+    TCHECK(wait_for(&live_started, n, 60000));
+    TCHECK(gort_num_goroutine() == n + 1);
+    __atomic_store_n(&live_go, 1, __ATOMIC_RELEASE);
+    TCHECK(wait_for(&live_done, n, 60000));
+    return 0;
+}
+
+/* ---- deep recursion ---------------------------------------------------------------- */
+
+static long deep_result, deep_expect;
+
+__attribute__((noinline)) static long recurse(int depth) {
+    volatile char buf[96];
+    buf[0] = (char)depth;
+    if (depth == 0) return buf[0];
+    return recurse(depth - 1) + buf[0] % 2;
+}
+
+static void deep_fn(void *arg) {
+    /* ~80 KiB of a default 256 KiB stack (sanitizers double frame sizes) */
+    __atomic_store_n(&deep_result, recurse((int)(long)arg) + 1, __ATOMIC_RELEASE);
+}
+
+static int deep_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    gort_go(deep_fn, (void *)600L);
+    TCHECK(wait_for(&deep_result, 1, 10000));
+    TCHECK(deep_result == deep_expect);
+    /* ~800 KiB on a stack asked for (4 MiB) */
+    deep_result = 0;
+    gort_go_stack(deep_fn, (void *)6000L, 4 << 20);
+    TCHECK(wait_for(&deep_result, 1, 10000));
+    return 0;
+}
+
+/* ---- deadlock and Goexit on main ---------------------------------------------------------- */
+
+static int deadlock_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    sched_park(NULL, NULL, WAIT_REASON_CHAN_RECEIVE);
+    return 0;
+}
+
+static void deadlock_child(void) {
+    gort_main(deadlock_main, 0, NULL);
+}
+
+static void sleeper_fn(void *arg) {
+    (void)arg;
+    sched_park(NULL, NULL, WAIT_REASON_SELECT);
+}
+
+static int deadlock2_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    gort_go(sleeper_fn, NULL);
+    gort_go(sleeper_fn, NULL);
+    gort_sleep(20000000); /* a pending timer is not a deadlock */
+    sched_park(NULL, NULL, WAIT_REASON_CHAN_SEND);
+    return 0;
+}
+
+static void deadlock2_child(void) {
+    gort_main(deadlock2_main, 0, NULL);
+}
+
+static void test_deadlock(void) {
+    fprintf(stderr, "=== test_deadlock\n");
+    const char *out =
+        expect_death(deadlock_child, 2, "fatal error: all goroutines are asleep - deadlock!");
+    CHECK(strstr(out, "goroutine 1 [chan receive]:"));
+    out = expect_death(deadlock2_child, 2, "fatal error: all goroutines are asleep - deadlock!");
+    CHECK(strstr(out, "goroutine 1 [chan send]:"));
+    CHECK(strstr(out, "[select]:"));
+}
+
+static void goexit_other(void *arg) {
+    gort_sleep((long)arg * 1000000);
+    fprintf(stderr, "other %ld done\n", (long)arg);
+}
+
+static int goexit_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    gort_go(goexit_other, (void *)10L);
+    gort_go(goexit_other, (void *)30L);
+    gort_exit();
+}
+
+static void goexit_child(void) {
+    gort_main(goexit_main, 0, NULL);
+}
+
+static void test_main_goexit(void) {
+    fprintf(stderr, "=== test_main_goexit\n");
+    const char *out = expect_death(
+        goexit_child, 2, "fatal error: no goroutines (main called runtime.Goexit) - deadlock!");
+    CHECK(strstr(out, "other 10 done"));
+    CHECK(strstr(out, "other 30 done"));
+}
+
+/* ---- syscalls ------------------------------------------------------------------------------ */
+
+static int sys_pipe[2];
+static long sys_ticks, sys_got;
+
+static void sys_reader(void *arg) {
+    (void)arg;
+    char c;
+    gort_syscall_enter();
+    ssize_t r = read(sys_pipe[0], &c, 1);
+    gort_syscall_exit();
+    TCHECK(r == 1 && c == 'x');
+    __atomic_store_n(&sys_got, 1, __ATOMIC_RELEASE);
+}
+
+static void sys_sleeper(void *arg) {
+    (void)arg;
+    gort_syscall_enter();
+    struct timespec ts = {0, 100000000}; /* 100 ms blocked in the kernel */
+    nanosleep(&ts, NULL);
+    gort_syscall_exit();
+    __atomic_fetch_add(&sys_got, 1, __ATOMIC_ACQ_REL);
+}
+
+static void sys_ticker(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 100; i++) {
+        __atomic_fetch_add(&sys_ticks, 1, __ATOMIC_ACQ_REL);
+        gort_yield();
+    }
+}
+
+static int syscall_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    TCHECK(gort_gomaxprocs(0) == 1);
+    TCHECK(pipe(sys_pipe) == 0);
+    gort_go(sys_reader, NULL);
+    gort_sleep(2000000); /* the reader is now blocked in read(2), holding no P */
+    gort_go(sys_ticker, NULL);
+    TCHECK(wait_for(&sys_ticks, 100, 10000));
+    TCHECK(sys_got == 0);
+    TCHECK(write(sys_pipe[1], "x", 1) == 1);
+    TCHECK(wait_for(&sys_got, 1, 10000));
+    /* the same while a goroutine sleeps in nanosleep(2) */
+    sys_got = 0;
+    sys_ticks = 0;
+    gort_go(sys_sleeper, NULL);
+    gort_yield();
+    int64_t t0 = test_now_ns();
+    gort_go(sys_ticker, NULL);
+    TCHECK(wait_for(&sys_ticks, 100, 10000));
+    TCHECK(test_now_ns() - t0 < 90000000); /* well before the sleeper is back */
+    TCHECK(wait_for(&sys_got, 1, 10000));
+    return 0;
+}
+
+/* ---- sleep ---------------------------------------------------------------------------------- */
+
+static int sleep_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    static const int ms[] = {1, 2, 5, 10, 20};
+    for (int k = 0; k < 5; k++) {
+        int64_t want = ms[k] * 1000000LL;
+        int64_t t0 = gort_nanotime();
+        gort_sleep(want);
+        int64_t got = gort_nanotime() - t0;
+        fprintf(stderr, "    sleep %d ms: %.3f ms\n", ms[k], got / 1e6);
+        TCHECK(got >= want);
+        TCHECK(got < want + 20000000); /* tolerance: 20 ms (loaded CI, sanitizers) */
+    }
+    return 0;
+}
+
+#define NSLEEPERS 40
+static long order_seq;
+static long order_got[NSLEEPERS];
+static int64_t order_base;
+
+static void order_fn(void *arg) {
+    long i = (long)arg;
+    /* deadlines 2 ms apart from a common base (start-up skew does not count) */
+    gort_sleep(order_base + (i + 1) * 2000000 - gort_nanotime());
+    order_got[i] = __atomic_fetch_add(&order_seq, 1, __ATOMIC_ACQ_REL);
+}
+
+static int order_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    /* spawned in a scrambled order */
+    order_base = gort_nanotime() + 5000000;
+    for (long k = 0; k < NSLEEPERS; k++) gort_go(order_fn, (void *)((k * 17) % NSLEEPERS));
+    TCHECK(wait_for(&order_seq, NSLEEPERS, 20000));
+    for (long i = 0; i < NSLEEPERS; i++)
+        if (order_got[i] != i) fprintf(stderr, "    sleeper %ld woke %ld-th\n", i, order_got[i]);
+    for (long i = 0; i < NSLEEPERS; i++) TCHECK(order_got[i] == i);
+    return 0;
+}
+
+/* Many concurrent sleepers with the same deadline all wake. */
+static long mass_done;
+static void mass_fn(void *arg) {
+    (void)arg;
+    gort_sleep(50000000);
+    __atomic_fetch_add(&mass_done, 1, __ATOMIC_ACQ_REL);
+}
+
+static int mass_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    long n = 10000 * scale;
+    for (long i = 0; i < n; i++) gort_go(mass_fn, NULL);
+    TCHECK(wait_for(&mass_done, n, 30000));
+    return 0;
+}
+
+/* ---- timers (internal API) --------------------------------------------------------------------
+ */
+
+static long tm_fired;
+static void tm_cb(void *arg, uintptr_t seq) {
+    (void)seq;
+    __atomic_fetch_add((long *)arg, 1, __ATOMIC_ACQ_REL);
+}
+
+static int timer_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    static timer t1, t2, t3;
+    static long f1, f2, f3;
+    t1 = (timer){.when = gort_nanotime() + 5000000, .f = tm_cb, .arg = &f1};
+    t2 = (timer){.when = gort_nanotime() + 5000000, .f = tm_cb, .arg = &f2};
+    t3 = (timer){.when = gort_nanotime() + 2000000, .period = 2000000, .f = tm_cb, .arg = &f3};
+    timer_add(&t1);
+    timer_add(&t2);
+    timer_add(&t3);
+    TCHECK(timer_del(&t2)); /* stopped before it fired */
+    TCHECK(!timer_del(&t2));
+    TCHECK(wait_for(&f1, 1, 5000));
+    TCHECK(!timer_del(&t1));        /* already fired */
+    TCHECK(wait_for(&f3, 5, 5000)); /* periodic */
+    TCHECK(timer_del(&t3));
+    long v = f3;
+    gort_sleep(10000000);
+    TCHECK(f3 == v);
+    TCHECK(f2 == 0);
+    /* mod: move a far timer close */
+    t2 = (timer){.when = gort_nanotime() + 10000000000LL, .f = tm_cb, .arg = &f2};
+    timer_add(&t2);
+    TCHECK(timer_mod(&t2, gort_nanotime() + 1000000, 0, tm_cb, &f2, 0));
+    TCHECK(wait_for(&f2, 1, 5000));
+    tm_fired = 1;
+    return 0;
+}
+
+/* ---- park / ready -----------------------------------------------------------------------------
+ */
+
+static int pr_lock;
+static g *pr_waiter;
+static long pr_woken;
+
+static bool pr_unlock(g *gp, void *lk) {
+    pr_waiter = gp;
+    __atomic_store_n((int *)lk, 0, __ATOMIC_RELEASE);
+    return true;
+}
+
+static bool pr_cancel(g *gp, void *lk) {
+    (void)gp, (void)lk;
+    return false;
+}
+
+static void pr_fn(void *arg) {
+    (void)arg;
+    while (__atomic_exchange_n(&pr_lock, 1, __ATOMIC_ACQUIRE)) gort_yield();
+    sched_park(pr_unlock, &pr_lock, WAIT_REASON_SEMACQUIRE);
+    TCHECK(sched_getg()->param == (void *)0x1234);
+    __atomic_store_n(&pr_woken, 1, __ATOMIC_RELEASE);
+}
+
+static int park_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    sched_park(pr_cancel, NULL, WAIT_REASON_SELECT); /* cancelled: returns */
+    gort_go(pr_fn, NULL);
+    int64_t end = test_now_ns() + 5000000000LL;
+    g *w = NULL;
+    while (!w && test_now_ns() < end) {
+        gort_sleep(1000000);
+        if (!__atomic_exchange_n(&pr_lock, 1, __ATOMIC_ACQUIRE)) {
+            w = pr_waiter;
+            __atomic_store_n(&pr_lock, 0, __ATOMIC_RELEASE);
+        }
+    }
+    TCHECK(w);
+    TCHECK(w->status == G_WAITING && w->waitreason == WAIT_REASON_SEMACQUIRE);
+    w->param = (void *)0x1234;
+    sched_ready(w);
+    TCHECK(wait_for(&pr_woken, 1, 5000));
+    return 0;
+}
+
+/* ---- locked threads ------------------------------------------------------------------------- */
+
+static long lk_done, lk_other;
+
+static void lk_fn(void *arg) {
+    (void)arg;
+    gort_lock_os_thread();
+    int tid = (int)syscall(SYS_gettid);
+    for (int i = 0; i < 1000; i++) {
+        gort_yield();
+        TCHECK((int)syscall(SYS_gettid) == tid);
+    }
+    gort_sleep(1000000);
+    TCHECK((int)syscall(SYS_gettid) == tid);
+    gort_unlock_os_thread();
+    __atomic_store_n(&lk_done, 1, __ATOMIC_RELEASE);
+}
+
+static void lk_other_fn(void *arg) {
+    (void)arg;
+    while (!__atomic_load_n(&lk_done, __ATOMIC_ACQUIRE)) {
+        __atomic_fetch_add(&lk_other, 1, __ATOMIC_RELAXED);
+        gort_yield();
+    }
+}
+
+static int locked_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    gort_go(lk_other_fn, NULL);
+    gort_go(lk_fn, NULL);
+    gort_go(lk_other_fn, NULL);
+    TCHECK(wait_for(&lk_done, 1, 30000));
+    TCHECK(lk_other > 0);
+    return 0;
+}
+
+/* ---- gomaxprocs
+ * ------------------------------------------------------------------------------------ */
+
+static long gm_done;
+static void gm_fn(void *arg) {
+    (void)arg;
+    gort_yield();
+    __atomic_fetch_add(&gm_done, 1, __ATOMIC_ACQ_REL);
+}
+
+static int gomaxprocs_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    TCHECK(gort_gomaxprocs(0) == 3);
+    TCHECK(gort_gomaxprocs(1) == 3);
+    TCHECK(gort_gomaxprocs(0) == 1);
+    for (int i = 0; i < 100; i++) gort_go(gm_fn, NULL);
+    TCHECK(wait_for(&gm_done, 100, 10000));
+    TCHECK(gort_gomaxprocs(4) == 1);
+    TCHECK(gort_gomaxprocs(-1) == 4);
+    for (int i = 0; i < 100; i++) gort_go(gm_fn, NULL);
+    TCHECK(wait_for(&gm_done, 200, 10000));
+    TCHECK(gort_gomaxprocs(2) == 4);
+    for (int i = 0; i < 100; i++) gort_go(gm_fn, NULL);
+    TCHECK(wait_for(&gm_done, 300, 10000));
+    return 0;
+}
+
+/* ---- preemption ---------------------------------------------------------------------------------
+ */
+
+static long pre_flag;
+static void pre_setter(void *arg) {
+    (void)arg;
+    __atomic_store_n(&pre_flag, 1, __ATOMIC_RELEASE);
+}
+
+static int preempt_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    TCHECK(gort_gomaxprocs(0) == 1);
+    gort_go(pre_setter, NULL);
+    /* A hog that only has preemption points: sysmon flags it after 10 ms. */
+    int64_t end = test_now_ns() + 5000000000LL;
+    while (!__atomic_load_n(&pre_flag, __ATOMIC_ACQUIRE) && test_now_ns() < end)
+        gort_preempt_check();
+    TCHECK(pre_flag == 1);
+    return 0;
+}
+
+/* ---- schedtrace
+ * ---------------------------------------------------------------------------------- */
+
+static int trace_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    gort_sleep(60000000);
+    return 0;
+}
+
+/* Re-executed, so that the environment is read afresh. */
+static void trace_child(void) {
+    setenv("GORT_GODEBUG", "schedtrace=10", 1);
+    setenv("GORT_GOMAXPROCS", "2", 1);
+    execl("/proc/self/exe", "test_sched", "--trace-child", (char *)NULL);
+    _exit(3);
+}
+
+static void test_schedtrace(void) {
+    fprintf(stderr, "=== test_schedtrace\n");
+    const char *out = expect_death(trace_child, 0, "SCHED ");
+    const char *l = strstr(out, "SCHED ");
+    int ms, procs, idle, threads, spinning, idlethreads, rq, a, b;
+    CHECK(sscanf(l,
+                 "SCHED %dms: gomaxprocs=%d idleprocs=%d threads=%d spinningthreads=%d "
+                 "idlethreads=%d runqueue=%d [%d %d]",
+                 &ms, &procs, &idle, &threads, &spinning, &idlethreads, &rq, &a, &b) == 9);
+    CHECK(procs == 2);
+}
+
+static const char *only; /* argv[1]: run only the cases whose name contains it */
+#define in_child(name, fn, procs)                                                                  \
+    do {                                                                                           \
+        if (!only || strstr(name, only)) in_child(name, fn, procs);                                \
+    } while (0)
+#define RUN_ONLY(fn)                                                                               \
+    do {                                                                                           \
+        if (!only || strstr(#fn, only)) fn();                                                      \
+    } while (0)
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "--trace-child") == 0) return gort_main(trace_main, 0, NULL);
+    if (argc > 1) only = argv[1];
+    scale = test_scale();
+    deep_expect = recurse(600) + 1;
+    in_child("test_basic", basic_main, 0);
+    RUN_ONLY(test_retval);
+    in_child("test_spread", spread_main, 4);
+    in_child("test_many", many_main, 0);
+    in_child("test_live", live_main, 0);
+    in_child("test_deep", deep_main, 0);
+    RUN_ONLY(test_deadlock);
+    RUN_ONLY(test_main_goexit);
+    in_child("test_syscall_p1", syscall_main, 1);
+    in_child("test_sleep", sleep_main, 0);
+    in_child("test_sleep_order", order_main, 0);
+    in_child("test_sleep_mass", mass_main, 0);
+    in_child("test_timers", timer_main, 0);
+    in_child("test_park_ready", park_main, 0);
+    in_child("test_locked", locked_main, 0);
+    in_child("test_gomaxprocs", gomaxprocs_main, 3);
+    in_child("test_preempt_p1", preempt_main, 1);
+    RUN_ONLY(test_schedtrace);
+    fprintf(stderr, "all sched tests passed\n");
+    return 0;
+}
