@@ -28,6 +28,15 @@ void futex_wake(uint32_t *addr, int n) {
     syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
 }
 
+__thread int lock_depth __attribute__((tls_model("initial-exec")));
+__thread int lock_suspend_pending __attribute__((tls_model("initial-exec")));
+void (*lock_suspend_hook)(void);
+
+void lock_suspend_now(void) {
+    lock_suspend_pending = 0;
+    if (lock_suspend_hook) lock_suspend_hook();
+}
+
 enum { ACTIVE_SPIN = 4, ACTIVE_SPIN_CNT = 30, PASSIVE_SPIN = 1 };
 
 void lock_slow(lock_t *l) {

@@ -13,24 +13,45 @@
 typedef struct {
     uint32_t key; /* 0 unlocked, 1 locked, 2 locked with (possible) sleepers */
 } lock_t;
+
+/* Runtime locks held by this thread. Stop-the-world suspends threads by a
+ * signal at any instruction; one that holds a runtime lock must not stop
+ * there (the stopper could then wait forever on that lock), so the suspend
+ * handler only marks lock_suspend_pending and the outermost unlock() suspends
+ * the thread instead (lock_suspend_hook, installed by src/sched/stw.c). */
+extern __thread int lock_depth __attribute__((tls_model("initial-exec")));
+extern __thread int lock_suspend_pending __attribute__((tls_model("initial-exec")));
+extern void (*lock_suspend_hook)(void);
 #define LOCK_INIT {0}
 
 void lock_slow(lock_t *l);
 void unlock_slow(lock_t *l);
 
 static inline void lock(lock_t *l) {
+    lock_depth++;
+    __asm__ __volatile__("" ::: "memory"); /* counted before the lock is taken */
     uint32_t z = 0;
     if (__builtin_expect(!__atomic_compare_exchange_n(&l->key, &z, 1, false, __ATOMIC_ACQUIRE,
                                                       __ATOMIC_RELAXED),
                          0))
         lock_slow(l);
 }
+void lock_suspend_now(void);
+
 static inline bool trylock(lock_t *l) {
     uint32_t z = 0;
-    return __atomic_compare_exchange_n(&l->key, &z, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+    lock_depth++;
+    __asm__ __volatile__("" ::: "memory");
+    if (__atomic_compare_exchange_n(&l->key, &z, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return true;
+    __asm__ __volatile__("" ::: "memory");
+    if (--lock_depth == 0 && __builtin_expect(lock_suspend_pending, 0)) lock_suspend_now();
+    return false;
 }
 static inline void unlock(lock_t *l) {
     if (__builtin_expect(__atomic_exchange_n(&l->key, 0, __ATOMIC_RELEASE) == 2, 0)) unlock_slow(l);
+    __asm__ __volatile__("" ::: "memory"); /* uncounted only once released */
+    if (--lock_depth == 0 && __builtin_expect(lock_suspend_pending, 0)) lock_suspend_now();
 }
 
 typedef struct {

@@ -112,7 +112,10 @@ void mheap_trim_span_back(mspan *s, size_t npages) {
 /* Every allocator lock, in the order normal code nests them (docs/HACKING.md):
  * the scavenging step, the centrals, mheap, the page allocator, the arenas,
  * then the leaves (the mcache pool, persistent memory). */
+static int fork_lock_depth; /* the forking thread's lock_depth before prepare */
+
 void mheap_atfork_prepare(void) {
+    fork_lock_depth = lock_depth;
     scavenge_atfork_prepare();
     mcentral_lock_all();
     lock(&mheap_lock);
@@ -140,6 +143,7 @@ void mheap_atfork_child(void) {
     mheap_lock = (lock_t)LOCK_INIT;
     mcentral_reinit_locks();
     scavenge_atfork_child();
+    lock_depth = fork_lock_depth; /* the locks were reset, not unlocked */
 }
 
 /* At load time, outside any allocation: pthread_atfork may itself allocate. */

@@ -159,6 +159,10 @@ static inline int32_t gomaxprocs(void) {
     return atomic_load_acq(&sched.gomaxprocs);
 }
 
+m *sched_allm(void) {
+    return atomic_load_acq(&allm);
+}
+
 g *sched_getg(void) {
     m *mp = tls_m;
     return mp ? mp->curg : NULL;
@@ -423,6 +427,7 @@ static void acquirep(m *mp, p *pp) {
     atomic_store_rel(&pp->status, P_RUNNING);
     mp->saved_mcache = tls_mcache;
     tls_mcache = pp->mcache;
+    stw_check(mp); /* it must not run goroutines while the world is stopped */
 }
 
 static p *releasep(m *mp) {
@@ -1012,7 +1017,11 @@ static void mstart(void *arg) {
     m *mp = arg;
     tls_m = mp;
     mp->tid = os_gettid();
+    mp->thread = pthread_self();
+    atomic_store_rel(&mp->thread_valid, true);
     pthread_sigmask(SIG_SETMASK, &user_sigmask, NULL);
+    stw_thread_init();
+    if (stack_thread_init() < 0) gort_throw("cannot set up the signal stack of a new M");
     acquirep(mp, mp->nextp);
     mp->nextp = NULL;
     schedule(mp);
@@ -1292,6 +1301,7 @@ void gort_syscall_exit(void) {
         mp->saved_mcache = tls_mcache;
         tls_mcache = oldp->mcache;
         setgstatus(gp, G_SYSCALL, G_RUNNING);
+        stw_check(mp);
         return;
     }
     if (atomic_load_relaxed(&sched.npidle) > 0) {
@@ -1662,9 +1672,14 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
     sched.starttime = nanotime();
 
     int n = pending_gomaxprocs > 0 ? pending_gomaxprocs : default_procs();
+    if (stw_init() < 0) gort_throw("cannot install the stop-the-world signal");
     m0 = allocm();
     m0->tid = os_gettid();
+    m0->thread = pthread_self();
+    atomic_store_rel(&m0->thread_valid, true);
     tls_m = m0;
+    stw_thread_init();
+    if (stack_thread_init() < 0) gort_throw("cannot set up the signal stack of the main thread");
     lock(&sched.lock);
     procresize(n);
     p *pp = pidleget(); /* P 0: procresize pushes the highest id first */

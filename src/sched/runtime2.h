@@ -28,6 +28,9 @@
 #include "arch/arch.h"
 #include "base/lock.h"
 #include "sched/stack.h"
+#include "sched/stw.h"
+
+#include <pthread.h>
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -144,6 +147,12 @@ typedef struct m {
     int64_t id;
     int tid;             /* the OS thread id */
     bool spinning;       /* out of work, looking for it (counted in sched.nmspinning) */
+    pthread_t thread;      /* for stop-the-world's signal */
+    bool thread_valid;
+    bool stw_signalled;    /* the current stop-the-world signalled this M */
+    bool suspend_valid;    /* suspend holds what the handler published */
+    uint32_t suspended;    /* atomic: stopped by stop-the-world */
+    suspend_ctx suspend;   /* the interrupted context of a stopped M */
     bool on_midle;       /* on sched.midle (under sched.lock) */
     bool exiting_park;   /* parked for good: the runtime is exiting */
     note_t park;         /* where it sleeps when idle */
@@ -169,6 +178,7 @@ enum pstatus {
     P_IDLE = 0,    /* on the idle list (or being handed over) */
     P_RUNNING = 1, /* owned by an M */
     P_SYSCALL = 2, /* its M is in a syscall; sysmon may retake it */
+    P_GCSTOP = 3,  /* taken from a syscall by stop-the-world until it starts again */
     P_DEAD = 4,    /* beyond gomaxprocs */
 };
 
@@ -186,6 +196,7 @@ typedef struct p {
         int64_t schedwhen, syscallwhen;
     } sysmontick;
     m *m;           /* the M that holds it, or NULL */
+    bool stw_taken; /* stop-the-world moved it from P_SYSCALL to P_GCSTOP */
     struct p *link; /* sched.pidle */
     struct mcache *mcache;
     /* Run queue: head is advanced by CAS (consumers on any M), tail only by
@@ -268,6 +279,8 @@ void sched_park(bool (*unlockf)(g *gp, void *lock), void *lock, int reason);
 void sched_ready(g *gp);
 /* The running goroutine (NULL on g0 and on threads outside the scheduler). */
 g *sched_getg(void);
+/* All Ms (a push-only list linked by alllink). */
+m *sched_allm(void);
 /* Counts goroutines that something outside the scheduler will wake (netpoll
  * waiters): while nonzero, the deadlock check stays quiet. */
 void sched_external_waiters_add(int delta);

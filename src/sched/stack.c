@@ -122,31 +122,32 @@
 #define CLASS_MIN_SHIFT 14 /* 16 KiB, GORT_STACKSIZE's minimum */
 #define CLASS_MAX_SHIFT 34 /* 16 GiB, GORT_STACKSIZE's maximum */
 #define NCLASS          (CLASS_MAX_SHIFT - CLASS_MIN_SHIFT + 1)
-#define GLOBAL_WARM_MAX 512 /* global cache bound: <= 8 MiB committed */
+#define GLOBAL_WARM_MAX 512  /* global cache bound: <= 8 MiB committed */
 #define MAPS_MARGIN     8192 /* mappings left to the rest of the program */
 #define SIGSTACK_SIZE   ((size_t)64 << 10)
-#define CANARY_CHECK    64 /* bytes below lo that stack_check_canary reads */
+#define CANARY_CHECK    64     /* bytes below lo that stack_check_canary reads */
 #define STACK_TRIMMED   0x100u /* flags: pages below the keep depth already given back */
 
 enum { SLOT_FREE, SLOT_USED, SLOT_CACHED };
 enum { MODE_MADVISE = 1, MODE_MPROTECT, MODE_NONE };
 
 struct region {
-    uintptr_t base;              /* REGION_BYTES-aligned */
-    uintptr_t len;               /* a multiple of REGION_BYTES */
-    uintptr_t slot;              /* bytes per slot: guard page + canary page + class */
-    uintptr_t csize;             /* the class: usable bytes per stack */
+    uintptr_t base;  /* REGION_BYTES-aligned */
+    uintptr_t len;   /* a multiple of REGION_BYTES */
+    uintptr_t slot;  /* bytes per slot: guard page + canary page + class */
+    uintptr_t csize; /* the class: usable bytes per stack */
     uint32_t nslots;
-    uint32_t carved;             /* slots [0, carved) got their guard since the last reset */
-    uint32_t nlive;              /* carved slots not on the cold list */
-    uint32_t nguard[3];          /* carved slots by guard kind (0: unguarded) */
+    uint32_t carved;    /* slots [0, carved) got their guard since the last reset */
+    uint32_t nlive;     /* carved slots not on the cold list */
+    uint32_t nguard[3]; /* carved slots by guard kind (0: unguarded) */
     int cls;
-    bool on_avail;               /* on its class's avail list */
-    uintptr_t cold;              /* first slot base of the cold list, 0 if empty */
-    struct region *prev, *next;  /* avail list; next also links the spare list */
-    uint8_t *kind;               /* per slot: guard kind, read by the fault handler */
-    uint8_t *state;              /* per slot: SLOT_* */
-    uintptr_t *link;             /* per slot: next slot base on the cold or warm list */
+    bool on_avail;              /* on its class's avail list */
+    uintptr_t cold;             /* first slot base of the cold list, 0 if empty */
+    struct region *prev, *next; /* avail list; next also links the spare list */
+    uint8_t *kind;              /* per slot: guard kind, read by the fault handler */
+    uint8_t *state;             /* per slot: SLOT_* */
+    uintptr_t *link;            /* per slot: next slot base on the cold or warm list;
+                                   while USED, the owner (stack_set_owner) */
 };
 
 struct sclass {
@@ -160,19 +161,19 @@ struct sclass {
 static struct {
     lock_t lock;
     uintptr_t page;
-    uintptr_t keep;           /* max(STACK_KEEP, page) */
-    int kmin;                 /* smallest class index (4 pages at least) */
-    int mode;                 /* MODE_*: the guard kind new slots get */
-    bool warned;              /* the budget warning was printed */
-    bool handlers;            /* stack_init installed the fault handlers */
-    int64_t budget;           /* mprotect guards allowed */
-    int64_t nmprotect;        /* mprotect guards installed */
-    uintptr_t next_hint;      /* where the next region would extend the last one */
-    uint32_t warm_total;      /* warm stacks, plus places reserved by global_put */
+    uintptr_t keep;      /* max(STACK_KEEP, page) */
+    int kmin;            /* smallest class index (4 pages at least) */
+    int mode;            /* MODE_*: the guard kind new slots get */
+    bool warned;         /* the budget warning was printed */
+    bool handlers;       /* stack_init installed the fault handlers */
+    int64_t budget;      /* mprotect guards allowed */
+    int64_t nmprotect;   /* mprotect guards installed */
+    uintptr_t next_hint; /* where the next region would extend the last one */
+    uint32_t warm_total; /* warm stacks, plus places reserved by global_put */
     uint64_t inuse_bytes, inuse_stacks, sys_bytes, meta_bytes, nguard[3];
     uintptr_t default_size;
     struct sclass cls[NCLASS];
-    void (*hook)(uintptr_t);  /* the overflow hook (atomic: read by the handler) */
+    void (*hook)(uintptr_t); /* the overflow hook (atomic: read by the handler) */
     struct sigaction old_segv, old_bus;
 } pool = {.lock = LOCK_INIT};
 
@@ -493,7 +494,7 @@ static void warm_pop(struct sclass *cl, gstack *dst) {
 /* Puts a decommitted slot on its region's cold list. Under pool.lock. */
 static void cold_put(struct region *r, uint32_t i) {
     struct sclass *c = &pool.cls[r->cls];
-    r->state[i] = SLOT_FREE;
+    atomic_store_relaxed(&r->state[i], SLOT_FREE);
     r->link[i] = r->cold;
     r->cold = slot_base(r, i);
     r->nlive--;
@@ -607,7 +608,8 @@ int stack_alloc(stack_cache *c, gstack *st, size_t size) {
 found:
     if (!slot_of_stack(st, &r, &i) || r->state[i] == SLOT_USED)
         gort_throw("stack: corrupt stack cache");
-    r->state[i] = SLOT_USED;
+    atomic_store_relaxed(&r->link[i], 0); /* no owner yet */
+    atomic_store_relaxed(&r->state[i], SLOT_USED);
     st->flags &= STACK_GUARD_MASK;
 #if STACK_VALGRIND
     st->vg_id = VALGRIND_STACK_REGISTER(st->lo, st->hi);
@@ -622,8 +624,9 @@ void stack_free(stack_cache *c, gstack *st) {
         gort_throw("stack_free: not an allocated stack (freed twice?)");
     /* The last chance to catch an overflow of an unguarded stack: the slot
      * must not be handed on with its canary written. */
-    if (!stack_check_canary(st)) gort_throw("stack overflow (the canary below a freed stack)");
-    r->state[i] = SLOT_CACHED;
+    if (!stack_check_canary(st))
+        gort_throw("stack overflow (found at stack_free: the canary below the stack was written)");
+    atomic_store_relaxed(&r->state[i], SLOT_CACHED);
     sanitize_release(st);
     gstack s = *st;
     s.flags = atomic_load_relaxed(&r->kind[i]);
@@ -732,6 +735,22 @@ void stack_atfork_child(void) {
 
 /* ---- overflow ----------------------------------------------------------- */
 
+void stack_set_owner(const gstack *st, void *owner) {
+    struct region *r;
+    uint32_t i;
+    if (!slot_of_stack(st, &r, &i) || r->state[i] != SLOT_USED)
+        gort_throw("stack_set_owner: not an allocated stack");
+    atomic_store_relaxed(&r->link[i], (uintptr_t)owner);
+}
+
+/* Async-signal-safe: st came from stack_guard_owner. */
+static void *owner_of(const gstack *st) {
+    struct region *r;
+    uint32_t i;
+    if (!slot_of_stack(st, &r, &i) || atomic_load_relaxed(&r->state[i]) != SLOT_USED) return NULL;
+    return (void *)atomic_load_relaxed(&r->link[i]);
+}
+
 bool stack_fault_info(struct stack_fault *out) {
     if (!tls.faulting) return false;
     *out = tls.fault;
@@ -780,6 +799,7 @@ static void on_fault(int sig, siginfo_t *si, void *ucv) {
         tls.fault.addr = a;
         tls.fault.signo = sig;
         tls.fault.stack = st;
+        tls.fault.owner = owner_of(&st);
 #if defined(__x86_64__)
         tls.fault.pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
         tls.fault.sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];

@@ -73,11 +73,11 @@
 #include <stdint.h>
 
 typedef struct gstack {
-    uintptr_t lo;    /* lowest usable byte (above the guard and canary); page-aligned */
-    uintptr_t hi;    /* one past the highest usable byte; the stack grows down from here */
-    uintptr_t size;  /* hi - lo: the class of the stack, a power of two (up to 16 GiB) */
-    uint32_t flags;  /* & STACK_GUARD_MASK: STACK_GUARD_* or 0 (unguarded); other bits: stack.c's */
-    uint32_t vg_id;  /* Valgrind's id for the stack while allocated (0 without Valgrind) */
+    uintptr_t lo;   /* lowest usable byte (above the guard and canary); page-aligned */
+    uintptr_t hi;   /* one past the highest usable byte; the stack grows down from here */
+    uintptr_t size; /* hi - lo: the class of the stack, a power of two (up to 16 GiB) */
+    uint32_t flags; /* & STACK_GUARD_MASK: STACK_GUARD_* or 0 (unguarded); other bits: stack.c's */
+    uint32_t vg_id; /* Valgrind's id for the stack while allocated (0 without Valgrind) */
 } gstack;
 
 enum { STACK_GUARD_MADVISE = 1, STACK_GUARD_MPROTECT = 2, STACK_GUARD_MASK = 3 };
@@ -140,24 +140,31 @@ void stack_cache_trim(stack_cache *c);
  * that empties (gort_free_os_memory, the scavenger). */
 void stack_scavenge(void);
 
+/* Records who runs on an allocated stack (the scheduler's G), for the
+ * overflow hook: during a switch the thread's current G is not yet (or no
+ * longer) the one whose stack rsp is on, so the hook should name the G from
+ * the stack that overflowed. Cleared by stack_free. */
+void stack_set_owner(const gstack *st, void *owner);
+
 /* The fault being reported, for an overflow hook that wants more than the
  * address (the registers to start a traceback from). */
 struct stack_fault {
-    uintptr_t addr;         /* si_addr */
-    uintptr_t pc, sp, fp;   /* the interrupted context's registers */
-    int signo;              /* SIGSEGV or SIGBUS */
-    gstack stack;           /* the stack whose guard was hit */
+    uintptr_t addr;       /* si_addr */
+    uintptr_t pc, sp, fp; /* the interrupted context's registers */
+    int signo;            /* SIGSEGV or SIGBUS */
+    gstack stack;         /* the stack whose guard was hit */
+    void *owner;          /* its stack_set_owner, or NULL */
 };
 /* Inside the overflow hook: fills *out with the fault this thread is
  * reporting and returns true; false elsewhere. */
 bool stack_fault_info(struct stack_fault *out);
 
 struct stack_stats {
-    uint64_t inuse_bytes;  /* virtual bytes of stacks in use (MemStats.StackInuse counts these) */
-    uint64_t sys_bytes;    /* virtual bytes mapped for stacks (StackSys) */
+    uint64_t inuse_bytes; /* virtual bytes of stacks in use (MemStats.StackInuse counts these) */
+    uint64_t sys_bytes;   /* virtual bytes mapped for stacks (StackSys) */
     uint64_t guards_madvise, guards_mprotect, unguarded; /* carved slots, by guard kind */
-    uint64_t inuse_stacks;    /* stacks held by callers or by caches */
-    uint64_t cached_stacks;   /* of which in the global cache */
+    uint64_t inuse_stacks;                               /* stacks held by callers or by caches */
+    uint64_t cached_stacks;                              /* of which in the global cache */
     uint64_t meta_bytes;      /* persistent metadata (region records, per-slot arrays) */
     uint64_t mprotect_budget; /* mprotect guards allowed by vm.max_map_count */
 };

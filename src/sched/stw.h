@@ -1,0 +1,61 @@
+/* Stop-the-world and suspending one goroutine's thread (DESIGN.md section 5).
+ *
+ * stop_the_world stops every M that holds a P, at whatever instruction it is
+ * (tight C loops included), by a signal whose handler publishes the
+ * interrupted registers and stack pointer (m->suspend) and sleeps on a futex
+ * until start_the_world. No M can start running a goroutine meanwhile: an M
+ * taking a P waits (stw_check), and Ps left in a syscall are taken
+ * (P_GCSTOP) so that their goroutines wait in gort_syscall_exit. Goroutines
+ * in a syscall keep running their C code: by the gort_syscall_enter contract
+ * they neither allocate from the GC heap nor store GC pointers.
+ *
+ * Safety: a thread holding a runtime lock (lock_t) is not stopped inside the
+ * critical section: its handler defers, and the thread stops at its outermost
+ * unlock(). So the stopper may take any runtime lock while the world is
+ * stopped, but must not call into libc functions that take libc's own locks
+ * (stdio, malloc under LD_PRELOAD of another allocator): a stopped thread may
+ * hold them.
+ *
+ * The signal is SIGRTMIN+6, installed with SA_RESTART (system calls of user
+ * code are restarted, not failed with EINTR) and SA_ONSTACK. */
+#ifndef GORT_SCHED_STW_H
+#define GORT_SCHED_STW_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct m;
+
+/* The x86_64 SysV red zone: a leaf function may keep live data up to this
+ * many bytes below its stack pointer, and a signal does not disturb it (the
+ * kernel puts the signal frame below it). A scan of an interrupted stack
+ * must start at sp - STW_RED_ZONE. */
+#define STW_RED_ZONE 128
+
+/* What a stopped M's handler published. */
+typedef struct suspend_ctx {
+    uintptr_t sp; /* the interrupted stack pointer (scan from sp - STW_RED_ZONE) */
+    uintptr_t pc;
+    uintptr_t regs[16]; /* rax..r15 as the kernel saved them (ucontext gregs order) */
+} suspend_ctx;
+
+int stw_init(void);
+/* Makes the calling thread (an M) able to be stopped: unblocks the signal. */
+void stw_thread_init(void);
+/* Stops the world; returns once every other M holding a P is stopped.
+ * Callable from a goroutine or from a thread outside the scheduler; one
+ * stopper at a time (others wait). Not from a signal handler. */
+void stop_the_world(const char *reason);
+void start_the_world(void);
+/* Whether the world is stopped (or being stopped). */
+bool stw_active_now(void);
+/* Called by an M that just took a P (acquirep, syscall exit): waits while
+ * the world is stopped. No locks held. */
+void stw_check(struct m *mp);
+/* The context a stopped M published, or NULL if mp was not stopped by a
+ * signal (it was idle, waiting for a P, or in a syscall). World stopped only. */
+const suspend_ctx *stw_suspended(struct m *mp);
+/* Statistics: stops so far, and the last and longest stop latency in ns. */
+void stw_stats(uint64_t *nstops, int64_t *last_ns, int64_t *max_ns);
+
+#endif
