@@ -1,0 +1,95 @@
+/* A goroutine that overflows its stack dies with Go's message, its id and a
+ * trace, exit code 2, whatever the guard kind (MADV_GUARD_INSTALL or the
+ * mprotect fallback); recursion that stays inside the limit works. */
+#include "test.h"
+
+#include "gort.h"
+
+static volatile int sink;
+
+static int __attribute__((noinline)) recurse(int depth) {
+    volatile char pad[512];
+    pad[0] = (char)depth;
+    if (depth == 0) return pad[0];
+    return recurse(depth - 1) + pad[0];
+}
+
+static volatile int forever = 1; /* the compiler cannot prove the recursion endless */
+
+static void __attribute__((noinline)) runaway(int depth) {
+    volatile char pad[1024];
+    pad[0] = (char)depth;
+    if (forever) runaway(depth + 1);
+    sink += pad[0];
+}
+
+static volatile int64_t overflow_goid;
+
+static void overflower(void *arg) {
+    (void)arg;
+    overflow_goid = gort_goid();
+    runaway(0);
+}
+
+static int main_overflow(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    gort_go(overflower, NULL);
+    gort_sleep(10LL * 1000 * 1000 * 1000); /* the overflow kills the process first */
+    return 0;
+}
+
+static void die_by_overflow(void) {
+    char *argv[] = {"x", NULL};
+    gort_main(main_overflow, 1, argv);
+}
+
+static void die_by_overflow_mprotect(void) {
+    setenv("GORT_STACKGUARD", "mprotect", 1);
+    die_by_overflow();
+}
+
+static volatile int deep_ok;
+
+static void deep(void *arg) {
+    (void)arg;
+    deep_ok = recurse(150) >= 0; /* ~150 x 600 bytes: well inside 256 KiB */
+}
+
+static int main_deep(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    gort_go(deep, NULL);
+    for (int i = 0; i < 2000 && !deep_ok; i++) gort_sleep(1000000);
+    return deep_ok ? 0 : 1;
+}
+
+static void test_deep_recursion_fits(void) {
+    char *argv[] = {"x", NULL};
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(20);
+        _exit(gort_main(main_deep, 1, argv));
+    }
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+static void test_overflow_dies(void) {
+    const char *out = expect_death(die_by_overflow, 2, "fatal error: stack overflow");
+    CHECK(strstr(out, "goroutine 2") != NULL); /* names the goroutine */
+    CHECK(strstr(out, "runaway") != NULL || strstr(out, "test_sched_overflow") != NULL);
+}
+
+static void test_overflow_dies_mprotect_guard(void) {
+    expect_death(die_by_overflow_mprotect, 2, "fatal error: stack overflow");
+}
+
+int main(void) {
+    RUN(test_deep_recursion_fits);
+    RUN(test_overflow_dies);
+    RUN(test_overflow_dies_mprotect_guard);
+    return 0;
+}
