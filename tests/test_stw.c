@@ -22,12 +22,14 @@
 #define NSPIN 2
 static volatile uint64_t counters[NSPIN];
 static volatile uintptr_t spin_stack[NSPIN]; /* an address on each spinner's stack */
+static g *volatile spin_g[NSPIN];
 static volatile int stop_spinning;
 
 static void spinner(void *arg) {
     int i = (int)(intptr_t)arg;
     volatile int local = 0;
     spin_stack[i] = (uintptr_t)&local;
+    spin_g[i] = sched_getg();
     while (!stop_spinning) counters[i]++; /* no gort call: only a signal stops this */
 }
 
@@ -86,6 +88,38 @@ static void test_stop_spinners(void) {
             (long long)lat[N - 1] / 1000);
     CHECK(lat[N / 2] < 1000000);   /* well under a millisecond, typically tens of us */
     CHECK(lat[N - 1] < 200000000); /* a bound for a loaded CI machine */
+}
+
+/* ---- one goroutine ---- */
+
+static void test_suspend_one(void) {
+    /* The spinners of test_stop_spinners are still running: find their Gs. */
+    int64_t deadline = nanotime() + 2000000000ll;
+    for (int i = 0; i < NSPIN; i++) {
+        while (!spin_g[i] && nanotime() < deadline) gort_sleep(1000000);
+        CHECK(spin_g[i] != NULL);
+    }
+    for (int k = 0; k < 20; k++) {
+        suspend_ctx sc;
+        CHECK(sched_suspend_g(spin_g[0], &sc));
+        CHECK(spin_stack[0] + STW_RED_ZONE >= sc.sp && spin_stack[0] < sc.sp + 65536);
+        uint64_t a0 = counters[0], b0 = counters[1];
+        /* The other runs on (bounded wait: the OS may not schedule it at once
+         * on a loaded 2-core machine), while this one stays stopped. */
+        int64_t until = nanotime() + 2000000000ll;
+        while (counters[1] == b0 && nanotime() < until) {
+        }
+        CHECK(counters[1] != b0);
+        busy_wait_ns(1000000);
+        CHECK_EQ(counters[0], a0);
+        sched_resume_g(spin_g[0]);
+        deadline = nanotime() + 2000000000ll;
+        while (counters[0] == a0 && nanotime() < deadline) {
+        }
+        CHECK(counters[0] != a0);
+    }
+    suspend_ctx sc;
+    CHECK(!sched_suspend_g(sched_getg(), &sc)); /* not on its own thread */
 }
 
 /* ---- syscalls ---- */
@@ -181,6 +215,7 @@ static int main_fn(int argc, char **argv) {
     (void)argv;
     gort_gomaxprocs(4); /* two spinners, the locker, and main */
     RUN(test_stop_spinners);
+    RUN(test_suspend_one);
     RUN(test_syscall_exit_waits);
     RUN(test_outside_thread);
     RUN(test_not_inside_locks);

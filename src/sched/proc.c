@@ -1030,7 +1030,7 @@ static void mstart(void *arg) {
 
 /* ---- goroutines ------------------------------------------------------------------------ */
 
-static uint32_t default_stack_size; /* size of a stack_alloc(0) stack */
+static uintptr_t default_stack_size; /* size of a stack_alloc(0) stack */
 
 static void gfput(p *pp, g *gp) {
     if (gp->stack.lo && gp->stack.size != default_stack_size) {
@@ -1139,6 +1139,7 @@ static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, int 
             return NULL;
         }
         if (!stack_size && !default_stack_size) default_stack_size = gp->stack.size;
+        stack_set_owner(&gp->stack, gp); /* names it if it overflows */
     }
     asan_unpoison_stack(gp);
     gp->asan_lo = (const void *)gp->stack.lo;
@@ -1599,6 +1600,10 @@ static const char *status_string(g *gp) {
     }
 }
 
+/* A stack overflow being reported: its goroutine's trace starts at the fault. */
+static g *fault_g;
+static uintptr_t fault_fp, fault_pc;
+
 static void dump_goroutines(void) {
     m *mp = tls_m;
     g *cur = mp ? mp->curg : NULL;
@@ -1607,7 +1612,10 @@ static void dump_goroutines(void) {
         if (s == G_DEAD || s == G_IDLE) continue;
         gort_print("\ngoroutine %lld [%s%s]:\n", (long long)gp->goid, status_string(gp),
                    gp->lockedm ? ", locked to thread" : "");
-        if (gp == cur) {
+        if (gp == fault_g && fault_fp) {
+            print_pc(fault_pc);
+            traceback((uintptr_t *)fault_fp, gp->stack.lo, gp->stack.hi);
+        } else if (gp == cur) {
             traceback(__builtin_frame_address(0), 0, 0);
         } else if (s == G_RUNNING || s == G_SYSCALL) {
             gort_print("\tgoroutine running on other thread; stack unavailable\n");
@@ -1620,11 +1628,27 @@ static void dump_goroutines(void) {
 /* ---- start --------------------------------------------------------------------------------------
  */
 
+/* The overflow hook (stack.c): on the alternate signal stack, must not return.
+ * The stack's owner, not tls_m->curg, names the goroutine: a fault can hit in
+ * the middle of a switch. */
 static void on_stack_overflow(uintptr_t addr) {
-    m *mp = tls_m;
-    g *gp = mp ? mp->curg : NULL;
-    gort_print("runtime: goroutine stack exceeds its limit (fault at %p) in goroutine %lld\n",
-               (void *)addr, gp ? (long long)gp->goid : 0LL);
+    struct stack_fault f;
+    g *gp = NULL;
+    if (stack_fault_info(&f)) {
+        gp = f.owner;
+        fault_fp = f.fp;
+        fault_pc = f.pc;
+    }
+    if (!gp) {
+        m *mp = tls_m;
+        gp = mp ? mp->curg : NULL;
+    }
+    fault_g = gp;
+    if (gp)
+        gort_print("runtime: goroutine stack exceeds %llu-byte limit\n"
+                   "runtime: sp=%p stack=[%p, %p] fault at %p in goroutine %lld\n",
+                   (unsigned long long)(gp->stack.hi - gp->stack.lo), (void *)f.sp,
+                   (void *)gp->stack.lo, (void *)gp->stack.hi, (void *)addr, (long long)gp->goid);
     gort_throw("stack overflow");
 }
 
@@ -1673,6 +1697,7 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
 
     int n = pending_gomaxprocs > 0 ? pending_gomaxprocs : default_procs();
     if (stw_init() < 0) gort_throw("cannot install the stop-the-world signal");
+    pthread_atfork(stack_atfork_prepare, stack_atfork_parent, stack_atfork_child);
     m0 = allocm();
     m0->tid = os_gettid();
     m0->thread = pthread_self();

@@ -115,6 +115,7 @@ typedef struct g {
     void (*fn)(void *);
     void *arg;
     void *param;       /* passed by the waker to the parked goroutine (Go's g.param) */
+    struct m *suspended_on; /* sched_suspend_g: the M stopped for this goroutine */
     int64_t waitsince; /* nanotime when it parked */
     timer sleep_timer; /* gort_sleep */
     /* ASan: the fake stack saved while suspended, and the stack's bounds (for
@@ -152,6 +153,7 @@ typedef struct m {
     bool stw_signalled;    /* the current stop-the-world signalled this M */
     bool suspend_valid;    /* suspend holds what the handler published */
     uint32_t suspended;    /* atomic: stopped by stop-the-world */
+    uint32_t suspend_req;  /* atomic: sched_suspend_g asks this M alone to stop */
     suspend_ctx suspend;   /* the interrupted context of a stopped M */
     bool on_midle;       /* on sched.midle (under sched.lock) */
     bool exiting_park;   /* parked for good: the runtime is exiting */

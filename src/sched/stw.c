@@ -36,6 +36,7 @@
 static int stw_signal;      /* SIGRTMIN + 6 */
 static uint32_t stw_active; /* futex word: 1 while the world is stopped or stopping */
 static uint32_t stw_acks;   /* futex word: bumped by every M that stops */
+static uint32_t wake_seq;   /* futex word: bumped whenever stopped Ms may go on */
 static uint32_t stw_mutex;  /* 0 free, 1 held, 2 held with waiters (not a lock_t) */
 static uint64_t nstops;
 static int64_t last_ns, max_ns;
@@ -56,14 +57,23 @@ bool stw_active_now(void) {
     return atomic_load_acq(&stw_active) != 0;
 }
 
-/* Sleeps until the world starts again. Async-signal-safe. */
+/* Whether mp must stop: the world is stopping, or mp alone is asked to. */
+static inline bool must_stop(m *mp) {
+    return atomic_load_acq(&stw_active) || atomic_load_acq(&mp->suspend_req);
+}
+
+/* Sleeps until neither the world nor mp is to be stopped. Async-signal-safe. */
 static void suspend_wait(m *mp) {
     atomic_store_rel(&mp->suspended, 1);
     atomic_xadd(&stw_acks, 1);
-    futex_wake(&stw_acks, 1);
-    while (atomic_load_acq(&stw_active)) futex_sleep(&stw_active, 1, -1);
-    atomic_store_rel(&mp->suspended, 0);
+    futex_wake(&stw_acks, INT32_MAX);
+    for (;;) {
+        uint32_t seq = atomic_load_acq(&wake_seq);
+        if (!must_stop(mp)) break;
+        futex_sleep(&wake_seq, seq, -1);
+    }
     mp->suspend_valid = false;
+    atomic_store_rel(&mp->suspended, 0);
 }
 
 static void suspend_handler(int sig, siginfo_t *si, void *uctx) {
@@ -71,7 +81,7 @@ static void suspend_handler(int sig, siginfo_t *si, void *uctx) {
     (void)si;
     int saved_errno = errno;
     m *mp = tls_m;
-    if (mp && atomic_load_acq(&stw_active) && !atomic_load_relaxed(&mp->suspended)) {
+    if (mp && must_stop(mp) && !atomic_load_relaxed(&mp->suspended)) {
         if (lock_depth > 0) {
             lock_suspend_pending = 1; /* stop at the outermost unlock() */
         } else {
@@ -104,8 +114,7 @@ static __attribute__((noinline)) void suspend_here(m *mp) {
 
 static void deferred_suspend(void) {
     m *mp = tls_m;
-    if (mp && atomic_load_acq(&stw_active) && !atomic_load_relaxed(&mp->suspended))
-        suspend_here(mp);
+    if (mp && must_stop(mp) && !atomic_load_relaxed(&mp->suspended)) suspend_here(mp);
 }
 
 void stw_check(m *mp) {
@@ -137,6 +146,16 @@ void stw_thread_init(void) {
     pthread_sigmask(SIG_UNBLOCK, &s, NULL);
 }
 
+static void wait_stopped(m *mp, int64_t t0) {
+    while (!atomic_load_acq(&mp->suspended)) {
+        uint32_t seen = atomic_load_acq(&stw_acks);
+        if (atomic_load_acq(&mp->suspended)) break;
+        if (nanotime() - t0 > STW_TIMEOUT_NS)
+            gort_throwf("stop the world: M %lld did not stop within 10 s", (long long)mp->id);
+        futex_sleep(&stw_acks, seen, 1000 * 1000);
+    }
+}
+
 void stop_the_world(const char *reason) {
     (void)reason; /* for the execution trace, when it exists */
     int64_t t0 = nanotime();
@@ -159,16 +178,8 @@ void stop_the_world(const char *reason) {
         if (rc != 0)
             gort_throwf("stop the world: cannot signal M %lld (error %d)", (long long)mp->id, rc);
     }
-    for (m *mp = sched_allm(); mp; mp = mp->alllink) {
-        if (!mp->stw_signalled) continue;
-        while (!atomic_load_acq(&mp->suspended)) {
-            uint32_t seen = atomic_load_acq(&stw_acks);
-            if (atomic_load_acq(&mp->suspended)) break;
-            if (nanotime() - t0 > STW_TIMEOUT_NS)
-                gort_throwf("stop the world: M %lld did not stop within 10 s", (long long)mp->id);
-            futex_sleep(&stw_acks, seen, 1000 * 1000);
-        }
-    }
+    for (m *mp = sched_allm(); mp; mp = mp->alllink)
+        if (mp->stw_signalled) wait_stopped(mp, t0);
     int64_t d = nanotime() - t0;
     nstops++;
     last_ns = d;
@@ -187,7 +198,8 @@ void start_the_world(void) {
         atomic_cas(&pp->status, &st, P_SYSCALL);
     }
     atomic_store_rel(&stw_active, 0);
-    futex_wake(&stw_active, INT32_MAX);
+    atomic_xadd(&wake_seq, 1);
+    futex_wake(&wake_seq, INT32_MAX);
     mutex_unlock();
 }
 
@@ -199,4 +211,44 @@ void stw_stats(uint64_t *n, int64_t *last, int64_t *max) {
     *n = nstops;
     *last = last_ns;
     *max = max_ns;
+}
+
+/* ---- one goroutine ---- */
+
+bool sched_suspend_g(g *gp, suspend_ctx *out) {
+    m *self = tls_m;
+    for (int tries = 0; tries < 1000; tries++) {
+        m *mp = atomic_load_acq(&gp->m);
+        if (atomic_load_acq(&gp->status) != G_RUNNING || !mp || mp == self ||
+            atomic_load_acq(&mp->curg) != gp || !mp->thread_valid)
+            return false; /* not running on another thread */
+        mutex_lock();     /* no stop-the-world meanwhile */
+        int64_t t0 = nanotime();
+        atomic_store_rel(&mp->suspend_req, 1);
+        atomic_fence();
+        int rc = pthread_kill(mp->thread, stw_signal);
+        if (rc != 0) gort_throwf("suspend: cannot signal M %lld (error %d)", (long long)mp->id, rc);
+        wait_stopped(mp, t0);
+        if (atomic_load_acq(&mp->curg) == gp && mp->suspend_valid) {
+            *out = mp->suspend;
+            gp->suspended_on = mp;
+            return true; /* stw_mutex stays held until sched_resume_g */
+        }
+        /* It switched away before it stopped: let it go and look again. */
+        atomic_store_rel(&mp->suspend_req, 0);
+        atomic_xadd(&wake_seq, 1);
+        futex_wake(&wake_seq, INT32_MAX);
+        mutex_unlock();
+    }
+    return false;
+}
+
+void sched_resume_g(g *gp) {
+    m *mp = gp->suspended_on;
+    if (!mp) gort_throw("sched_resume_g: goroutine not suspended");
+    gp->suspended_on = NULL;
+    atomic_store_rel(&mp->suspend_req, 0);
+    atomic_xadd(&wake_seq, 1);
+    futex_wake(&wake_seq, INT32_MAX);
+    mutex_unlock();
 }

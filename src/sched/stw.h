@@ -55,6 +55,17 @@ void stw_check(struct m *mp);
 /* The context a stopped M published, or NULL if mp was not stopped by a
  * signal (it was idle, waiting for a P, or in a syscall). World stopped only. */
 const suspend_ctx *stw_suspended(struct m *mp);
+/* Suspends the thread running goroutine gp (the same signal, for one M; the
+ * rest of the world runs on) and fills *out with gp's interrupted context.
+ * False when gp is not running on another thread: its saved context is then
+ * in gp->ctx, but nothing stops it from being scheduled again; holding a
+ * non-running goroutine still (Go's Gscan status bit) comes with the GC's
+ * stack scanning. While gp is suspended no stop-the-world can start.
+ * Not on gp's own thread. */
+struct g;
+bool sched_suspend_g(struct g *gp, suspend_ctx *out);
+void sched_resume_g(struct g *gp);
+
 /* Statistics: stops so far, and the last and longest stop latency in ns. */
 void stw_stats(uint64_t *nstops, int64_t *last_ns, int64_t *max_ns);
 
