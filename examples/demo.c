@@ -1,9 +1,9 @@
 /* The gort tour. Build and run it with `make demo`.
  *
- * gort is Go's runtime as a C library. This tour grows as the runtime does;
- * today it shows the layer everything else stands on: Go's memory allocator
- * (size classes, per-thread caches, a page heap, a scavenger) used as a
- * malloc, with Go's MemStats to watch it. */
+ * gort is Go's runtime as a C library. This tour grows as the runtime does:
+ * Go's memory allocator (size classes, per-thread caches, a page heap, a
+ * scavenger) used as a malloc, with Go's MemStats to watch it; then
+ * goroutines on Go's M:N scheduler. */
 #include <gort.h>
 
 #include <pthread.h>
@@ -15,9 +15,10 @@
 static void show(const char *when) {
     gort_memstats ms;
     gort_read_memstats(&ms);
-    printf("  %-34s HeapAlloc %7.2f MiB  HeapInuse %7.2f MiB  HeapReleased %7.2f MiB  objects %llu\n",
-           when, ms.heap_alloc / MIB, ms.heap_inuse / MIB, ms.heap_released / MIB,
-           (unsigned long long)ms.heap_objects);
+    printf(
+        "  %-34s HeapAlloc %7.2f MiB  HeapInuse %7.2f MiB  HeapReleased %7.2f MiB  objects %llu\n",
+        when, ms.heap_alloc / MIB, ms.heap_inuse / MIB, ms.heap_released / MIB,
+        (unsigned long long)ms.heap_objects);
 }
 
 /* A second thread frees what the first allocated: gort's spans take frees
@@ -28,7 +29,34 @@ static void *free_them(void *arg) {
     return NULL;
 }
 
-int main(void) {
+/* ---- goroutines ---- */
+
+static long done_count;
+static long on_thread[64];
+
+static void worker(void *arg) {
+    long id = (long)arg;
+    volatile double x = 0;
+    for (int i = 0; i < 20000; i++) x += i * 0.5; /* some work */
+    gort_sleep(1000000);                          /* parks the goroutine, not the thread */
+    __atomic_fetch_add(&on_thread[id % 64], 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&done_count, 1, __ATOMIC_RELEASE);
+}
+
+static void goroutines(void) {
+    printf("\n5. Goroutines: Go's M:N scheduler (GOMAXPROCS=%d)\n", gort_gomaxprocs(0));
+    int64_t t0 = gort_nanotime();
+    for (long i = 0; i < 10000; i++) gort_go(worker, (void *)i);
+    printf("  started 10,000 goroutines; %d alive\n", gort_num_goroutine());
+    while (__atomic_load_n(&done_count, __ATOMIC_ACQUIRE) < 10000) gort_sleep(1000000);
+    printf("  all finished in %.1f ms (each did some work and slept 1 ms)\n",
+           (gort_nanotime() - t0) / 1e6);
+    printf("  goroutine stacks are reserved, not committed: an idle one costs about a page\n");
+}
+
+static int tour(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
     printf("1. Go's size classes: a request is rounded up to one of 67 classes\n");
     size_t sizes[] = {1, 17, 100, 1000, 5000, 40000};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -61,6 +89,11 @@ int main(void) {
     printf("\n4. Misuse is caught: gort_free of a pointer twice, or of an interior\n"
            "   pointer, is a fatal error naming the pointer (exit code 2), as Go's\n"
            "   runtime errors are. (Try it: tests/test_misuse.c shows each case.)\n");
-    printf("\nNext: goroutines, channels, the garbage collector (see README.md).\n");
+    goroutines();
+    printf("\nNext: channels and select, sync, the garbage collector (see README.md).\n");
     return 0;
+}
+
+int main(int argc, char **argv) {
+    return gort_main(tour, argc, argv); /* runs tour as the main goroutine */
 }
