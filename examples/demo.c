@@ -34,11 +34,14 @@ static void *free_them(void *arg) {
 static long done_count;
 static long on_thread[64];
 
+static volatile double work_sink;
+
 static void worker(void *arg) {
     long id = (long)arg;
-    volatile double x = 0;
+    double x = 0;
     for (int i = 0; i < 20000; i++) x += i * 0.5; /* some work */
-    gort_sleep(1000000);                          /* parks the goroutine, not the thread */
+    work_sink = x;
+    gort_sleep(1000000); /* parks the goroutine, not the thread */
     __atomic_fetch_add(&on_thread[id % 64], 1, __ATOMIC_RELAXED);
     __atomic_fetch_add(&done_count, 1, __ATOMIC_RELEASE);
 }
