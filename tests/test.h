@@ -74,7 +74,8 @@ static inline const char *expect_death(void (*fn)(void), int want_code, const ch
     close(pfd[1]);
     size_t n = 0;
     ssize_t r;
-    while (n < sizeof buf - 1 && (r = read(pfd[0], buf + n, sizeof buf - 1 - n)) > 0) n += (size_t)r;
+    while (n < sizeof buf - 1 && (r = read(pfd[0], buf + n, sizeof buf - 1 - n)) > 0)
+        n += (size_t)r;
     buf[n] = 0;
     close(pfd[0]);
     int st;

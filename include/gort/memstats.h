@@ -33,25 +33,25 @@ typedef struct gort_memstats {
     uint64_t stack_sys;   /* bytes of stack memory obtained from the OS */
 
     /* Off-heap memory statistics. */
-    uint64_t mspan_inuse;  /* bytes of allocated mspan structures */
-    uint64_t mspan_sys;    /* bytes obtained from the OS for mspan structures */
-    uint64_t mcache_inuse; /* bytes of allocated mcache structures */
-    uint64_t mcache_sys;   /* bytes obtained from the OS for mcache structures */
+    uint64_t mspan_inuse;   /* bytes of allocated mspan structures */
+    uint64_t mspan_sys;     /* bytes obtained from the OS for mspan structures */
+    uint64_t mcache_inuse;  /* bytes of allocated mcache structures */
+    uint64_t mcache_sys;    /* bytes obtained from the OS for mcache structures */
     uint64_t buck_hash_sys; /* bytes of memory in profiling bucket hash tables */
     uint64_t gc_sys;        /* bytes of memory in garbage collection metadata */
     uint64_t other_sys;     /* bytes of memory in miscellaneous off-heap allocations */
 
     /* Garbage collector statistics. */
-    uint64_t next_gc;         /* target heap size of the next GC cycle */
-    uint64_t last_gc;         /* time the last GC finished, ns since the Unix epoch */
-    uint64_t pause_total_ns;  /* cumulative ns in GC stop-the-world pauses */
-    uint64_t pause_ns[256];   /* circular buffer of recent pause times */
-    uint64_t pause_end[256];  /* circular buffer of recent pause end times */
-    uint32_t num_gc;          /* completed GC cycles */
-    uint32_t num_forced_gc;   /* GC cycles forced by gort_gc */
-    double gc_cpu_fraction;   /* fraction of CPU time used by the GC */
-    bool enable_gc;           /* always true, as Go's */
-    bool debug_gc;            /* currently unused, as Go's */
+    uint64_t next_gc;        /* target heap size of the next GC cycle */
+    uint64_t last_gc;        /* time the last GC finished, ns since the Unix epoch */
+    uint64_t pause_total_ns; /* cumulative ns in GC stop-the-world pauses */
+    uint64_t pause_ns[256];  /* circular buffer of recent pause times */
+    uint64_t pause_end[256]; /* circular buffer of recent pause end times */
+    uint32_t num_gc;         /* completed GC cycles */
+    uint32_t num_forced_gc;  /* GC cycles forced by gort_gc */
+    double gc_cpu_fraction;  /* fraction of CPU time used by the GC */
+    bool enable_gc;          /* always true, as Go's */
+    bool debug_gc;           /* currently unused, as Go's */
 
     /* Per-size-class allocation statistics (Go's BySize: 61 entries). */
     struct {

@@ -23,8 +23,8 @@
 #define atomic_cas(p, expected, desired)                                                           \
     __atomic_compare_exchange_n((p), (expected), (desired), false, __ATOMIC_ACQ_REL,               \
                                 __ATOMIC_ACQUIRE)
-#define atomic_fence()         __atomic_thread_fence(__ATOMIC_SEQ_CST)
-#define compiler_barrier()     __asm__ __volatile__("" ::: "memory")
+#define atomic_fence()     __atomic_thread_fence(__ATOMIC_SEQ_CST)
+#define compiler_barrier() __asm__ __volatile__("" ::: "memory")
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)

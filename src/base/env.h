@@ -8,18 +8,18 @@
 #include <stdint.h>
 
 struct gort_options {
-    int gogc;               /* GORT_GOGC: percent; -1 is "off" (default 100) */
-    int64_t memlimit;       /* GORT_GOMEMLIMIT: bytes, Go's suffixes; "off" is INT64_MAX */
-    int gomaxprocs;         /* GORT_GOMAXPROCS: 0 means "CPUs in the affinity mask" */
-    int64_t stacksize;      /* GORT_STACKSIZE: bytes of virtual stack per goroutine */
-    int memprofilerate;     /* GORT_MEMPROFILERATE: bytes between heap samples */
-    struct {                /* GORT_GODEBUG=name=val,... (unknown names ignored, as Go) */
+    int gogc;           /* GORT_GOGC: percent; -1 is "off" (default 100) */
+    int64_t memlimit;   /* GORT_GOMEMLIMIT: bytes, Go's suffixes; "off" is INT64_MAX */
+    int gomaxprocs;     /* GORT_GOMAXPROCS: 0 means "CPUs in the affinity mask" */
+    int64_t stacksize;  /* GORT_STACKSIZE: bytes of virtual stack per goroutine */
+    int memprofilerate; /* GORT_MEMPROFILERATE: bytes between heap samples */
+    struct {            /* GORT_GODEBUG=name=val,... (unknown names ignored, as Go) */
         int gctrace;
-        int schedtrace;     /* ms between schedtrace lines; 0 off */
+        int schedtrace; /* ms between schedtrace lines; 0 off */
         int scheddetail;
         int gccheckmark;
         int scavtrace;
-        int madvdontneed;   /* accepted for Go compatibility: we always use MADV_DONTNEED */
+        int madvdontneed; /* accepted for Go compatibility: we always use MADV_DONTNEED */
     } debug;
 };
 

@@ -21,11 +21,13 @@ extern void (*gort_dump_hook)(void);
 #endif
 #define gort_assert(c)                                                                             \
     do {                                                                                           \
-        if (GORT_DEBUG >= 1 && !(c)) gort_throwf("assertion failed: %s (%s:%d)", #c, __FILE__, __LINE__); \
+        if (GORT_DEBUG >= 1 && !(c))                                                               \
+            gort_throwf("assertion failed: %s (%s:%d)", #c, __FILE__, __LINE__);                   \
     } while (0)
 #define gort_assert_expensive(c)                                                                   \
     do {                                                                                           \
-        if (GORT_DEBUG >= 2 && !(c)) gort_throwf("assertion failed: %s (%s:%d)", #c, __FILE__, __LINE__); \
+        if (GORT_DEBUG >= 2 && !(c))                                                               \
+            gort_throwf("assertion failed: %s (%s:%d)", #c, __FILE__, __LINE__);                   \
     } while (0)
 
 #endif

@@ -22,7 +22,8 @@ typedef struct {
 extern __thread int lock_depth __attribute__((tls_model("initial-exec")));
 extern __thread int lock_suspend_pending __attribute__((tls_model("initial-exec")));
 extern void (*lock_suspend_hook)(void);
-#define LOCK_INIT {0}
+#define LOCK_INIT                                                                                  \
+    { 0 }
 
 void lock_slow(lock_t *l);
 void unlock_slow(lock_t *l);
@@ -31,9 +32,9 @@ static inline void lock(lock_t *l) {
     lock_depth++;
     __asm__ __volatile__("" ::: "memory"); /* counted before the lock is taken */
     uint32_t z = 0;
-    if (__builtin_expect(!__atomic_compare_exchange_n(&l->key, &z, 1, false, __ATOMIC_ACQUIRE,
-                                                      __ATOMIC_RELAXED),
-                         0))
+    if (__builtin_expect(
+            !__atomic_compare_exchange_n(&l->key, &z, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED),
+            0))
         lock_slow(l);
 }
 void lock_suspend_now(void);

@@ -46,9 +46,12 @@ size_t gort_vsnprint(char *buf, size_t cap, const char *fmt, va_list ap) {
         if (*f == '0') pad = '0', f++;
         while (*f >= '0' && *f <= '9') width = width * 10 + (*f++ - '0');
         for (;; f++) {
-            if (*f == 'l') lng++;
-            else if (*f == 'z') lng = 2;
-            else break;
+            if (*f == 'l')
+                lng++;
+            else if (*f == 'z')
+                lng = 2;
+            else
+                break;
         }
         switch (*f) {
         case 'd':
