@@ -6,7 +6,9 @@
  * hide a lost register by spilling, so C alone cannot prove this), FP control
  * state that must stay per context, the ABI's stack alignment at entry, the
  * terminating frame that ends frame-pointer walks and unwinding, many contexts,
- * a deep stack, and the trap that catches a returning entry function.
+ * a deep stack, the trap that catches a returning entry function, and the
+ * hook switch (its hook, its two ways back to the caller, mixing with the
+ * plain switch, registers, and the frame walk through its frame).
  *
  * Every switch goes through tswitch(), which tells ASan about it
  * (__sanitizer_start_switch_fiber / __sanitizer_finish_switch_fiber), so the
@@ -521,6 +523,223 @@ static void test_deep_recursion(void) {
     tfree(&deep_t);
 }
 
+/* ---- arch_ctx_switch_hook ---------------------------------------------------- */
+
+/* Every switch in these cases passes the context it resumes as arg, so that
+ * the hook knows whom it runs for: under ASan it must first finish the
+ * fiber switch on that context's behalf (the scheduler does the same work in
+ * its hook, after_switch). It returns arg ^ 1, so that the switch's result
+ * shows whether the hook ran. */
+static long hook_calls;
+
+__attribute__((no_sanitize("address"))) static void *test_hook(void *arg) {
+    tctx *t = arg;
+    after_switch(t->fake);
+    hook_calls++;
+    return (void *)((uintptr_t)arg ^ 1);
+}
+
+__attribute__((noinline)) static void *tswitch_hook(tctx *from, tctx *to) {
+    before_switch(from, to);
+    return arch_ctx_switch_hook(&from->ctx, &to->ctx, to);
+}
+
+/* The same from another call site (the resume stub's jump path). */
+__attribute__((noinline)) static void *tswitch_hook2(tctx *from, tctx *to) {
+    before_switch(from, to);
+    void *r = arch_ctx_switch_hook(&from->ctx, &to->ctx, to);
+    __asm__ volatile(""); /* not a tail call: a different return pc */
+    return r;
+}
+
+static tctx hk_t;
+static long hk_count;
+static uintptr_t hk_startpc; /* hk_entry's return pc into arch_ctx_start */
+
+static void hk_entry(void *arg) {
+    tstart();
+    (void)arg;
+    hk_startpc = ((uintptr_t *)__builtin_frame_address(0))[1];
+    for (long i = 0;; i++) {
+        hk_count++;
+        void *r;
+        switch (i % 3) {
+        case 0:
+            r = tswitch_hook(&hk_t, &main_t);
+            CHECK(r == (void *)((uintptr_t)&hk_t ^ 1));
+            break;
+        case 1:
+            r = tswitch_hook2(&hk_t, &main_t);
+            CHECK(r == (void *)((uintptr_t)&hk_t ^ 1));
+            break;
+        default: /* a plain switch: resumed without the hook, returns arg */
+            r = tswitch_arg(&hk_t, &main_t, &main_t);
+            CHECK(r == &hk_t);
+            break;
+        }
+    }
+}
+
+/* A ring of contexts that all switch from the same call site (the resume
+ * stub's ret path), passing a value around in callee-saved registers. */
+#define HRING 3
+static tctx hring_t[HRING];
+static long hring_runs[HRING];
+
+static void hring_entry(void *arg) {
+    tstart();
+    long id = (long)(intptr_t)arg;
+    long mine = id * 77 + 5;
+    for (;;) {
+        hring_runs[id]++;
+        CHECK_EQ(mine, id * 77 + 5);
+        tctx *to = id + 1 < HRING ? &hring_t[id + 1] : &main_t;
+        void *r = tswitch_hook(&hring_t[id], to);
+        CHECK(r == (void *)((uintptr_t)&hring_t[id] ^ 1));
+    }
+}
+
+/* regcheck_switch with arch_ctx_switch_hook, arg in rcx:
+ * uint64_t regcheck_switch_hook(from, to, base, arg). */
+__asm__(".pushsection .text\n"
+        ".p2align 4\n"
+        ".type regcheck_switch_hook, @function\n"
+        "regcheck_switch_hook:\n"
+        "    pushq %rbp\n"
+        "    pushq %rbx\n"
+        "    pushq %r12\n"
+        "    pushq %r13\n"
+        "    pushq %r14\n"
+        "    pushq %r15\n"
+        "    subq $8, %rsp\n"
+        "    movq %rdx, (%rsp)\n"
+        "    leaq 1(%rdx), %rbx\n"
+        "    leaq 2(%rdx), %r12\n"
+        "    leaq 3(%rdx), %r13\n"
+        "    leaq 4(%rdx), %r14\n"
+        "    leaq 5(%rdx), %r15\n"
+        "    leaq 6(%rdx), %rbp\n"
+        "    movq %rcx, %rdx\n"
+        "    call arch_ctx_switch_hook\n"
+        "    movq (%rsp), %rdx\n"
+        "    xorl %eax, %eax\n"
+        "    leaq 1(%rdx), %rcx\n"
+        "    cmpq %rcx, %rbx\n"
+        "    setne %cl\n"
+        "    movzbl %cl, %ecx\n"
+        "    addl %ecx, %eax\n"
+        "    leaq 2(%rdx), %rcx\n"
+        "    cmpq %rcx, %r12\n"
+        "    setne %cl\n"
+        "    movzbl %cl, %ecx\n"
+        "    addl %ecx, %eax\n"
+        "    leaq 3(%rdx), %rcx\n"
+        "    cmpq %rcx, %r13\n"
+        "    setne %cl\n"
+        "    movzbl %cl, %ecx\n"
+        "    addl %ecx, %eax\n"
+        "    leaq 4(%rdx), %rcx\n"
+        "    cmpq %rcx, %r14\n"
+        "    setne %cl\n"
+        "    movzbl %cl, %ecx\n"
+        "    addl %ecx, %eax\n"
+        "    leaq 5(%rdx), %rcx\n"
+        "    cmpq %rcx, %r15\n"
+        "    setne %cl\n"
+        "    movzbl %cl, %ecx\n"
+        "    addl %ecx, %eax\n"
+        "    leaq 6(%rdx), %rcx\n"
+        "    cmpq %rcx, %rbp\n"
+        "    setne %cl\n"
+        "    movzbl %cl, %ecx\n"
+        "    addl %ecx, %eax\n"
+        "    addq $8, %rsp\n"
+        "    popq %r15\n"
+        "    popq %r14\n"
+        "    popq %r13\n"
+        "    popq %r12\n"
+        "    popq %rbx\n"
+        "    popq %rbp\n"
+        "    ret\n"
+        ".size regcheck_switch_hook, . - regcheck_switch_hook\n"
+        ".popsection\n");
+uint64_t regcheck_switch_hook(gort_context *from, gort_context *to, uint64_t base, void *arg);
+
+static tctx hreg_t;
+static long hreg_bad;
+
+static void hreg_entry(void *arg) {
+    tstart();
+    (void)arg;
+    for (uint64_t i = 0;; i++) {
+        before_switch(&hreg_t, &main_t);
+        hreg_bad += (long)regcheck_switch_hook(&hreg_t.ctx, &main_t.ctx,
+                                               0xd0d0d0d000000000ull + i * 16, &main_t);
+        /* the hook finished the fiber switch */
+    }
+}
+
+static void test_switch_hook(void) {
+    void *(*old)(void *) = arch_ctx_resume_hook;
+    arch_ctx_resume_hook = test_hook;
+
+    /* Two sites and a plain switch on one side; the hook switch and the
+     * plain one on the other: whichever switch resumes it, a context saved
+     * by the hook switch runs the hook first, exactly once. */
+    tmake(&hk_t, 64 << 10, hk_entry, NULL);
+    tswitch_arg(&main_t, &hk_t, &hk_t); /* enter: fresh contexts run no hook */
+    long rounds = 30000 * test_scale();
+    for (long i = 0; i < rounds; i++) {
+        long before = hook_calls;
+        bool hk_hooked = (hk_count - 1) % 3 != 2; /* how hk saved itself */
+        if (i % 2 == 0) {
+            void *r = tswitch_hook(&main_t, &hk_t);
+            CHECK(r == (void *)((uintptr_t)&main_t ^ 1));
+            CHECK_EQ(hook_calls - before, 1 + hk_hooked); /* hk's and main's */
+        } else {
+            void *r = tswitch_arg(&main_t, &hk_t, &hk_t);
+            CHECK(r == &main_t);
+            CHECK_EQ(hook_calls - before, hk_hooked);
+        }
+        CHECK_EQ(hk_count, i + 2);
+    }
+
+    /* A suspended hook context's frame-pointer walk: the resume stub, then
+     * its caller's frames, down to arch_ctx_start. */
+    while ((hk_count - 1) % 3 != 0) tswitch_arg(&main_t, &hk_t, &hk_t);
+    uintptr_t *fr = arch_ctx_frame(&hk_t.ctx);
+    uintptr_t stub = fr[1], last = 0;
+    int n = walk_frames(&hk_t.ctx, &last);
+    CHECK(n >= 3 && n <= 4); /* stub, [tswitch_hook,] hk_entry, arch_ctx_start */
+    CHECK_EQ(last, hk_startpc);
+    CHECK(stub != hk_startpc);
+    tfree(&hk_t);
+
+    /* Same call site on every side: the stub's ret path. */
+    for (long i = 0; i < HRING; i++) tmake(&hring_t[i], 64 << 10, hring_entry, (void *)(intptr_t)i);
+    tswitch_arg(&main_t, &hring_t[0], &hring_t[0]);
+    CHECK_EQ(hring_runs[HRING - 1], 1);
+    for (long r = 2; r <= 10000; r++) {
+        void *res = tswitch_hook(&main_t, &hring_t[0]);
+        CHECK(res == (void *)((uintptr_t)&main_t ^ 1));
+        for (long i = 0; i < HRING; i++) CHECK_EQ(hring_runs[i], r);
+    }
+    for (long i = 0; i < HRING; i++) tfree(&hring_t[i]);
+
+    /* Callee-saved registers across the hook switch, hook included. */
+    tmake(&hreg_t, 64 << 10, hreg_entry, NULL);
+    for (uint64_t i = 0; i < 1000; i++) {
+        before_switch(&main_t, &hreg_t);
+        uint64_t bad =
+            regcheck_switch_hook(&main_t.ctx, &hreg_t.ctx, 0xc0c0c0c000000000ull + i * 16, &hreg_t);
+        /* main was saved by the hook switch: the hook finished the switch */
+        CHECK_EQ(bad, 0);
+    }
+    CHECK_EQ(hreg_bad, 0);
+    tfree(&hreg_t);
+    arch_ctx_resume_hook = old;
+}
+
 /* ---- an entry function that returns ---------------------------------------- */
 
 static void trap(void) {
@@ -556,6 +775,7 @@ int main(void) {
     RUN(test_entry_frame);
     RUN(test_round_robin);
     RUN(test_deep_recursion);
+    RUN(test_switch_hook);
     RUN(test_return_trap);
     fprintf(stderr, "test_arch: ok\n");
     return 0;

@@ -83,6 +83,19 @@
  *   frames that switched away never unpoisoned their locals. Valgrind wants
  *   VALGRIND_STACK_REGISTER per stack. This layer does neither: it does not
  *   know stack lifetimes; tests/test_arch.c shows the calls.
+ * - arch_ctx_switch_hook is the same switch for a caller that wants code to
+ *   run first whenever the suspended side resumes (the scheduler's "after
+ *   the switch" work, Go's mcall(fn) second half): the saved context
+ *   resumes in a small stub that calls arch_ctx_resume_hook(arg), arg being
+ *   the resuming switch's, and returns its result as the switch's result.
+ *   Why not call the hook after an ordinary switch returns: the stub can
+ *   leave by an indirect jump straight to the switch's caller, so a switch
+ *   reached by tail calls from a user's call site (gort_yield) returns to
+ *   that site without the return misprediction that otherwise costs ~6 ns
+ *   per switch between two different call sites (ctx_x86_64.S). Its frame
+ *   is the standard one plus the caller's {rbp, return pc} record above
+ *   it (80 bytes then; arch_ctx_frame walks through it). Contexts saved by
+ *   either switch may be resumed by either.
  * - CET: the return is an indirect jump to another stack's return address,
  *   which shadow stacks and IBT forbid; the object carries no GNU property
  *   note, so the linker turns CET off for any binary that links it.
@@ -101,7 +114,7 @@ typedef struct gort_context {
 
 #if defined(__x86_64__)
 
-#define ARCH_CTX_FRAME_SIZE  64      /* bytes the switch keeps at a suspended sp */
+#define ARCH_CTX_FRAME_SIZE  64      /* bytes the switch keeps at a suspended sp (_hook: 80) */
 #define ARCH_CTX_START_BYTES 80      /* bytes arch_ctx_make uses below the aligned top */
 #define ARCH_CTX_MXCSR_INIT  0x1F80u /* SysV initial MXCSR: all masked, nearest */
 #define ARCH_CTX_X87CW_INIT  0x037Fu /* SysV initial x87 CW: all masked, extended, nearest */
@@ -132,6 +145,17 @@ void arch_ctx_switch(gort_context *from, gort_context *to);
  * passing gp) without a shared field. */
 void *arch_ctx_switch_arg(gort_context *from, gort_context *to, void *arg);
 
+/* The same, but the context saved in from resumes (whichever switch resumes
+ * it) by calling arch_ctx_resume_hook(arg of the resuming switch) on its own
+ * stack; the hook's result is what this call returns. A fresh context does
+ * not run the hook (its entry does what it needs). */
+void *arch_ctx_switch_hook(gort_context *from, gort_context *to, void *arg);
+
+/* The hook of arch_ctx_switch_hook: set once, before any such switch
+ * (default: return arg). Runs with the resumed context's callee-saved
+ * registers and FP control state in place; an ordinary C function. */
+extern void *(*arch_ctx_resume_hook)(void *arg);
+
 /* Called, on the dead context's stack, if an entry function returns. The
  * runtime points it at a function that reports the misuse and exits; it must
  * not return (if it does, abort() follows). Defaults to abort(). */
@@ -140,7 +164,8 @@ extern void (*arch_ctx_return_trap)(void);
 /* The frame record {saved rbp, return pc} of a suspended context, for a
  * frame-pointer traceback of a parked goroutine: fr[1] is the pc it will
  * resume at, fr[0] the frame pointer of its caller; walk fr = (uintptr_t *)fr[0]
- * until it is 0. A fresh context shows arch_ctx_start and then 0. */
+ * until it is 0. A fresh context shows arch_ctx_start and then 0; one saved
+ * by arch_ctx_switch_hook shows its resume stub, then its caller's record. */
 static inline uintptr_t *arch_ctx_frame(const gort_context *ctx) {
     return (uintptr_t *)ctx->sp + ARCH_CTX_FRAME_SIZE / sizeof(uintptr_t) - 2;
 }

@@ -3,7 +3,9 @@
  * Gs (goroutines) run on Ms (OS threads) that hold Ps (logical processors,
  * GORT_GOMAXPROCS of them). A P's local run queue is a 256-entry lock-free
  * ring plus runnext (runqput/runqget/runqsteal, Go's algorithm: the owner
- * alone advances the tail; consumers take from the head by CAS). Overflow
+ * alone advances the tail; consumers take from the head by CAS), plus a
+ * private FIFO for goroutines that yield while nobody could steal (the
+ * private yield queue, below: a yield without a locked instruction). Overflow
  * and goroutines without a P go to the global run queue (sched.lock), which
  * the scheduler checks every 61 ticks so that it cannot starve. An M out of
  * work spins (at most half the busy Ps do), stealing half of a random
@@ -22,7 +24,12 @@
  * by the context that resumes after the switch, from the action left in
  * m->pend (after_switch): a G is never visible to another M before its
  * context has been saved. That is the second half of Go's mcall(fn), and it
- * is where sched_park's unlockf runs (see runtime2.h).
+ * is where sched_park's unlockf runs (see runtime2.h). Outside ASan builds
+ * the switch is arch_ctx_switch_hook, which runs after_switch as its resume
+ * hook and then returns to the caller by an indirect jump: a goroutine
+ * suspended in gort_yield (tail calls all the way to the switch) resumes
+ * straight in its caller, without the return misprediction that a switch
+ * between two call sites otherwise costs on every yield (~6 ns).
  *
  * Which stack: schedule, find_runnable, stopm and exitsyscall's slow path
  * run on g0 (the thread's stack). switch_out and after_switch run on
@@ -205,8 +212,18 @@ static inline bool runqempty(p *pp) {
     }
 }
 
+/* Whether pp has no runnable G at all, its private yield queue included
+ * (runqempty sees only what thieves can take). Exact for whoever holds pp
+ * or owns it for the moment (sched.lock for an idle P, sysmon or handoffp
+ * for a P taken from a syscall, checkdead with every M idle); a hint for
+ * others. */
+static inline bool runqempty_all(p *pp) {
+    return atomic_load_relaxed(&pp->yqsize) == 0 && runqempty(pp);
+}
+
 static inline uint32_t runqlen(p *pp) {
-    return atomic_load_acq(&pp->runqtail) - atomic_load_acq(&pp->runqhead);
+    return atomic_load_acq(&pp->runqtail) - atomic_load_acq(&pp->runqhead) +
+           atomic_load_relaxed(&pp->yqsize);
 }
 
 /* Under sched.lock. */
@@ -272,15 +289,8 @@ static bool runqputslow(p *pp, g *gp, uint32_t h, uint32_t t) {
     return true;
 }
 
-/* Owner only. next: into runnext, kicking the old runnext to the tail. */
-static void runqput(p *pp, g *gp, bool next) {
-    if (next) {
-        g *old = atomic_load_relaxed(&pp->runnext);
-        while (!atomic_cas(&pp->runnext, &old, gp)) {
-        }
-        if (!old) return;
-        gp = old;
-    }
+/* Owner only: onto the ring's tail (full: half of it to the global queue). */
+static void runqput_ring(p *pp, g *gp) {
     for (;;) {
         uint32_t h = atomic_load_acq(&pp->runqhead);
         uint32_t t = pp->runqtail;
@@ -293,8 +303,33 @@ static void runqput(p *pp, g *gp, bool next) {
     }
 }
 
-/* Owner only. *inherit: it came from runnext and inherits the time slice. */
-static g *runqget(p *pp, bool *inherit) {
+static void yq_spill(p *pp);
+
+/* Owner only. next: into runnext, kicking the old runnext to the tail. */
+static void runqput(p *pp, g *gp, bool next) {
+    if (next) {
+        g *old = atomic_load_relaxed(&pp->runnext);
+        /* Thieves only ever clear runnext, so an empty one is ours to fill
+         * with a plain store; a full one needs the atomic exchange. */
+        if (!old) {
+            atomic_store_rel(&pp->runnext, gp);
+            return;
+        }
+        while (!atomic_cas(&pp->runnext, &old, gp)) {
+        }
+        if (!old) return;
+        gp = old;
+    }
+    /* The private yield queue holds older Gs than gp: they go first. */
+    if (unlikely(pp->yqhead != NULL)) yq_spill(pp);
+    runqput_ring(pp, gp);
+}
+
+static inline g *yq_get(p *pp);
+
+/* Owner only. *inherit: it came from runnext and inherits the time slice.
+ * Inline: a call here measured 1 ns of a yield. */
+static inline __attribute__((always_inline)) g *runqget(p *pp, bool *inherit) {
     g *next = atomic_load_relaxed(&pp->runnext);
     if (next && atomic_cas(&pp->runnext, &next, NULL)) {
         *inherit = true;
@@ -304,10 +339,11 @@ static g *runqget(p *pp, bool *inherit) {
     for (;;) {
         uint32_t h = atomic_load_acq(&pp->runqhead);
         uint32_t t = pp->runqtail;
-        if (t == h) return NULL;
+        if (t == h) break;
         g *gp = atomic_load_relaxed(&pp->runq[h % RUNQ_SIZE]);
         if (atomic_cas(&pp->runqhead, &h, h + 1)) return gp;
     }
+    return pp->yqhead ? yq_get(pp) : NULL; /* the ring is empty: the private queue's oldest */
 }
 
 /* Takes half of pp's queue into batch (a ring of RUNQ_SIZE) from batch_head.
@@ -358,13 +394,130 @@ static g *runqsteal(p *pp, p *p2, bool steal_runnext) {
     return gp;
 }
 
+/* ---- the private yield queue ---------------------------------------------------------
+ *
+ * Why: a yield through the ring pays a locked CAS on runqhead in runqget
+ * (~7 ns, a third of a yield), because thieves take from the head too. But
+ * nobody steals from a P while no P is idle and no M spins: an M steals only
+ * while spinning (counted in nmspinning, which it raises before it looks),
+ * and it spins only holding a P, which it took from the idle list. So while
+ * sched.npidle and sched.nmspinning are both zero (with GOMAXPROCS=1,
+ * always), a yielding G goes onto a private FIFO of its P instead, and the
+ * next G comes off it, with plain loads and stores.
+ *
+ * Order: the local queue is runnext, then the ring, then the private queue
+ * (runqget's order). A yielder, the youngest, joins the private queue's
+ * tail, and any G put on the ring makes the private queue spill into the
+ * ring first (runqput), so every private G is younger than every G on the
+ * ring: a yielder goes behind every other runnable G of its P, round robin,
+ * as Go's Gosched; the global queue is still served every 61 ticks. (Once
+ * the ring has drained, a set of yielders cycles through the private queue
+ * alone.)
+ *
+ * Visibility: thieves cannot take from it, so it is emptied into the ring
+ * (yq_spill) as soon as stealing may start: when the P's holder sees npidle
+ * or nmspinning nonzero at a yield or in schedule(), and before it wakes an
+ * M (wakep), which then finds them. Meanwhile they are the P's queue for
+ * everyone else: runqempty_all (pidleput, handoffp, retake, checkdead),
+ * runqlen (schedtrace), runqget (switch_out, find_runnable, schedule,
+ * retire_p) count or take them, and they travel with the P through
+ * syscalls and handoffs, like the ring. A goroutine that hogs its P without
+ * reaching a scheduling point would keep them from an idle P: sysmon's
+ * preemptone takes them, as it takes the ring, with the P's thread stopped
+ * by the suspend signal (yq_handoff), and only if the thread was not
+ * stopped halfway through a change of the queue. The changes happen (1) on
+ * g0, where m->curg is NULL and sched_suspend_g declines; (2) in a
+ * goroutine's switch: the pop in switch_out and the push in after_switch,
+ * both while m->pend is set (after_switch clears it only after the push);
+ * (3) in yq_spill, which marks p->yqbusy. sysmon takes the queue only with
+ * pend clear and yqbusy clear: the stopped thread's own stores are visible
+ * once its handler has published the stop, and compiler barriers keep them
+ * in program order. So the fast path pays for the marking with no
+ * instruction at all (a lock_depth section, as for a runtime lock, would
+ * cost two dependent read-modify-writes of TLS a change).
+ *
+ * A list through g.schedlink rather than a second ring: it is never full,
+ * and the switch touches the G's line anyway. */
+
+/* Keeps a change of the queue inside the marked region (see above). */
+#define yq_barrier() __asm__ __volatile__("" ::: "memory")
+
+/* Whether a yielder may go onto the private queue: nobody can steal. */
+static inline bool yq_usable(void) {
+    return atomic_load_relaxed(&sched.npidle) == 0 && atomic_load_relaxed(&sched.nmspinning) == 0;
+}
+
+/* Owner only: the oldest private G. */
+static inline __attribute__((always_inline)) g *yq_get(p *pp) {
+    yq_barrier(); /* on g0, or in switch_out with m->pend set */
+    g *gp = pp->yqhead;
+    if (gp) {
+        pp->yqhead = gp->schedlink;
+        if (!gp->schedlink) pp->yqtail = NULL;
+        atomic_store_relaxed(&pp->yqsize, pp->yqsize - 1);
+    }
+    yq_barrier();
+    return gp;
+}
+
+/* Owner only: moves the private queue, in order, onto the ring. */
+static __attribute__((noinline)) void yq_spill(p *pp) {
+    pp->yqbusy = 1; /* from any context: marked */
+    yq_barrier();
+    g *gp = pp->yqhead;
+    pp->yqhead = pp->yqtail = NULL;
+    while (gp) {
+        g *next = gp->schedlink; /* runqputslow relinks schedlink */
+        runqput_ring(pp, gp);
+        gp = next;
+    }
+    atomic_store_relaxed(&pp->yqsize, 0);
+    yq_barrier();
+    pp->yqbusy = 0;
+}
+
+static void wakep(void);
+
+/* Owner only: spills the private queue if stealing may have started, and
+ * wakes an M to steal (one that went idle meanwhile did not see them). */
+static inline void yq_check(p *pp) {
+    if (unlikely(pp->yqhead != NULL) && !yq_usable()) {
+        yq_spill(pp);
+        wakep();
+    }
+}
+
+static __attribute__((noinline)) void yq_put_slow(p *pp, g *gp) {
+    bool spill = pp->yqhead != NULL; /* then stealing may have started */
+    runqput(pp, gp, false);          /* spills the private queue first */
+    if (spill) wakep();
+}
+
+/* Owner only: gp yielded. Onto the private queue when nobody can steal,
+ * else onto the ring. Only in after_switch, with m->pend still set. */
+static inline __attribute__((always_inline)) void yq_put(p *pp, g *gp) {
+    if (likely(yq_usable())) {
+        yq_barrier();
+        gp->schedlink = NULL;
+        if (pp->yqtail)
+            pp->yqtail->schedlink = gp;
+        else
+            pp->yqhead = gp;
+        pp->yqtail = gp;
+        atomic_store_relaxed(&pp->yqsize, pp->yqsize + 1);
+        yq_barrier();
+        return;
+    }
+    yq_put_slow(pp, gp);
+}
+
 /* ---- idle lists (under sched.lock) ------------------------------------------------- */
 
 static void checkdead(void);
 static void retire_p(p *pp);
 
 static void pidleput(p *pp) {
-    if (!runqempty(pp)) gort_throw("pidleput: P has non-empty run queue");
+    if (!runqempty_all(pp)) gort_throw("pidleput: P has non-empty run queue");
     if (pp->id >= sched.gomaxprocs) {
         retire_p(pp);
         return;
@@ -530,6 +683,9 @@ static void startm(p *pp, bool spinning) {
 
 static void wakep(void) {
     if (atomic_load_relaxed(&sched.npidle) == 0) return;
+    /* The M we wake must be able to steal what our P holds privately. */
+    m *mp = tls_m;
+    if (mp && mp->p && mp->p->yqhead) yq_spill(mp->p);
     /* Be conservative about spinning threads: one at a time. */
     uint32_t z = 0;
     if (atomic_load_relaxed(&sched.nmspinning) != 0 || !atomic_cas(&sched.nmspinning, &z, 1))
@@ -539,7 +695,7 @@ static void wakep(void) {
 
 /* Hands off pp from a blocked M (syscall, locked wait) or from sysmon. */
 static void handoffp(p *pp) {
-    if (!runqempty(pp) || atomic_load_relaxed(&sched.runqsize) != 0) {
+    if (!runqempty_all(pp) || atomic_load_relaxed(&sched.runqsize) != 0) {
         startm(pp, false);
         return;
     }
@@ -624,10 +780,7 @@ static inline void asan_after(m *mp, void *fake) {
         from->asan_size = size;
     }
 }
-#else
-static inline void asan_before(m *mp, g *from, g *to, bool dying) {
-    (void)mp, (void)from, (void)to, (void)dying;
-}
+#else /* (no asan_before: only the ASan build's gswitch calls it) */
 static inline void asan_after(m *mp, void *fake) {
     (void)mp, (void)fake;
 }
@@ -640,13 +793,15 @@ static void after_switch_slow(m *mp, int pend);
 static inline __attribute__((always_inline)) void after_switch(m *mp) {
     int pend = mp->pend;
     if (pend == PEND_NONE) return;
-    mp->pend = PEND_NONE;
     if (likely(pend == PEND_YIELD)) { /* the hot case, inline */
         g *gp = mp->pend_g;
         setgstatus(gp, G_RUNNING, G_RUNNABLE);
-        runqput(mp->p, gp, false);
+        yq_put(mp->p, gp);
+        yq_barrier();
+        mp->pend = PEND_NONE; /* only now: pend marks yq_put's change for sysmon */
         return;
     }
+    mp->pend = PEND_NONE;
     after_switch_slow(mp, pend);
 }
 
@@ -654,7 +809,7 @@ static __attribute__((noinline)) void after_switch_slow(m *mp, int pend) {
     g *gp = mp->pend_g;
     mp->pend_g = NULL;
     switch (pend) {
-    case PEND_YIELD:
+    case PEND_YIELD: /* after_switch's own case; here pend is clear: the ring */
         setgstatus(gp, G_RUNNING, G_RUNNABLE);
         runqput(mp->p, gp, false);
         break;
@@ -688,9 +843,26 @@ static __attribute__((noinline)) void after_switch_slow(m *mp, int pend) {
 
 /* Saves from, resumes to; returns, in from's context, the M that resumed it. */
 static m *gswitch(m *mp, g *from, g *to, bool dying) {
+#if SCHED_ASAN
     asan_before(mp, from, to, dying);
     mp = arch_ctx_switch_arg(&from->ctx, &to->ctx, mp);
     asan_after(mp, from->asan_fake);
+    after_switch(mp);
+    return mp;
+#else
+    /* after_switch runs as the resume hook (resume_hook); a tail call, so
+     * that gort_yield -> switch_out -> here -> the switch are all jumps. */
+    (void)dying;
+    return arch_ctx_switch_hook(&from->ctx, &to->ctx, mp);
+#endif
+}
+
+/* arch_ctx_resume_hook: the first thing a context saved by
+ * arch_ctx_switch_hook does when resumed; mp is the M that resumed it.
+ * The yield path's functions are aligned to 64 bytes: it measured 21 or
+ * 25 ns a round trip depending on where unrelated edits had moved them. */
+static __attribute__((aligned(64))) void *resume_hook(void *arg) {
+    m *mp = arg;
     after_switch(mp);
     return mp;
 }
@@ -705,18 +877,23 @@ static void execute(m *mp, g *gp, bool inherit) {
     gswitch(mp, mp->g0, gp, false);
 }
 
+/* Out of line, so that switch_out's fast path saves fewer registers. */
+static __attribute__((noinline)) bool timer_due(int64_t when) {
+    return when <= nanotime();
+}
+
 /* The running goroutine gp leaves the CPU; mp->pend says what becomes of it.
  * Takes the next G from the local queue and switches to it directly when
  * the full scheduler is not needed; else switches to g0. Returns (in gp's
  * context) the M that resumes gp. */
-static m *switch_out(m *mp, g *gp, bool dying) {
+static __attribute__((aligned(64))) m *switch_out(m *mp, g *gp, bool dying) {
     p *pp = mp->p;
     g *next = NULL;
     bool inherit = false;
     if (likely(!mp->lockedg && !atomic_load_relaxed(&pp->must_sched)) &&
         (pp->schedtick % 61 != 0 || atomic_load_relaxed(&sched.runqsize) == 0)) {
         int64_t tw = atomic_load_relaxed(&pp->timer0when);
-        if (tw == 0 || tw > nanotime()) {
+        if (tw == 0 || !timer_due(tw)) {
             next = runqget(pp, &inherit);
             if (next && next->lockedm) {
                 mp->nextg = next; /* schedule (on g0) hands it to its M */
@@ -884,7 +1061,7 @@ top:;
         }
         return NULL;
     }
-    if (pp->id < sched.gomaxprocs && !runqempty(pp)) {
+    if (pp->id < sched.gomaxprocs && !runqempty_all(pp)) {
         unlock(&sched.lock);
         goto top;
     }
@@ -987,6 +1164,7 @@ static void schedule(m *mp) {
             continue;
         }
         atomic_store_relaxed(&pp->must_sched, 0);
+        yq_check(pp);
         g *gp = mp->nextg;
         bool inherit = mp->nextg_inherit;
         mp->nextg = NULL;
@@ -1179,7 +1357,7 @@ int64_t gort_go(gort_fn fn, void *arg) {
     return gort_go_stack(fn, arg, 0);
 }
 
-void gort_yield(void) {
+__attribute__((aligned(64))) void gort_yield(void) {
     m *mp = tls_m;
     if (!mp || !mp->curg) {
         sched_yield();
@@ -1189,9 +1367,9 @@ void gort_yield(void) {
     p *pp = mp->p;
     /* Nothing else to run here and nothing waiting globally: keep going.
      * (Only this M adds to pp's queue, so a single read cannot miss a G.) */
-    if (atomic_load_relaxed(&pp->runqhead) == pp->runqtail && !atomic_load_relaxed(&pp->runnext) &&
-        atomic_load_relaxed(&sched.runqsize) == 0 && !atomic_load_relaxed(&pp->must_sched) &&
-        !atomic_load_relaxed(&pp->timer0when))
+    if (atomic_load_relaxed(&pp->runqhead) == pp->runqtail && !pp->yqhead &&
+        !atomic_load_relaxed(&pp->runnext) && atomic_load_relaxed(&sched.runqsize) == 0 &&
+        !atomic_load_relaxed(&pp->must_sched) && !atomic_load_relaxed(&pp->timer0when))
         return;
     mp->pend = PEND_YIELD;
     mp->pend_g = gp;
@@ -1364,7 +1542,7 @@ static void checkdead(void) {
      * than kill a program over a scheduler bug. */
     if (sched.runqsize > 0) return;
     for (int32_t i = 0; i < sched.nallp; i++)
-        if (allp[i] && !runqempty(allp[i])) return;
+        if (allp[i] && !runqempty_all(allp[i])) return;
     if (timers_next_when() != 0) return;
     gort_throw("all goroutines are asleep - deadlock!");
 }
@@ -1441,6 +1619,32 @@ int gort_gomaxprocs(int n) {
 /* ---- sysmon
  * -------------------------------------------------------------------------------------- */
 
+/* Takes pp's private yield queue from gp, its running hog, into the global
+ * queue: only with gp's thread stopped (by the suspend signal), still
+ * holding pp, and not halfway through a change of the queue (see "the
+ * private yield queue"). Returns how many. */
+static int32_t yq_handoff(p *pp, g *gp) {
+    suspend_ctx ctx;
+    if (!sched_suspend_g(gp, &ctx)) return 0; /* it left the CPU: its switch spills */
+    m *mp = gp->suspended_on;
+    g *head = NULL, *tail = NULL;
+    int32_t n = 0;
+    if (mp && mp->p == pp && mp->pend == PEND_NONE && !pp->yqbusy && pp->yqhead) {
+        head = pp->yqhead;
+        tail = pp->yqtail;
+        n = (int32_t)pp->yqsize;
+        pp->yqhead = pp->yqtail = NULL;
+        atomic_store_relaxed(&pp->yqsize, 0);
+    }
+    sched_resume_g(gp);
+    if (n) {
+        lock(&sched.lock);
+        globrunqputbatch(head, tail, n);
+        unlock(&sched.lock);
+    }
+    return n;
+}
+
 /* The P's running G has had it for more than 10 ms: ask it to yield, and
  * hand the P's queue to other Ms meanwhile. */
 static void preemptone(p *pp) {
@@ -1451,11 +1655,13 @@ static void preemptone(p *pp) {
     atomic_store_relaxed(&pp->must_sched, 1);
     g *batch[RUNQ_SIZE];
     uint32_t n = runqgrab(pp, batch, 0, false);
-    if (n == 0) return;
-    for (uint32_t i = 0; i + 1 < n; i++) batch[i]->schedlink = batch[i + 1];
-    lock(&sched.lock);
-    globrunqputbatch(batch[0], batch[n - 1], (int32_t)n);
-    unlock(&sched.lock);
+    if (n > 0) {
+        for (uint32_t i = 0; i + 1 < n; i++) batch[i]->schedlink = batch[i + 1];
+        lock(&sched.lock);
+        globrunqputbatch(batch[0], batch[n - 1], (int32_t)n);
+        unlock(&sched.lock);
+    }
+    if (atomic_load_relaxed(&pp->yqsize) != 0) n += (uint32_t)yq_handoff(pp, gp);
     uint32_t idle = atomic_load_relaxed(&sched.npidle);
     for (uint32_t i = 0; i < n && i < idle; i++) startm(NULL, false);
 }
@@ -1483,7 +1689,7 @@ static void retake(int64_t now) {
                 pp->sysmontick.syscallwhen = now;
                 continue;
             }
-            if (runqempty(pp) &&
+            if (runqempty_all(pp) &&
                 atomic_load_relaxed(&sched.nmspinning) + atomic_load_relaxed(&sched.npidle) > 0 &&
                 pp->sysmontick.syscallwhen + SYSMON_RETAKE_NS > now && !pp->timer0when)
                 continue;
@@ -1692,6 +1898,7 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
     fixalloc_init(&g_pool, sizeof(g), &sched_sys);
     fixalloc_init(&m_pool, sizeof(m), &sched_sys);
     arch_ctx_return_trap = return_trap;
+    arch_ctx_resume_hook = resume_hook;
     pthread_sigmask(SIG_SETMASK, NULL, &user_sigmask);
     sched.starttime = nanotime();
 

@@ -114,10 +114,10 @@ typedef struct g {
     struct g *alllink;   /* all Gs, for the dump and checkdead */
     void (*fn)(void *);
     void *arg;
-    void *param;       /* passed by the waker to the parked goroutine (Go's g.param) */
+    void *param;            /* passed by the waker to the parked goroutine (Go's g.param) */
     struct m *suspended_on; /* sched_suspend_g: the M stopped for this goroutine */
-    int64_t waitsince; /* nanotime when it parked */
-    timer sleep_timer; /* gort_sleep */
+    int64_t waitsince;      /* nanotime when it parked */
+    timer sleep_timer;      /* gort_sleep */
     /* ASan: the fake stack saved while suspended, and the stack's bounds (for
      * g0, learned from ASan at its first switch out). */
     void *asan_fake;
@@ -146,21 +146,21 @@ typedef struct m {
     struct p *nextp; /* the P to attach when woken (startm) */
     struct p *oldp;  /* the P it had before a syscall */
     int64_t id;
-    int tid;             /* the OS thread id */
-    bool spinning;       /* out of work, looking for it (counted in sched.nmspinning) */
-    pthread_t thread;      /* for stop-the-world's signal */
+    int tid;          /* the OS thread id */
+    bool spinning;    /* out of work, looking for it (counted in sched.nmspinning) */
+    pthread_t thread; /* for stop-the-world's signal */
     bool thread_valid;
-    bool stw_signalled;    /* the current stop-the-world signalled this M */
-    bool suspend_valid;    /* suspend holds what the handler published */
-    uint32_t suspended;    /* atomic: stopped by stop-the-world */
-    uint32_t suspend_req;  /* atomic: sched_suspend_g asks this M alone to stop */
-    suspend_ctx suspend;   /* the interrupted context of a stopped M */
-    bool on_midle;       /* on sched.midle (under sched.lock) */
-    bool exiting_park;   /* parked for good: the runtime is exiting */
-    note_t park;         /* where it sleeps when idle */
-    struct m *schedlink; /* sched.midle */
-    struct m *alllink;   /* all Ms */
-    g *lockedg;          /* gort_lock_os_thread */
+    bool stw_signalled;   /* the current stop-the-world signalled this M */
+    bool suspend_valid;   /* suspend holds what the handler published */
+    uint32_t suspended;   /* atomic: stopped by stop-the-world */
+    uint32_t suspend_req; /* atomic: sched_suspend_g asks this M alone to stop */
+    suspend_ctx suspend;  /* the interrupted context of a stopped M */
+    bool on_midle;        /* on sched.midle (under sched.lock) */
+    bool exiting_park;    /* parked for good: the runtime is exiting */
+    note_t park;          /* where it sleeps when idle */
+    struct m *schedlink;  /* sched.midle */
+    struct m *alllink;    /* all Ms */
+    g *lockedg;           /* gort_lock_os_thread */
     uint32_t lockedcount;
     uint64_t fastrand;
     struct mcache *saved_mcache; /* the thread's own tls_mcache while it holds a P */
@@ -207,6 +207,13 @@ typedef struct p {
     uint32_t runqtail;
     g *runq[RUNQ_SIZE];
     g *runnext;
+    /* The private yield queue (proc.c): Gs that yielded while nobody could
+     * steal, oldest first, linked by schedlink, all younger than those on
+     * the ring. Only the P's holder changes it (and sysmon, with the
+     * holder's thread stopped); others may read yqsize (relaxed). */
+    g *yqhead, *yqtail;
+    uint32_t yqsize;
+    uint32_t yqbusy; /* the holder is changing it (for sysmon; proc.c) */
     /* Free Gs (with their stacks) and stacks. Owner only. */
     g *gfree;
     int32_t gfreecnt;
