@@ -175,11 +175,17 @@ g *sched_getg(void) {
     return mp ? mp->curg : NULL;
 }
 
-static void casgstatus(g *gp, uint32_t from, uint32_t to) {
-    uint32_t old = from;
-    if (unlikely(!atomic_cas(&gp->status, &old, to)))
-        gort_throwf("casgstatus: goroutine %lld: bad status %u -> %u (is %u)", (long long)gp->goid,
-                    from, to, old);
+/* WAITING -> RUNNABLE, the one contended transition. While sysmon shrinks a
+ * parked goroutine's stack (G_WAITING_SHRINK, a few microseconds) it waits. */
+static void ready_status(g *gp) {
+    uint32_t old = G_WAITING;
+    while (!atomic_cas(&gp->status, &old, G_RUNNABLE)) {
+        if (old != G_WAITING_SHRINK)
+            gort_throwf("sched_ready: goroutine %lld is not waiting (status %u)",
+                        (long long)gp->goid, old);
+        cpu_relax();
+        old = G_WAITING;
+    }
 }
 
 /* A transition made by the G's current owner, which nobody races (only
@@ -820,11 +826,12 @@ static __attribute__((noinline)) void after_switch_slow(m *mp, int pend) {
         unlock(&sched.lock);
         break;
     case PEND_PARK: {
+        gp->parkseq++;
         setgstatus(gp, G_RUNNING, G_WAITING);
         bool (*unlockf)(g *, void *) = mp->pend_unlockf;
         mp->pend_unlockf = NULL;
         if (unlockf && !unlockf(gp, mp->pend_lock)) {
-            casgstatus(gp, G_WAITING, G_RUNNABLE);
+            ready_status(gp);
             runqput(mp->p, gp, true);
         }
         break;
@@ -1222,15 +1229,28 @@ static void gfput(p *pp, g *gp) {
     gp->schedlink = pp->gfree;
     pp->gfree = gp;
     if (++pp->gfreecnt >= GFREE_LOCAL_MAX) {
-        lock(&sched.gflock);
+        /* Half goes to the global list. Those dead goroutines' stacks keep
+         * only their top STACK_KEEP bytes committed: the rest goes back to
+         * the OS here, outside the lock (one madvise each, once per batch). */
+        g *batch = NULL;
+        int32_t n = 0;
         while (pp->gfreecnt >= GFREE_LOCAL_MAX / 2) {
             g *g1 = pp->gfree;
             pp->gfree = g1->schedlink;
             pp->gfreecnt--;
+            if (g1->stack.lo) stack_shrink(&g1->stack, g1->stack.hi - STACK_KEEP);
+            g1->schedlink = batch;
+            batch = g1;
+            n++;
+        }
+        lock(&sched.gflock);
+        while (batch) {
+            g *g1 = batch;
+            batch = g1->schedlink;
             g1->schedlink = sched.gfree;
             sched.gfree = g1;
-            sched.ngfree++;
         }
+        sched.ngfree += n;
         unlock(&sched.gflock);
     }
 }
@@ -1416,7 +1436,7 @@ void sched_park(bool (*unlockf)(g *, void *), void *lk, int reason) {
 }
 
 void sched_ready(g *gp) {
-    casgstatus(gp, G_WAITING, G_RUNNABLE);
+    ready_status(gp);
     m *mp = tls_m;
     if (mp && mp->p) {
         runqput(mp->p, gp, true);
@@ -1717,9 +1737,43 @@ static void schedtrace(int64_t now) {
     gort_print("%s]\n", buf);
 }
 
+/* Stack shrinking for goroutines parked a long time (DESIGN.md section 4: our
+ * stack shrinking, as stacks cannot move). Every SHRINK_PERIOD_NS sysmon looks
+ * at up to SHRINK_BATCH goroutines (a rotating cursor over allgs, so a million
+ * parked goroutines cost it a bounded slice of time); one found waiting with
+ * the same park count as at its previous look has been parked at least a
+ * period, and gives back the pages below its saved stack pointer. The
+ * goroutine is held in G_WAITING_SHRINK meanwhile, so it cannot run (and
+ * touch the pages being given back) until the madvise is done. */
+#define SHRINK_BATCH 10000
+int64_t sched_shrink_period_ns = (int64_t)5 * 1000 * 1000 * 1000; /* tests shorten it */
+
+static g *shrink_cursor;
+
+static void shrink_parked_stacks(void) {
+    g *gp = shrink_cursor ? shrink_cursor : atomic_load_acq(&allgs);
+    for (int n = 0; n < SHRINK_BATCH && gp; n++, gp = gp->alllink) {
+        if (atomic_load_acq(&gp->status) != G_WAITING || !gp->stack.lo) continue;
+        uint32_t seq = atomic_load_relaxed(&gp->parkseq) + 1;
+        if (gp->shrinkseen != seq) {
+            gp->shrinkseen = seq; /* first look at this park */
+            continue;
+        }
+        if (gp->shrunkseq == seq) continue; /* already done for this park */
+        uint32_t old = G_WAITING;
+        if (!atomic_cas(&gp->status, &old, G_WAITING_SHRINK)) continue;
+        if (atomic_load_relaxed(&gp->parkseq) + 1 == seq) { /* still the same park */
+            stack_shrink(&gp->stack, (uintptr_t)gp->ctx.sp);
+            gp->shrunkseq = seq;
+        }
+        atomic_store_rel(&gp->status, G_WAITING);
+    }
+    shrink_cursor = gp; /* NULL: start over from the newest goroutines next time */
+}
+
 static void sysmon(void *arg) {
     (void)arg;
-    int64_t delay = 0, idle = 0, lasttrace = 0;
+    int64_t delay = 0, idle = 0, lasttrace = 0, lastshrink = nanotime();
     for (;;) {
         if (idle == 0)
             delay = 20;
@@ -1751,6 +1805,10 @@ static void sysmon(void *arg) {
         for (int32_t i = 0; i < atomic_load_acq(&sched.nallp); i++) after += allp[i]->syscalltick;
         if (before != after) busy = true;
         idle = busy ? 0 : idle + 1;
+        if (lastshrink + atomic_load_relaxed(&sched_shrink_period_ns) <= now) {
+            lastshrink = now;
+            shrink_parked_stacks();
+        }
         int ms = gort_opts.debug.schedtrace;
         if (ms > 0 && lasttrace + (int64_t)ms * 1000000 <= now) {
             lasttrace = now;
@@ -1798,6 +1856,7 @@ static const char *status_string(g *gp) {
     case G_SYSCALL:
         return "syscall";
     case G_WAITING:
+    case G_WAITING_SHRINK:
         return gp->waitreason < WAIT_REASON_COUNT && gp->waitreason
                    ? wait_reason_strings[gp->waitreason]
                    : "waiting";

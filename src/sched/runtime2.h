@@ -44,12 +44,14 @@ struct p;
 /* ---- G ------------------------------------------------------------------ */
 
 enum gstatus {
-    G_IDLE = 0,     /* just allocated, not yet initialized */
-    G_RUNNABLE = 1, /* on a run queue, not running */
-    G_RUNNING = 2,  /* running user code on an M that holds a P */
-    G_SYSCALL = 3,  /* between gort_syscall_enter and _exit: has an M, maybe no P */
-    G_WAITING = 4,  /* parked (sched_park); readied by sched_ready */
-    G_DEAD = 6,     /* exited, on a free list (or being recycled) */
+    G_IDLE = 0,           /* just allocated, not yet initialized */
+    G_RUNNABLE = 1,       /* on a run queue, not running */
+    G_RUNNING = 2,        /* running user code on an M that holds a P */
+    G_SYSCALL = 3,        /* between gort_syscall_enter and _exit: has an M, maybe no P */
+    G_WAITING = 4,        /* parked (sched_park); readied by sched_ready */
+    G_DEAD = 6,           /* exited, on a free list (or being recycled) */
+    G_WAITING_SHRINK = 7, /* parked, and sysmon is giving back its unused stack pages:
+                             sched_ready waits for it to become G_WAITING again */
 };
 
 /* Why a goroutine waits: printed in the goroutine dump. Go's list and strings. */
@@ -116,7 +118,9 @@ typedef struct g {
     void *arg;
     void *param;            /* passed by the waker to the parked goroutine (Go's g.param) */
     struct m *suspended_on; /* sched_suspend_g: the M stopped for this goroutine */
-    int64_t waitsince;      /* nanotime when it parked */
+    uint32_t parkseq;       /* parks so far (owner only): sysmon's "parked a long time" test */
+    uint32_t shrinkseen;    /* sysmon: parkseq + 1 when it last saw this G waiting */
+    uint32_t shrunkseq;     /* sysmon: parkseq + 1 when it last shrank this G's stack */
     timer sleep_timer;      /* gort_sleep */
     /* ASan: the fake stack saved while suspended, and the stack's bounds (for
      * g0, learned from ASan at its first switch out). */
@@ -288,6 +292,9 @@ void sched_park(bool (*unlockf)(g *gp, void *lock), void *lock, int reason);
 void sched_ready(g *gp);
 /* The running goroutine (NULL on g0 and on threads outside the scheduler). */
 g *sched_getg(void);
+/* How often sysmon gives back the unused stack pages of goroutines parked
+ * that long (5 s; tests shorten it). */
+extern int64_t sched_shrink_period_ns;
 /* All Ms (a push-only list linked by alllink). */
 m *sched_allm(void);
 /* Counts goroutines that something outside the scheduler will wake (netpoll
