@@ -35,6 +35,30 @@
         }                                                                                          \
     } while (0)
 
+/* CHECK for code that runs in a goroutine or a forked child: _exit, so no
+ * atexit handler or stdio buffer of the parent runs twice. */
+#define TCHECK(c)                                                                                  \
+    do {                                                                                           \
+        if (!(c)) {                                                                                \
+            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
+            fflush(stderr);                                                                        \
+            _exit(1);                                                                              \
+        }                                                                                          \
+    } while (0)
+
+/* TEST_ASAN: 1 in the ASan+UBSan build (gcc defines __SANITIZE_ADDRESS__,
+ * clang has __has_feature; CMake also defines GORT_ASAN). */
+#if defined(__SANITIZE_ADDRESS__) || defined(GORT_ASAN)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+#ifndef TEST_ASAN
+#define TEST_ASAN 0
+#endif
+
 #define RUN(fn)                                                                                    \
     do {                                                                                           \
         fprintf(stderr, "=== %s\n", #fn);                                                          \

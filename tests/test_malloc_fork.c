@@ -21,12 +21,8 @@
 
 #include <sys/syscall.h>
 
-#if defined(__SANITIZE_ADDRESS__)
+#if TEST_ASAN
 #define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
 #endif
 
 #define MiB ((size_t)1 << 20)

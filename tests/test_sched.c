@@ -37,15 +37,6 @@ static void in_child(const char *name, int (*fn)(int, char **), int procs) {
     }
 }
 
-#define TCHECK(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
-            fflush(stderr);                                                                        \
-            _exit(1);                                                                              \
-        }                                                                                          \
-    } while (0)
-
 /* Waits (sleeping 1 ms at a time) until *v >= want, at most limit_ms. */
 static bool wait_for(long *v, long want, int limit_ms) {
     int64_t end = test_now_ns() + (int64_t)limit_ms * 1000000;

@@ -32,15 +32,6 @@ static long n;
 static g **slots;
 static long parked, finished;
 
-#define TCHECK(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
-            fflush(stderr);                                                                        \
-            _exit(1);                                                                              \
-        }                                                                                          \
-    } while (0)
-
 /* A line of /proc/self/status, in kB (-1 if absent). */
 static long status_kb(const char *key) {
     FILE *f = fopen("/proc/self/status", "r");
