@@ -27,8 +27,6 @@ static mcentral *central_of(uint8_t sizeclass, uint8_t kind, bool noscan) {
                                : &central_gc[(unsigned)sizeclass << 1 | (noscan ? 1 : 0)];
 }
 
-void mcentral_init(void) {}
-
 static void list_push(mcentral *m, mspan *s) {
     s->prev = NULL;
     s->next = m->partial;
@@ -73,12 +71,6 @@ size_t span_collect_tfree(mspan *s) {
     s->freelist = fl;
     if (s->kind == SPAN_MALLOC) s->allocated -= (uint16_t)n;
     return n;
-}
-
-size_t span_live(mspan *s) {
-    size_t free = 0;
-    for (void *p = s->freelist; p; p = *(void **)p) free++;
-    return s->freeindex - free;
 }
 
 static bool span_has_free(mspan *s) {

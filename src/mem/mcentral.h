@@ -13,7 +13,6 @@
 
 struct mcache;
 
-void mcentral_init(void);
 /* A span of sizeclass with at least one free object, now owned by c (taken
  * from the central partial list, or fresh from mheap); NULL when out of
  * memory. For SPAN_MALLOC spans, remote frees have been taken over. */
@@ -31,9 +30,6 @@ size_t mcentral_reclaim(void);
 /* Takes over s's remote frees into its free list (owner or list-lock holder
  * only). Checks each object: a double free is fatal. Returns how many. */
 size_t span_collect_tfree(mspan *s);
-/* Live objects of an explicit span with no pending remote frees (walks the
- * free list: O(objects)). */
-size_t span_live(mspan *s);
 
 void mcentral_lock_all(void);
 void mcentral_unlock_all(void);

@@ -32,7 +32,6 @@ int mheap_init(void) {
     }
     env_init();
     fixalloc_init(&span_pool, sizeof(mspan), &mheap_stats.mspan_sys);
-    mcentral_init();
     int rc = arena_init();
     atomic_store_rel(&init_state, 2);
     return rc;
@@ -71,7 +70,7 @@ mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool nos
     s->alloccache = ~(uint64_t)0;
     atomic_xadd(&mheap_stats.epoch, 1);
     arena_set_spans(base, npages, s);
-    scavenge_note_alloc(npages, released);
+    (void)released;
     return s;
 }
 

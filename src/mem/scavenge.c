@@ -26,12 +26,6 @@ static uint64_t heap_inuse_now(struct pagealloc_stats *st) {
     return (st->mapped_pages - st->free_pages) * PAGE_SIZE;
 }
 
-void scavenge_note_alloc(size_t npages, size_t released) {
-    (void)npages;
-    (void)released;
-    /* The peak is sampled in scavenge_goal; nothing to do on the hot path. */
-}
-
 void scavenge_note_free(size_t npages) {
 #ifdef GORT_PRELOAD
     uint64_t f = atomic_xadd_relaxed(&freed_since, npages * PAGE_SIZE) + npages * PAGE_SIZE;

@@ -15,9 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Called by mheap without locks held: pages taken (of which released were
- * released) and pages given back. */
-void scavenge_note_alloc(size_t npages, size_t released);
+/* Called by mheap without locks held: pages given back to the page heap. */
 void scavenge_note_free(size_t npages);
 
 /* Starts the background scavenger once (library mode); safe to call often,
