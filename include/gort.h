@@ -6,6 +6,7 @@
 #define GORT_H
 
 #include "gort/config.h"
+#include "gort/chan.h"
 #include "gort/malloc.h"
 #include "gort/memstats.h"
 #include "gort/sched.h"

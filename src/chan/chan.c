@@ -1,0 +1,358 @@
+/* Channels (Go's chan.go): make, send, receive, close, len, cap.
+ *
+ * Algorithm. A send first looks for a parked receiver: if there is one, the
+ * value is copied straight into the receiver's destination (on its stack)
+ * and the receiver is readied — no trip through the buffer. Otherwise it goes
+ * into the ring if there is room, otherwise the sender parks with a sudog on
+ * sendq holding a pointer to its value. A receive is the mirror image: a
+ * parked sender (only possible when the ring is full or there is none) hands
+ * over either its value (unbuffered) or the ring's head, its value then
+ * taking the freed tail slot, which keeps FIFO order. close marks the channel
+ * and wakes every waiter with success = false: receivers get the zero value,
+ * senders panic "send on closed channel" once they run. Buffered values are
+ * still received after close; only an empty closed channel reports closed.
+ *
+ * Invariants (under c->lock): sendq non-empty => the ring is full (qcount ==
+ * dataqsiz); recvq non-empty => the ring is empty; closed => sendq empty.
+ * The non-blocking fast paths read qcount / closed / queue heads without the
+ * lock, in Go's order (empty-before-closed), so a "not ready" answer is
+ * linearizable at the instant of the read.
+ *
+ * Locks: one channel lock at a time here (select.c takes several, in address
+ * order). A blocking send/recv parks with unlockf = chanparkunlock, which
+ * drops c->lock after the goroutine is switched out, so a waker (which must
+ * take c->lock to find the sudog) never sees a goroutine still running.
+ * Wakers unlock before sched_ready. Panics release the lock first. */
+#include "chan/chan.h"
+
+#include "base/fatal.h"
+#include "gort/malloc.h"
+
+#include <string.h>
+
+/* ---- wait queues ------------------------------------------------------------ */
+
+void waitq_enqueue(waitq *q, sudog *sg) {
+    sg->next = NULL;
+    sg->prev = q->last;
+    if (q->last)
+        q->last->next = sg;
+    else
+        __atomic_store_n(&q->first, sg, __ATOMIC_RELAXED);
+    q->last = sg;
+}
+
+sudog *waitq_dequeue(waitq *q) {
+    for (;;) {
+        sudog *sg = q->first;
+        if (!sg) return NULL;
+        sudog *y = sg->next;
+        if (y) {
+            y->prev = NULL;
+            sg->next = NULL;
+        } else {
+            q->last = NULL;
+        }
+        __atomic_store_n(&q->first, y, __ATOMIC_RELAXED);
+        /* A select sudog whose select another case already won: drop it; its
+         * goroutine removes the rest of its sudogs itself. */
+        if (sg->done && !__atomic_compare_exchange_n(sg->done, &(uint32_t){0}, 1, false,
+                                                     __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+            continue;
+        return sg;
+    }
+}
+
+void waitq_remove(waitq *q, sudog *sg) {
+    sudog *x = sg->prev, *y = sg->next;
+    if (x) {
+        if (y) {
+            x->next = y;
+            y->prev = x;
+            sg->next = sg->prev = NULL;
+            return;
+        }
+        x->next = NULL;
+        q->last = x;
+        sg->prev = NULL;
+        return;
+    }
+    if (y) {
+        y->prev = NULL;
+        __atomic_store_n(&q->first, y, __ATOMIC_RELAXED);
+        sg->next = NULL;
+        return;
+    }
+    /* Alone on q, or already dequeued by a waker. */
+    if (q->first == sg) {
+        __atomic_store_n(&q->first, NULL, __ATOMIC_RELAXED);
+        q->last = NULL;
+    }
+}
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+uint32_t chan_fastrand(void) {
+    static __thread uint64_t seed; /* threads without an M */
+    m *mp = tls_m;
+    uint64_t *s = mp ? &mp->fastrand : &seed;
+    if (!*s) *s = (uint64_t)(uintptr_t)s ^ 0x9e3779b97f4a7c15ULL;
+    *s += 0xa0761d6478bd642fULL;
+    __uint128_t r = (__uint128_t)*s * (*s ^ 0xe7037ed1a0b428dbULL);
+    return (uint32_t)((uint64_t)(r >> 64) ^ (uint64_t)r);
+}
+
+void chan_block_forever(int reason) {
+    if (!sched_getg()) gort_throw("channel operation blocks forever outside a goroutine");
+    for (;;) sched_park(NULL, NULL, reason); /* nobody readies it */
+}
+
+static bool chanparkunlock(g *gp, void *l) {
+    (void)gp;
+    unlock((lock_t *)l);
+    return true;
+}
+
+void chan_buf_put(struct gort_chan *c, const void *ep) {
+    if (c->elemsize) memcpy(chan_slot(c, c->sendx), ep, c->elemsize);
+    if (++c->sendx == c->dataqsiz) c->sendx = 0;
+    __atomic_store_n(&c->qcount, c->qcount + 1, __ATOMIC_RELAXED);
+}
+
+void chan_buf_take(struct gort_chan *c, void *ep) {
+    char *slot = chan_slot(c, c->recvx);
+    if (c->elemsize) {
+        if (ep) memcpy(ep, slot, c->elemsize);
+        memset(slot, 0, c->elemsize); /* drop references for the GC */
+    }
+    if (++c->recvx == c->dataqsiz) c->recvx = 0;
+    __atomic_store_n(&c->qcount, c->qcount - 1, __ATOMIC_RELAXED);
+}
+
+g *chan_send_to_waiter(struct gort_chan *c, sudog *sg, const void *ep) {
+    if (sg->elem && c->elemsize) memcpy(sg->elem, ep, c->elemsize);
+    sg->success = true;
+    g *gp = sg->g;
+    gp->param = sg;
+    return gp;
+}
+
+g *chan_recv_from_waiter(struct gort_chan *c, sudog *sg, void *ep) {
+    if (c->dataqsiz == 0) {
+        if (ep && c->elemsize) memcpy(ep, sg->elem, c->elemsize);
+    } else {
+        /* The ring is full: take its head, put the sender's value in the slot
+         * just freed (the tail), so FIFO order holds. */
+        char *slot = chan_slot(c, c->recvx);
+        if (c->elemsize) {
+            if (ep) memcpy(ep, slot, c->elemsize);
+            memcpy(slot, sg->elem, c->elemsize);
+        }
+        if (++c->recvx == c->dataqsiz) c->recvx = 0;
+        c->sendx = c->recvx;
+    }
+    sg->success = true;
+    g *gp = sg->g;
+    gp->param = sg;
+    return gp;
+}
+
+/* ---- make ------------------------------------------------------------------- */
+
+#define MAX_CHAN_BYTES ((size_t)1 << 40) /* far beyond any real buffer */
+
+static gort_chan *makechan(size_t elem_size, size_t cap) {
+    size_t bytes;
+    if (__builtin_mul_overflow(elem_size, cap, &bytes) || bytes > MAX_CHAN_BYTES)
+        gort_panic("makechan: size out of range");
+    size_t hdr = (sizeof(struct gort_chan) + 15) & ~(size_t)15;
+    /* TODO(gc): a GC object (see chan.h); until then it is never freed. */
+    struct gort_chan *c = gort_malloc(hdr + bytes);
+    if (!c) gort_panic("makechan: size out of range");
+    memset(c, 0, hdr + bytes);
+    c->elemsize = elem_size;
+    c->dataqsiz = cap;
+    c->buf = bytes ? (char *)c + hdr : NULL;
+    return c;
+}
+
+gort_chan *gort_chan_make(size_t elem_size, size_t cap) {
+    return makechan(elem_size, cap);
+}
+
+gort_chan *gort_chan_make_noscan(size_t elem_size, size_t cap) {
+    return makechan(elem_size, cap); /* TODO(gc): a noscan object */
+}
+
+size_t gort_chan_len(gort_chan *c) {
+    return c ? __atomic_load_n(&c->qcount, __ATOMIC_RELAXED) : 0;
+}
+
+size_t gort_chan_cap(gort_chan *c) {
+    return c ? c->dataqsiz : 0;
+}
+
+/* ---- send ------------------------------------------------------------------- */
+
+/* Go's full(): a send cannot proceed now (closed aside). No lock. */
+static inline bool chan_full(struct gort_chan *c) {
+    if (c->dataqsiz == 0) return __atomic_load_n(&c->recvq.first, __ATOMIC_RELAXED) == NULL;
+    return __atomic_load_n(&c->qcount, __ATOMIC_RELAXED) == c->dataqsiz;
+}
+
+/* Go's empty(): a receive cannot proceed now (closed aside). No lock. */
+static inline bool chan_empty(struct gort_chan *c) {
+    if (c->dataqsiz == 0) return __atomic_load_n(&c->sendq.first, __ATOMIC_RELAXED) == NULL;
+    return __atomic_load_n(&c->qcount, __ATOMIC_RELAXED) == 0;
+}
+
+static bool chansend(gort_chan *c, const void *ep, bool block) {
+    if (!c) {
+        if (!block) return false;
+        chan_block_forever(WAIT_REASON_CHAN_SEND_NIL_CHAN);
+    }
+    if (!ep && c->elemsize) gort_throw("chan send: NULL elem with a non-zero element size");
+    /* Fast path: not closed and full means no send possible right now. */
+    if (!block && !__atomic_load_n(&c->closed, __ATOMIC_RELAXED) && chan_full(c)) return false;
+
+    lock(&c->lock);
+    if (c->closed) {
+        unlock(&c->lock);
+        gort_panic("send on closed channel");
+    }
+    sudog *sg = waitq_dequeue(&c->recvq);
+    if (sg) {
+        g *gp = chan_send_to_waiter(c, sg, ep);
+        unlock(&c->lock);
+        sched_ready(gp);
+        return true;
+    }
+    if (c->qcount < c->dataqsiz) {
+        chan_buf_put(c, ep);
+        unlock(&c->lock);
+        return true;
+    }
+    if (!block) {
+        unlock(&c->lock);
+        return false;
+    }
+    g *gp = sched_getg();
+    if (!gp) gort_throw("chan send would block outside a goroutine");
+    sudog me = {.g = gp, .elem = (void *)ep, .c = c};
+    gp->param = NULL;
+    waitq_enqueue(&c->sendq, &me);
+    sched_park(chanparkunlock, &c->lock, WAIT_REASON_CHAN_SEND);
+    /* Woken by a receiver (success) or by close. */
+    if (!me.success) gort_panic("send on closed channel");
+    return true;
+}
+
+void gort_chan_send(gort_chan *c, const void *elem) {
+    chansend(c, elem, true);
+}
+
+bool gort_chan_trysend(gort_chan *c, const void *elem) {
+    return chansend(c, elem, false);
+}
+
+/* ---- receive ---------------------------------------------------------------- */
+
+/* Returns selected (a receive happened); *received false = closed. */
+static bool chanrecv(gort_chan *c, void *ep, bool block, bool *received) {
+    *received = false;
+    if (!c) {
+        if (!block) return false;
+        chan_block_forever(WAIT_REASON_CHAN_RECEIVE_NIL_CHAN);
+    }
+    if (!block && chan_empty(c)) {
+        /* Go's order: observe empty, then closed, then empty again: a channel
+         * closed after our first look may have been filled before closing. */
+        if (!__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE)) return false;
+        if (chan_empty(c)) {
+            if (ep && c->elemsize) memset(ep, 0, c->elemsize);
+            return true;
+        }
+    }
+
+    lock(&c->lock);
+    if (c->closed && c->qcount == 0) {
+        unlock(&c->lock);
+        if (ep && c->elemsize) memset(ep, 0, c->elemsize);
+        return true;
+    }
+    sudog *sg = waitq_dequeue(&c->sendq);
+    if (sg) {
+        g *gp = chan_recv_from_waiter(c, sg, ep);
+        unlock(&c->lock);
+        sched_ready(gp);
+        *received = true;
+        return true;
+    }
+    if (c->qcount > 0) {
+        chan_buf_take(c, ep);
+        unlock(&c->lock);
+        *received = true;
+        return true;
+    }
+    if (!block) {
+        unlock(&c->lock);
+        return false;
+    }
+    g *gp = sched_getg();
+    if (!gp) gort_throw("chan receive would block outside a goroutine");
+    sudog me = {.g = gp, .elem = ep, .c = c};
+    gp->param = NULL;
+    waitq_enqueue(&c->recvq, &me);
+    sched_park(chanparkunlock, &c->lock, WAIT_REASON_CHAN_RECEIVE);
+    /* The waker copied the value (or close zeroed it). */
+    *received = me.success;
+    return true;
+}
+
+bool gort_chan_recv(gort_chan *c, void *elem) {
+    bool received;
+    chanrecv(c, elem, true, &received);
+    return received;
+}
+
+bool gort_chan_tryrecv(gort_chan *c, void *elem, bool *ok) {
+    bool received;
+    bool selected = chanrecv(c, elem, false, &received);
+    if (ok) *ok = received;
+    return selected;
+}
+
+/* ---- close ------------------------------------------------------------------ */
+
+void gort_chan_close(gort_chan *c) {
+    if (!c) gort_panic("close of nil channel");
+    lock(&c->lock);
+    if (c->closed) {
+        unlock(&c->lock);
+        gort_panic("close of closed channel");
+    }
+    __atomic_store_n(&c->closed, 1, __ATOMIC_RELEASE);
+    /* Collect every waiter (linked through their now free next fields), then
+     * ready them after unlocking. A sudog lives on its goroutine's stack, so
+     * read the link before readying the goroutine. */
+    sudog *list = NULL, *sg;
+    while ((sg = waitq_dequeue(&c->recvq))) {
+        if (sg->elem && c->elemsize) memset(sg->elem, 0, c->elemsize);
+        sg->success = false;
+        sg->g->param = sg;
+        sg->next = list;
+        list = sg;
+    }
+    while ((sg = waitq_dequeue(&c->sendq))) {
+        sg->success = false;
+        sg->g->param = sg;
+        sg->next = list;
+        list = sg;
+    }
+    unlock(&c->lock);
+    while (list) {
+        sudog *next = list->next;
+        sched_ready(list->g);
+        list = next;
+    }
+}
