@@ -487,7 +487,75 @@ bench_sched() {
 
 # ---- selection and main ------------------------------------------------------
 
-FAMILIES=(malloc pagealloc ctxswitch sched)
+# ---- family: chan (bench/chan_bench.c against the Go peers) ---------------------------
+
+# chan_row WORKLOAD GO_PEER_DIR GO_ARGS PROCS METRIC TARGET: gort's chan_bench and the
+# Go peer, interleaved REPS times, at GOMAXPROCS=PROCS; prints one table row and a
+# verdict (gort's time at most TARGET x Go's; for idlemem TARGET is bytes).
+chan_row() {
+    local wl=$1 peer=$2 gargs=$3 procs=$4 metric=$5 target=$6 rep v gv=() ov=()
+    local exe="$BUILD_DIR/bench/chan_bench" gexe="$CHAN_TMP/$peer"
+    for ((rep = 1; rep <= REPS; rep++)); do
+        v=$(env GORT_GOMAXPROCS="$procs" timeout "$TIMEOUT" "$exe" "$wl" 2>"$LOGS/chan.$wl.p$procs.gort.$rep.err" |
+            tee "$LOGS/chan.$wl.p$procs.gort.$rep.log" | grep "^RESULT $wl " | tail -n 1 |
+            sed -n "s/.* $metric=\([0-9.]*\).*/\1/p")
+        if [ -n "$v" ] && ! grep -q '^BAD' "$LOGS/chan.$wl.p$procs.gort.$rep.log"; then gv+=("$v"); else gv+=(FAIL); fi
+        if [ -x "$gexe" ]; then
+            # shellcheck disable=SC2086
+            v=$(env GOMAXPROCS="$procs" timeout "$TIMEOUT" "$gexe" $gargs 2>/dev/null |
+                grep "^RESULT $wl " | tail -n 1 | sed -n "s/.* $metric=\([0-9.]*\).*/\1/p")
+            ov+=("${v:-FAIL}")
+        fi
+    done
+    local g o
+    if printf '%s\n' "${gv[@]}" | grep -q FAIL; then g=FAIL; FAILED=1; else g=$(printf '%s\n' "${gv[@]}" | median); fi
+    if [ ${#ov[@]} -eq 0 ]; then o=SKIP
+    elif printf '%s\n' "${ov[@]}" | grep -q FAIL; then o=FAIL
+    else o=$(printf '%s\n' "${ov[@]}" | median); fi
+    local r
+    r=$(ratio "$g" "$o")
+    printf '%-14s | p%-2s | %-9s | %12s | %12s | %6s' "$wl" "$procs" "$metric" "$g" "$o" "$r"
+    if [ "$g" = FAIL ]; then echo "  FAIL"
+    elif [ "$metric" = per_goroutine ]; then
+        if cmp "$g" "<=" "$target"; then echo "  PASS (<= $target bytes)"; else echo "  MISS (need <= $target bytes)"; fi
+    elif [ "$r" = - ]; then echo "  n/a (no Go figure)"
+    elif cmp "$r" "<=" "$target"; then echo "  PASS (<= ${target}x)"
+    else echo "  MISS (need <= ${target}x)"; fi
+}
+
+bench_chan() {
+    echo "== chan: bench/chan_bench against Go 1.19 (peers in $PEERS_DIR), $REPS rep(s) each, interleaved"
+    if [ ! -x "$BUILD_DIR/bench/chan_bench" ]; then
+        echo "FAIL chan: $BUILD_DIR/bench/chan_bench not built"
+        FAILED=1
+        return
+    fi
+    CHAN_TMP=$(mktemp -d) || return
+    local w
+    if [ -x "$GO" ]; then
+        for w in pingpong chanthru sieve skynet idlemem; do
+            (export GO111MODULE=off GOCACHE="$CHAN_TMP/cache" GOPATH="$CHAN_TMP/gopath"
+                "$GO" build -o "$CHAN_TMP/$w" "$PEERS_DIR/$w/main.go") >>"$LOGS/chan.build.log" 2>&1 ||
+                echo "SKIP go peer $w: go build failed (log: $LOGS/chan.build.log)"
+        done
+    else
+        echo "SKIP go peers: $GO not found (apt-get install golang-1.19-go, or set GO=)"
+    fi
+    printf '%-14s | %-3s | %-9s | %12s | %12s | %6s\n' workload gmp metric gort go gort/go
+    chan_row pingpong pingpong "" 1 roundtrip 0.6
+    chan_row pingpong pingpong "" 2 roundtrip 0.6
+    chan_row chanthru-spsc chanthru "spsc" 2 msg 0.8
+    chan_row chanthru-mpmc chanthru "mpmc" 2 msg 0.8
+    chan_row sieve sieve "" 1 total 0.8
+    chan_row sieve sieve "" 2 total 0.8
+    chan_row skynet skynet "" 1 total 0.8
+    chan_row skynet skynet "" 2 total 0.8
+    chan_row idlemem idlemem "" 2 per_goroutine 4608
+    rm -rf "$CHAN_TMP"
+    echo
+}
+
+FAMILIES=(malloc pagealloc ctxswitch sched chan)
 
 declare -A WANT=()   # family -> 1
 SEL_MALLOC=()        # malloc patterns, in the order given
@@ -508,6 +576,7 @@ select_names() {
         pagealloc) WANT[pagealloc]=1 ;;
         ctxswitch) WANT[ctxswitch]=1 ;;
         sched) WANT[sched]=1 ;;
+        chan) WANT[chan]=1 ;;
         *)
             local found=0
             for p in "${MALLOC_PATTERNS[@]}"; do
@@ -535,6 +604,7 @@ echo
 [ -n "${WANT[pagealloc]:-}" ] && bench_pagealloc
 [ -n "${WANT[ctxswitch]:-}" ] && bench_ctxswitch
 [ -n "${WANT[sched]:-}" ] && bench_sched
+[ -n "${WANT[chan]:-}" ] && bench_chan
 
 if [ "$FAILED" -ne 0 ]; then
     echo "some runs FAILED (logs in $LOGS)"

@@ -10,5 +10,6 @@
 #include "gort/malloc.h"
 #include "gort/memstats.h"
 #include "gort/sched.h"
+#include "gort/sync.h"
 
 #endif

@@ -1,0 +1,46 @@
+/* The sync layer's internal interface: runtime semaphores and notify lists
+ * (Go's runtime/sema.go), used by the files of src/sync and later by other layers.
+ *
+ * A semaphore is any uint32_t: its value counts available wake-ups. Acquire
+ * takes one, parking the goroutine (sched_park) while there is none; release
+ * adds one and wakes a waiter. Waiters live in a fixed hash table of roots
+ * keyed by the semaphore's address, each root with its own runtime lock; the
+ * waiter records (sudogs) live on the waiters' own stacks. */
+#ifndef GORT_SYNC_SYNC_H
+#define GORT_SYNC_SYNC_H
+
+#include "base/lock.h"
+#include "gort/sync.h"
+#include "sched/runtime2.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Go's semacquire1: waits until *addr > 0, then decrements it. lifo queues
+ * the caller at the head of the address's queue (a mutex waiter that has
+ * already waited once). reason: the wait reason shown in the dump. */
+void sync_semacquire(uint32_t *addr, bool lifo, int reason);
+/* Go's semrelease1: increments *addr and wakes one waiter. handoff: give the
+ * count directly to the woken waiter and yield to it (starving mutex). */
+void sync_semrelease(uint32_t *addr, bool handoff);
+
+/* Go's notifyList, on gort_cond's wait/notify/lock/head/tail fields: add
+ * takes a ticket (before the caller unlocks the cond's mutex), wait parks
+ * until that ticket is notified, notify_one wakes the oldest unnotified
+ * ticket, notify_all all of them. */
+uint32_t sync_notify_list_add(gort_cond *c);
+void sync_notify_list_wait(gort_cond *c, uint32_t ticket);
+void sync_notify_list_notify_one(gort_cond *c);
+void sync_notify_list_notify_all(gort_cond *c);
+
+/* Called by the garbage collector at the start of each cycle (with the world
+ * stopped): drops every pool's victim cache and makes its primary cache the
+ * new victim (Go's poolCleanup). Objects dropped are left to the collector. */
+void sync_pool_gc_rotate(void);
+
+/* Whether a spinning mutex waiter may spin once more (Go's sync_runtime_canSpin). */
+bool sync_can_spin(int iter);
+/* A short busy wait (Go's procyield(30)). */
+void sync_do_spin(void);
+
+#endif
