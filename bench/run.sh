@@ -555,7 +555,30 @@ bench_chan() {
     echo
 }
 
-FAMILIES=(malloc pagealloc ctxswitch sched chan)
+# ---- family: stw (bench/stw_bench.c: stop-the-world latency) ------------------------
+
+bench_stw() {
+    local exe="$BUILD_DIR/bench/stw_bench" log="$LOGS/stw.log" rep vals=()
+    echo "== stw: $exe (2 goroutines spinning in C loops, GOMAXPROCS=3), $REPS rep(s)"
+    for ((rep = 1; rep <= REPS; rep++)); do
+        env GORT_GOMAXPROCS=3 timeout "$TIMEOUT" "$exe" >"$log.$rep" 2>&1
+        grep '^INFO stw' "$log.$rep" | sed 's/^/  /'
+        vals+=("$(sed -n 's/^RESULT stw gort median=\([0-9.]*\) us$/\1/p' "$log.$rep")")
+    done
+    local med
+    med=$(printf '%s\n' "${vals[@]}" | grep . | median)
+    if [ -z "$med" ]; then
+        echo "FAIL stw (logs: $log.*)"
+        FAILED=1
+    elif cmp "$med" "<" 1000; then
+        echo "VERDICT stw gort: PASS (median stop ${med} us, need well under 1000 us)"
+    else
+        echo "VERDICT stw gort: MISS (median stop ${med} us, need well under 1000 us)"
+    fi
+    echo
+}
+
+FAMILIES=(malloc pagealloc ctxswitch sched chan stw)
 
 declare -A WANT=()   # family -> 1
 SEL_MALLOC=()        # malloc patterns, in the order given
@@ -577,6 +600,7 @@ select_names() {
         ctxswitch) WANT[ctxswitch]=1 ;;
         sched) WANT[sched]=1 ;;
         chan) WANT[chan]=1 ;;
+        stw) WANT[stw]=1 ;;
         *)
             local found=0
             for p in "${MALLOC_PATTERNS[@]}"; do
@@ -605,6 +629,7 @@ echo
 [ -n "${WANT[ctxswitch]:-}" ] && bench_ctxswitch
 [ -n "${WANT[sched]:-}" ] && bench_sched
 [ -n "${WANT[chan]:-}" ] && bench_chan
+[ -n "${WANT[stw]:-}" ] && bench_stw
 
 if [ "$FAILED" -ne 0 ]; then
     echo "some runs FAILED (logs in $LOGS)"

@@ -121,6 +121,7 @@ typedef struct g {
     uint32_t parkseq;       /* parks so far (owner only): sysmon's "parked a long time" test */
     uint32_t shrinkseen;    /* sysmon: parkseq + 1 when it last saw this G waiting */
     uint32_t shrunkseq;     /* sysmon: parkseq + 1 when it last shrank this G's stack */
+    bool stack_dirty;       /* dead, and its stack not trimmed since it last ran */
     timer sleep_timer;      /* gort_sleep */
     /* ASan: the fake stack saved while suspended, and the stack's bounds (for
      * g0, learned from ASan at its first switch out). */
@@ -261,7 +262,8 @@ typedef struct schedt {
     int64_t tsleep_until;     /* when it will wake on its own */
     int32_t external_waiters; /* goroutines that a non-scheduler source will wake (netpoll) */
     lock_t gflock;
-    g *gfree; /* global free Gs */
+    g *gfree;      /* global free Gs */
+    g *gfree_tail; /* its last G (the trimmer appends there) */
     int32_t ngfree;
     int64_t starttime;
 } schedt;
