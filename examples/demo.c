@@ -57,6 +57,47 @@ static void goroutines(void) {
     printf("  goroutine stacks are reserved, not committed: an idle one costs about a page\n");
 }
 
+/* ---- channels ---- */
+
+static gort_waitgroup wg = GORT_WAITGROUP_INIT;
+
+static void squarer(void *arg) {
+    gort_chan **chans = arg; /* in, out */
+    int64_t v;
+    while (gort_chan_recv(chans[0], &v)) {
+        int64_t sq = v * v;
+        gort_chan_send(chans[1], &sq);
+    }
+    gort_waitgroup_done(&wg);
+}
+
+static void channels(void) {
+    printf("\n6. Channels, select and a WaitGroup, as in Go\n");
+    static gort_chan *chans[2];
+    chans[0] = gort_chan_make(sizeof(int64_t), 0);  /* unbuffered */
+    chans[1] = gort_chan_make(sizeof(int64_t), 16); /* buffered */
+    gort_waitgroup_add(&wg, 4);
+    for (int i = 0; i < 4; i++) gort_go(squarer, chans);
+    int64_t sum = 0, got = 0;
+    for (int64_t i = 1; i <= 100; i++) {
+        gort_chan_send(chans[0], &i); /* handed straight to a waiting squarer */
+        int64_t sq;
+        while (gort_chan_tryrecv(chans[1], &sq, NULL)) sum += sq, got++;
+    }
+    gort_chan_close(chans[0]); /* the squarers' loops end */
+    gort_waitgroup_wait(&wg);
+    int64_t sq;
+    while (got < 100 && gort_chan_recv(chans[1], &sq)) sum += sq, got++;
+    printf("  sum of the squares of 1..100 computed by 4 goroutines: %lld (want 338350)\n",
+           (long long)sum);
+    gort_chan *never = gort_chan_make(sizeof(int64_t), 0);
+    int64_t v;
+    gort_case cases[] = {{never, GORT_RECV, &v, false},
+                         {gort_after(5000000), GORT_RECV, &v, false}};
+    int chosen = gort_select(cases, 2, true);
+    printf("  select with a 5 ms timeout chose case %d (the timer)\n", chosen);
+}
+
 static int tour(int argc, char **argv) {
     (void)argc;
     (void)argv;
@@ -93,7 +134,8 @@ static int tour(int argc, char **argv) {
            "   pointer, is a fatal error naming the pointer (exit code 2), as Go's\n"
            "   runtime errors are. (Try it: tests/test_misuse.c shows each case.)\n");
     goroutines();
-    printf("\nNext: channels and select, sync, the garbage collector (see README.md).\n");
+    channels();
+    printf("\nNext: the garbage collector, netpoll, profiles (see README.md).\n");
     return 0;
 }
 
