@@ -489,14 +489,18 @@ bench_sched() {
 
 # ---- family: chan (bench/chan_bench.c against the Go peers) ---------------------------
 
-# chan_row WORKLOAD GO_PEER_DIR GO_ARGS PROCS METRIC TARGET: gort's chan_bench and the
-# Go peer, interleaved REPS times, at GOMAXPROCS=PROCS; prints one table row and a
-# verdict (gort's time at most TARGET x Go's; for idlemem TARGET is bytes).
+# chan_row WORKLOAD GO_PEER GO_ARGS PROCS METRIC TARGET: gort's benchmark (ROW_CMD, by
+# default chan_bench WORKLOAD) and the Go peer ($CHAN_TMP/GO_PEER), interleaved REPS
+# times, at GOMAXPROCS=PROCS; prints one table row and a verdict (gort's time at most
+# TARGET x Go's; for per_goroutine TARGET is bytes). Figures come from the last
+# "RESULT WORKLOAD ..." line of each.
 chan_row() {
     local wl=$1 peer=$2 gargs=$3 procs=$4 metric=$5 target=$6 rep v gv=() ov=()
     local exe="$BUILD_DIR/bench/chan_bench" gexe="$CHAN_TMP/$peer"
+    local -a cmd=("$exe" "$wl")
+    [ -n "${ROW_CMD:-}" ] && read -r -a cmd <<<"$ROW_CMD"
     for ((rep = 1; rep <= REPS; rep++)); do
-        v=$(env GORT_GOMAXPROCS="$procs" timeout "$TIMEOUT" "$exe" "$wl" 2>"$LOGS/chan.$wl.p$procs.gort.$rep.err" |
+        v=$(env GORT_GOMAXPROCS="$procs" timeout "$TIMEOUT" "${cmd[@]}" 2>"$LOGS/chan.$wl.p$procs.gort.$rep.err" |
             tee "$LOGS/chan.$wl.p$procs.gort.$rep.log" | grep "^RESULT $wl " | tail -n 1 |
             sed -n "s/.* $metric=\([0-9.]*\).*/\1/p")
         if [ -n "$v" ] && ! grep -q '^BAD' "$LOGS/chan.$wl.p$procs.gort.$rep.log"; then gv+=("$v"); else gv+=(FAIL); fi
@@ -578,7 +582,33 @@ bench_stw() {
     echo
 }
 
-FAMILIES=(malloc pagealloc ctxswitch sched chan stw)
+# ---- family: sync (bench/sync_bench.c against Go 1.19) --------------------------------
+
+bench_sync() {
+    echo "== sync: bench/sync_bench against Go 1.19, $REPS rep(s) each, interleaved"
+    if [ ! -x "$BUILD_DIR/bench/sync_bench" ]; then
+        echo "FAIL sync: $BUILD_DIR/bench/sync_bench not built"
+        FAILED=1
+        return
+    fi
+    CHAN_TMP=$(mktemp -d) || return
+    if [ -x "$GO" ]; then
+        (export GO111MODULE=off GOCACHE="$CHAN_TMP/cache" GOPATH="$CHAN_TMP/gopath"
+            "$GO" build -o "$CHAN_TMP/spawn" "$PEERS_DIR/spawn/main.go" &&
+                "$GO" build -o "$CHAN_TMP/mutex" "$REPO_DIR/bench/peers_extra/mutex/main.go") \
+            >"$LOGS/sync.build.log" 2>&1 || echo "SKIP go peers: go build failed (log: $LOGS/sync.build.log)"
+    else
+        echo "SKIP go peers: $GO not found"
+    fi
+    printf '%-14s | %-3s | %-9s | %12s | %12s | %6s\n' workload gmp metric gort go gort/go
+    ROW_CMD="$BUILD_DIR/bench/sync_bench 5 spawn" chan_row spawn spawn "" 2 goroutine 0.8
+    ROW_CMD="$BUILD_DIR/bench/sync_bench 5 mutex" chan_row sync_mutex2 mutex "" 2 pair 0.8
+    ROW_CMD="$BUILD_DIR/bench/sync_bench 5 mutex" chan_row sync_mutex8 mutex "" 2 pair 0.8
+    rm -rf "$CHAN_TMP"
+    echo
+}
+
+FAMILIES=(malloc pagealloc ctxswitch sched chan stw sync)
 
 declare -A WANT=()   # family -> 1
 SEL_MALLOC=()        # malloc patterns, in the order given
@@ -601,6 +631,7 @@ select_names() {
         sched) WANT[sched]=1 ;;
         chan) WANT[chan]=1 ;;
         stw) WANT[stw]=1 ;;
+        sync) WANT[sync]=1 ;;
         *)
             local found=0
             for p in "${MALLOC_PATTERNS[@]}"; do
@@ -630,6 +661,7 @@ echo
 [ -n "${WANT[sched]:-}" ] && bench_sched
 [ -n "${WANT[chan]:-}" ] && bench_chan
 [ -n "${WANT[stw]:-}" ] && bench_stw
+[ -n "${WANT[sync]:-}" ] && bench_sync
 
 if [ "$FAILED" -ne 0 ]; then
     echo "some runs FAILED (logs in $LOGS)"
