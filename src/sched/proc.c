@@ -77,6 +77,10 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <elf.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -1863,17 +1867,75 @@ static void sysmon(void *arg) {
 /* ---- the goroutine dump
  * --------------------------------------------------------------------------- */
 
+/* The name of the function containing off (an address relative to the
+ * object's load base for ET_DYN, absolute for ET_EXEC) from the ELF .symtab
+ * of the file at path: dladdr sees only exported symbols, and a trace of
+ * static functions would read ?(). On the fatal path only: no allocation (the
+ * file is mmap'ed and kept mapped, the last one cached), no locks. */
+static const char *symtab_name(const char *path, uintptr_t base, uintptr_t pc, uintptr_t *start) {
+    static char cached_path[256];
+    static const unsigned char *img;
+    static size_t img_len;
+    if (strncmp(path, cached_path, sizeof cached_path) != 0) {
+        img = NULL;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0) return NULL;
+        struct stat st;
+        void *m = MAP_FAILED;
+        if (fstat(fd, &st) == 0 && st.st_size > (off_t)sizeof(Elf64_Ehdr))
+            m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        close(fd);
+        if (m == MAP_FAILED) return NULL;
+        img = m;
+        img_len = (size_t)st.st_size;
+        size_t n = strlen(path);
+        if (n >= sizeof cached_path) n = sizeof cached_path - 1;
+        memcpy(cached_path, path, n);
+        cached_path[n] = 0;
+    }
+    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
+    if (!img || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
+        eh->e_shoff + (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > img_len)
+        return NULL;
+    uintptr_t off = eh->e_type == ET_DYN ? pc - base : pc;
+    const Elf64_Shdr *sh = (const Elf64_Shdr *)(img + eh->e_shoff);
+    for (int i = 0; i < eh->e_shnum; i++) {
+        if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_link >= eh->e_shnum) continue;
+        const Elf64_Shdr *strs = &sh[sh[i].sh_link];
+        if (sh[i].sh_offset + sh[i].sh_size > img_len || strs->sh_offset + strs->sh_size > img_len)
+            return NULL;
+        const Elf64_Sym *sym = (const Elf64_Sym *)(img + sh[i].sh_offset);
+        size_t nsym = sh[i].sh_size / sizeof(Elf64_Sym);
+        for (size_t k = 0; k < nsym; k++) {
+            if (ELF64_ST_TYPE(sym[k].st_info) != STT_FUNC || !sym[k].st_size) continue;
+            if (off < sym[k].st_value || off - sym[k].st_value >= sym[k].st_size) continue;
+            if (sym[k].st_name >= strs->sh_size) return NULL;
+            *start = eh->e_type == ET_DYN ? base + sym[k].st_value : sym[k].st_value;
+            return (const char *)(img + strs->sh_offset + sym[k].st_name);
+        }
+    }
+    return NULL;
+}
+
 static void print_pc(uintptr_t pc) {
     Dl_info info;
-    if (dladdr((void *)(pc - 1), &info) && info.dli_sname) {
+    memset(&info, 0, sizeof info);
+    uintptr_t at = pc - 1; /* inside the call instruction: the caller's line */
+    if (dladdr((void *)at, &info) && info.dli_sname) {
         gort_print("%s(...)\n\t%s +0x%zx\n", info.dli_sname, info.dli_fname ? info.dli_fname : "?",
                    (size_t)(pc - (uintptr_t)info.dli_saddr));
-    } else if (info.dli_fname) {
+        return;
+    }
+    uintptr_t start;
+    const char *name =
+        info.dli_fname ? symtab_name(info.dli_fname, (uintptr_t)info.dli_fbase, at, &start) : NULL;
+    if (name)
+        gort_print("%s(...)\n\t%s +0x%zx\n", name, info.dli_fname, (size_t)(pc - start));
+    else if (info.dli_fname)
         gort_print("?()\n\t%s pc=%p +0x%zx\n", info.dli_fname, (void *)pc,
                    (size_t)(pc - (uintptr_t)info.dli_fbase));
-    } else {
+    else
         gort_print("?()\n\tpc=%p\n", (void *)pc);
-    }
 }
 
 /* Frame-pointer walk from the record fr, inside [lo, hi) when hi != 0. */
