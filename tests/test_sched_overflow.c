@@ -80,7 +80,7 @@ static void test_deep_recursion_fits(void) {
 static void test_overflow_dies(void) {
     const char *out = expect_death(die_by_overflow, 2, "fatal error: stack overflow");
     CHECK(strstr(out, "goroutine 2") != NULL); /* names the goroutine */
-    CHECK(strstr(out, "runaway(") != NULL); /* a static function, named from .symtab */
+    CHECK(strstr(out, "runaway(") != NULL);    /* a static function, named from .symtab */
 }
 
 static void test_overflow_dies_mprotect_guard(void) {
