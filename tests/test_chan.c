@@ -5,7 +5,7 @@
  * deviations of the binomial (p = 1/k) around the mean; timers must fire no
  * earlier than asked and at most 250 ms late (loaded CI machines).
  * GORT_TEST_SCALE multiplies the stress sizes. */
-#include "test.h"
+#include "test_gort.h"
 
 #include "gort/chan.h"
 #include "gort/sched.h"
@@ -13,36 +13,6 @@
 #include <math.h>
 
 static long scale;
-
-static void in_child(const char *name, int (*fn)(int, char **), int procs) {
-    fprintf(stderr, "=== %s\n", name);
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        alarm(120);
-        if (procs > 0) gort_gomaxprocs(procs);
-        int r = gort_main(fn, 0, NULL);
-        fflush(NULL);
-        _exit(r);
-    }
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        fprintf(stderr, "%s: child %s %d\n", name, WIFEXITED(st) ? "exited" : "killed by signal",
-                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-        exit(1);
-    }
-}
-
-#define TCHECK(c)                                                                                  \
-    do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
-            fflush(stderr);                                                                        \
-            _exit(1);                                                                              \
-        }                                                                                          \
-    } while (0)
 
 /* A tiny WaitGroup: an atomic counter and a channel the last done closes. */
 typedef struct {

@@ -5,7 +5,7 @@
  * it does not stall CI), since the runtime starts once per process. Waits
  * inside the cases are bounded by deadlines. GORT_TEST_SCALE multiplies the
  * stress sizes. */
-#include "test.h"
+#include "test_gort.h"
 
 #include "gort/sched.h"
 #include "sched/runtime2.h"
@@ -14,28 +14,6 @@
 #include <sys/syscall.h>
 
 static long scale;
-
-/* Runs fn as the main goroutine of a child process; checks it exits 0. */
-static void in_child(const char *name, int (*fn)(int, char **), int procs) {
-    fprintf(stderr, "=== %s\n", name);
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        alarm(120);
-        if (procs > 0) gort_gomaxprocs(procs);
-        int r = gort_main(fn, 0, NULL);
-        fflush(NULL);
-        _exit(r);
-    }
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        fprintf(stderr, "%s: child %s %d\n", name, WIFEXITED(st) ? "exited" : "killed by signal",
-                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-        exit(1);
-    }
-}
 
 /* Waits (sleeping 1 ms at a time) until *v >= want, at most limit_ms. */
 static bool wait_for(long *v, long want, int limit_ms) {

@@ -4,7 +4,7 @@
  * Every case runs gort_main in a forked child with an alarm, once with
  * GOMAXPROCS 1 and once with 4 (the runtime starts once per process).
  * Waits are bounded by deadlines; GORT_TEST_SCALE multiplies stress sizes. */
-#include "test.h"
+#include "test_gort.h"
 
 #include "gort/sched.h"
 #include "gort/sync.h"
@@ -25,27 +25,6 @@ static int count_threads(void) {
         if (e->d_name[0] != '.') n++;
     closedir(d);
     return n;
-}
-
-static void in_child(const char *name, int (*fn)(int, char **), int procs) {
-    fprintf(stderr, "=== %s (GOMAXPROCS %d)\n", name, procs);
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        alarm(120);
-        if (procs > 0) gort_gomaxprocs(procs);
-        int r = gort_main(fn, 0, NULL);
-        fflush(NULL);
-        _exit(r);
-    }
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        fprintf(stderr, "%s: child %s %d\n", name, WIFEXITED(st) ? "exited" : "killed by signal",
-                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-        exit(1);
-    }
 }
 
 static void both(const char *name, int (*fn)(int, char **)) {

@@ -34,26 +34,12 @@
 
         .text
 
-/* void *arch_ctx_switch_arg(gort_context *from, gort_context *to, void *arg)
- * rdi = from, rsi = to, rdx = arg; returns arg in the resumed context. */
-        .globl  arch_ctx_switch_arg
-        .hidden arch_ctx_switch_arg
-        .type   arch_ctx_switch_arg, @function
-/* void arch_ctx_switch(gort_context *from, gort_context *to)
- * The same with arg = NULL, so that a resumed arch_ctx_switch_arg never sees
- * a stray rdx. */
-        .globl  arch_ctx_switch
-        .hidden arch_ctx_switch
-        .type   arch_ctx_switch, @function
-        .p2align 4
-arch_ctx_switch:
-        .cfi_startproc
-        xorl    %edx, %edx
-        /* fall through: the two entries share one body and one FDE */
-arch_ctx_switch_arg:
-        movq    (%rsp), %r8             /* our return pc, for arch_ctx_resume */
-        leaq    -56(%rsp), %rsp         /* the frame: 8 FP + 6 * 8 regs, below the pc */
-        .cfi_adjust_cfa_offset 56
+/* The two halves every switch shares. SAVE_FP_AND_CALLEE_SAVED fills a
+ * frame at rsp (MXCSR and x87 CW at 0 and 4, then r15, r14, r13, r12, rbx at
+ * 8..40; the caller stores rbp at 48 and the resume pc at 56).
+ * RESUME_FRAME restores such a frame at rsp (to's), pops it and jumps to its
+ * resume pc with rax = rdx (the arg). */
+        .macro SAVE_FP_AND_CALLEE_SAVED
         stmxcsr (%rsp)
         fnstcw  4(%rsp)
         movq    %r15, 8(%rsp)
@@ -66,12 +52,9 @@ arch_ctx_switch_arg:
         .cfi_rel_offset %r12, 32
         movq    %rbx, 40(%rsp)
         .cfi_rel_offset %rbx, 40
-        movq    %rbp, 48(%rsp)
-        .cfi_rel_offset %rbp, 48
+        .endm
 
-        movq    %rsp, (%rdi)            /* from->sp: from is now resumable */
-        movq    (%rsi), %rsp            /* to->sp: from here on, to's stack */
-
+        .macro RESUME_FRAME
         movq    56(%rsp), %rcx          /* the resume pc */
         ldmxcsr (%rsp)
         fldcw   4(%rsp)
@@ -92,6 +75,36 @@ arch_ctx_switch_arg:
         .cfi_register %rip, %rcx
         movq    %rdx, %rax
         jmp     *%rcx
+        .endm
+
+/* void *arch_ctx_switch_arg(gort_context *from, gort_context *to, void *arg)
+ * rdi = from, rsi = to, rdx = arg; returns arg in the resumed context. */
+        .globl  arch_ctx_switch_arg
+        .hidden arch_ctx_switch_arg
+        .type   arch_ctx_switch_arg, @function
+/* void arch_ctx_switch(gort_context *from, gort_context *to)
+ * The same with arg = NULL, so that a resumed arch_ctx_switch_arg never sees
+ * a stray rdx. */
+        .globl  arch_ctx_switch
+        .hidden arch_ctx_switch
+        .type   arch_ctx_switch, @function
+        .p2align 4
+arch_ctx_switch:
+        .cfi_startproc
+        xorl    %edx, %edx
+        /* fall through: the two entries share one body and one FDE */
+arch_ctx_switch_arg:
+        movq    (%rsp), %r8             /* our return pc, for arch_ctx_resume */
+        leaq    -56(%rsp), %rsp         /* the frame: 8 FP + 6 * 8 regs, below the pc */
+        .cfi_adjust_cfa_offset 56
+        SAVE_FP_AND_CALLEE_SAVED
+        movq    %rbp, 48(%rsp)
+        .cfi_rel_offset %rbp, 48
+
+        movq    %rsp, (%rdi)            /* from->sp: from is now resumable */
+        movq    (%rsi), %rsp            /* to->sp: from here on, to's stack */
+
+        RESUME_FRAME
         .cfi_endproc
         .size   arch_ctx_switch, . - arch_ctx_switch
         .size   arch_ctx_switch_arg, . - arch_ctx_switch_arg
@@ -125,18 +138,7 @@ arch_ctx_switch_hook:
         leaq    -72(%rsp), %rsp
         .cfi_adjust_cfa_offset 72
         .cfi_rel_offset %rbp, 64
-        stmxcsr (%rsp)
-        fnstcw  4(%rsp)
-        movq    %r15, 8(%rsp)
-        .cfi_rel_offset %r15, 8
-        movq    %r14, 16(%rsp)
-        .cfi_rel_offset %r14, 16
-        movq    %r13, 24(%rsp)
-        .cfi_rel_offset %r13, 24
-        movq    %r12, 32(%rsp)
-        .cfi_rel_offset %r12, 32
-        movq    %rbx, 40(%rsp)
-        .cfi_rel_offset %rbx, 40
+        SAVE_FP_AND_CALLEE_SAVED
         leaq    64(%rsp), %rax
         movq    %rax, 48(%rsp)          /* the frame's rbp: the record */
 
@@ -150,26 +152,7 @@ arch_ctx_switch_hook:
         .cfi_offset %rbx, -24
         .cfi_offset %rbp, -16
 
-        movq    56(%rsp), %rcx          /* the resume pc */
-        ldmxcsr (%rsp)
-        fldcw   4(%rsp)
-        movq    8(%rsp), %r15
-        movq    16(%rsp), %r14
-        movq    24(%rsp), %r13
-        movq    32(%rsp), %r12
-        movq    40(%rsp), %rbx
-        movq    48(%rsp), %rbp
-        leaq    64(%rsp), %rsp
-        .cfi_adjust_cfa_offset -64
-        .cfi_restore %r15
-        .cfi_restore %r14
-        .cfi_restore %r13
-        .cfi_restore %r12
-        .cfi_restore %rbx
-        .cfi_restore %rbp
-        .cfi_register %rip, %rcx
-        movq    %rdx, %rax
-        jmp     *%rcx
+        RESUME_FRAME
         .cfi_endproc
         .size   arch_ctx_switch_hook, . - arch_ctx_switch_hook
 

@@ -1,0 +1,33 @@
+/* Test helpers that need the runtime (test.h stays free of it). */
+#ifndef GORT_TEST_GORT_H
+#define GORT_TEST_GORT_H
+
+#include "test.h"
+
+#include "gort/sched.h"
+
+/* Runs fn as the main goroutine of a forked child with GOMAXPROCS procs (0:
+ * the default), bounded by a 120 s alarm; exits the test if the child does
+ * not exit 0. */
+static inline void in_child(const char *name, int (*fn)(int, char **), int procs) {
+    fprintf(stderr, "=== %s (GOMAXPROCS %d)\n", name, procs);
+    fflush(NULL);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        alarm(120);
+        if (procs > 0) gort_gomaxprocs(procs);
+        int r = gort_main(fn, 0, NULL);
+        fflush(NULL);
+        _exit(r);
+    }
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+        fprintf(stderr, "%s: child %s %d\n", name, WIFEXITED(st) ? "exited" : "killed by signal",
+                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+        exit(1);
+    }
+}
+
+#endif
