@@ -71,6 +71,112 @@ static int mutex_main(int argc, char **argv) {
     return 0;
 }
 
+/* ---- mutex: the first waiter and the rseq unlock ------------------------------------- */
+
+/* Two lockers take turns on fmu while yielders keep every P's run queue
+ * busy, so a locker that finds fmu held cannot spin and parks at once,
+ * usually as its first waiter while the holder is releasing it with the
+ * rseq byte store: the race first_waiter_confirm closes. A wake-up lost
+ * there leaves a locker parked for ever, and the deadline fails. Run also
+ * without rseq (ctest test_sync_norseq), where unlock is Go's XADD. */
+static gort_mutex fmu = GORT_MUTEX_INIT;
+static long fcount, flockers_done, fstop;
+#define FLOCKERS 2
+
+static void first_locker(void *arg) {
+    (void)arg;
+    for (long i = 0; i < iters; i++) {
+        gort_mutex_lock(&fmu);
+        fcount++;
+        gort_yield(); /* let another find it held */
+        gort_mutex_unlock(&fmu);
+        gort_yield(); /* and let it take the mutex: its queue empties */
+    }
+    __atomic_add_fetch(&flockers_done, 1, __ATOMIC_RELEASE);
+}
+
+static void yielder(void *arg) {
+    (void)arg;
+    while (!__atomic_load_n(&fstop, __ATOMIC_ACQUIRE)) gort_yield();
+}
+
+static int first_waiter_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    const char *want = getenv("GORT_TEST_EXPECT_RSEQ");
+    if (want) CHECK_EQ(sync_mutex_rseq(), *want == '1');
+    iters = 20000 * scale;
+    uint64_t confirms0 = __atomic_load_n(&sync_mutex_confirms, __ATOMIC_RELAXED);
+    int procs = gort_gomaxprocs(0);
+    for (int i = 0; i < procs; i++) gort_go(yielder, NULL);
+    for (int i = 0; i < FLOCKERS; i++) gort_go(first_locker, NULL);
+    bool ok = wait_for(&flockers_done, FLOCKERS, 60000);
+    __atomic_store_n(&fstop, 1, __ATOMIC_RELEASE);
+    CHECK(ok);
+    CHECK_EQ(fcount, FLOCKERS * iters);
+    CHECK_EQ(fmu.state, 0);
+    uint64_t confirms = __atomic_load_n(&sync_mutex_confirms, __ATOMIC_RELAXED) - confirms0;
+    fprintf(stderr, "  rseq unlock %s, %llu first-waiter confirmations\n",
+            sync_mutex_rseq() ? "on" : "off", (unsigned long long)confirms);
+    if (!sync_mutex_rseq()) CHECK_EQ(confirms, 0);
+    return 0;
+}
+
+/* The race itself, played deterministically: the holder's rseq unlock
+ * loaded the state before the first waiter registered and stores the
+ * released low byte after it (the hook runs at exactly that point). The
+ * holder then wakes nobody; the waiter must see the release after its
+ * membarrier and do the wake-up itself, or it parks for ever. */
+static gort_mutex rmu = GORT_MUTEX_INIT;
+static long raced_done;
+
+static void stale_unlock(gort_mutex *m) {
+    if (m != &rmu) return;
+    sync_mutex_test_hook = NULL;
+    __atomic_store_n((uint8_t *)&m->state, 0, __ATOMIC_RELEASE); /* x86: the low byte */
+}
+
+static void raced_waiter(void *arg) {
+    (void)arg;
+    gort_mutex_lock(&rmu);
+    gort_mutex_unlock(&rmu);
+    __atomic_store_n(&raced_done, 1, __ATOMIC_RELEASE);
+}
+
+static int raced_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    if (!sync_mutex_rseq()) return 0; /* no rseq unlock: no such race */
+    gort_mutex_lock(&rmu);
+    sync_mutex_test_hook = stale_unlock;
+    gort_go(raced_waiter, NULL);
+    CHECK(wait_for(&raced_done, 1, 10000));
+    CHECK(sync_mutex_test_hook == NULL); /* the waiter did register first */
+    CHECK_EQ(rmu.state, 0);
+    return 0;
+}
+
+/* A holder that sleeps with the mutex held: every waiter parks, and the
+ * holder's unlocks (rseq or not) must wake them all in turn. */
+static gort_mutex smu2 = GORT_MUTEX_INIT;
+static long sleepers_done;
+
+static void sleepy_locker(void *arg) {
+    (void)arg;
+    for (int i = 0; i < 5; i++) {
+        gort_mutex_lock(&smu2);
+        gort_sleep(200000); /* 0.2 ms held */
+        gort_mutex_unlock(&smu2);
+    }
+    __atomic_add_fetch(&sleepers_done, 1, __ATOMIC_RELEASE);
+}
+
+static int sleepy_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    for (int i = 0; i < 10; i++) gort_go(sleepy_locker, NULL);
+    CHECK(wait_for(&sleepers_done, 10, 30000));
+    CHECK_EQ(smu2.state, 0);
+    return 0;
+}
+
 /* ---- trylock ------------------------------------------------------------------------- */
 
 static int trylock_main(int argc, char **argv) {
@@ -170,7 +276,7 @@ static int park_main(int argc, char **argv) {
     CHECK(wait_for(&blocked_started, n, 10000));
     gort_go(progress_worker, NULL);
     CHECK(wait_for(&progress, 100, 10000)); /* one P, 1000 blocked: still progress */
-    int waiters = (int)(__atomic_load_n(&pmu.state, __ATOMIC_RELAXED) >> 3);
+    int waiters = (int)(__atomic_load_n(&pmu.state, __ATOMIC_RELAXED) >> MUTEX_WAITER_SHIFT);
     CHECK(waiters > 0);
     CHECK(count_threads() < 32); /* goroutines park; threads do not */
     gort_mutex_unlock(&pmu);
@@ -491,6 +597,10 @@ int main(int argc, char **argv) {
     both("test_trylock", trylock_main);
     both("test_mutex_contention", mutex_main);
     both("test_mutex_starvation", starve_main);
+    both("test_mutex_first_waiter", first_waiter_main);
+    in_child("test_mutex_first_waiter", first_waiter_main, 2);
+    both("test_mutex_sleeping_holder", sleepy_main);
+    both("test_mutex_raced_unlock", raced_main);
     in_child("test_sema_parks_goroutines", park_main, 1);
     in_child("test_sema_parks_goroutines", park_main, 2);
     both("test_sema_fifo", sema_main);

@@ -23,7 +23,7 @@ GORT_EXTERN_C_BEGIN
 /* sync.Mutex. Fair in the long run: a waiter that waits over 1 ms switches
  * the mutex to starvation mode, where unlock hands it to the oldest waiter. */
 typedef struct gort_mutex {
-    uint32_t state; /* locked | woken | starving bits, waiter count << 3 */
+    uint32_t state; /* locked (bit 0), woken (8), starving (9), waiter count << 10 */
     uint32_t sema;
 } gort_mutex;
 #define GORT_MUTEX_INIT                                                                            \

@@ -255,11 +255,10 @@ void sync_notify_list_notify_one(gort_cond *c) {
 
 static int ncpu_cached;
 
-bool sync_can_spin(int iter) {
-    /* Go's sync_runtime_canSpin: a few times only, on a multicore machine,
-     * while another P is running (so the holder may be running) and ours has
-     * nothing else to run. */
-    if (iter >= 4) return false;
+bool sync_can_spin(void) {
+    /* Go's sync_runtime_canSpin, less its limit of 4 iterations: on a
+     * multicore machine, while another P is running (so the holder may be)
+     * and ours has nothing else to run. */
     int n = __atomic_load_n(&ncpu_cached, __ATOMIC_RELAXED);
     if (n == 0) {
         n = os_ncpu();
@@ -274,8 +273,4 @@ bool sync_can_spin(int iter) {
     if (!pp) return false;
     return atomic_load_relaxed(&pp->runqhead) == atomic_load_relaxed(&pp->runqtail) &&
            atomic_load_relaxed(&pp->runnext) == NULL && atomic_load_relaxed(&pp->yqsize) == 0;
-}
-
-void sync_do_spin(void) {
-    for (int i = 0; i < 30; i++) cpu_relax();
 }

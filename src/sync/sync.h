@@ -38,9 +38,27 @@ void sync_notify_list_notify_all(gort_cond *c);
  * new victim (Go's poolCleanup). Objects dropped are left to the collector. */
 void sync_pool_gc_rotate(void);
 
-/* Whether a spinning mutex waiter may spin once more (Go's sync_runtime_canSpin). */
-bool sync_can_spin(int iter);
-/* A short busy wait (Go's procyield(30)). */
-void sync_do_spin(void);
+/* gort_mutex.state (mutex.c explains): the locked bit is alone in the low
+ * byte, which the rseq unlock clears with a byte store. */
+#define MUTEX_LOCKED       1u
+#define MUTEX_WOKEN        (1u << 8)
+#define MUTEX_STARVING     (1u << 9)
+#define MUTEX_WAITER_SHIFT 10
+#define MUTEX_WAITERS_MAX  (UINT32_MAX >> MUTEX_WAITER_SHIFT)
+
+/* Whether gort_mutex_unlock releases with the rseq byte store in this
+ * process (decided once, before main). */
+bool sync_mutex_rseq(void);
+/* How many times a first waiter has run membarrier before parking. */
+extern uint64_t sync_mutex_confirms;
+/* Tests only: called by a first waiter between its registration and its
+ * membarrier, to play a holder's racing rseq unlock there. */
+extern void (*sync_mutex_test_hook)(gort_mutex *m);
+
+/* Whether a mutex waiter may spin rather than park: a multicore machine,
+ * another P running (the holder may be), and nothing else runnable on ours
+ * (Go's sync_runtime_canSpin without its iteration limit: the mutex keeps
+ * its own time budget). */
+bool sync_can_spin(void);
 
 #endif
