@@ -538,6 +538,50 @@ static int preempt_main(int argc, char **argv) {
     return 0;
 }
 
+/* ---- sysmon's batch in flight -------------------------------------------------------------
+ * sysmon takes half the queue of a P whose goroutine hogs it (preemptone) and
+ * moves it to the global queue. While the batch is only on sysmon's stack, the
+ * last M to go idle must not take the program for deadlocked: here sysmon is
+ * held in that window (the test hook) while main, done hogging, waits for
+ * goroutines that only that batch holds. Before the fix this died with "all
+ * goroutines are asleep - deadlock!" (1 run in 40 of bench/sync_bench spawn). */
+
+#include "sched/runtime2.h"
+#include "gort/sync.h"
+
+static gort_waitgroup sb_wg = GORT_WAITGROUP_INIT;
+static long sb_ran, sb_hooked;
+
+static void sb_stall(void) {
+    sched_test_sysmon_hook = NULL;
+    __atomic_store_n(&sb_hooked, 1, __ATOMIC_RELEASE);
+    struct timespec ts = {0, 100000000}; /* 100 ms, with the batch in hand */
+    nanosleep(&ts, NULL);
+}
+
+static void sb_worker(void *arg) {
+    (void)arg;
+    __atomic_add_fetch(&sb_ran, 1, __ATOMIC_RELAXED);
+    gort_waitgroup_done(&sb_wg);
+}
+
+static int sysmon_batch_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    TCHECK(gort_gomaxprocs(0) == 1);
+    enum { N = 200 };
+    sched_test_sysmon_hook = sb_stall;
+    gort_waitgroup_add(&sb_wg, N);
+    for (int i = 0; i < N; i++) gort_go(sb_worker, NULL);
+    /* Hog the P with no scheduling point until sysmon has taken the batch. */
+    int64_t end = test_now_ns() + 5000000000LL;
+    while (!__atomic_load_n(&sb_hooked, __ATOMIC_ACQUIRE) && test_now_ns() < end) {
+    }
+    TCHECK(sb_hooked == 1);
+    gort_waitgroup_wait(&sb_wg);
+    TCHECK(sb_ran == N);
+    return 0;
+}
+
 /* ---- schedtrace
  * ---------------------------------------------------------------------------------- */
 
@@ -838,6 +882,7 @@ int main(int argc, char **argv) {
     in_child("test_locked", locked_main, 0);
     in_child("test_gomaxprocs", gomaxprocs_main, 3);
     in_child("test_preempt_p1", preempt_main, 1);
+    in_child("test_sysmon_batch_p1", sysmon_batch_main, 1);
     in_child("test_yield_rr_p1", yield_rr_main, 1);
     in_child("test_yield_preempt_p1", yield_preempt_main, 1);
     in_child("test_yield_spread_p2", yield_spread_main, 2);

@@ -1596,6 +1596,10 @@ static void checkdead(void) {
         gort_throw("checkdead: inconsistent counts");
     }
     if (atomic_load_relaxed(&sched.external_waiters) > 0) return;
+    /* sysmon is moving runnable Gs to the global queue; it starts Ms for
+     * them once they are there (preemptone), and the last to idle again
+     * checks again. */
+    if (atomic_load_acq(&sched.sysmon_holding) > 0) return;
     if (atomic_load_relaxed(&sched.ngoroutines) == 0) {
         if (sched.main_goexited)
             gort_throw("no goroutines (main called runtime.Goexit) - deadlock!");
@@ -1688,7 +1692,11 @@ int gort_gomaxprocs(int n) {
  * private yield queue"). Returns how many. */
 static int32_t yq_handoff(p *pp, g *gp) {
     suspend_ctx ctx;
-    if (!sched_suspend_g(gp, &ctx)) return 0; /* it left the CPU: its switch spills */
+    atomic_xadd(&sched.sysmon_holding, 1); /* see preemptone */
+    if (!sched_suspend_g(gp, &ctx)) {
+        atomic_xadd(&sched.sysmon_holding, -1);
+        return 0; /* it left the CPU: its switch spills */
+    }
     m *mp = gp->suspended_on;
     g *head = NULL, *tail = NULL;
     int32_t n = 0;
@@ -1700,13 +1708,14 @@ static int32_t yq_handoff(p *pp, g *gp) {
         atomic_store_relaxed(&pp->yqsize, 0);
     }
     sched_resume_g(gp);
-    if (n) {
-        lock(&sched.lock);
-        globrunqputbatch(head, tail, n);
-        unlock(&sched.lock);
-    }
+    lock(&sched.lock);
+    if (n) globrunqputbatch(head, tail, n);
+    atomic_xadd(&sched.sysmon_holding, -1);
+    unlock(&sched.lock);
     return n;
 }
+
+void (*sched_test_sysmon_hook)(void);
 
 /* The P's running G has had it for more than 10 ms: ask it to yield, and
  * hand the P's queue to other Ms meanwhile. */
@@ -1717,13 +1726,18 @@ static void preemptone(p *pp) {
     atomic_store_relaxed(&gp->preempt, true);
     atomic_store_relaxed(&pp->must_sched, 1);
     g *batch[RUNQ_SIZE];
+    /* While the batch is only on this stack, no queue holds it: an M going
+     * idle meanwhile must not take the program for deadlocked (checkdead). */
+    atomic_xadd(&sched.sysmon_holding, 1);
     uint32_t n = runqgrab(pp, batch, 0, false);
+    if (n > 0 && unlikely(sched_test_sysmon_hook != NULL)) sched_test_sysmon_hook();
+    lock(&sched.lock);
     if (n > 0) {
         for (uint32_t i = 0; i + 1 < n; i++) batch[i]->schedlink = batch[i + 1];
-        lock(&sched.lock);
         globrunqputbatch(batch[0], batch[n - 1], (int32_t)n);
-        unlock(&sched.lock);
     }
+    atomic_xadd(&sched.sysmon_holding, -1);
+    unlock(&sched.lock);
     if (atomic_load_relaxed(&pp->yqsize) != 0) n += (uint32_t)yq_handoff(pp, gp);
     uint32_t idle = atomic_load_relaxed(&sched.npidle);
     for (uint32_t i = 0; i < n && i < idle; i++) startm(NULL, false);

@@ -261,6 +261,7 @@ typedef struct schedt {
     uint32_t tsleeping;       /* 1 while an M sleeps on tsleep_seq */
     int64_t tsleep_until;     /* when it will wake on its own */
     int32_t external_waiters; /* goroutines that a non-scheduler source will wake (netpoll) */
+    int32_t sysmon_holding;   /* runnable Gs sysmon has taken from a P and not yet queued */
     lock_t gflock;
     g *gfree;      /* global free Gs */
     g *gfree_tail; /* its last G (the trimmer appends there) */
@@ -302,6 +303,9 @@ m *sched_allm(void);
 /* Counts goroutines that something outside the scheduler will wake (netpoll
  * waiters): while nonzero, the deadlock check stays quiet. */
 void sched_external_waiters_add(int delta);
+/* Tests only: sysmon calls it in preemptone while it holds a batch of runnable
+ * Gs taken from a P and not yet queued (to widen that window). */
+extern void (*sched_test_sysmon_hook)(void);
 
 /* ---- timers (time.c) ----------------------------------------------------- */
 
