@@ -411,6 +411,47 @@ static void test_lock_sleep(void) {
     CHECK(got_it);
 }
 
+/* Sleepers and rseq releases racing: each holder sometimes sleeps with the
+ * lock held, so waiters turn "held" (1) into "held, sleepers" (2), often
+ * while the next holder is releasing with rseq_release. A wake-up lost in
+ * that race leaves a thread asleep for ever: the deadline catches it. Run
+ * also without rseq (ctest test_base_norseq). */
+static lock_t race_lock = LOCK_INIT;
+static uint64_t race_count;
+static int race_done;
+static int64_t race_iters;
+
+static void *race_locker(void *arg) {
+    (void)arg;
+    for (int64_t i = 0; i < race_iters; i++) {
+        lock(&race_lock);
+        race_count++;
+        if ((i & 15) == 0) usleep(20);
+        unlock(&race_lock);
+    }
+    __atomic_add_fetch(&race_done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void test_lock_sleepers_race(void) {
+    const char *want = getenv("GORT_TEST_EXPECT_RSEQ");
+    if (want) CHECK_EQ(rseq_ok, *want == '1');
+    race_iters = 20000 * test_scale();
+    uint64_t fences0 = rseq_fences;
+    pthread_t t[LOCKERS];
+    for (int i = 0; i < LOCKERS; i++) CHECK(pthread_create(&t[i], NULL, race_locker, NULL) == 0);
+    int64_t deadline = nanotime() + 60000000000LL;
+    while (__atomic_load_n(&race_done, __ATOMIC_ACQUIRE) < LOCKERS && nanotime() < deadline)
+        usleep(1000);
+    CHECK_EQ(__atomic_load_n(&race_done, __ATOMIC_ACQUIRE), LOCKERS);
+    for (int i = 0; i < LOCKERS; i++) CHECK(pthread_join(t[i], NULL) == 0);
+    CHECK_EQ(race_count, LOCKERS * race_iters);
+    CHECK_EQ(race_lock.key, 0);
+    fprintf(stderr, "  rseq release %s, %llu fences\n", rseq_ok ? "on" : "off",
+            (unsigned long long)(rseq_fences - fences0));
+    if (rseq_ok) CHECK(rseq_fences > fences0); /* the fence path ran */
+}
+
 static note_t note;
 static int64_t woke_at;
 
@@ -608,6 +649,7 @@ int main(int argc, char **argv) {
     RUN(test_fatal);
     RUN(test_lock);
     RUN(test_lock_sleep);
+    RUN(test_lock_sleepers_race);
     RUN(test_note);
     RUN(test_nanotime);
     RUN(test_os);

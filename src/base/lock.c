@@ -62,6 +62,11 @@ void lock_slow(lock_t *l) {
         v = atomic_xchg(&l->key, 2);
         if (v == 0) return;
         wait = 2;
+        /* We turned "held" into "held, sleepers": the holder may be inside
+         * an rseq release that loaded 1 before our XCHG and will store 0
+         * without waking us. After the fence its store is visible (the
+         * futex then sees 0 and returns at once) or it restarted and saw 2. */
+        if (v == 1 && rseq_ok) rseq_fence_holder();
         futex_sleep(&l->key, 2, -1);
     }
 }

@@ -7,6 +7,8 @@
 #ifndef GORT_BASE_LOCK_H
 #define GORT_BASE_LOCK_H
 
+#include "base/rseq.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -49,8 +51,13 @@ static inline bool trylock(lock_t *l) {
     if (--lock_depth == 0 && __builtin_expect(lock_suspend_pending, 0)) lock_suspend_now();
     return false;
 }
+/* Held and nobody sleeping (key 1): released by rseq_release, no locked
+ * instruction (a sleeper that raced it fences in lock_slow). Otherwise
+ * Go's XCHG, and a futex wake if someone may sleep. */
 static inline void unlock(lock_t *l) {
-    if (__builtin_expect(__atomic_exchange_n(&l->key, 0, __ATOMIC_RELEASE) == 2, 0)) unlock_slow(l);
+    if (!rseq_release(&l->key, 1) &&
+        __builtin_expect(__atomic_exchange_n(&l->key, 0, __ATOMIC_RELEASE) == 2, 0))
+        unlock_slow(l);
     __asm__ __volatile__("" ::: "memory"); /* uncounted only once released */
     if (--lock_depth == 0 && __builtin_expect(lock_suspend_pending, 0)) lock_suspend_now();
 }

@@ -36,47 +36,23 @@
  * is unchanged: a waiter that parks and waits over 1 ms still switches the
  * mutex to starvation mode.
  *
- * Unlock without an atomic read-modify-write (x86_64 Linux, where glibc
- * registers rseq): a second departure. A locked instruction costs about
- * 5.5 ns here, so Go's lock (CAS) plus unlock (XADD) cannot go below 11 ns
- * a pair. When the state is exactly "locked" (no waiter, nobody woken, not
- * starving), unlock checks that and stores 0 to the low byte inside a
- * restartable sequence (rseq): a load, a compare and a byte store, which the
- * kernel restarts from the top if the thread is preempted, migrated or
- * signalled between the load and the store. The byte store leaves the
- * other bytes alone, so a waiter that registered meanwhile is not erased.
- * The race left is the classic one: a waiter W registers (CAS, the state
- * was exactly "locked") after the holder H's load saw no waiter; H then
- * releases without waking anyone, and W parks for ever. W closes it: after
- * such a registration, and only then, it calls membarrier(PRIVATE_EXPEDITED_RSEQ)
- * before parking. When that returns, H is past its store (which is now
- * visible), or was restarted by it (it reloads and sees W: the slow unlock
- * wakes a waiter), or has not begun its unlock. W reloads: if the mutex is
- * free, W does the wake-up H skipped (mutex_wake, the slow unlock's own
- * loop) and then parks as usual, consuming it. membarrier costs
- * microseconds, but it is paid only by a waiter that is about to park
- * anyway, and only when it is the first one. Without rseq (another
- * architecture, an old glibc or kernel, valgrind,
- * GLIBC_TUNABLES=glibc.pthread.rseq=0) unlock is Go's XADD. */
+ * Unlock without a locked instruction (where rseq is available): a second
+ * departure. Go's lock (CAS) plus unlock (XADD) cannot go below two locked
+ * instructions, 11 ns a pair here. When the state is exactly MUTEX_LOCKED
+ * (no waiter, nobody woken, not starving), unlock clears the locked byte
+ * with rseq_release (base/rseq.h: a load, a compare and a byte store in a
+ * restartable sequence). A waiter whose registering CAS found the state
+ * exactly MUTEX_LOCKED may have raced such a release, so before parking it
+ * calls rseq_fence_holder() and re-reads the state: if the mutex is free,
+ * it does the wake-up the holder skipped (mutex_wake, the slow unlock's own
+ * loop) and parks as usual, consuming it. Otherwise unlock is Go's XADD. */
 #include "sync/sync.h"
 
 #include "base/atomic.h"
 #include "base/fatal.h"
 #include "base/nanotime.h"
 
-#if defined(__x86_64__) && defined(__linux__) && __has_include(<sys/rseq.h>)
-#define MUTEX_RSEQ 1
-#include <linux/membarrier.h>
-#include <stddef.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-/* glibc >= 2.35: where its rseq area lies from the thread pointer; 0 size
- * when registration failed or is disabled. Weak: older glibcs lack them. */
-extern const ptrdiff_t __rseq_offset __attribute__((weak));
-extern const unsigned int __rseq_size __attribute__((weak));
-#else
-#define MUTEX_RSEQ 0
-#endif
+#include "base/rseq.h"
 
 #define STARVATION_THRESHOLD 1000000 /* ns */
 #define SPIN_FIRST_NS        2000    /* first poll interval */
@@ -90,60 +66,6 @@ static inline bool cas_state(gort_mutex *m, uint32_t *old, uint32_t new) {
     return __atomic_compare_exchange_n(&m->state, old, new, false, __ATOMIC_ACQ_REL,
                                        __ATOMIC_RELAXED);
 }
-
-#if MUTEX_RSEQ
-/* Set once, before main, by mutex_rseq_init: glibc registered rseq and the
- * process registered for membarrier's rseq command. Never changes after. */
-static bool rseq_ok;
-static ptrdiff_t rseq_off;
-
-__attribute__((constructor)) static void mutex_rseq_init(void) {
-    if (&__rseq_offset == NULL || &__rseq_size == NULL || __rseq_size == 0) return;
-    if (syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0) != 0) return;
-    rseq_off = __rseq_offset;
-    rseq_ok = true;
-}
-
-/* Releases m if its state is exactly MUTEX_LOCKED, without a locked
- * instruction; false if it is not (or this thread has no rseq area), for
- * the caller's XADD. The critical section runs from 1 to 2; the kernel
- * restarts it at 4 (which starts over from 0: the goroutine may be resumed
- * on another thread, so the rseq area is found again). The abort handler is
- * preceded by glibc's x86_64 signature, which the kernel checks. About 1.5 ns. */
-static inline bool unlock_rseq(gort_mutex *m) {
-    __asm__ goto(".pushsection __gort_rseq_cs, \"aw\"\n\t"
-                 ".balign 32\n"
-                 "3:\n\t"
-                 ".long 0, 0\n\t"            /* version, flags */
-                 ".quad 1f, 2f - 1f, 4f\n\t" /* start, post-commit offset, abort */
-                 ".popsection\n"
-                 "0:\n\t"
-                 "movq %%fs:0, %%rax\n\t" /* the thread pointer */
-                 "addq %[off], %%rax\n\t" /* this thread's struct rseq */
-                 "cmpl $0, 4(%%rax)\n\t"  /* cpu_id < 0: not registered */
-                 "jl %l[slow]\n\t"
-                 "leaq 3b(%%rip), %%rcx\n\t"
-                 "movq %%rcx, 8(%%rax)\n" /* rseq_cs */
-                 "1:\n\t"
-                 "cmpl $1, %[state]\n\t" /* exactly MUTEX_LOCKED */
-                 "jne %l[slow]\n\t"
-                 "movb $0, %[state]\n" /* commit: the low byte only */
-                 "2:\n\t"
-                 ".pushsection __gort_rseq_abort, \"ax\"\n\t"
-                 ".byte 0x0f, 0xb9, 0x3d\n\t"
-                 ".long 0x53053053\n" /* RSEQ_SIG */
-                 "4:\n\t"
-                 "jmp 0b\n\t"
-                 ".popsection"
-                 :
-                 : [state] "m"(m->state), [off] "r"(rseq_off)
-                 : "rax", "rcx", "memory", "cc"
-                 : slow);
-    return true;
-slow:
-    return false;
-}
-#endif
 
 /* Wakes a parked waiter if the mutex is free, not starving, and nobody is
  * woken or spinning already (the slow unlock's loop; also the wake-up a
@@ -170,24 +92,15 @@ uint64_t sync_mutex_confirms;
 void (*sync_mutex_test_hook)(gort_mutex *m);
 
 bool sync_mutex_rseq(void) {
-#if MUTEX_RSEQ
     return rseq_ok;
-#else
-    return false;
-#endif
 }
 
 static void first_waiter_confirm(gort_mutex *m) {
-#if MUTEX_RSEQ
     if (!rseq_ok) return;
     __atomic_fetch_add(&sync_mutex_confirms, 1, __ATOMIC_RELAXED);
     if (unlikely(sync_mutex_test_hook != NULL)) sync_mutex_test_hook(m);
-    if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, 0, 0) != 0)
-        gort_throw("sync: membarrier failed");
+    rseq_fence_holder();
     mutex_wake(m, __atomic_load_n(&m->state, __ATOMIC_SEQ_CST));
-#else
-    (void)m;
-#endif
 }
 
 /* Busy-waits about ns nanoseconds (PAUSE takes 10 to 150 cycles depending
@@ -305,9 +218,7 @@ static __attribute__((noinline)) void mutex_unlock_slow(gort_mutex *m, uint32_t 
 }
 
 void gort_mutex_unlock(gort_mutex *m) {
-#if MUTEX_RSEQ
-    if (likely(rseq_ok) && unlock_rseq(m)) return;
-#endif
+    if (rseq_release(&m->state, MUTEX_LOCKED)) return;
     uint32_t new = __atomic_sub_fetch(&m->state, MUTEX_LOCKED, __ATOMIC_RELEASE);
     if (unlikely(new != 0)) mutex_unlock_slow(m, new);
 }
