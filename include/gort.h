@@ -11,5 +11,6 @@
 #include "gort/memstats.h"
 #include "gort/sched.h"
 #include "gort/sync.h"
+#include "gort/type.h"
 
 #endif

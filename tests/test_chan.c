@@ -98,6 +98,53 @@ static void nb_send1(void *arg) {
     gort_chan_send(nb_c, &(long){456});
 }
 
+/* ---- typed channels: the element's type descriptor --------------------------------------- */
+
+#include "chan/chan.h"
+
+struct tnode {
+    int key;
+    struct tnode *left, *right;
+    void *kids[3];
+    double weight;
+};
+GORT_TYPE(tnode, left, right, kids);
+struct tplain {
+    long a;
+    double b;
+};
+GORT_TYPE(tplain);
+
+static int typed_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    /* The descriptor: size, the pointer words (an array field counts in
+     * full), ptrdata up to the last of them. */
+    TCHECK(tnode_type.size == sizeof(struct tnode));
+    TCHECK(tnode_type.nfields == 3 && tplain_type.nfields == 0);
+    TCHECK(tnode_type.ptrdata == offsetof(struct tnode, weight));
+    TCHECK(tplain_type.ptrdata == 0 && tplain_type.size == sizeof(struct tplain));
+    TCHECK(strcmp(tnode_type.name, "tnode") == 0);
+    const char want[] = "0111110"; /* key+pad, left, right, kids[0..2], weight */
+    for (size_t i = 0; i < sizeof(struct tnode) / sizeof(void *); i++)
+        TCHECK(gort_type_is_pointer(&tnode_type, i) == (want[i] == '1'));
+
+    /* The channel carries whole elements and records how the GC is to scan
+     * its buffer after the make variant. */
+    gort_chan *c = gort_chan_make_typed(&tnode_type, 4);
+    TCHECK(c->elemsize == sizeof(struct tnode) && c->elemtype == &tnode_type);
+    TCHECK(c->scan == CHAN_SCAN_TYPED && gort_chan_cap(c) == 4);
+    struct tnode a = {7, &a, NULL, {&a, NULL, &a}, 2.5}, b;
+    gort_chan_send(c, &a);
+    TCHECK(gort_chan_len(c) == 1);
+    TCHECK(gort_chan_recv(c, &b));
+    TCHECK(memcmp(&a, &b, sizeof a) == 0);
+    gort_chan *p = gort_chan_make_typed(&tplain_type, 0);
+    TCHECK(p->scan == CHAN_SCAN_NONE && p->elemsize == sizeof(struct tplain));
+    TCHECK(gort_chan_make(8, 1)->scan == CHAN_SCAN_CONSERVATIVE);
+    TCHECK(gort_chan_make_noscan(8, 1)->scan == CHAN_SCAN_NONE);
+    return 0;
+}
+
 static int nonblock_main(int argc, char **argv) {
     (void)argc, (void)argv;
     for (size_t cap = 0; cap <= 16; cap += 16) {
@@ -503,6 +550,12 @@ static int d_select(int a, char **b) {
     return 0;
 }
 
+static int p_typed_null(int a, char **b) {
+    (void)a, (void)b;
+    gort_chan_make_typed(NULL, 1);
+    return 0;
+}
+
 static int (*death_fn)(int, char **);
 static void run_death(void) {
     gort_gomaxprocs(2);
@@ -523,6 +576,7 @@ int main(void) {
     in_child("basic", basic_main, 0);
     in_child("basic_p1", basic_main, 1);
     in_child("nonblock", nonblock_main, 4);
+    in_child("typed", typed_main, 1);
     in_child("fifo", fifo_main, 4);
     in_child("stress_p4", stress_main, 4);
     in_child("stress_p1", stress_main, 1);
@@ -539,6 +593,7 @@ int main(void) {
     death("close_closed", p_close_closed, "panic: close of closed channel", NULL);
     death("close_nil", p_close_nil, "panic: close of nil channel", NULL);
     death("makechan", p_makechan, "panic: makechan: size out of range", NULL);
+    death("makechan_typed_null", p_typed_null, "fatal error: makechan: NULL element type", NULL);
     const char *dl = "fatal error: all goroutines are asleep - deadlock!";
     death("deadlock_recv", d_recv, dl, "chan receive");
     death("deadlock_send", d_send, dl, "chan send");

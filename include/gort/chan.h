@@ -6,6 +6,7 @@
 #define GORT_CHAN_H
 
 #include "gort/config.h"
+#include "gort/type.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,7 +20,11 @@ typedef struct gort_chan gort_chan; /* a GC object (once the GC layer lands) */
  * may hold GC pointers (scanned conservatively). A capacity too large to
  * allocate panics "makechan: size out of range"; elem_size 0 allows any cap. */
 GORT_API gort_chan *gort_chan_make(size_t elem_size, size_t cap);
-/* The same, for elements that never hold GC pointers. */
+/* A channel of elements of type *elem (GORT_TYPE), whose buffer the GC will
+ * scan precisely: only elem's pointer words. elem must outlive the channel
+ * (GORT_TYPE's descriptors are static). */
+GORT_API gort_chan *gort_chan_make_typed(const gort_type *elem, size_t cap);
+/* The same as gort_chan_make, for elements that never hold GC pointers. */
 GORT_API gort_chan *gort_chan_make_noscan(size_t elem_size, size_t cap);
 /* Blocks until the value at elem (elem_size bytes) is sent. Panics "send on
  * closed channel". */

@@ -161,7 +161,7 @@ g *chan_recv_from_waiter(struct gort_chan *c, sudog *sg, void *ep) {
 
 #define MAX_CHAN_BYTES ((size_t)1 << 40) /* far beyond any real buffer */
 
-static gort_chan *makechan(size_t elem_size, size_t cap) {
+static gort_chan *makechan(size_t elem_size, size_t cap, const gort_type *t, uint8_t scan) {
     size_t bytes;
     if (__builtin_mul_overflow(elem_size, cap, &bytes) || bytes > MAX_CHAN_BYTES)
         gort_panic("makechan: size out of range");
@@ -171,17 +171,25 @@ static gort_chan *makechan(size_t elem_size, size_t cap) {
     if (!c) gort_panic("makechan: size out of range");
     memset(c, 0, hdr + bytes);
     c->elemsize = elem_size;
+    c->elemtype = t;
+    c->scan = scan;
     c->dataqsiz = cap;
     c->buf = bytes ? (char *)c + hdr : NULL;
     return c;
 }
 
 gort_chan *gort_chan_make(size_t elem_size, size_t cap) {
-    return makechan(elem_size, cap);
+    return makechan(elem_size, cap, NULL, elem_size ? CHAN_SCAN_CONSERVATIVE : CHAN_SCAN_NONE);
+}
+
+gort_chan *gort_chan_make_typed(const gort_type *elem, size_t cap) {
+    if (!elem) gort_throw("makechan: NULL element type");
+    if (elem->ptrdata > elem->size) gort_throw("makechan: bad element type");
+    return makechan(elem->size, cap, elem, elem->ptrdata ? CHAN_SCAN_TYPED : CHAN_SCAN_NONE);
 }
 
 gort_chan *gort_chan_make_noscan(size_t elem_size, size_t cap) {
-    return makechan(elem_size, cap); /* TODO(gc): a noscan object */
+    return makechan(elem_size, cap, NULL, CHAN_SCAN_NONE);
 }
 
 size_t gort_chan_len(gort_chan *c) {

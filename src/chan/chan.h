@@ -46,20 +46,29 @@ typedef struct waitq {
     sudog *last;
 } waitq;
 
+/* How a channel's buffer is to be scanned, after the make variant. */
+enum {
+    CHAN_SCAN_CONSERVATIVE, /* gort_chan_make: every word may be a pointer */
+    CHAN_SCAN_TYPED,        /* gort_chan_make_typed: elemtype's pointer words */
+    CHAN_SCAN_NONE,         /* gort_chan_make_noscan, and pointer-free types */
+};
+
 /* Go's hchan. TODO(gc): allocated with gort_malloc for now; the GC layer
- * makes it a GC object (buffer scanned conservatively, precisely or not at
- * all, after the make variant), with barriered element copies. */
+ * makes it a GC object (buffer scanned as scan says), with barriered
+ * element copies. */
 struct gort_chan {
     lock_t lock;
-    uint32_t closed; /* nonzero once closed; written under lock, read atomically */
-    size_t qcount;   /* elements in the buffer; written under lock, read atomically */
-    size_t dataqsiz; /* capacity of the ring */
-    size_t elemsize; /* bytes per element (0 allowed) */
-    size_t sendx;    /* next slot to send into */
-    size_t recvx;    /* next slot to receive from */
-    char *buf;       /* the ring (right after the header), NULL when no bytes */
-    waitq recvq;     /* blocked receivers */
-    waitq sendq;     /* blocked senders */
+    uint32_t closed;           /* nonzero once closed; written under lock, read atomically */
+    size_t qcount;             /* elements in the buffer; written under lock, read atomically */
+    size_t dataqsiz;           /* capacity of the ring */
+    size_t elemsize;           /* bytes per element (0 allowed) */
+    const gort_type *elemtype; /* gort_chan_make_typed's, else NULL */
+    uint8_t scan;              /* CHAN_SCAN_*: how the GC is to scan the buffer */
+    size_t sendx;              /* next slot to send into */
+    size_t recvx;              /* next slot to receive from */
+    char *buf;                 /* the ring (right after the header), NULL when no bytes */
+    waitq recvq;               /* blocked receivers */
+    waitq sendq;               /* blocked senders */
 };
 
 static inline char *chan_slot(struct gort_chan *c, size_t i) {
