@@ -59,6 +59,13 @@ static void goroutines(void) {
 
 /* ---- channels ---- */
 
+/* A type the garbage collector will scan precisely: only `next` holds a pointer. */
+struct pt {
+    int64_t x;
+    struct pt *next;
+};
+GORT_TYPE(pt, next);
+
 static gort_waitgroup wg = GORT_WAITGROUP_INIT;
 
 static void squarer(void *arg) {
@@ -96,6 +103,13 @@ static void channels(void) {
                          {gort_after(5000000), GORT_RECV, &v, false}};
     int chosen = gort_select(cases, 2, true);
     printf("  select with a 5 ms timeout chose case %d (the timer)\n", chosen);
+    gort_chan *typed = gort_chan_make_typed(&pt_type, 1);
+    struct pt a = {42, NULL}, b;
+    gort_chan_send(typed, &a);
+    gort_chan_recv(typed, &b);
+    printf("  a typed channel of struct %s (%zu bytes; the GC scans only word 1, its pointer) "
+           "carried x = %lld\n",
+           pt_type.name, pt_type.size, (long long)b.x);
 }
 
 static int tour(int argc, char **argv) {
