@@ -771,6 +771,43 @@ static void test_mallocgc_zero(void) {
  * division magic must stay exact on them: the object index (high half of
  * off * divmagic) and the object-start test (low half below divmagic) that
  * gort_free relies on, for every offset of every class. */
+/* A live object whose first word looks like a free-list link (as if the
+ * program had stored exactly a masked link there): the owner's free walks
+ * the span's lists, finds it is not free, and frees it; so do realloc and
+ * usable_size. Without the walk this would be a false "double free". */
+static void test_link_lookalike(void) {
+    enum { N = 64 };
+    void *p[N];
+    for (int i = 0; i < N; i++) p[i] = gort_malloc(48);
+    mspan *s = span_of((uintptr_t)p[0]);
+    CHECK(s && s->small_malloc);
+    for (int i = 1; i < N; i += 2) gort_free(p[i]); /* free neighbours on the list */
+    for (int i = 0; i < N; i += 2) {
+        if (span_of((uintptr_t)p[i]) != s) continue;
+        /* NULL's link, a free neighbour's, a live neighbour's. */
+        void *as = i % 6 == 0 ? NULL : i % 6 == 2 ? p[i + 1] : p[(i + 2) % N];
+        *(uintptr_t *)p[i] = link_encode(s, as);
+        CHECK(link_plausible(s, *(uintptr_t *)p[i]));
+        CHECK(gort_usable_size(p[i]) >= 48);
+        if (i % 4 == 0) {
+            gort_free(p[i]);
+        } else {
+            void *q = gort_realloc(p[i], 48); /* same class: stays */
+            CHECK(q == p[i]);
+            gort_free(q);
+        }
+    }
+    /* Everything was freed once: a second round of mallocs gets them back,
+     * their first word no longer a link (its top byte cleared). */
+    for (int i = 0; i < N; i++) {
+        p[i] = gort_malloc(48);
+        mspan *si = span_of((uintptr_t)p[i]);
+        CHECK_EQ(link_top(p[i]), 0);
+        CHECK(!link_plausible(si, *(uintptr_t *)p[i]));
+    }
+    for (int i = 0; i < N; i++) gort_free(p[i]);
+}
+
 static void test_divmagic_malloc_spans(void) {
     for (unsigned sc = 1; sc < NUM_SIZE_CLASSES; sc++) {
         size_t bytes = malloc_span_pages(sc) * PAGE_SIZE, size = class_to_size[sc];
@@ -793,6 +830,7 @@ int main(void) {
     RUN(test_divmagic_malloc_spans);
     RUN(test_mallocgc_zero); /* first: it wants a heap with few free runs */
     RUN(test_every_size);
+    RUN(test_link_lookalike);
     RUN(test_many_live);
     RUN(test_malloc_zero);
     RUN(test_calloc_dirty);

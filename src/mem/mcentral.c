@@ -45,30 +45,25 @@ static void list_remove(mcentral *m, mspan *s) {
     s->on_list = ON_NONE;
 }
 
-__attribute__((noreturn, cold)) static void double_free(uintptr_t p) {
-    gort_throwf("gort_free: double free of %p", (void *)p);
-}
-
 size_t span_collect_tfree(mspan *s) {
     /* Callers never collect a parked span (its NOTIFY is cleared by whoever
      * un-parks it), so the flag bit is never set here; mask it regardless. */
     if (!atomic_load_relaxed(&s->tfree)) return 0; /* the common case: no exchange */
     uintptr_t head = atomic_xchg(&s->tfree, 0) & ~TFREE_NOTIFY;
-    size_t n = 0;
-    void *fl = s->freelist;
-    while (head) {
-        uintptr_t p = head;
-        head = *(uintptr_t *)p;
-        uint32_t i = span_obj_index(s, p);
-        uint64_t bit = (uint64_t)1 << (i & 63);
-        uint64_t w = atomic_load_relaxed(&s->allocbits[i >> 6]);
-        if (!(w & bit)) double_free(p);
-        atomic_store_relaxed(&s->allocbits[i >> 6], w & ~bit);
-        *(void **)p = fl;
-        fl = (void *)p;
+    if (!head) return 0;
+    /* The stack's links are masked as the local list's (free_remote checked
+     * each push for a double free): count it, then put the local list
+     * after its last object. */
+    size_t n = 1;
+    uintptr_t last = head;
+    for (uintptr_t next; (next = (uintptr_t)link_decode(s, *(uintptr_t *)last)) != 0; last = next) {
+        if (next - s->base >= (uintptr_t)s->nelems * s->elemsize || n > s->nelems)
+            gort_throwf("gort_free: corrupted free list in span %p (a write to freed memory?)",
+                        (void *)s->base);
         n++;
     }
-    s->freelist = fl;
+    *(uintptr_t *)last = link_encode(s, s->freelist);
+    s->freelist = (void *)head;
     if (s->kind == SPAN_MALLOC) s->allocated -= (uint16_t)n;
     return n;
 }

@@ -17,11 +17,29 @@
 #include <errno.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
 struct mheap_stats mheap_stats;
 lock_t mheap_lock = LOCK_INIT;
 static fixalloc span_pool;
-static int init_state; /* 0 no, 1 in progress, 2 done */
+static int init_state;       /* 0 no, 1 in progress, 2 done */
+static uint64_t link_secret; /* per process: mixed into every span's key */
+
+static uint64_t mix64(uint64_t z) { /* splitmix64's finalizer */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* An explicit span's free-list mask (mspan.h): 56 bits unpredictable
+ * without reading freed memory, different for each span and each tenure of
+ * its pages, under LINK_TOP (bit 63 set: no canonical address, a pointer a
+ * program stores, decodes as a link). */
+static uintptr_t span_key(uintptr_t base, uint64_t tenure) {
+    uint64_t k = mix64(link_secret ^ base ^ (tenure << 40));
+    return (uintptr_t)((k & 0x00ffffffffffffffULL) | (uint64_t)LINK_TOP << 56);
+}
 
 int mheap_init(void) {
     if (likely(atomic_load_acq(&init_state) == 2)) return 0;
@@ -31,6 +49,13 @@ int mheap_init(void) {
         return 0;
     }
     env_init();
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        seed = (uint64_t)ts.tv_nsec * 1000000007u ^ (uint64_t)ts.tv_sec ^ (uintptr_t)&seed;
+    }
+    link_secret = mix64(seed);
     fixalloc_init(&span_pool, sizeof(mspan), &mheap_stats.mspan_sys);
     int rc = arena_init();
     atomic_store_rel(&init_state, 2);
@@ -62,6 +87,7 @@ mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool nos
         s->nelems = (uint16_t)(npages * PAGE_SIZE / s->elemsize);
         s->divmagic = class_to_divmagic[sizeclass];
         s->small_malloc = kind == SPAN_MALLOC;
+        s->key = span_key(base, atomic_load_relaxed(&mheap_stats.epoch));
     } else {
         s->elemsize = npages * PAGE_SIZE > UINT32_MAX ? 0 : (uint32_t)(npages * PAGE_SIZE);
         s->nelems = 1;

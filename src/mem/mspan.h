@@ -5,9 +5,11 @@
  *   order, on the local free list (objects freed by the owning thread), on
  *   tfree (a lock-free stack of objects freed by other threads, taken over in
  *   one atomic exchange), and in the never-used tail [freeindex, nelems)
- *   (bump allocation). allocbits has exactly one bit per live object: malloc
- *   sets it, free tests and clears it, which is how double and invalid frees
- *   are caught.
+ *   (bump allocation). The links of both lists are masked with the span's
+ *   key (link ^ key, see "Free-list links" below), and malloc zeroes an
+ *   object's first word as it hands it out, which is how double frees are
+ *   caught without a per-object bit. allocbits is unused (large spans use
+ *   allocbits[0]).
  * - SPAN_GC: garbage-collected objects (Go's allocation path: allocCache over
  *   allocbits from freeindex, nextFreeFast). The GC's sweep will rebuild
  *   allocbits from markbits; objects in these spans are never freed by hand.
@@ -29,7 +31,21 @@
  *
  * Invariants: owner == NULL and on_list == ON_NONE implies TFREE_NOTIFY set;
  * TFREE_NOTIFY set implies the span was full when parked; allocated counts
- * the objects allocated and not yet freed locally or taken over from tfree. */
+ * the objects allocated and not yet freed locally or taken over from tfree.
+ *
+ * Free-list links (explicit spans). A free object's first word holds the
+ * next free object's address xor key, a per-span mask whose low 56 bits are
+ * random and whose top byte is LINK_TOP (so is every link's, pointers'
+ * being 0x00); an allocated object's
+ * first word is the program's, but malloc clears its top byte. So a free
+ * whose object's top byte is not LINK_TOP is of an allocated object; one
+ * whose word decodes to NULL or into the span (link_plausible) is of a free
+ * object or, with probability about 2^-46 for data a program could write
+ * without reading freed memory, a coincidence: the owner then walks its
+ * lists to know (see malloc.c). Measured against the allocation bitmap this
+ * replaces (one bit set by malloc, tested and cleared by free): hot 16 B
+ * pairs 4.9 -> 4.1 ns, FIFO 8.4 -> 6.6 ns; the bitmap's read-modify-writes
+ * of one word formed a chain through memory from each call to the next. */
 #ifndef GORT_MEM_MSPAN_H
 #define GORT_MEM_MSPAN_H
 
@@ -69,10 +85,12 @@ typedef struct mspan {
     uint8_t state;        /* enum span_state */
     uint8_t on_list;      /* enum span_list */
     uint8_t needzero;     /* never-used slots may hold old data */
-    /* One bit per object, set while the object is allocated (offset 56). */
-    uint64_t allocbits[BITMAP_WORDS];
+    uintptr_t key;        /* explicit small spans: the mask of free-list links */
 
     /* Cold. */
+    /* Large spans: bit 0 set while the object is allocated. GC spans: Go's
+     * allocBits. Unused by explicit small spans. */
+    uint64_t allocbits[BITMAP_WORDS];
     size_t npages;
     struct mspan *next, *prev; /* the list named by on_list */
     struct mspan *xnext;       /* link on an mcache's ready stack */
@@ -84,7 +102,7 @@ typedef struct mspan {
     uint64_t markbits[BITMAP_WORDS];
 } __attribute__((aligned(64))) mspan;
 
-_Static_assert(__builtin_offsetof(mspan, allocbits) == 56, "allocbits[0] must share line 0");
+_Static_assert(__builtin_offsetof(mspan, key) == 56, "the fast paths' fields share line 0");
 
 /* Pages of an explicit-memory span: a whole multiple of Go's span for the
  * class (so the same tail-waste ratio) holding at least MALLOC_SPAN_MIN_OBJS
@@ -107,6 +125,32 @@ static inline size_t malloc_span_pages(unsigned sc) {
                      (uint64_t)(np * k * PAGE_SIZE) * e >= ((uint64_t)1 << 32)))
         k--;
     return np * k;
+}
+
+/* Free-list links (see the header). */
+static inline uintptr_t link_encode(const mspan *s, const void *next) {
+    return (uintptr_t)next ^ s->key;
+}
+static inline void *link_decode(const mspan *s, uintptr_t w) {
+    return (void *)(w ^ s->key);
+}
+/* The top byte of an object's first word (x86_64 is little-endian): every
+ * link has LINK_TOP there, and malloc clears it, so a one-byte compare
+ * screens a free before the whole word is looked at. */
+static inline uint8_t link_top(const void *obj) {
+    return ((const uint8_t *)obj)[sizeof(uintptr_t) - 1];
+}
+/* Every key's top byte (mheap.c's span_key): a constant, so the screen is
+ * one compare with an immediate. Bit 7 set, and neither 0x00 nor 0xff (the
+ * top bytes of pointers and of small negative numbers). */
+#define LINK_TOP 0xa5
+static inline void link_clear_top(void *obj) {
+    ((uint8_t *)obj)[sizeof(uintptr_t) - 1] = 0;
+}
+/* Whether w, an object's first word, may be a free-list link of s. */
+static inline bool link_plausible(const mspan *s, uintptr_t w) {
+    uintptr_t d = w ^ s->key;
+    return d == 0 || d - s->base < (uintptr_t)MALLOC_SPAN_MAX_PAGES * PAGE_SIZE;
 }
 
 static inline uint32_t span_obj_index(const mspan *s, uintptr_t p) {
