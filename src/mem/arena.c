@@ -47,8 +47,8 @@
 #define HINT_NREG   0x80
 
 struct heap_arena **arena_l1[1 << ARENA_L1_BITS];
-struct mspan **heap_page_map;
-uintptr_t heap_flat_size;
+struct heap_flat heap_flat;
+struct heap_arena *arena_list;
 size_t arena_reserved_bytes;
 uint64_t arena_meta_bytes;
 
@@ -65,8 +65,8 @@ static int init_locked(void) {
      * the index, so a refusal (RLIMIT_AS, say) is not an error. */
     void *m;
     if (os_map(&m, NULL, (HEAP_FLAT_SIZE >> PAGE_SHIFT) * sizeof(struct mspan *), false) == 0) {
-        heap_page_map = m;
-        atomic_store_rel(&heap_flat_size, HEAP_FLAT_SIZE);
+        heap_flat.map = m;
+        atomic_store_rel(&heap_flat.size, HEAP_FLAT_SIZE);
     }
     atomic_store_rel(&arena_l1[0], (struct heap_arena **)p);
     return 0;
@@ -143,6 +143,8 @@ uintptr_t arena_grow(size_t n) {
     for (size_t i = 0; i < n; i++) {
         struct heap_arena *ha = &rec[i]; /* zeroed: no spans; pa is the page allocator's */
         ha->base = base + (i << ARENA_SHIFT);
+        ha->next = arena_list;
+        atomic_store_rel(&arena_list, ha);
         atomic_store_rel(&l2[(ha->base >> ARENA_SHIFT) & (L2_ENTRIES - 1)], ha);
     }
     atomic_store_relaxed(&arena_reserved_bytes, arena_reserved_bytes + len);
@@ -160,9 +162,9 @@ void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s) {
         size_t m = PAGES_PER_ARENA - i < npages ? PAGES_PER_ARENA - i : npages;
         for (size_t j = 0; j < m; j++) atomic_store_rel(&ha->spans[i + j], s);
         uintptr_t off = (pn << PAGE_SHIFT) - HEAP_FLAT_BASE;
-        if (off < heap_flat_size)
+        if (off < heap_flat.size)
             for (size_t j = 0; j < m; j++)
-                atomic_store_rel(&heap_page_map[(off >> PAGE_SHIFT) + j], s);
+                atomic_store_rel(&heap_flat.map[(off >> PAGE_SHIFT) + j], s);
         pn += m;
         npages -= m;
     }

@@ -36,11 +36,14 @@ struct heap_arena {
     /* The span owning each page, or NULL. For an in-use span every page maps to
      * it; for a free page it is NULL. */
     struct mspan *spans[PAGES_PER_ARENA];
-    void *pa;       /* the page allocator's per-arena metadata (mpagealloc.c) */
-    uintptr_t base; /* first byte of the arena */
+    void *pa;                /* the page allocator's per-arena metadata (mpagealloc.c) */
+    uintptr_t base;          /* first byte of the arena */
+    struct heap_arena *next; /* the list of every arena, newest first (arena_list) */
 };
 
 extern struct heap_arena **arena_l1[1 << ARENA_L1_BITS];
+/* Every arena, newest first; grows only, published with release stores. */
+extern struct heap_arena *arena_list;
 
 /* The flat page map: the span of every page of the first hint region
  * (HEAP_FLAT_BASE, 1 TiB, where all arenas go unless that range is taken),
@@ -51,8 +54,11 @@ extern struct heap_arena **arena_l1[1 << ARENA_L1_BITS];
  * in use are ever written. Pages elsewhere use the arena index. */
 #define HEAP_FLAT_BASE ((uintptr_t)0x00c0 << 32)
 #define HEAP_FLAT_SIZE ((uintptr_t)1 << 40)
-extern struct mspan **heap_page_map;
-extern uintptr_t heap_flat_size; /* HEAP_FLAT_SIZE once heap_page_map exists, else 0 */
+/* One object, so that span_of finds both fields from one address. */
+extern struct heap_flat {
+    uintptr_t size;     /* HEAP_FLAT_SIZE once map exists, else 0 */
+    struct mspan **map; /* the span of each page of the region */
+} heap_flat;
 
 static inline struct heap_arena *arena_of(uintptr_t p) {
     uintptr_t i = p >> ARENA_SHIFT;
@@ -65,8 +71,8 @@ static inline struct heap_arena *arena_of(uintptr_t p) {
 /* The span containing p, or NULL when p is not in gort's heap or in a free page. */
 static inline struct mspan *span_of(uintptr_t p) {
     uintptr_t off = p - HEAP_FLAT_BASE;
-    if (__builtin_expect(off < heap_flat_size, 1))
-        return __atomic_load_n(&heap_page_map[off >> PAGE_SHIFT], __ATOMIC_ACQUIRE);
+    if (__builtin_expect(off < heap_flat.size, 1))
+        return __atomic_load_n(&heap_flat.map[off >> PAGE_SHIFT], __ATOMIC_ACQUIRE);
     struct heap_arena *ha = arena_of(p);
     if (__builtin_expect(!ha, 0)) return NULL;
     return __atomic_load_n(&ha->spans[(p >> PAGE_SHIFT) & (PAGES_PER_ARENA - 1)], __ATOMIC_ACQUIRE);

@@ -160,7 +160,9 @@ static void *span_refill_object(mspan *s, bool *zeroed) {
         }
     }
     if (s->freeindex < s->nelems) {
-        void *p = (void *)(s->base + (uintptr_t)s->freeindex++ * s->elemsize);
+        void *p = (void *)(s->base + s->limit_off);
+        s->freeindex++;
+        s->limit_off += s->elemsize;
         *zeroed = !s->needzero;
         if (s->needzero) link_clear_top(p); /* old data must not look like a link */
         return p;
@@ -289,7 +291,10 @@ __attribute__((noinline)) static void free_remote(mspan *s, uintptr_t p, uint32_
 static inline __attribute__((always_inline)) void free_owner(mcache *c, mspan *s, void *ptr) {
     *(uintptr_t *)ptr = link_encode(s, s->freelist);
     s->freelist = ptr;
-    c->nfree[s->sizeclass]++;
+    /* Not counted (memstats derives local frees from the spans): a counter
+     * indexed by the span's class is a store whose address waits on two
+     * loads, and later loads then wait on it (measured: 0.3 ns of a 4.6 ns
+     * hot pair, 0.3 of a 7.2 ns FIFO pair). */
     /* No branch on "is this the current span": in a FIFO pattern it is a
      * coin toss (measured: 45% mispredicted). Only the rare events branch. */
     if (unlikely(--s->allocated == 0 || s->on_list == ON_LOCAL_FULL)) mcache_owned_span_freed(c, s);
@@ -316,18 +321,23 @@ __attribute__((noinline)) static void free_slow(uintptr_t p, mspan *s) {
 /* ---- Public API. ---- */
 
 GORT_API void *gort_malloc(size_t n) {
-    if (likely(n <= MAX_SMALL_SIZE)) {
-        unsigned sc = malloc_class_of(n);
-        mcache *c = tls_mcache;
-        mspan *s = c->alloc[sc];
-        void *p = s->freelist;
-        if (likely(p != NULL)) {
-            c->nmalloc[sc]++;
-            return pop_local(s, p);
-        }
-        return malloc_small_slow_nz(sc);
+    unsigned sc;
+    /* Up to 1 KiB, one compare and one table load (malloc_class_of tests
+     * both limits in turn). */
+    if (likely(n <= SMALL_SIZE_MAX))
+        sc = malloc_size_to_class8[(n + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV];
+    else if (n <= MAX_SMALL_SIZE)
+        sc = size_to_class128[(n - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) / LARGE_SIZE_DIV];
+    else
+        return malloc_large_nz(n);
+    mcache *c = tls_mcache;
+    mspan *s = c->alloc[sc];
+    void *p = s->freelist;
+    if (likely(p != NULL)) {
+        c->nmalloc[sc]++;
+        return pop_local(s, p);
     }
-    return malloc_large_nz(n);
+    return malloc_small_slow_nz(sc);
 }
 
 GORT_API void gort_free(void *ptr) {
@@ -338,19 +348,20 @@ GORT_API void gort_free(void *ptr) {
      * malloc/free pair (two dependent loads measured twice the time). */
     mspan *s = span_of(p);
     if (unlikely(!s || !s->small_malloc)) return free_slow(p, s);
-    uint64_t prod = span_obj_prod(s, p);
-    uint32_t i = (uint32_t)(prod >> 32);
-    if (unlikely((uint32_t)prod >= s->divmagic)) bad_pointer("gort_free", p, s); /* interior */
+    uintptr_t off = p - s->base;
+    if (unlikely((uint32_t)(off * s->divmagic) >= s->divmagic)) /* interior: Lemire's test */
+        bad_pointer("gort_free", p, s);
     if (likely(s->owner == c)) {
-        /* The top byte only: a one-byte load always forwards from the last
-         * store to that byte, where a word load after a program's narrower
-         * store to the object stalls (measured: 1.2 ns of a 5 ns hot pair). */
-        if (unlikely(i >= s->freeindex || link_top(ptr) == LINK_TOP))
+        /* Never handed out: at or past the bump pointer. Then the top byte
+         * only: a one-byte load always forwards from the last store to that
+         * byte, where a word load after a program's narrower store to the
+         * object stalls (measured: 1.2 ns of a 5 ns hot pair). */
+        if (unlikely(off >= s->limit_off || link_top(ptr) == LINK_TOP))
             return free_owner_checked(c, s, ptr);
         free_owner(c, s, ptr);
         return;
     }
-    free_remote(s, p, i);
+    free_remote(s, p, span_obj_index(s, p));
 }
 
 GORT_API void *gort_calloc(size_t count, size_t size) {

@@ -24,7 +24,9 @@
 typedef struct mcache {
     mspan *alloc[NUM_SIZE_CLASSES];        /* explicit memory: current span, by size class */
     uint64_t nmalloc[NUM_SIZE_CLASSES];    /* objects allocated here, by class */
-    uint64_t nfree[NUM_SIZE_CLASSES];      /* objects freed by this thread, by class */
+    uint64_t nfree[NUM_SIZE_CLASSES];      /* objects of other threads' spans freed here (remote
+                                              frees), by class; local frees are not counted:
+                                              memstats derives them from the spans */
     mspan *alloc_gc[NUM_SIZE_CLASSES * 2]; /* GC memory, by span class */
     uintptr_t tiny;                        /* current 16-byte tiny block, or 0 */
     uintptr_t tinyoffset;                  /* next free byte in it */

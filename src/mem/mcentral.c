@@ -65,6 +65,7 @@ size_t span_collect_tfree(mspan *s) {
     *(uintptr_t *)last = link_encode(s, s->freelist);
     s->freelist = (void *)head;
     if (s->kind == SPAN_MALLOC) s->allocated -= (uint16_t)n;
+    atomic_xadd(&mheap_stats.tfree_collected[s->sizeclass], n);
     return n;
 }
 

@@ -85,6 +85,7 @@ typedef struct mspan {
     uint8_t state;        /* enum span_state */
     uint8_t on_list;      /* enum span_list */
     uint8_t needzero;     /* never-used slots may hold old data */
+    uint32_t limit_off;   /* explicit small spans: freeindex * elemsize (free's check) */
     uintptr_t key;        /* explicit small spans: the mask of free-list links */
 
     /* Cold. */
