@@ -272,10 +272,10 @@ static void free_large(mspan *s, uintptr_t p) {
 /* ---- Frees from a thread that does not own the span. ---- */
 
 __attribute__((noinline)) static void free_remote(mspan *s, uintptr_t p, uint32_t i) {
-    /* The allocating thread handed the object out (freeindex past it, its
-     * first word zeroed) before the pointer could reach us; a first word
-     * that looks like a link means it is free again (we cannot walk the
-     * owner's list: see the header). */
+    /* The allocating thread handed the object out (freeindex past it, the
+     * top byte of its first word cleared) before the pointer could reach
+     * us; a first word that looks like a link means it is free again (we
+     * cannot walk the owner's list: see the header). */
     if (unlikely(i >= atomic_load_relaxed(&s->freeindex) || link_plausible(s, *(uintptr_t *)p)))
         bad_pointer("gort_free", p, s);
     uintptr_t old = atomic_load_relaxed(&s->tfree);

@@ -85,9 +85,6 @@ static void mutex_wake(gort_mutex *m, uint32_t old) {
     }
 }
 
-/* After registering as the first waiter of a mutex whose state was exactly
- * MUTEX_LOCKED: make sure the holder's unlock cannot miss us (see the
- * header). */
 uint64_t sync_mutex_confirms;
 void (*sync_mutex_test_hook)(gort_mutex *m);
 
@@ -95,6 +92,9 @@ bool sync_mutex_rseq(void) {
     return rseq_ok;
 }
 
+/* After registering as the first waiter of a mutex whose state was exactly
+ * MUTEX_LOCKED: make sure the holder's unlock cannot miss us (see the
+ * header). */
 static void first_waiter_confirm(gort_mutex *m) {
     if (!rseq_ok) return;
     __atomic_fetch_add(&sync_mutex_confirms, 1, __ATOMIC_RELAXED);
