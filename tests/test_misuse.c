@@ -86,6 +86,31 @@ static void double_free_second_thread(void) {
     pthread_join(t, NULL);
 }
 
+/* The last object malloc handed out here, freed by a second thread and then
+ * again here: free's shortcut for the last object must not take it for live. */
+static void double_free_last_remote_first(void) {
+    void *p = gort_malloc(48);
+    record(p);
+    pthread_t t;
+    pthread_create(&t, NULL, free_it, p);
+    pthread_join(t, NULL);
+    gort_free(p);
+}
+
+/* The same after the owner took the remote free over and handed the slot
+ * out and back many times (each time as the last object). */
+static void double_free_last_reused(void) {
+    void *q = gort_malloc(48);
+    (void)q;
+    void *p = gort_malloc(48);
+    record(p);
+    pthread_t t;
+    pthread_create(&t, NULL, free_it, p);
+    pthread_join(t, NULL);
+    for (int i = 0; i < 1000; i++) gort_free(gort_malloc(48)); /* takes the remote free over */
+    gort_free(p);
+}
+
 /* Allocated and freed by a thread that is still alive; freed again here. */
 static sem_t go, done;
 static void *owner_p;
@@ -349,6 +374,8 @@ int main(void) {
     expect_misuse(double_free_small, "gort_free: double free of ", NULL);
     expect_misuse(double_free_among_neighbours, "double free", NULL);
     expect_misuse(double_free_second_thread, "double free", NULL);
+    expect_misuse(double_free_last_remote_first, "double free", NULL);
+    expect_misuse(double_free_last_reused, "double free", NULL);
     expect_misuse(double_free_owner_alive, "double free", NULL);
     expect_misuse(double_free_both_remote, "double free", NULL);
     expect_misuse(double_free_large_cached, "double free", NULL);

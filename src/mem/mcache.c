@@ -14,6 +14,7 @@ mspan empty_mspan;
 mcache empty_mcache = {
     .alloc = {[0 ... NUM_SIZE_CLASSES - 1] = &empty_mspan},
     .alloc_gc = {[0 ... NUM_SIZE_CLASSES * 2 - 1] = &empty_mspan},
+    .last = &empty_mcache, /* MCACHE_NO_LAST */
 };
 
 __thread mcache *tls_mcache __attribute__((tls_model("initial-exec"))) = &empty_mcache;
@@ -56,6 +57,7 @@ static mcache *mcache_take(void) {
         if (c) {
             for (int i = 0; i < NUM_SIZE_CLASSES; i++) c->alloc[i] = &empty_mspan;
             for (int i = 0; i < NUM_SIZE_CLASSES * 2; i++) c->alloc_gc[i] = &empty_mspan;
+            c->last = MCACHE_NO_LAST;
             c->next_all = all_caches;
             atomic_store_rel(&all_caches, c);
         }
@@ -155,6 +157,9 @@ static void unpark(mcache *c, mspan *s) {
 static void maybe_release(mcache *c, mspan *s) {
     unsigned sc = s->sizeclass;
     if (s->allocated || (c->partial[sc] == s && !s->next)) return;
+    /* last was freed remotely and taken over (else s would not be empty):
+     * its pages may soon be another span's. */
+    if (c->last_span == s) c->last = MCACHE_NO_LAST;
     partial_remove(c, s);
     atomic_store_rel(&s->owner, NULL);
     s->freelist = NULL;
@@ -230,6 +235,7 @@ mspan *mcache_refill_malloc(mcache *c, unsigned sc) {
 }
 
 void mcache_flush(mcache *c) {
+    c->last = MCACHE_NO_LAST; /* its span is about to leave us */
     drain_ready(c);
     for (int i = 1; i < NUM_SIZE_CLASSES; i++) {
         mspan *s = c->alloc[i];

@@ -22,7 +22,12 @@
 #define LARGE_CACHE_MAX_PAGES 32 /* cache freed large spans up to 256 KiB */
 
 typedef struct mcache {
-    mspan *alloc[NUM_SIZE_CLASSES];        /* explicit memory: current span, by size class */
+    mspan *alloc[NUM_SIZE_CLASSES]; /* explicit memory: current span, by size class */
+    /* The object gort_malloc's fast path returned last, while not freed,
+     * else MCACHE_NO_LAST, and its span, which this cache owns: a free of
+     * it (a malloc-then-free loop) skips the span lookup and its checks. */
+    void *last;
+    mspan *last_span;
     uint64_t nmalloc[NUM_SIZE_CLASSES];    /* objects allocated here, by class */
     uint64_t nfree[NUM_SIZE_CLASSES];      /* objects of other threads' spans freed here (remote
                                               frees), by class; local frees are not counted:
@@ -44,6 +49,8 @@ typedef struct mcache {
 } mcache;
 
 extern mcache empty_mcache;
+/* mcache.last when there is none: an address no caller can free. */
+#define MCACHE_NO_LAST ((void *)&empty_mcache)
 extern mspan empty_mspan;
 extern __thread mcache *tls_mcache __attribute__((tls_model("initial-exec")));
 
