@@ -538,6 +538,39 @@ static int preempt_main(int argc, char **argv) {
     return 0;
 }
 
+/* ---- gort_go is a preemption point ----------------------------------------------------------
+ * A goroutine that only spawns (between stretches of C work) must still let
+ * its P run what it spawned once sysmon asks it to yield, as a call in Go
+ * does. With one P and no other scheduling point, the setter below runs
+ * only if gort_go yields. */
+
+static long spawn_flag;
+static void spawn_setter(void *arg) {
+    (void)arg;
+    __atomic_store_n(&spawn_flag, 1, __ATOMIC_RELEASE);
+}
+static void spawn_noop(void *arg) {
+    (void)arg;
+}
+
+static int spawn_preempt_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    TCHECK(gort_gomaxprocs(0) == 1);
+    gort_go(spawn_setter, NULL);
+    int64_t end = test_now_ns() + 5000000000LL;
+    long spawned = 0;
+    while (!__atomic_load_n(&spawn_flag, __ATOMIC_ACQUIRE) && test_now_ns() < end) {
+        int64_t until = test_now_ns() + 100000; /* 100 us of C work */
+        while (test_now_ns() < until) {
+        }
+        gort_go(spawn_noop, NULL);
+        spawned++;
+    }
+    TCHECK(spawn_flag == 1);
+    TCHECK(spawned < 10000); /* it yielded after sysmon's 10 ms, not at the deadline */
+    return 0;
+}
+
 /* ---- sysmon's batch in flight -------------------------------------------------------------
  * sysmon takes half the queue of a P whose goroutine hogs it (preemptone) and
  * moves it to the global queue. While the batch is only on sysmon's stack, the
@@ -883,6 +916,7 @@ int main(int argc, char **argv) {
     in_child("test_gomaxprocs", gomaxprocs_main, 3);
     in_child("test_preempt_p1", preempt_main, 1);
     in_child("test_sysmon_batch_p1", sysmon_batch_main, 1);
+    in_child("test_spawn_preempt_p1", spawn_preempt_main, 1);
     in_child("test_yield_rr_p1", yield_rr_main, 1);
     in_child("test_yield_preempt_p1", yield_preempt_main, 1);
     in_child("test_yield_spread_p2", yield_spread_main, 2);

@@ -266,6 +266,7 @@ typedef struct schedt {
     g *gfree;      /* global free Gs */
     g *gfree_tail; /* its last G (the trimmer appends there) */
     int32_t ngfree;
+    uint64_t gfree_taken; /* Gs taken from gfree for reuse, ever (under gflock) */
     int64_t starttime;
 } schedt;
 
