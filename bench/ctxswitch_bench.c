@@ -15,6 +15,8 @@
 #define _GNU_SOURCE
 #include "arch/arch.h"
 
+#include "bench.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -31,17 +33,6 @@ static void entry(void *arg) {
         counter = counter + 1;
         arch_ctx_switch(&co_ctx, &main_ctx);
     }
-}
-
-static long long now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv) {

@@ -74,6 +74,8 @@
  * -> c-glibc.
  */
 #define _GNU_SOURCE
+#include "bench.h"
+
 #include <inttypes.h>
 #include <pthread.h>
 #include <sched.h>
@@ -99,12 +101,6 @@ static const char *peer_label(void) {
     if (strstr(pre, "jemalloc")) return "c-jemalloc";
     if (strstr(pre, "tcmalloc")) return "c-tcmalloc";
     return "c-preload";
-}
-
-static inline long long now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 static inline uint64_t splitmix64(uint64_t *s) {

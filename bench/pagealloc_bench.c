@@ -21,6 +21,8 @@
 #include "mem/arena.h"
 #include "mem/mpagealloc.h"
 
+#include "bench.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,12 +42,6 @@ static uint64_t rnd(void) {
     seed ^= seed >> 7;
     seed ^= seed << 17;
     return seed;
-}
-
-static int64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static size_t pick_size(void) {
@@ -158,11 +154,6 @@ static double run_child(const char *self, long gib, long ops, bool show) {
         if (nl) fprintf(stdout, "  [%ld GiB] %.*s\n", gib, (int)(nl - buf), buf);
     }
     return strtod(pr + 5, NULL);
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 static int compare(int runs, long ops) {

@@ -3,17 +3,13 @@
  * gort_sleep(1 ms) once all are spawned). ns per goroutine, amortized. */
 #include "gort/sched.h"
 
+#include "bench.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 static long done;
-
-static long long now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void worker(void *arg) {
     (void)arg;

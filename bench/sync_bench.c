@@ -14,6 +14,8 @@
 #include "gort/sched.h"
 #include "gort/sync.h"
 
+#include "bench.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,21 +28,6 @@ static int reps = 5;
 static const char *only;               /* argv[2]: "mutex" or "spawn" runs just that */
 static double go_ns[3] = {-1, -1, -1}; /* mutex-2, mutex-8, spawn */
 static double gort_ns[3];
-
-static long long now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* ---- mutex ---------------------------------------------------------------------------- */
 

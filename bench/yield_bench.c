@@ -3,17 +3,13 @@
  * main-side yield (a trip to the partner and back). */
 #include "gort/sched.h"
 
+#include "bench.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 static int done;
-
-static long long now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
 
 static void partner(void *arg) {
     (void)arg;
