@@ -184,71 +184,50 @@ static void test_switch_arg(void) {
 
 /* ---- callee-saved registers ------------------------------------------------ */
 
-/* uint64_t regcheck_switch(gort_context *from, gort_context *to, uint64_t base):
- * loads rbx, r12-r15 and rbp with base+1 .. base+6, calls arch_ctx_switch,
- * and returns how many of the six no longer hold their value when it returns.
- * Only base survives the switch in memory (on this stack). */
-__asm__(".pushsection .text\n"
-        ".p2align 4\n"
-        ".type regcheck_switch, @function\n"
-        "regcheck_switch:\n"
-        "    pushq %rbp\n"
-        "    pushq %rbx\n"
-        "    pushq %r12\n"
-        "    pushq %r13\n"
-        "    pushq %r14\n"
-        "    pushq %r15\n"
-        "    subq $8, %rsp\n" /* rsp is now 16-byte aligned for the call */
-        "    movq %rdx, (%rsp)\n"
-        "    leaq 1(%rdx), %rbx\n"
-        "    leaq 2(%rdx), %r12\n"
-        "    leaq 3(%rdx), %r13\n"
-        "    leaq 4(%rdx), %r14\n"
-        "    leaq 5(%rdx), %r15\n"
-        "    leaq 6(%rdx), %rbp\n"
-        "    call arch_ctx_switch\n"
-        "    movq (%rsp), %rdx\n"
-        "    xorl %eax, %eax\n"
-        "    leaq 1(%rdx), %rcx\n"
-        "    cmpq %rcx, %rbx\n"
-        "    setne %cl\n"
-        "    movzbl %cl, %ecx\n"
-        "    addl %ecx, %eax\n"
-        "    leaq 2(%rdx), %rcx\n"
-        "    cmpq %rcx, %r12\n"
-        "    setne %cl\n"
-        "    movzbl %cl, %ecx\n"
-        "    addl %ecx, %eax\n"
-        "    leaq 3(%rdx), %rcx\n"
-        "    cmpq %rcx, %r13\n"
-        "    setne %cl\n"
-        "    movzbl %cl, %ecx\n"
-        "    addl %ecx, %eax\n"
-        "    leaq 4(%rdx), %rcx\n"
-        "    cmpq %rcx, %r14\n"
-        "    setne %cl\n"
-        "    movzbl %cl, %ecx\n"
-        "    addl %ecx, %eax\n"
-        "    leaq 5(%rdx), %rcx\n"
-        "    cmpq %rcx, %r15\n"
-        "    setne %cl\n"
-        "    movzbl %cl, %ecx\n"
-        "    addl %ecx, %eax\n"
-        "    leaq 6(%rdx), %rcx\n"
-        "    cmpq %rcx, %rbp\n"
-        "    setne %cl\n"
-        "    movzbl %cl, %ecx\n"
-        "    addl %ecx, %eax\n"
-        "    addq $8, %rsp\n"
-        "    popq %r15\n"
-        "    popq %r14\n"
-        "    popq %r13\n"
-        "    popq %r12\n"
-        "    popq %rbx\n"
-        "    popq %rbp\n"
-        "    ret\n"
-        ".size regcheck_switch, . - regcheck_switch\n"
-        ".popsection\n");
+/* Defines `name`: saves the callee-saved registers, loads rbx, r12-r15 and
+ * rbp with base+1 .. base+6 (base in rdx), runs `call` (the switch), and
+ * returns how many of the six no longer hold their value. Only base
+ * survives the switch in memory (on this stack). */
+#define REGCHECK_FUNCTION(name, call)                                                              \
+    __asm__(".pushsection .text\n"                                                                 \
+            ".p2align 4\n"                                                                         \
+            ".type " name ", @function\n" name ":\n"                                               \
+            "    pushq %rbp\n"                                                                     \
+            "    pushq %rbx\n"                                                                     \
+            "    pushq %r12\n"                                                                     \
+            "    pushq %r13\n"                                                                     \
+            "    pushq %r14\n"                                                                     \
+            "    pushq %r15\n"                                                                     \
+            "    subq $8, %rsp\n" /* rsp is now 16-byte aligned for the call */                    \
+            "    movq %rdx, (%rsp)\n"                                                              \
+            "    leaq 1(%rdx), %rbx\n"                                                             \
+            "    leaq 2(%rdx), %r12\n"                                                             \
+            "    leaq 3(%rdx), %r13\n"                                                             \
+            "    leaq 4(%rdx), %r14\n"                                                             \
+            "    leaq 5(%rdx), %r15\n"                                                             \
+            "    leaq 6(%rdx), %rbp\n" call "    movq (%rsp), %rdx\n"                              \
+            "    xorl %eax, %eax\n" REGCHECK_COMPARE(1, "rbx") REGCHECK_COMPARE(2, "r12")          \
+                REGCHECK_COMPARE(3, "r13") REGCHECK_COMPARE(4, "r14") REGCHECK_COMPARE(5, "r15")   \
+                    REGCHECK_COMPARE(6, "rbp") "    addq $8, %rsp\n"                               \
+                                               "    popq %r15\n"                                   \
+                                               "    popq %r14\n"                                   \
+                                               "    popq %r13\n"                                   \
+                                               "    popq %r12\n"                                   \
+                                               "    popq %rbx\n"                                   \
+                                               "    popq %rbp\n"                                   \
+                                               "    ret\n"                                         \
+                                               ".size " name ", . - " name "\n"                    \
+                                               ".popsection\n")
+/* eax += (base + i != reg), base in rdx. */
+#define REGCHECK_COMPARE(i, reg)                                                                   \
+    "    leaq " #i "(%rdx), %rcx\n"                                                                \
+    "    cmpq %rcx, %" reg "\n"                                                                    \
+    "    setne %cl\n"                                                                              \
+    "    movzbl %cl, %ecx\n"                                                                       \
+    "    addl %ecx, %eax\n"
+
+/* uint64_t regcheck_switch(gort_context *from, gort_context *to, uint64_t base). */
+REGCHECK_FUNCTION("regcheck_switch", "    call arch_ctx_switch\n");
 uint64_t regcheck_switch(gort_context *from, gort_context *to, uint64_t base);
 
 static tctx reg_t;
@@ -591,68 +570,8 @@ static void hring_entry(void *arg) {
 
 /* regcheck_switch with arch_ctx_switch_hook, arg in rcx:
  * uint64_t regcheck_switch_hook(from, to, base, arg). */
-__asm__(".pushsection .text\n"
-        ".p2align 4\n"
-        ".type regcheck_switch_hook, @function\n"
-        "regcheck_switch_hook:\n"
-        "    pushq %rbp\n"
-        "    pushq %rbx\n"
-        "    pushq %r12\n"
-        "    pushq %r13\n"
-        "    pushq %r14\n"
-        "    pushq %r15\n"
-        "    subq $8, %rsp\n"
-        "    movq %rdx, (%rsp)\n"
-        "    leaq 1(%rdx), %rbx\n"
-        "    leaq 2(%rdx), %r12\n"
-        "    leaq 3(%rdx), %r13\n"
-        "    leaq 4(%rdx), %r14\n"
-        "    leaq 5(%rdx), %r15\n"
-        "    leaq 6(%rdx), %rbp\n"
-        "    movq %rcx, %rdx\n"
-        "    call arch_ctx_switch_hook\n"
-        "    movq (%rsp), %rdx\n"
-        "    xorl %eax, %eax\n"
-        "    leaq 1(%rdx), %rcx\n"
-        "    cmpq %rcx, %rbx\n"
-        "    setne %cl\n"
-        "    movzbl %cl, %ecx\n"
-        "    addl %ecx, %eax\n"
-        "    leaq 2(%rdx), %rcx\n"
-        "    cmpq %rcx, %r12\n"
-        "    setne %cl\n"
-        "    movzbl %cl, %ecx\n"
-        "    addl %ecx, %eax\n"
-        "    leaq 3(%rdx), %rcx\n"
-        "    cmpq %rcx, %r13\n"
-        "    setne %cl\n"
-        "    movzbl %cl, %ecx\n"
-        "    addl %ecx, %eax\n"
-        "    leaq 4(%rdx), %rcx\n"
-        "    cmpq %rcx, %r14\n"
-        "    setne %cl\n"
-        "    movzbl %cl, %ecx\n"
-        "    addl %ecx, %eax\n"
-        "    leaq 5(%rdx), %rcx\n"
-        "    cmpq %rcx, %r15\n"
-        "    setne %cl\n"
-        "    movzbl %cl, %ecx\n"
-        "    addl %ecx, %eax\n"
-        "    leaq 6(%rdx), %rcx\n"
-        "    cmpq %rcx, %rbp\n"
-        "    setne %cl\n"
-        "    movzbl %cl, %ecx\n"
-        "    addl %ecx, %eax\n"
-        "    addq $8, %rsp\n"
-        "    popq %r15\n"
-        "    popq %r14\n"
-        "    popq %r13\n"
-        "    popq %r12\n"
-        "    popq %rbx\n"
-        "    popq %rbp\n"
-        "    ret\n"
-        ".size regcheck_switch_hook, . - regcheck_switch_hook\n"
-        ".popsection\n");
+REGCHECK_FUNCTION("regcheck_switch_hook", "    movq %rcx, %rdx\n"
+                                          "    call arch_ctx_switch_hook\n");
 uint64_t regcheck_switch_hook(gort_context *from, gort_context *to, uint64_t base, void *arg);
 
 static tctx hreg_t;
