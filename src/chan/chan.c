@@ -107,10 +107,28 @@ void chan_block_forever(int reason) {
     for (;;) sched_park(NULL, NULL, reason); /* nobody readies it */
 }
 
+/* A receive's zero value: clears *ep (NULL: discarded). */
+static inline void chan_zero(gort_chan *c, void *ep) {
+    if (ep && c->elemsize) memset(ep, 0, c->elemsize);
+}
+
 static bool chanparkunlock(g *gp, void *l) {
     (void)gp;
     unlock((lock_t *)l);
     return true;
+}
+
+/* Under c->lock, which it releases: parks the calling goroutine on q, its
+ * element at elem, until a waker dequeues it. Returns the waker's verdict
+ * (sudog.success: a value was passed, false: closed). */
+static bool chan_wait(gort_chan *c, waitq *q, void *elem, int reason, const char *what) {
+    g *gp = sched_getg();
+    if (!gp) gort_throwf("%s would block outside a goroutine", what);
+    sudog me = {.g = gp, .elem = elem, .c = c};
+    gp->param = NULL;
+    waitq_enqueue(q, &me);
+    sched_park(chanparkunlock, &c->lock, reason);
+    return me.success;
 }
 
 void chan_buf_put(struct gort_chan *c, const void *ep) {
@@ -244,14 +262,9 @@ static bool chansend(gort_chan *c, const void *ep, bool block) {
         unlock(&c->lock);
         return false;
     }
-    g *gp = sched_getg();
-    if (!gp) gort_throw("chan send would block outside a goroutine");
-    sudog me = {.g = gp, .elem = (void *)ep, .c = c};
-    gp->param = NULL;
-    waitq_enqueue(&c->sendq, &me);
-    sched_park(chanparkunlock, &c->lock, WAIT_REASON_CHAN_SEND);
     /* Woken by a receiver (success) or by close. */
-    if (!me.success) gort_panic("send on closed channel");
+    if (!chan_wait(c, &c->sendq, (void *)ep, WAIT_REASON_CHAN_SEND, "chan send"))
+        gort_panic("send on closed channel");
     return true;
 }
 
@@ -277,7 +290,7 @@ static bool chanrecv(gort_chan *c, void *ep, bool block, bool *received) {
          * closed after our first look may have been filled before closing. */
         if (!__atomic_load_n(&c->closed, __ATOMIC_ACQUIRE)) return false;
         if (chan_empty(c)) {
-            if (ep && c->elemsize) memset(ep, 0, c->elemsize);
+            chan_zero(c, ep);
             return true;
         }
     }
@@ -285,7 +298,7 @@ static bool chanrecv(gort_chan *c, void *ep, bool block, bool *received) {
     lock(&c->lock);
     if (c->closed && c->qcount == 0) {
         unlock(&c->lock);
-        if (ep && c->elemsize) memset(ep, 0, c->elemsize);
+        chan_zero(c, ep);
         return true;
     }
     sudog *sg = waitq_dequeue(&c->sendq);
@@ -306,14 +319,8 @@ static bool chanrecv(gort_chan *c, void *ep, bool block, bool *received) {
         unlock(&c->lock);
         return false;
     }
-    g *gp = sched_getg();
-    if (!gp) gort_throw("chan receive would block outside a goroutine");
-    sudog me = {.g = gp, .elem = ep, .c = c};
-    gp->param = NULL;
-    waitq_enqueue(&c->recvq, &me);
-    sched_park(chanparkunlock, &c->lock, WAIT_REASON_CHAN_RECEIVE);
     /* The waker copied the value (or close zeroed it). */
-    *received = me.success;
+    *received = chan_wait(c, &c->recvq, ep, WAIT_REASON_CHAN_RECEIVE, "chan receive");
     return true;
 }
 
@@ -345,7 +352,7 @@ void gort_chan_close(gort_chan *c) {
      * read the link before readying the goroutine. */
     sudog *list = NULL, *sg;
     while ((sg = waitq_dequeue(&c->recvq))) {
-        if (sg->elem && c->elemsize) memset(sg->elem, 0, c->elemsize);
+        chan_zero(c, sg->elem);
         sg->success = false;
         sg->g->param = sg;
         sg->next = list;
