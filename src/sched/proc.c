@@ -236,17 +236,6 @@ static inline uint32_t runqlen(p *pp) {
            atomic_load_relaxed(&pp->yqsize);
 }
 
-/* Under sched.lock. */
-static void globrunqput(g *gp) {
-    gp->schedlink = NULL;
-    if (sched.runqtail)
-        sched.runqtail->schedlink = gp;
-    else
-        sched.runqhead = gp;
-    sched.runqtail = gp;
-    atomic_store_relaxed(&sched.runqsize, sched.runqsize + 1);
-}
-
 /* Under sched.lock: a linked batch head..tail of n Gs. */
 static void globrunqputbatch(g *head, g *tail, int32_t n) {
     tail->schedlink = NULL;
@@ -256,6 +245,11 @@ static void globrunqputbatch(g *head, g *tail, int32_t n) {
         sched.runqhead = head;
     sched.runqtail = tail;
     atomic_store_relaxed(&sched.runqsize, sched.runqsize + n);
+}
+
+/* Under sched.lock. */
+static void globrunqput(g *gp) {
+    globrunqputbatch(gp, gp, 1);
 }
 
 static void runqput(p *pp, g *gp, bool next);
