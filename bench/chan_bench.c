@@ -11,6 +11,7 @@
  * counter and a channel closed by the last Done), not sync's gort_waitgroup,
  * so that this file measures channels only. */
 #define _GNU_SOURCE
+#include "base/os.h"
 #include "gort/chan.h"
 #include "gort/malloc.h"
 #include "gort/sched.h"
@@ -222,15 +223,6 @@ static int skynet(void) {
 
 /* ---- idlemem ---------------------------------------------------------------------- */
 
-static long vmrss(void) { /* bytes */
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0) kb = atol(line + 6);
-    if (f) fclose(f);
-    return kb * 1024;
-}
 static waitgroup im_started, im_finished;
 static long im_sum;
 static void im_fn(void *arg) {
@@ -244,7 +236,7 @@ static void im_fn(void *arg) {
 static int idlemem(long n) {
     gort_chan **chans = gort_malloc((size_t)n * sizeof *chans);
     memset(chans, 0, (size_t)n * sizeof *chans);
-    long before = vmrss();
+    long before = (long)os_rss();
     wg_init(&im_started, n);
     wg_init(&im_finished, n);
     for (long i = 0; i < n; i++) {
@@ -253,7 +245,7 @@ static int idlemem(long n) {
     }
     wg_wait(&im_started);
     gort_sleep(200000000);
-    long after = vmrss();
+    long after = (long)os_rss();
     printf("INFO rss_before=%ld KiB rss_after=%ld KiB goroutines=%d\n", before >> 10, after >> 10,
            gort_num_goroutine());
     for (long i = 0; i < n; i++) gort_chan_send(chans[i], &i);

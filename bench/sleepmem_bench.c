@@ -3,6 +3,7 @@
  * VmRSS growth / 100,000 is the memory an idle (sleeping) goroutine costs:
  * its G, its stack's touched pages, its timer. No WaitGroup yet: an atomic
  * counter, polled by main with gort_sleep(1 ms). */
+#include "base/os.h"
 #include "gort/sched.h"
 
 #include <stdio.h>
@@ -10,17 +11,6 @@
 #include <string.h>
 
 static long started;
-
-static long rss(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long kb = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (strncmp(line, "VmRSS:", 6) == 0) kb = atol(line + 6);
-    if (f) fclose(f);
-    return kb * 1024;
-}
-
 static void sleeper(void *arg) {
     (void)arg;
     __atomic_fetch_add(&started, 1, __ATOMIC_ACQ_REL);
@@ -29,11 +19,11 @@ static void sleeper(void *arg) {
 
 static int bench(int argc, char **argv) {
     long n = argc > 1 ? atol(argv[1]) : 100000;
-    long before = rss();
+    long before = (long)os_rss();
     for (long i = 0; i < n; i++) gort_go(sleeper, NULL);
     while (__atomic_load_n(&started, __ATOMIC_ACQUIRE) < n) gort_sleep(1000000);
     gort_sleep(200000000);
-    long after = rss();
+    long after = (long)os_rss();
     printf("RESULT sleepmem gort per_goroutine=%.0f bytes\n", (double)(after - before) / (double)n);
     return 0;
 }

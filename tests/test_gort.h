@@ -30,4 +30,14 @@ static inline void in_child(const char *name, int (*fn)(int, char **), int procs
     }
 }
 
+/* Sleeps 1 ms at a time until *v >= want, at most limit_ms; true if reached. */
+static inline bool wait_for(long *v, long want, int limit_ms) {
+    int64_t end = test_now_ns() + (int64_t)limit_ms * 1000000;
+    while (__atomic_load_n(v, __ATOMIC_ACQUIRE) < want) {
+        if (test_now_ns() > end) return false;
+        gort_sleep(1000000);
+    }
+    return true;
+}
+
 #endif

@@ -15,16 +15,6 @@
 
 static long scale;
 
-/* Waits (sleeping 1 ms at a time) until *v >= want, at most limit_ms. */
-static bool wait_for(long *v, long want, int limit_ms) {
-    int64_t end = test_now_ns() + (int64_t)limit_ms * 1000000;
-    while (__atomic_load_n(v, __ATOMIC_ACQUIRE) < want) {
-        if (test_now_ns() > end) return false;
-        gort_sleep(1000000);
-    }
-    return true;
-}
-
 /* ---- basics ---------------------------------------------------------------- */
 
 static long basic_count;

@@ -15,7 +15,7 @@
  * Under ASan the count is 50,000: a goroutine there costs ~38 KB (the
  * shadow of its whole unpoisoned stack), 38 GB for a million.
  * GORT_1M_N overrides the count. */
-#include "test.h"
+#include "test_gort.h"
 
 #include "gort/sched.h"
 #include "sched/runtime2.h"
@@ -53,16 +53,6 @@ static long count_maps(void) {
     while ((c = fgetc(f)) != EOF) lines += c == '\n';
     fclose(f);
     return lines;
-}
-
-/* Waits (1 ms sleeps) until *v >= want, at most limit_ms. */
-static bool wait_for(long *v, long want, int limit_ms) {
-    int64_t end = test_now_ns() + (int64_t)limit_ms * 1000000;
-    while (__atomic_load_n(v, __ATOMIC_ACQUIRE) < want) {
-        if (test_now_ns() > end) return false;
-        gort_sleep(1000000);
-    }
-    return true;
 }
 
 /* sched_park's unlockf: runs once the goroutine's context is saved, so that

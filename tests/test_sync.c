@@ -32,15 +32,6 @@ static void both(const char *name, int (*fn)(int, char **)) {
     in_child(name, fn, 4);
 }
 
-/* Sleeps 1 ms at a time until *v >= want (at most limit_ms); true if reached. */
-static bool wait_for(long *v, long want, int limit_ms) {
-    for (int i = 0; i < limit_ms; i++) {
-        if (__atomic_load_n(v, __ATOMIC_ACQUIRE) >= want) return true;
-        gort_sleep(1000000);
-    }
-    return __atomic_load_n(v, __ATOMIC_ACQUIRE) >= want;
-}
-
 /* ---- mutex: mutual exclusion under contention ---------------------------------------- */
 
 static gort_mutex mu = GORT_MUTEX_INIT;
