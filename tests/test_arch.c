@@ -227,7 +227,7 @@ static void test_switch_arg(void) {
     "    addl %ecx, %eax\n"
 
 /* uint64_t regcheck_switch(gort_context *from, gort_context *to, uint64_t base). */
-REGCHECK_FUNCTION("regcheck_switch", "    call arch_ctx_switch\n");
+REGCHECK_FUNCTION("regcheck_switch", "    call gort__arch_ctx_switch\n");
 uint64_t regcheck_switch(gort_context *from, gort_context *to, uint64_t base);
 
 static tctx reg_t;
@@ -571,7 +571,7 @@ static void hring_entry(void *arg) {
 /* regcheck_switch with arch_ctx_switch_hook, arg in rcx:
  * uint64_t regcheck_switch_hook(from, to, base, arg). */
 REGCHECK_FUNCTION("regcheck_switch_hook", "    movq %rcx, %rdx\n"
-                                          "    call arch_ctx_switch_hook\n");
+                                          "    call gort__arch_ctx_switch_hook\n");
 uint64_t regcheck_switch_hook(gort_context *from, gort_context *to, uint64_t base, void *arg);
 
 static tctx hreg_t;

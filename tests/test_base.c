@@ -201,8 +201,8 @@ static void run_env_child(const char *var, const char *val, char *out, size_t ou
 static int env_child(void) {
     env_init(); /* already run by the allocator's constructor: must be idempotent */
     env_init();
-    printf("gogc=%d memlimit=%lld gomaxprocs=%d\n", gort_opts.gogc, (long long)gort_opts.memlimit,
-           gort_opts.gomaxprocs);
+    printf("gogc=%d memlimit=%lld gomaxprocs=%d\n", opts.gogc, (long long)opts.memlimit,
+           opts.gomaxprocs);
     return 0;
 }
 
@@ -246,14 +246,14 @@ static void test_env_init(void) {
 
 /* ---- print ---- */
 
-/* Formats with gort_snprint and with the C library; they must agree. */
+/* Formats with snprint and with the C library; they must agree. */
 #define SAME(...)                                                                                  \
     do {                                                                                           \
         char g_[256], c_[256];                                                                     \
-        size_t n_ = gort_snprint(g_, sizeof g_, __VA_ARGS__);                                      \
+        size_t n_ = snprint(g_, sizeof g_, __VA_ARGS__);                                           \
         int m_ = snprintf(c_, sizeof c_, __VA_ARGS__);                                             \
         if (strcmp(g_, c_) != 0 || (int)n_ != m_) {                                                \
-            fprintf(stderr, "%s:%d: gort_snprint(%s) = \"%s\" (%zu), snprintf: \"%s\" (%d)\n",     \
+            fprintf(stderr, "%s:%d: snprint(%s) = \"%s\" (%zu), snprintf: \"%s\" (%d)\n",          \
                     __FILE__, __LINE__, #__VA_ARGS__, g_, n_, c_, m_);                             \
             exit(1);                                                                               \
         }                                                                                          \
@@ -287,50 +287,50 @@ static void test_print(void) {
     char buf[64];
     /* A NULL string prints as (null), as glibc's. */
     const char *volatile null_str = NULL; /* hidden from -Wformat-overflow */
-    gort_snprint(buf, sizeof buf, "%s", null_str);
+    snprint(buf, sizeof buf, "%s", null_str);
     CHECK(strcmp(buf, "(null)") == 0);
 
     /* Truncation: at most cap - 1 characters and a NUL; the length written
      * is returned (print.h). */
     memset(buf, 'Z', sizeof buf);
-    CHECK_EQ(gort_snprint(buf, 5, "hello world"), 4);
+    CHECK_EQ(snprint(buf, 5, "hello world"), 4);
     CHECK(strcmp(buf, "hell") == 0);
     CHECK_EQ(buf[5], 'Z'); /* nothing past cap */
     memset(buf, 'Z', sizeof buf);
-    CHECK_EQ(gort_snprint(buf, 4, "%d", -123456), 3);
+    CHECK_EQ(snprint(buf, 4, "%d", -123456), 3);
     CHECK(strcmp(buf, "-12") == 0);
     CHECK_EQ(buf[4], 'Z');
     memset(buf, 'Z', sizeof buf);
-    CHECK_EQ(gort_snprint(buf, 1, "abc"), 0);
+    CHECK_EQ(snprint(buf, 1, "abc"), 0);
     CHECK_EQ(buf[0], 0);
     CHECK_EQ(buf[1], 'Z');
     memset(buf, 'Z', sizeof buf);
-    CHECK_EQ(gort_snprint(buf, 0, "abc"), 0);
+    CHECK_EQ(snprint(buf, 0, "abc"), 0);
     CHECK_EQ(buf[0], 'Z'); /* cap 0: nothing written */
     memset(buf, 'Z', sizeof buf);
-    CHECK_EQ(gort_snprint(buf, 8, "%p", (void *)0xc000002000), 7);
+    CHECK_EQ(snprint(buf, 8, "%p", (void *)0xc000002000), 7);
     CHECK(strcmp(buf, "0xc0000") == 0);
-    CHECK_EQ(gort_snprint(buf, 6, "%s%s", "abc", "def"), 5);
+    CHECK_EQ(snprint(buf, 6, "%s%s", "abc", "def"), 5);
     CHECK(strcmp(buf, "abcde") == 0);
 }
 
-/* gort_print writes whole lines to fd 2. */
+/* print writes whole lines to fd 2. */
 static void print_child(void) {
-    gort_print("line %d of %s\n", 1, "two");
-    gort_print("line %d of %s\n", 2, "two");
+    print("line %d of %s\n", 1, "two");
+    print("line %d of %s\n", 2, "two");
     _exit(3);
 }
 
 static void throw_child(void) {
-    gort_throw("something broke");
+    throw("something broke");
 }
 
 static void throwf_child(void) {
-    gort_throwf("bad value %d at %p", -5, (void *)0xc000001230);
+    throwf("bad value %d at %p", -5, (void *)0xc000001230);
 }
 
 static void panic_child(void) {
-    gort_panic("oops");
+    gopanic("oops");
 }
 
 static void test_fatal(void) {

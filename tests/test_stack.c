@@ -182,8 +182,8 @@ static void hook(uintptr_t addr) {
     bool ok = info && f.addr == addr && f.signo == SIGSEGV && addr >= f.stack.lo - 2 * P &&
               addr < f.stack.lo - P && f.sp >= f.stack.lo - 2 * P && f.sp < f.stack.hi &&
               stack_is_guard(addr) && f.owner == (void *)0x600d;
-    gort_print("fatal error: stack overflow (test hook: guard of [%p, %p), info %s)\n",
-               (void *)f.stack.lo, (void *)f.stack.hi, ok ? "ok" : "BAD");
+    print("fatal error: stack overflow (test hook: guard of [%p, %p), info %s)\n",
+          (void *)f.stack.lo, (void *)f.stack.hi, ok ? "ok" : "BAD");
     _exit(2);
 }
 
@@ -355,7 +355,7 @@ static void test_classes(void) {
     gstack st;
     CHECK(stack_alloc(NULL, &st, 0) == 0);
     size_t want = 16 << 10;
-    while (want < (size_t)gort_opts.stacksize) want *= 2;
+    while (want < (size_t)opts.stacksize) want *= 2;
     CHECK_EQ(st.size, want);
     stack_free(NULL, &st);
     CHECK_EQ(stack_alloc(NULL, &st, ((size_t)16 << 30) + 1), -ENOMEM);

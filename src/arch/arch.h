@@ -108,6 +108,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arch/ctx_names.h"
+
 typedef struct gort_context {
     void *sp; /* the saved switch frame (layout above); meaningless while running */
 } gort_context;

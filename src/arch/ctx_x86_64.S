@@ -30,6 +30,8 @@
  * compares it with its own return pc to choose between ret and an indirect
  * jump (at its comment). */
 
+#include "arch/ctx_names.h"
+
 #if defined(__x86_64__)
 
         .text

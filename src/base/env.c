@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct gort_options gort_opts = {
+struct gort_options opts = {
     .gogc = 100,
     .memlimit = INT64_MAX,
     .gomaxprocs = 0,
@@ -76,7 +76,7 @@ int env_parse_gogc(const char *s, int *out) {
 }
 
 static void warn(const char *name, const char *val, const char *want) {
-    gort_print("gort: invalid %s=\"%s\" (want %s); using the default\n", name, val, want);
+    print("gort: invalid %s=\"%s\" (want %s); using the default\n", name, val, want);
 }
 
 static void parse_godebug(const char *s) {
@@ -84,12 +84,9 @@ static void parse_godebug(const char *s) {
         const char *name;
         int *field;
     } keys[] = {
-        {"gctrace", &gort_opts.debug.gctrace},
-        {"schedtrace", &gort_opts.debug.schedtrace},
-        {"scheddetail", &gort_opts.debug.scheddetail},
-        {"gccheckmark", &gort_opts.debug.gccheckmark},
-        {"scavtrace", &gort_opts.debug.scavtrace},
-        {"madvdontneed", &gort_opts.debug.madvdontneed},
+        {"gctrace", &opts.debug.gctrace},         {"schedtrace", &opts.debug.schedtrace},
+        {"scheddetail", &opts.debug.scheddetail}, {"gccheckmark", &opts.debug.gccheckmark},
+        {"scavtrace", &opts.debug.scavtrace},     {"madvdontneed", &opts.debug.madvdontneed},
     };
     while (*s) {
         const char *end = strchr(s, ',');
@@ -126,28 +123,28 @@ void env_init(void) {
         return;
     }
     const char *v;
-    if ((v = getenv("GORT_GOGC")) && *v && env_parse_gogc(v, &gort_opts.gogc) < 0)
+    if ((v = getenv("GORT_GOGC")) && *v && env_parse_gogc(v, &opts.gogc) < 0)
         warn("GORT_GOGC", v, "a percentage or off");
-    if ((v = getenv("GORT_GOMEMLIMIT")) && *v && env_parse_bytes(v, &gort_opts.memlimit) < 0)
+    if ((v = getenv("GORT_GOMEMLIMIT")) && *v && env_parse_bytes(v, &opts.memlimit) < 0)
         warn("GORT_GOMEMLIMIT", v, "bytes with an optional B/KiB/MiB/GiB/TiB suffix, or off");
     int64_t n;
     if ((v = getenv("GORT_GOMAXPROCS")) && *v) {
         if (env_parse_int(v, &n) < 0 || n < 1 || n > 1024)
             warn("GORT_GOMAXPROCS", v, "an integer from 1 to 1024");
         else
-            gort_opts.gomaxprocs = (int)n;
+            opts.gomaxprocs = (int)n;
     }
     if ((v = getenv("GORT_STACKSIZE")) && *v) {
         if (env_parse_bytes(v, &n) < 0 || n < 16384 || n > ((int64_t)1 << 34))
             warn("GORT_STACKSIZE", v, "bytes from 16KiB to 16GiB");
         else
-            gort_opts.stacksize = n;
+            opts.stacksize = n;
     }
     if ((v = getenv("GORT_MEMPROFILERATE")) && *v) {
         if (env_parse_int(v, &n) < 0 || n < 0 || n > INT32_MAX)
             warn("GORT_MEMPROFILERATE", v, "a non-negative integer");
         else
-            gort_opts.memprofilerate = (int)n;
+            opts.memprofilerate = (int)n;
     }
     if ((v = getenv("GORT_GODEBUG")) && *v) parse_godebug(v);
     __atomic_store_n(&state, 2, __ATOMIC_RELEASE);

@@ -7,6 +7,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define env_init        gort__env_init
+#define env_parse_bytes gort__env_parse_bytes
+#define env_parse_gogc  gort__env_parse_gogc
+#define env_parse_int   gort__env_parse_int
+#define opts            gort__opts
+
 struct gort_options {
     int gogc;           /* GORT_GOGC: percent; -1 is "off" (default 100) */
     int64_t memlimit;   /* GORT_GOMEMLIMIT: bytes, Go's suffixes; "off" is INT64_MAX */
@@ -23,7 +30,7 @@ struct gort_options {
     } debug;
 };
 
-extern struct gort_options gort_opts;
+extern struct gort_options opts;
 
 /* Reads the environment the first time it is called; later calls return at once.
  * Never allocates. */

@@ -12,6 +12,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define futex_sleep          gort__futex_sleep
+#define futex_wake           gort__futex_wake
+#define lock_depth           gort__lock_depth
+#define lock_slow            gort__lock_slow
+#define lock_suspend_hook    gort__lock_suspend_hook
+#define lock_suspend_now     gort__lock_suspend_now
+#define lock_suspend_pending gort__lock_suspend_pending
+#define note_sleep           gort__note_sleep
+#define note_tsleep          gort__note_tsleep
+#define note_wakeup          gort__note_wakeup
+#define unlock_slow          gort__unlock_slow
+
 typedef struct {
     uint32_t key; /* 0 unlocked, 1 locked, 2 locked with (possible) sleepers */
 } lock_t;

@@ -31,7 +31,7 @@ static void put_num(struct out *o, uint64_t v, unsigned base, bool upper, bool n
     while (n) put(o, tmp[--n]);
 }
 
-size_t gort_vsnprint(char *buf, size_t cap, const char *fmt, va_list ap) {
+size_t vsnprint(char *buf, size_t cap, const char *fmt, va_list ap) {
     struct out o = {buf, cap, 0};
     for (const char *f = fmt; *f; f++) {
         if (*f != '%') {
@@ -100,19 +100,19 @@ size_t gort_vsnprint(char *buf, size_t cap, const char *fmt, va_list ap) {
     return o.len < cap ? o.len : (cap ? cap - 1 : 0);
 }
 
-size_t gort_snprint(char *buf, size_t cap, const char *fmt, ...) {
+size_t snprint(char *buf, size_t cap, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    size_t n = gort_vsnprint(buf, cap, fmt, ap);
+    size_t n = vsnprint(buf, cap, fmt, ap);
     va_end(ap);
     return n;
 }
 
-void gort_print(const char *fmt, ...) {
+void print(const char *fmt, ...) {
     char buf[1024];
     va_list ap;
     va_start(ap, fmt);
-    size_t n = gort_vsnprint(buf, sizeof buf, fmt, ap);
+    size_t n = vsnprint(buf, sizeof buf, fmt, ap);
     va_end(ap);
     for (size_t off = 0; off < n;) {
         ssize_t w = write(2, buf + off, n - off);

@@ -9,11 +9,15 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+/* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define print    gort__print
+#define snprint  gort__snprint
+#define vsnprint gort__vsnprint
+
 /* Like snprintf; returns the length written (truncated to cap-1). */
-size_t gort_vsnprint(char *buf, size_t cap, const char *fmt, va_list ap);
-size_t gort_snprint(char *buf, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+size_t vsnprint(char *buf, size_t cap, const char *fmt, va_list ap);
+size_t snprint(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Writes to fd 2 in one write(2) per call (lines from threads do not interleave). */
-void gort_print(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void print(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

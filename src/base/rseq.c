@@ -30,7 +30,7 @@ __attribute__((constructor)) static void rseq_init(void) {
 void rseq_fence_holder(void) {
     __atomic_fetch_add(&rseq_fences, 1, __ATOMIC_RELAXED);
     if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ, 0, 0) != 0)
-        gort_throw("membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) failed");
+        throw("membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED_RSEQ) failed");
 }
 #else
 void rseq_fence_holder(void) {}

@@ -36,6 +36,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define rseq_fence_holder gort__rseq_fence_holder
+#define rseq_fences       gort__rseq_fences
+#define rseq_offset       gort__rseq_offset
+#define rseq_ok           gort__rseq_ok
+
 #if defined(__x86_64__) && defined(__linux__) && __has_include(<sys/rseq.h>)
 #define GORT_HAVE_RSEQ 1
 #else

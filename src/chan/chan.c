@@ -103,7 +103,7 @@ uint32_t chan_fastrand(void) {
 }
 
 void chan_block_forever(int reason) {
-    if (!sched_getg()) gort_throw("channel operation blocks forever outside a goroutine");
+    if (!sched_getg()) throw("channel operation blocks forever outside a goroutine");
     for (;;) sched_park(NULL, NULL, reason); /* nobody readies it */
 }
 
@@ -123,7 +123,7 @@ static bool chanparkunlock(g *gp, void *l) {
  * (sudog.success: a value was passed, false: closed). */
 static bool chan_wait(gort_chan *c, waitq *q, void *elem, int reason, const char *what) {
     g *gp = sched_getg();
-    if (!gp) gort_throwf("%s would block outside a goroutine", what);
+    if (!gp) throwf("%s would block outside a goroutine", what);
     sudog me = {.g = gp, .elem = elem, .c = c};
     gp->param = NULL;
     waitq_enqueue(q, &me);
@@ -182,11 +182,11 @@ g *chan_recv_from_waiter(struct gort_chan *c, sudog *sg, void *ep) {
 static gort_chan *makechan(size_t elem_size, size_t cap, const gort_type *t, uint8_t scan) {
     size_t bytes;
     if (__builtin_mul_overflow(elem_size, cap, &bytes) || bytes > MAX_CHAN_BYTES)
-        gort_panic("makechan: size out of range");
+        gopanic("makechan: size out of range");
     size_t hdr = (sizeof(struct gort_chan) + 15) & ~(size_t)15;
     /* TODO(gc): a GC object (see chan.h); until then it is never freed. */
     struct gort_chan *c = gort_malloc(hdr + bytes);
-    if (!c) gort_panic("makechan: size out of range");
+    if (!c) gopanic("makechan: size out of range");
     memset(c, 0, hdr + bytes);
     c->elemsize = elem_size;
     c->elemtype = t;
@@ -201,8 +201,8 @@ gort_chan *gort_chan_make(size_t elem_size, size_t cap) {
 }
 
 gort_chan *gort_chan_make_typed(const gort_type *elem, size_t cap) {
-    if (!elem) gort_throw("makechan: NULL element type");
-    if (elem->ptrdata > elem->size) gort_throw("makechan: bad element type");
+    if (!elem) throw("makechan: NULL element type");
+    if (elem->ptrdata > elem->size) throw("makechan: bad element type");
     return makechan(elem->size, cap, elem, elem->ptrdata ? CHAN_SCAN_TYPED : CHAN_SCAN_NONE);
 }
 
@@ -237,14 +237,14 @@ static bool chansend(gort_chan *c, const void *ep, bool block) {
         if (!block) return false;
         chan_block_forever(WAIT_REASON_CHAN_SEND_NIL_CHAN);
     }
-    if (!ep && c->elemsize) gort_throw("chan send: NULL elem with a non-zero element size");
+    if (!ep && c->elemsize) throw("chan send: NULL elem with a non-zero element size");
     /* Fast path: not closed and full means no send possible right now. */
     if (!block && !__atomic_load_n(&c->closed, __ATOMIC_RELAXED) && chan_full(c)) return false;
 
     lock(&c->lock);
     if (c->closed) {
         unlock(&c->lock);
-        gort_panic("send on closed channel");
+        gopanic("send on closed channel");
     }
     sudog *sg = waitq_dequeue(&c->recvq);
     if (sg) {
@@ -264,7 +264,7 @@ static bool chansend(gort_chan *c, const void *ep, bool block) {
     }
     /* Woken by a receiver (success) or by close. */
     if (!chan_wait(c, &c->sendq, (void *)ep, WAIT_REASON_CHAN_SEND, "chan send"))
-        gort_panic("send on closed channel");
+        gopanic("send on closed channel");
     return true;
 }
 
@@ -340,11 +340,11 @@ bool gort_chan_tryrecv(gort_chan *c, void *elem, bool *ok) {
 /* ---- close ------------------------------------------------------------------ */
 
 void gort_chan_close(gort_chan *c) {
-    if (!c) gort_panic("close of nil channel");
+    if (!c) gopanic("close of nil channel");
     lock(&c->lock);
     if (c->closed) {
         unlock(&c->lock);
-        gort_panic("close of closed channel");
+        gopanic("close of closed channel");
     }
     __atomic_store_n(&c->closed, 1, __ATOMIC_RELEASE);
     /* Collect every waiter (linked through their now free next fields), then

@@ -31,6 +31,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define chan_block_forever    gort__chan_block_forever
+#define chan_buf_put          gort__chan_buf_put
+#define chan_buf_take         gort__chan_buf_take
+#define chan_fastrand         gort__chan_fastrand
+#define chan_recv_from_waiter gort__chan_recv_from_waiter
+#define chan_send_to_waiter   gort__chan_send_to_waiter
+#define waitq_dequeue         gort__waitq_dequeue
+#define waitq_enqueue         gort__waitq_enqueue
+#define waitq_remove          gort__waitq_remove
+
 typedef struct sudog {
     g *g;               /* the waiting goroutine */
     struct sudog *next; /* wait queue links (under c->lock) */

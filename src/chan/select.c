@@ -108,7 +108,7 @@ static void sortlocks(gort_case *cases, uint16_t *lo, int n) {
 }
 
 int gort_select(gort_case *cases, int n, bool block) {
-    if (n < 0 || n > 65535) gort_throw("select: too many cases");
+    if (n < 0 || n > 65535) throw("select: too many cases");
     uint16_t pollbuf[SELECT_STACK_CASES], lockbuf[SELECT_STACK_CASES];
     sudog sgbuf[SELECT_STACK_CASES];
     uint16_t *pollorder = pollbuf, *lockorder = lockbuf;
@@ -116,7 +116,7 @@ int gort_select(gort_case *cases, int n, bool block) {
     void *heap = NULL;
     if (n > SELECT_STACK_CASES) {
         heap = gort_malloc((size_t)n * (2 * sizeof(uint16_t) + sizeof(sudog)) + 16);
-        if (!heap) gort_throw("select: out of memory");
+        if (!heap) throw("select: out of memory");
         sgs = heap;
         pollorder = (uint16_t *)(sgs + n);
         lockorder = pollorder + n;
@@ -127,9 +127,9 @@ int gort_select(gort_case *cases, int n, bool block) {
     for (int i = 0; i < n; i++) {
         if (!cases[i].c) continue;
         if (cases[i].dir != GORT_SEND && cases[i].dir != GORT_RECV)
-            gort_throw("select: bad case direction");
+            throw("select: bad case direction");
         if (cases[i].dir == GORT_SEND && !cases[i].elem && cases[i].c->elemsize)
-            gort_throw("chan send: NULL elem with a non-zero element size");
+            throw("chan send: NULL elem with a non-zero element size");
         uint32_t j = chan_fastrandn((uint32_t)norder + 1);
         pollorder[norder] = pollorder[j];
         pollorder[j] = (uint16_t)i;
@@ -170,7 +170,7 @@ int gort_select(gort_case *cases, int n, bool block) {
         } else {
             if (c->closed) {
                 selunlock(&s);
-                gort_panic("send on closed channel");
+                gopanic("send on closed channel");
             }
             if ((sg = waitq_dequeue(&c->recvq))) {
                 wake = chan_send_to_waiter(c, sg, cs->elem);
@@ -193,7 +193,7 @@ int gort_select(gort_case *cases, int n, bool block) {
 
     /* 4. Enqueue on every channel and park. */
     g *gp = sched_getg();
-    if (!gp) gort_throw("select would block outside a goroutine");
+    if (!gp) throw("select would block outside a goroutine");
     uint32_t done = 0;
     for (int k = 0; k < norder; k++) {
         int i = lockorder[k];
@@ -220,10 +220,10 @@ int gort_select(gort_case *cases, int n, bool block) {
         }
     }
     selunlock(&s);
-    if (casi < 0) gort_throw("select: woken without a winning case");
+    if (casi < 0) throw("select: woken without a winning case");
     if (heap) gort_free(heap);
     if (cases[casi].dir == GORT_SEND) {
-        if (!success) gort_panic("send on closed channel");
+        if (!success) gopanic("send on closed channel");
     } else {
         cases[casi].ok = success;
     }

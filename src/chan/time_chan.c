@@ -47,7 +47,7 @@ static void sendtime_once(void *arg, uintptr_t seq) {
 
 static struct gort_timer *newtimer(int64_t ns, int64_t period, void (*f)(void *, uintptr_t)) {
     struct gort_timer *tm = gort_malloc(sizeof *tm);
-    if (!tm) gort_throw("timer: out of memory");
+    if (!tm) throw("timer: out of memory");
     memset(tm, 0, sizeof *tm);
     tm->c = gort_chan_make_noscan(sizeof(int64_t), 1);
     tm->ticker = period > 0;
@@ -69,7 +69,7 @@ gort_timer *gort_timer_new(int64_t ns) {
 }
 
 gort_timer *gort_ticker_new(int64_t period_ns) {
-    if (period_ns <= 0) gort_panic("non-positive interval for NewTicker");
+    if (period_ns <= 0) gopanic("non-positive interval for NewTicker");
     return newtimer(period_ns, period_ns, sendtime);
 }
 
@@ -82,7 +82,7 @@ bool gort_timer_stop(gort_timer *t) {
 }
 
 bool gort_timer_reset(gort_timer *t, int64_t ns) {
-    if (t->ticker && ns <= 0) gort_panic("non-positive interval for Ticker.Reset");
+    if (t->ticker && ns <= 0) gopanic("non-positive interval for Ticker.Reset");
     if (ns < 0) ns = 0;
     return timer_mod(&t->t, gort_nanotime() + ns, t->ticker ? ns : 0, sendtime, t, 0);
 }

@@ -157,7 +157,7 @@ void arena_set_spans(uintptr_t base, size_t npages, struct mspan *s) {
     uintptr_t pn = base >> PAGE_SHIFT;
     while (npages) {
         struct heap_arena *ha = arena_of(pn << PAGE_SHIFT);
-        if (unlikely(!ha)) gort_throw("arena_set_spans: address not in the heap");
+        if (unlikely(!ha)) throw("arena_set_spans: address not in the heap");
         size_t i = pn & (PAGES_PER_ARENA - 1);
         size_t m = PAGES_PER_ARENA - i < npages ? PAGES_PER_ARENA - i : npages;
         for (size_t j = 0; j < m; j++) atomic_store_rel(&ha->spans[i + j], s);

@@ -21,6 +21,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define arena_atfork_child   gort__arena_atfork_child
+#define arena_atfork_parent  gort__arena_atfork_parent
+#define arena_atfork_prepare gort__arena_atfork_prepare
+#define arena_grow           gort__arena_grow
+#define arena_init           gort__arena_init
+#define arena_l1             gort__arena_l1
+#define arena_list           gort__arena_list
+#define arena_meta_bytes     gort__arena_meta_bytes
+#define arena_reserved_bytes gort__arena_reserved_bytes
+#define arena_set_spans      gort__arena_set_spans
+#define heap_flat            gort__heap_flat
+
 #define PAGE_SHIFT      13
 #define PAGE_SIZE       ((size_t)1 << PAGE_SHIFT) /* 8 KiB, Go's page */
 #define ARENA_SHIFT     26

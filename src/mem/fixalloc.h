@@ -12,6 +12,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define fixalloc_alloc            gort__fixalloc_alloc
+#define fixalloc_free             gort__fixalloc_free
+#define fixalloc_init             gort__fixalloc_init
+#define persistent_alloc          gort__persistent_alloc
+#define persistent_atfork_child   gort__persistent_atfork_child
+#define persistent_atfork_parent  gort__persistent_atfork_parent
+#define persistent_atfork_prepare gort__persistent_atfork_prepare
+
 /* Returns zeroed memory of size bytes aligned to align (a power of two <= 4096),
  * or NULL if the OS refuses memory. Thread-safe. stat accumulates bytes mapped. */
 void *persistent_alloc(size_t size, size_t align, uint64_t *stat);

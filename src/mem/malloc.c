@@ -103,27 +103,27 @@ size_t malloc_roundup(size_t n) {
 
 __attribute__((noreturn, cold, noinline)) static void bad_pointer(const char *fn, uintptr_t p,
                                                                   mspan *s) {
-    if (!arena_of(p)) gort_throwf("%s: %p was not allocated by gort", fn, (void *)p);
+    if (!arena_of(p)) throwf("%s: %p was not allocated by gort", fn, (void *)p);
     if (!s || s->state != SPAN_IN_USE)
-        gort_throwf("%s: %p is not an allocated object (double free, or never allocated)", fn,
-                    (void *)p);
+        throwf("%s: %p is not an allocated object (double free, or never allocated)", fn,
+               (void *)p);
     if (s->kind == SPAN_GC)
-        gort_throwf("%s: %p is a garbage-collected object (GC objects are never freed by hand)", fn,
-                    (void *)p);
+        throwf("%s: %p is a garbage-collected object (GC objects are never freed by hand)", fn,
+               (void *)p);
     uintptr_t obj = span_obj_base(s, p);
     if (obj != p || (s->sizeclass && span_obj_index(s, p) >= s->nelems)) {
         if (obj && obj != p)
-            gort_throwf("%s: %p is an interior pointer (object %p of %u bytes)", fn, (void *)p,
-                        (void *)obj, s->elemsize);
-        gort_throwf("%s: %p is not an allocated object (never allocated)", fn, (void *)p);
+            throwf("%s: %p is an interior pointer (object %p of %u bytes)", fn, (void *)p,
+                   (void *)obj, s->elemsize);
+        throwf("%s: %p is not an allocated object (never allocated)", fn, (void *)p);
     }
     /* Slots at or past freeindex were never handed out (racy read: only a
      * message depends on it). */
     if (s->sizeclass && span_obj_index(s, p) >= atomic_load_relaxed(&s->freeindex))
-        gort_throwf("%s: %p is not an allocated object (never allocated)", fn, (void *)p);
+        throwf("%s: %p is not an allocated object (never allocated)", fn, (void *)p);
     if (fn[5] != 'f') /* gort_realloc, gort_usable_size */
-        gort_throwf("%s: %p is not an allocated object (already freed)", fn, (void *)p);
-    gort_throwf("%s: double free of %p", fn, (void *)p);
+        throwf("%s: %p is not an allocated object (already freed)", fn, (void *)p);
+    throwf("%s: double free of %p", fn, (void *)p);
 }
 
 /* Validates p as a live explicit object; returns its span. */

@@ -6,6 +6,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define malloc_roundup gort__malloc_roundup
+#define mallocgc       gort__mallocgc
+
 /* Go's mallocgc: an object of size bytes in GC memory (SPAN_GC spans);
  * noscan objects under 16 bytes share 16-byte tiny blocks. Zeroed when
  * needzero and the memory may hold old data. NULL when out of memory.

@@ -18,6 +18,22 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define empty_mcache            gort__empty_mcache
+#define empty_mspan             gort__empty_mspan
+#define mcache_all              gort__mcache_all
+#define mcache_atfork_child     gort__mcache_atfork_child
+#define mcache_atfork_parent    gort__mcache_atfork_parent
+#define mcache_atfork_prepare   gort__mcache_atfork_prepare
+#define mcache_flush            gort__mcache_flush
+#define mcache_flush_large      gort__mcache_flush_large
+#define mcache_get              gort__mcache_get
+#define mcache_new              gort__mcache_new
+#define mcache_owned_span_freed gort__mcache_owned_span_freed
+#define mcache_refill_malloc    gort__mcache_refill_malloc
+#define span_notify             gort__span_notify
+#define tls_mcache              gort__tls_mcache
+
 #define LARGE_CACHE_SLOTS     8
 #define LARGE_CACHE_MAX_PAGES 32 /* cache freed large spans up to 256 KiB */
 

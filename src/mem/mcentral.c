@@ -58,8 +58,8 @@ size_t span_collect_tfree(mspan *s) {
     uintptr_t last = head;
     for (uintptr_t next; (next = (uintptr_t)link_decode(s, *(uintptr_t *)last)) != 0; last = next) {
         if (next - s->base >= (uintptr_t)s->nelems * s->elemsize || n > s->nelems)
-            gort_throwf("gort_free: corrupted free list in span %p (a write to freed memory?)",
-                        (void *)s->base);
+            throwf("gort_free: corrupted free list in span %p (a write to freed memory?)",
+                   (void *)s->base);
         n++;
     }
     *(uintptr_t *)last = link_encode(s, s->freelist);

@@ -11,6 +11,16 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+/* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define mcentral_cache_span   gort__mcentral_cache_span
+#define mcentral_lock_all     gort__mcentral_lock_all
+#define mcentral_readd        gort__mcentral_readd
+#define mcentral_reclaim      gort__mcentral_reclaim
+#define mcentral_reinit_locks gort__mcentral_reinit_locks
+#define mcentral_uncache_span gort__mcentral_uncache_span
+#define mcentral_unlock_all   gort__mcentral_unlock_all
+#define span_collect_tfree    gort__span_collect_tfree
+
 struct mcache;
 
 /* A span of sizeclass with at least one free object, now owned by c (taken

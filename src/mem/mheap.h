@@ -11,6 +11,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define mheap_alloc_span      gort__mheap_alloc_span
+#define mheap_atfork_child    gort__mheap_atfork_child
+#define mheap_atfork_parent   gort__mheap_atfork_parent
+#define mheap_atfork_prepare  gort__mheap_atfork_prepare
+#define mheap_free_span       gort__mheap_free_span
+#define mheap_init            gort__mheap_init
+#define mheap_lock            gort__mheap_lock
+#define mheap_stats           gort__mheap_stats
+#define mheap_trim_span_back  gort__mheap_trim_span_back
+#define mheap_trim_span_front gort__mheap_trim_span_front
+
 struct mheap_stats {
     uint64_t mspan_sys;   /* bytes mapped for span records */
     uint64_t mcache_sys;  /* bytes mapped for mcaches */

@@ -460,7 +460,7 @@ static struct run *run_get(void) {
         return r;
     }
     r = fixalloc_alloc(&pa.runs);
-    if (!r) gort_throw("out of memory allocating page allocator metadata");
+    if (!r) throw("out of memory allocating page allocator metadata");
     return r;
 }
 
@@ -477,10 +477,10 @@ static void insert_free(uintptr_t pn, uintptr_t n, uintptr_t nrel, struct run *r
     struct run *left = NULL, *right = NULL;
     struct pa_arena *a = pa_of(pn - 1);
     if (a && (left = a->ends[(pn - 1) & PAGE_MASK_A]) && left->base + left->npages != pn)
-        gort_throw("pagealloc_free: pages already free");
+        throw("pagealloc_free: pages already free");
     a = pa_of(pn + n);
     if (a && (right = a->ends[(pn + n) & PAGE_MASK_A]) && right->base != pn + n)
-        gort_throw("pagealloc_free: pages already free");
+        throw("pagealloc_free: pages already free");
 
     struct run *r;
     if (left) {
@@ -560,7 +560,7 @@ static bool grow(uintptr_t n) {
 }
 
 uintptr_t pagealloc_alloc(size_t npages, size_t *released, bool *needzero) {
-    if (npages == 0) gort_throw("pagealloc_alloc: zero pages");
+    if (npages == 0) throw("pagealloc_alloc: zero pages");
     if (npages > PAGEALLOC_MAX_PAGES) return 0;
     lock(&pagealloc_lock);
     struct run *r = NULL;
@@ -605,14 +605,14 @@ void pagealloc_free(uintptr_t base, size_t npages) {
     uintptr_t pn = base >> PAGE_SHIFT;
     if (npages == 0) return;
     if ((base & (PAGE_SIZE - 1)) || npages > PAGEALLOC_MAX_PAGES)
-        gort_throw("pagealloc_free: bad page range");
+        throw("pagealloc_free: bad page range");
     lock(&pagealloc_lock);
     /* Every page must be in an arena; and neither end may already be the end
      * of a free run (a cheap double-free check; insert_free catches overlap
      * with a neighbour). */
     for (uintptr_t p = pn, left = npages; left;) {
         struct pa_arena *a = pa_of(p);
-        if (!a) gort_throw("pagealloc_free: address not in the heap");
+        if (!a) throw("pagealloc_free: address not in the heap");
         size_t i = p & PAGE_MASK_A;
         size_t m = PAGES_PER_ARENA - i < left ? PAGES_PER_ARENA - i : left;
         a->ndirty += (uint32_t)m;
@@ -624,7 +624,7 @@ void pagealloc_free(uintptr_t base, size_t npages) {
         p += m;
         left -= m;
     }
-    if (*endp(pn) || *endp(pn + npages - 1)) gort_throw("pagealloc_free: pages already free");
+    if (*endp(pn) || *endp(pn + npages - 1)) throw("pagealloc_free: pages already free");
     insert_free(pn, npages, 0, NULL);
     pa.st.free_pages += npages;
     VERIFY_EXPENSIVE();
@@ -666,7 +666,7 @@ static int scav_take(uintptr_t want, struct range *rs, uintptr_t *lo, uintptr_t 
         if ((h = bits_highest(a->backed, floor - abase, ceil - abase, true)) >= 0) break;
         p = floor;
     }
-    if (h < 0) gort_throw("pagealloc_scavenge: dirty run without dirty pages");
+    if (h < 0) throw("pagealloc_scavenge: dirty run without dirty pages");
 
     /* Collect dirty ranges downward, within this arena and this run. */
     size_t floor = (abase > r->base ? abase : r->base) - abase;
@@ -779,23 +779,23 @@ void pagealloc_atfork_child(void) {
 /* ---- the verifier ---- */
 
 static void verify_run(struct run *r, uintptr_t *npages, uintptr_t *nrel, size_t *ndirty) {
-    if (!r->npages) gort_throw("pagealloc_verify: empty run");
+    if (!r->npages) throw("pagealloc_verify: empty run");
     if (*endp(r->base) != r || *endp(r->base + r->npages - 1) != r)
-        gort_throw("pagealloc_verify: run endpoints not mapped");
+        throw("pagealloc_verify: run endpoints not mapped");
     struct pa_arena *a;
     if ((a = pa_of(r->base - 1)) && a->ends[(r->base - 1) & PAGE_MASK_A])
-        gort_throw("pagealloc_verify: free run not coalesced with its lower neighbour");
+        throw("pagealloc_verify: free run not coalesced with its lower neighbour");
     if ((a = pa_of(r->base + r->npages)) && a->ends[(r->base + r->npages) & PAGE_MASK_A])
-        gort_throw("pagealloc_verify: free run not coalesced with its upper neighbour");
+        throw("pagealloc_verify: free run not coalesced with its upper neighbour");
     uintptr_t rel = 0;
     for (uintptr_t p = r->base, left = r->npages; left;) {
         a = pa_of(p);
-        if (!a) gort_throw("pagealloc_verify: run outside the arenas");
+        if (!a) throw("pagealloc_verify: run outside the arenas");
         size_t i = p & PAGE_MASK_A;
         size_t m = PAGES_PER_ARENA - i < left ? PAGES_PER_ARENA - i : left;
         for (size_t j = i; j < i + m; j++)
             if (a->ends[j] && p + (j - i) != r->base && p + (j - i) != r->base + r->npages - 1)
-                gort_throw("pagealloc_verify: stale endpoint inside a run");
+                throw("pagealloc_verify: stale endpoint inside a run");
         size_t c = m - bits_count(a->backed, i, i + m);
         a->vrel += (uint32_t)c;
         a->vdirty += (uint32_t)(m - c);
@@ -803,12 +803,12 @@ static void verify_run(struct run *r, uintptr_t *npages, uintptr_t *nrel, size_t
         p += m;
         left -= m;
     }
-    if (rel != r->nreleased) gort_throw("pagealloc_verify: run's released count is wrong");
-    if (run_dirty(r) != (rel < r->npages)) gort_throw("pagealloc_verify: dirty mark");
+    if (rel != r->nreleased) throw("pagealloc_verify: run's released count is wrong");
+    if (run_dirty(r) != (rel < r->npages)) throw("pagealloc_verify: dirty mark");
     uintptr_t last = r->base + r->npages - 1;
     a = pa_of(last);
     if (run_dirty(r) != (a->dlast[(last & PAGE_MASK_A) / 64] >> (last % 64) & 1))
-        gort_throw("pagealloc_verify: dirty mark not at the run's last page");
+        throw("pagealloc_verify: dirty mark not at the run's last page");
     *npages += r->npages;
     *nrel += rel;
     *ndirty += run_dirty(r);
@@ -824,12 +824,12 @@ static void verify_locked(void) {
     size_t ndirty = 0;
     for (size_t b = 1; b <= BIN_MAX; b++) {
         bool bit = pa.binmask[(b - 1) / 64] >> ((b - 1) % 64) & 1;
-        if (bit != (pa.bins[b] != NULL)) gort_throw("pagealloc_verify: bin mask");
+        if (bit != (pa.bins[b] != NULL)) throw("pagealloc_verify: bin mask");
         uintptr_t last = 0;
         for (struct tnode *t = tmin(pa.bins[b]); t; t = tnext(t)) {
             struct run *r = container_of(t, struct run, size);
             if (r->npages != b || t->key != r->base || (last && r->base <= last))
-                gort_throw("pagealloc_verify: bin order");
+                throw("pagealloc_verify: bin order");
             last = r->base;
             verify_run(r, &npages, &nrel, &ndirty);
         }
@@ -838,7 +838,7 @@ static void verify_locked(void) {
         struct run *r = container_of(t, struct run, size);
         if (r->npages <= BIN_MAX || t->key != BIG_KEY(r->npages, r->base) ||
             (prev && t->key <= prev->key))
-            gort_throw("pagealloc_verify: big tree order");
+            throw("pagealloc_verify: big tree order");
         verify_run(r, &npages, &nrel, &ndirty);
     }
     size_t nd = 0, ntree = 0, nin = 0;
@@ -846,7 +846,7 @@ static void verify_locked(void) {
         struct pa_arena *a = container_of(t, struct pa_arena, node);
         if ((prev && t->key <= prev->key) || !a->in_tree ||
             arena_of(t->key << PAGE_SHIFT)->pa != a || (t->key & PAGE_MASK_A))
-            gort_throw("pagealloc_verify: dirty arena tree");
+            throw("pagealloc_verify: dirty arena tree");
         ntree++;
     }
     FOR_EACH_ARENA(a) {
@@ -854,41 +854,40 @@ static void verify_locked(void) {
         for (size_t w = 0; w < BITMAP_WORDS; w++) {
             nd += (size_t)__builtin_popcountll(a->dlast[w]);
             if ((a->dlast[w] != 0) != (a->dsum[w / 64] >> (w % 64) & 1))
-                gort_throw("pagealloc_verify: dirty summary");
-            if (a->dlast[w] && !a->in_tree) gort_throw("pagealloc_verify: dirty arena not in tree");
+                throw("pagealloc_verify: dirty summary");
+            if (a->dlast[w] && !a->in_tree) throw("pagealloc_verify: dirty arena not in tree");
         }
     }
-    if (nd != ndirty) gort_throw("pagealloc_verify: dirty marks on no run");
-    if (ntree != nin) gort_throw("pagealloc_verify: dirty arena tree count");
+    if (nd != ndirty) throw("pagealloc_verify: dirty marks on no run");
+    if (ntree != nin) throw("pagealloc_verify: dirty arena tree count");
     ntree = nin = 0;
     for (struct tnode *t = tmin(pa.hot), *prev = NULL; t; prev = t, t = tnext(t)) {
         struct pa_arena *a = container_of(t, struct pa_arena, hot);
         if ((prev && t->key <= prev->key) || !a->in_hot ||
             arena_of(t->key << PAGE_SHIFT)->pa != a || (t->key & PAGE_MASK_A))
-            gort_throw("pagealloc_verify: hot arena tree");
+            throw("pagealloc_verify: hot arena tree");
         ntree++;
     }
     FOR_EACH_ARENA(a) {
         nin += a->in_hot;
-        if (a->ndirty && !a->in_hot) gort_throw("pagealloc_verify: arena with dirty pages not hot");
+        if (a->ndirty && !a->in_hot) throw("pagealloc_verify: arena with dirty pages not hot");
     }
-    if (ntree != nin) gort_throw("pagealloc_verify: hot arena tree count");
+    if (ntree != nin) throw("pagealloc_verify: hot arena tree count");
     if (pa.inflight == 0) {
         uintptr_t pending = pa.pending_n * PAGES_PER_ARENA, narenas = pa.pending_n;
-        if (npages + pending != pa.st.free_pages) gort_throw("pagealloc_verify: free page count");
-        if (nrel + pending != pa.st.released_pages)
-            gort_throw("pagealloc_verify: released page count");
+        if (npages + pending != pa.st.free_pages) throw("pagealloc_verify: free page count");
+        if (nrel + pending != pa.st.released_pages) throw("pagealloc_verify: released page count");
         FOR_EACH_ARENA(a) {
             narenas++;
-            if (a->vdirty != a->ndirty) gort_throw("pagealloc_verify: arena dirty count");
+            if (a->vdirty != a->ndirty) throw("pagealloc_verify: arena dirty count");
             if (PAGES_PER_ARENA - bits_count(a->backed, 0, PAGES_PER_ARENA) != a->vrel)
-                gort_throw("pagealloc_verify: released page outside a free run");
+                throw("pagealloc_verify: released page outside a free run");
         }
         if (narenas * PAGES_PER_ARENA != pa.st.mapped_pages)
-            gort_throw("pagealloc_verify: mapped page count");
+            throw("pagealloc_verify: mapped page count");
     }
     if (pa.st.free_pages > pa.st.mapped_pages || pa.st.released_pages > pa.st.free_pages)
-        gort_throw("pagealloc_verify: stats out of order");
+        throw("pagealloc_verify: stats out of order");
 }
 
 void pagealloc_verify(void) {

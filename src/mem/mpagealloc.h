@@ -26,6 +26,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define pagealloc_alloc          gort__pagealloc_alloc
+#define pagealloc_atfork_child   gort__pagealloc_atfork_child
+#define pagealloc_atfork_parent  gort__pagealloc_atfork_parent
+#define pagealloc_atfork_prepare gort__pagealloc_atfork_prepare
+#define pagealloc_free           gort__pagealloc_free
+#define pagealloc_lock           gort__pagealloc_lock
+#define pagealloc_read_stats     gort__pagealloc_read_stats
+#define pagealloc_scavenge       gort__pagealloc_scavenge
+#define pagealloc_verify         gort__pagealloc_verify
+
 extern lock_t pagealloc_lock;
 
 struct pagealloc_stats {

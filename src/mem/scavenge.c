@@ -48,8 +48,8 @@ uint64_t scavenge_goal(void) {
     if (inuse > peak) peak = inuse;
     uint64_t goal = peak + peak / 10;
     if (goal < inuse + SCAV_MIN_SLACK) goal = inuse + SCAV_MIN_SLACK;
-    if (gort_opts.memlimit != INT64_MAX) {
-        uint64_t lim = (uint64_t)gort_opts.memlimit / 100 * 95;
+    if (opts.memlimit != INT64_MAX) {
+        uint64_t lim = (uint64_t)opts.memlimit / 100 * 95;
         if (goal > lim) goal = lim > inuse ? lim : inuse;
     }
     return goal;
@@ -70,14 +70,13 @@ uint64_t scavenge_step(uint64_t max_bytes) {
     /* The peak decays: the next period's goal follows the heap down. */
     atomic_store_relaxed(&inuse_peak, heap_inuse_now(&st));
     unlock(&step_lock);
-    if (done && gort_opts.debug.scavtrace) {
+    if (done && opts.debug.scavtrace) {
         pagealloc_read_stats(&st);
-        gort_print("scav %llu KiB work, %llu KiB total, %llu%% util\n",
-                   (unsigned long long)(done >> 10),
-                   (unsigned long long)(st.released_pages * PAGE_SIZE >> 10),
-                   (unsigned long long)(st.mapped_pages ? 100 * (st.mapped_pages - st.free_pages) /
-                                                              st.mapped_pages
-                                                        : 0));
+        print("scav %llu KiB work, %llu KiB total, %llu%% util\n", (unsigned long long)(done >> 10),
+              (unsigned long long)(st.released_pages * PAGE_SIZE >> 10),
+              (unsigned long long)(st.mapped_pages
+                                       ? 100 * (st.mapped_pages - st.free_pages) / st.mapped_pages
+                                       : 0));
     }
     return done;
 }

@@ -15,6 +15,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define scavenge_atfork_child   gort__scavenge_atfork_child
+#define scavenge_atfork_parent  gort__scavenge_atfork_parent
+#define scavenge_atfork_prepare gort__scavenge_atfork_prepare
+#define scavenge_goal           gort__scavenge_goal
+#define scavenge_note_free      gort__scavenge_note_free
+#define scavenge_step           gort__scavenge_step
+#define scavenger_start         gort__scavenger_start
+#define scavenger_started       gort__scavenger_started
+
 /* Called by mheap without locks held: pages given back to the page heap. */
 void scavenge_note_free(size_t npages);
 

@@ -185,8 +185,8 @@ static void ready_status(g *gp) {
     uint32_t old = G_WAITING;
     while (!atomic_cas(&gp->status, &old, G_RUNNABLE)) {
         if (old != G_WAITING_SHRINK)
-            gort_throwf("sched_ready: goroutine %lld is not waiting (status %u)",
-                        (long long)gp->goid, old);
+            throwf("sched_ready: goroutine %lld is not waiting (status %u)", (long long)gp->goid,
+                   old);
         cpu_relax();
         old = G_WAITING;
     }
@@ -196,7 +196,7 @@ static void ready_status(g *gp) {
  * WAITING -> RUNNABLE is contended: sched_ready uses casgstatus). A plain
  * release store: a locked CAS here cost ~10 ns per switch. */
 static inline void setgstatus(g *gp, uint32_t from, uint32_t to) {
-    gort_assert(atomic_load_relaxed(&gp->status) == from);
+    assert_internal(atomic_load_relaxed(&gp->status) == from);
     (void)from;
     atomic_store_rel(&gp->status, to);
 }
@@ -282,7 +282,7 @@ static g *globrunqget(p *pp, int32_t max) {
 static bool runqputslow(p *pp, g *gp, uint32_t h, uint32_t t) {
     g *batch[RUNQ_SIZE / 2 + 1];
     uint32_t n = (t - h) / 2;
-    if (n != RUNQ_SIZE / 2) gort_throw("runqputslow: queue is not full");
+    if (n != RUNQ_SIZE / 2) throw("runqputslow: queue is not full");
     for (uint32_t i = 0; i < n; i++) batch[i] = atomic_load_relaxed(&pp->runq[(h + i) % RUNQ_SIZE]);
     if (!atomic_cas(&pp->runqhead, &h, h + n)) return false;
     batch[n] = gp;
@@ -393,7 +393,7 @@ static g *runqsteal(p *pp, p *p2, bool steal_runnext) {
     g *gp = atomic_load_relaxed(&pp->runq[(t + n) % RUNQ_SIZE]);
     if (n == 0) return gp;
     uint32_t h = atomic_load_acq(&pp->runqhead);
-    if (t - h + n >= RUNQ_SIZE) gort_throw("runqsteal: runq overflow");
+    if (t - h + n >= RUNQ_SIZE) throw("runqsteal: runq overflow");
     atomic_store_rel(&pp->runqtail, t + n);
     return gp;
 }
@@ -521,7 +521,7 @@ static void checkdead(void);
 static void retire_p(p *pp);
 
 static void pidleput(p *pp) {
-    if (!runqempty_all(pp)) gort_throw("pidleput: P has non-empty run queue");
+    if (!runqempty_all(pp)) throw("pidleput: P has non-empty run queue");
     if (pp->id >= sched.gomaxprocs) {
         retire_p(pp);
         return;
@@ -578,7 +578,7 @@ static bool mremove(m *mp) {
 /* On mp's own thread: tls_mcache follows the P. */
 static void acquirep(m *mp, p *pp) {
     if (mp->p || pp->m || atomic_load_relaxed(&pp->status) != P_IDLE)
-        gort_throw("acquirep: invalid p state");
+        throw("acquirep: invalid p state");
     mp->p = pp;
     atomic_store_rel(&pp->m, mp);
     atomic_store_rel(&pp->status, P_RUNNING);
@@ -590,7 +590,7 @@ static void acquirep(m *mp, p *pp) {
 static p *releasep(m *mp) {
     p *pp = mp->p;
     if (!pp || pp->m != mp || atomic_load_relaxed(&pp->status) != P_RUNNING)
-        gort_throw("releasep: invalid p state");
+        throw("releasep: invalid p state");
     tls_mcache = mp->saved_mcache;
     atomic_store_rel(&pp->m, NULL);
     mp->p = NULL;
@@ -608,7 +608,7 @@ static m *allocm(void) {
     m *mp = fixalloc_alloc(&m_pool);
     g *g0 = mp ? fixalloc_alloc(&g_pool) : NULL;
     unlock(&alloc_lock);
-    if (!mp || !g0) gort_throw("out of memory allocating an M");
+    if (!mp || !g0) throw("out of memory allocating an M");
     g0->is_g0 = true;
     g0->status = G_RUNNING;
     mp->g0 = g0;
@@ -629,7 +629,7 @@ static void newm(p *pp, bool spinning) {
     mp->nextp = pp;
     mp->spinning = spinning;
     int rc = os_thread_start(mstart, mp, 0, "gort-m");
-    if (rc < 0) gort_throwf("newosproc: cannot create thread (errno %d)", -rc);
+    if (rc < 0) throwf("newosproc: cannot create thread (errno %d)", -rc);
 }
 
 static void park_forever(m *mp) {
@@ -639,8 +639,8 @@ static void park_forever(m *mp) {
 
 /* Stops the M until new work is given to it (Go's stopm). On g0, no P. */
 static void stopm(m *mp) {
-    if (mp->p) gort_throw("stopm holding p");
-    if (mp->spinning) gort_throw("stopm spinning");
+    if (mp->p) throw("stopm holding p");
+    if (mp->spinning) throw("stopm spinning");
     lock(&sched.lock);
     if (mp == m0 && atomic_load_acq(&sched.exiting)) {
         /* main_entry sets exiting, then looks for m0 on midle under the lock */
@@ -653,7 +653,7 @@ static void stopm(m *mp) {
     note_clear(&mp->park);
     if (!mp->nextp) {
         if (atomic_load_acq(&sched.exiting)) return; /* m0: gort_main returns */
-        gort_throw("stopm: woken without a p");
+        throw("stopm: woken without a p");
     }
     acquirep(mp, mp->nextp);
     mp->nextp = NULL;
@@ -668,7 +668,7 @@ static void startm(p *pp, bool spinning) {
         if (!pp) {
             unlock(&sched.lock);
             if (spinning && (int32_t)atomic_xadd(&sched.nmspinning, (uint32_t)-1) <= 0)
-                gort_throw("startm: negative nmspinning");
+                throw("startm: negative nmspinning");
             return;
         }
     }
@@ -678,8 +678,8 @@ static void startm(p *pp, bool spinning) {
         newm(pp, spinning);
         return;
     }
-    if (nmp->spinning) gort_throw("startm: m is spinning");
-    if (nmp->nextp) gort_throw("startm: m has p");
+    if (nmp->spinning) throw("startm: m is spinning");
+    if (nmp->nextp) throw("startm: m has p");
     nmp->spinning = spinning;
     nmp->nextp = pp;
     note_wakeup(&nmp->park);
@@ -725,7 +725,7 @@ static void handoffp(p *pp) {
 static void resetspinning(m *mp) {
     mp->spinning = false;
     if ((int32_t)atomic_xadd(&sched.nmspinning, (uint32_t)-1) <= 0)
-        gort_throw("resetspinning: negative nmspinning");
+        throw("resetspinning: negative nmspinning");
     /* We found work and stop spinning: someone else may need to spin. */
     wakep();
 }
@@ -747,7 +747,7 @@ static void stoplockedm(m *mp) {
     note_clear(&mp->park);
     if (!mp->nextp) {
         if (atomic_load_acq(&sched.exiting)) return;
-        gort_throw("stoplockedm: woken without a p");
+        throw("stoplockedm: woken without a p");
     }
     acquirep(mp, mp->nextp);
     mp->nextp = NULL;
@@ -756,8 +756,8 @@ static void stoplockedm(m *mp) {
 /* gp is locked to another M: hand it our P and stop. */
 static void startlockedm(m *mp, g *gp) {
     m *lm = gp->lockedm;
-    if (lm == mp) gort_throw("startlockedm: locked to me");
-    if (lm->nextp) gort_throw("startlockedm: m has p");
+    if (lm == mp) throw("startlockedm: locked to me");
+    if (lm->nextp) throw("startlockedm: m has p");
     incidlelocked(-1);
     lm->nextp = releasep(mp);
     note_wakeup(&lm->park);
@@ -1077,7 +1077,7 @@ top:;
     if (mp->spinning) {
         mp->spinning = false;
         if ((int32_t)atomic_xadd(&sched.nmspinning, (uint32_t)-1) <= 0)
-            gort_throw("find_runnable: negative nmspinning");
+            throw("find_runnable: negative nmspinning");
         int32_t n = gomaxprocs();
         for (int32_t i = 0; i < n; i++) {
             if (!runqempty(allp[i]) || atomic_load_relaxed(&sched.runqsize) != 0) {
@@ -1273,7 +1273,7 @@ static void mstart(void *arg) {
     atomic_store_rel(&mp->thread_valid, true);
     pthread_sigmask(SIG_SETMASK, &user_sigmask, NULL);
     stw_thread_init();
-    if (stack_thread_init() < 0) gort_throw("cannot set up the signal stack of a new M");
+    if (stack_thread_init() < 0) throw("cannot set up the signal stack of a new M");
     acquirep(mp, mp->nextp);
     mp->nextp = NULL;
     schedule(mp);
@@ -1351,11 +1351,11 @@ static void goexit1(m *mp, g *gp) {
     mp->pend = PEND_EXIT;
     mp->pend_g = gp;
     switch_out(mp, gp, true);
-    gort_throw("goexit: dead goroutine resumed");
+    throw("goexit: dead goroutine resumed");
 }
 
 static void return_trap(void) {
-    gort_throw("goroutine entry returned");
+    throw("goroutine entry returned");
 }
 
 /* Creates a goroutine running fn(arg) and queues it on pp (Go's newproc1). */
@@ -1457,7 +1457,7 @@ __attribute__((aligned(64))) void gort_yield(void) {
 
 void gort_exit(void) {
     m *mp = tls_m;
-    if (!mp || !mp->curg) gort_throw("gort_exit called outside a goroutine");
+    if (!mp || !mp->curg) throw("gort_exit called outside a goroutine");
     goexit1(mp, mp->curg);
 }
 
@@ -1485,7 +1485,7 @@ void gort_preempt_check(void) {
 void sched_park(bool (*unlockf)(g *, void *), void *lk, int reason) {
     m *mp = tls_m;
     g *gp = mp ? mp->curg : NULL;
-    if (!gp) gort_throw("sched_park: not on a goroutine");
+    if (!gp) throw("sched_park: not on a goroutine");
     gp->waitreason = (uint8_t)reason;
     mp->pend = PEND_PARK;
     mp->pend_g = gp;
@@ -1607,9 +1607,9 @@ static void checkdead(void) {
     int32_t run = (int32_t)(sched.mnext - sched.nmidle - sched.nmidlelocked - sched.nmsys);
     if (run > 0) return;
     if (run < 0) {
-        gort_print("runtime: checkdead: nmidle=%d nmidlelocked=%d mcount=%lld nmsys=%d\n",
-                   sched.nmidle, sched.nmidlelocked, (long long)sched.mnext, sched.nmsys);
-        gort_throw("checkdead: inconsistent counts");
+        print("runtime: checkdead: nmidle=%d nmidlelocked=%d mcount=%lld nmsys=%d\n", sched.nmidle,
+              sched.nmidlelocked, (long long)sched.mnext, sched.nmsys);
+        throw("checkdead: inconsistent counts");
     }
     if (atomic_load_relaxed(&sched.external_waiters) > 0) return;
     /* sysmon is moving runnable Gs to the global queue; it starts Ms for
@@ -1617,8 +1617,7 @@ static void checkdead(void) {
      * checks again. */
     if (atomic_load_acq(&sched.sysmon_holding) > 0) return;
     if (atomic_load_relaxed(&sched.ngoroutines) == 0) {
-        if (sched.main_goexited)
-            gort_throw("no goroutines (main called runtime.Goexit) - deadlock!");
+        if (sched.main_goexited) throw("no goroutines (main called runtime.Goexit) - deadlock!");
         return;
     }
     /* Something runnable with every M idle cannot happen: stay quiet rather
@@ -1627,7 +1626,7 @@ static void checkdead(void) {
     for (int32_t i = 0; i < sched.nallp; i++)
         if (allp[i] && !runqempty_all(allp[i])) return;
     if (timers_next_when() != 0) return;
-    gort_throw("all goroutines are asleep - deadlock!");
+    throw("all goroutines are asleep - deadlock!");
 }
 
 /* ---- gomaxprocs -------------------------------------------------------------------------------
@@ -1635,12 +1634,12 @@ static void checkdead(void) {
 
 static p *newp(int32_t id) {
     p *pp = persistent_alloc(sizeof(p), 64, &sched_sys);
-    if (!pp) gort_throw("out of memory allocating a P");
+    if (!pp) throw("out of memory allocating a P");
     pp->id = id;
     pp->status = P_DEAD;
     pp->timers_lock = (lock_t)LOCK_INIT;
     pp->mcache = mcache_new();
-    if (!pp->mcache) gort_throw("out of memory allocating an mcache");
+    if (!pp->mcache) throw("out of memory allocating an mcache");
     return pp;
 }
 
@@ -1674,7 +1673,7 @@ static void procresize(int32_t n) {
 
 static int default_procs(void) {
     env_init();
-    int n = gort_opts.gomaxprocs > 0 ? gort_opts.gomaxprocs : os_ncpu();
+    int n = opts.gomaxprocs > 0 ? opts.gomaxprocs : os_ncpu();
     if (n < 1) n = 1;
     if (n > MAX_GOMAXPROCS) n = MAX_GOMAXPROCS;
     return n;
@@ -1797,17 +1796,17 @@ static void retake(int64_t now) {
 
 static void schedtrace(int64_t now) {
     char buf[4096];
-    size_t len = gort_snprint(buf, sizeof buf,
-                              "SCHED %lldms: gomaxprocs=%d idleprocs=%u threads=%lld "
-                              "spinningthreads=%u idlethreads=%d runqueue=%d [",
-                              (long long)((now - sched.starttime) / 1000000), gomaxprocs(),
-                              atomic_load_relaxed(&sched.npidle), (long long)sched.mnext,
-                              atomic_load_relaxed(&sched.nmspinning), sched.nmidle,
-                              atomic_load_relaxed(&sched.runqsize));
+    size_t len = snprint(buf, sizeof buf,
+                         "SCHED %lldms: gomaxprocs=%d idleprocs=%u threads=%lld "
+                         "spinningthreads=%u idlethreads=%d runqueue=%d [",
+                         (long long)((now - sched.starttime) / 1000000), gomaxprocs(),
+                         atomic_load_relaxed(&sched.npidle), (long long)sched.mnext,
+                         atomic_load_relaxed(&sched.nmspinning), sched.nmidle,
+                         atomic_load_relaxed(&sched.runqsize));
     int32_t n = gomaxprocs();
     for (int32_t i = 0; i < n && len + 16 < sizeof buf; i++)
-        len += gort_snprint(buf + len, sizeof buf - len, i ? " %u" : "%u", runqlen(allp[i]));
-    gort_print("%s]\n", buf);
+        len += snprint(buf + len, sizeof buf - len, i ? " %u" : "%u", runqlen(allp[i]));
+    print("%s]\n", buf);
 }
 
 /* Stack shrinking for goroutines parked a long time (DESIGN.md section 4: our
@@ -1886,7 +1885,7 @@ static void sysmon(void *arg) {
             lastshrink = now;
             shrink_parked_stacks();
         }
-        int ms = gort_opts.debug.schedtrace;
+        int ms = opts.debug.schedtrace;
         if (ms > 0 && lasttrace + (int64_t)ms * 1000000 <= now) {
             lasttrace = now;
             schedtrace(now);
@@ -1952,20 +1951,20 @@ static void print_pc(uintptr_t pc) {
     memset(&info, 0, sizeof info);
     uintptr_t at = pc - 1; /* inside the call instruction: the caller's line */
     if (dladdr((void *)at, &info) && info.dli_sname) {
-        gort_print("%s(...)\n\t%s +0x%zx\n", info.dli_sname, info.dli_fname ? info.dli_fname : "?",
-                   (size_t)(pc - (uintptr_t)info.dli_saddr));
+        print("%s(...)\n\t%s +0x%zx\n", info.dli_sname, info.dli_fname ? info.dli_fname : "?",
+              (size_t)(pc - (uintptr_t)info.dli_saddr));
         return;
     }
     uintptr_t start;
     const char *name =
         info.dli_fname ? symtab_name(info.dli_fname, (uintptr_t)info.dli_fbase, at, &start) : NULL;
     if (name)
-        gort_print("%s(...)\n\t%s +0x%zx\n", name, info.dli_fname, (size_t)(pc - start));
+        print("%s(...)\n\t%s +0x%zx\n", name, info.dli_fname, (size_t)(pc - start));
     else if (info.dli_fname)
-        gort_print("?()\n\t%s pc=%p +0x%zx\n", info.dli_fname, (void *)pc,
-                   (size_t)(pc - (uintptr_t)info.dli_fbase));
+        print("?()\n\t%s pc=%p +0x%zx\n", info.dli_fname, (void *)pc,
+              (size_t)(pc - (uintptr_t)info.dli_fbase));
     else
-        gort_print("?()\n\tpc=%p\n", (void *)pc);
+        print("?()\n\tpc=%p\n", (void *)pc);
 }
 
 /* Frame-pointer walk from the record fr, inside [lo, hi) when hi != 0. */
@@ -2010,15 +2009,15 @@ static void dump_goroutines(void) {
     for (g *gp = atomic_load_acq(&allgs); gp; gp = gp->alllink) {
         uint32_t s = atomic_load_relaxed(&gp->status);
         if (s == G_DEAD || s == G_IDLE) continue;
-        gort_print("\ngoroutine %lld [%s%s]:\n", (long long)gp->goid, status_string(gp),
-                   gp->lockedm ? ", locked to thread" : "");
+        print("\ngoroutine %lld [%s%s]:\n", (long long)gp->goid, status_string(gp),
+              gp->lockedm ? ", locked to thread" : "");
         if (gp == fault_g && fault_fp) {
             print_pc(fault_pc);
             traceback((uintptr_t *)fault_fp, gp->stack.lo, gp->stack.hi);
         } else if (gp == cur) {
             traceback(__builtin_frame_address(0), 0, 0);
         } else if (s == G_RUNNING || s == G_SYSCALL) {
-            gort_print("\tgoroutine running on other thread; stack unavailable\n");
+            print("\tgoroutine running on other thread; stack unavailable\n");
         } else {
             traceback(arch_ctx_frame(&gp->ctx), gp->stack.lo, gp->stack.hi);
         }
@@ -2045,11 +2044,11 @@ static void on_stack_overflow(uintptr_t addr) {
     }
     fault_g = gp;
     if (gp)
-        gort_print("runtime: goroutine stack exceeds %llu-byte limit\n"
-                   "runtime: sp=%p stack=[%p, %p] fault at %p in goroutine %lld\n",
-                   (unsigned long long)(gp->stack.hi - gp->stack.lo), (void *)f.sp,
-                   (void *)gp->stack.lo, (void *)gp->stack.hi, (void *)addr, (long long)gp->goid);
-    gort_throw("stack overflow");
+        print("runtime: goroutine stack exceeds %llu-byte limit\n"
+              "runtime: sp=%p stack=[%p, %p] fault at %p in goroutine %lld\n",
+              (unsigned long long)(gp->stack.hi - gp->stack.lo), (void *)f.sp, (void *)gp->stack.lo,
+              (void *)gp->stack.hi, (void *)addr, (long long)gp->goid);
+    throw("stack overflow");
 }
 
 static struct {
@@ -2081,14 +2080,14 @@ static void main_entry(void *arg) {
     mp->pend_g = gp;
     mp->curg = NULL;
     gswitch(mp, gp, mp->g0, false);
-    gort_throw("main goroutine resumed after exit");
+    throw("main goroutine resumed after exit");
 }
 
 int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
-    if (started) gort_throw("gort_main called twice");
+    if (started) throw("gort_main called twice");
     env_init();
     int rc = stack_init(on_stack_overflow);
-    if (rc < 0) gort_throw("cannot initialize goroutine stacks");
+    if (rc < 0) throw("cannot initialize goroutine stacks");
     fixalloc_init(&g_pool, sizeof(g), &sched_sys);
     fixalloc_init(&m_pool, sizeof(m), &sched_sys);
     arch_ctx_return_trap = return_trap;
@@ -2097,7 +2096,7 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
     sched.starttime = nanotime();
 
     int n = pending_gomaxprocs > 0 ? pending_gomaxprocs : default_procs();
-    if (stw_init() < 0) gort_throw("cannot install the stop-the-world signal");
+    if (stw_init() < 0) throw("cannot install the stop-the-world signal");
     pthread_atfork(stack_atfork_prepare, stack_atfork_parent, stack_atfork_child);
     m0 = allocm();
     m0->tid = os_gettid();
@@ -2105,7 +2104,7 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
     atomic_store_rel(&m0->thread_valid, true);
     tls_m = m0;
     stw_thread_init();
-    if (stack_thread_init() < 0) gort_throw("cannot set up the signal stack of the main thread");
+    if (stack_thread_init() < 0) throw("cannot set up the signal stack of the main thread");
     lock(&sched.lock);
     procresize(n);
     p *pp = pidleget(); /* P 0: procresize pushes the highest id first */
@@ -2117,17 +2116,17 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
     main_args.argv = argv;
     int err = 0;
     g *mg = newproc1(pp, main_entry, NULL, 0, &err);
-    if (!mg) gort_throw("cannot create the main goroutine");
+    if (!mg) throw("cannot create the main goroutine");
     mg->is_main = true;
     runqput(pp, mg, true);
-    gort_dump_hook = dump_goroutines;
+    dump_hook = dump_goroutines;
 
     lock(&sched.lock);
     sched.nmsys++;
     sched.mnext++; /* sysmon counts as a thread, not as a running M */
     unlock(&sched.lock);
     atomic_store_rel(&started, true);
-    if (os_thread_start(sysmon, NULL, 0, "gort-sysmon") < 0) gort_throw("cannot start sysmon");
+    if (os_thread_start(sysmon, NULL, 0, "gort-sysmon") < 0) throw("cannot start sysmon");
 
     schedule(m0);
     return sched.main_result;

@@ -36,6 +36,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define allp                       gort__allp
+#define check_timers               gort__check_timers
+#define sched                      gort__sched
+#define sched_allm                 gort__sched_allm
+#define sched_external_waiters_add gort__sched_external_waiters_add
+#define sched_getg                 gort__sched_getg
+#define sched_park                 gort__sched_park
+#define sched_ready                gort__sched_ready
+#define sched_shrink_period_ns     gort__sched_shrink_period_ns
+#define sched_test_sysmon_hook     gort__sched_test_sysmon_hook
+#define sched_timer_armed          gort__sched_timer_armed
+#define sched_timer_kick           gort__sched_timer_kick
+#define timer_add                  gort__timer_add
+#define timer_del                  gort__timer_del
+#define timer_mod                  gort__timer_mod
+#define timers_move                gort__timers_move
+#define timers_next_when           gort__timers_next_when
+#define tls_m                      gort__tls_m
+#define wait_reason_strings        gort__wait_reason_strings
+
 struct mcache;
 struct g;
 struct m;

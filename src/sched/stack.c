@@ -271,15 +271,15 @@ static int guard_mode(void) {
         else if (strcmp(v, "none") == 0)
             want = MODE_NONE;
         else if (strcmp(v, "auto") != 0)
-            gort_print("gort: invalid GORT_STACKGUARD=\"%s\" (want auto, madvise, mprotect or "
-                       "none); using the default\n",
-                       v);
+            print("gort: invalid GORT_STACKGUARD=\"%s\" (want auto, madvise, mprotect or "
+                  "none); using the default\n",
+                  v);
     }
     if (want == MODE_MPROTECT || want == MODE_NONE) return want;
     if (probe_guard_install()) return MODE_MADVISE;
     if (want == MODE_MADVISE)
-        gort_print("gort: GORT_STACKGUARD=madvise: the kernel lacks MADV_GUARD_INSTALL "
-                   "(Linux 6.13+); using mprotect guards\n");
+        print("gort: GORT_STACKGUARD=madvise: the kernel lacks MADV_GUARD_INSTALL "
+              "(Linux 6.13+); using mprotect guards\n");
     return MODE_MPROTECT;
 }
 
@@ -320,7 +320,7 @@ static int pool_init(void) {
         atomic_store_rel(&init_state, 0);
         return -ENOMEM;
     }
-    pool.default_size = (uintptr_t)gort_opts.stacksize;
+    pool.default_size = (uintptr_t)opts.stacksize;
     pool.mode = guard_mode();
     pool.budget = map_budget();
     atomic_store_rel(&table, (struct region **)t);
@@ -399,12 +399,12 @@ static void avail_remove(struct sclass *c, struct region *r) {
 static void warn_unguarded(void) {
     if (pool.warned) return;
     pool.warned = true;
-    gort_print("gort: warning: %lld goroutine stacks have mprotect guard pages, as many as "
-               "vm.max_map_count allows (each takes two memory mappings); further stacks are "
-               "unguarded, their overflow is caught only by the canary check. Raise "
-               "vm.max_map_count (sysctl -w vm.max_map_count=...), or use Linux 6.13+ "
-               "(MADV_GUARD_INSTALL guards take no mapping).\n",
-               (long long)pool.nmprotect);
+    print("gort: warning: %lld goroutine stacks have mprotect guard pages, as many as "
+          "vm.max_map_count allows (each takes two memory mappings); further stacks are "
+          "unguarded, their overflow is caught only by the canary check. Raise "
+          "vm.max_map_count (sysctl -w vm.max_map_count=...), or use Linux 6.13+ "
+          "(MADV_GUARD_INSTALL guards take no mapping).\n",
+          (long long)pool.nmprotect);
 }
 
 /* Installs slot i's guard as the mode and the budget allow. Under pool.lock. */
@@ -548,7 +548,7 @@ static void global_put(gstack *v, int n) {
     for (int j = 0; j < n; j++) {
         struct region *r;
         uint32_t i;
-        if (!slot_of_stack(&v[j], &r, &i)) gort_throw("stack: corrupt stack cache");
+        if (!slot_of_stack(&v[j], &r, &i)) throw("stack: corrupt stack cache");
         if (j < nw) {
             struct sclass *c = &pool.cls[r->cls];
             r->link[i] = c->warm;
@@ -606,8 +606,7 @@ int stack_alloc(stack_cache *c, gstack *st, size_t size) {
     if (e < 0) return e;
     fill(st, r, i);
 found:
-    if (!slot_of_stack(st, &r, &i) || r->state[i] == SLOT_USED)
-        gort_throw("stack: corrupt stack cache");
+    if (!slot_of_stack(st, &r, &i) || r->state[i] == SLOT_USED) throw("stack: corrupt stack cache");
     atomic_store_relaxed(&r->link[i], 0); /* no owner yet */
     atomic_store_relaxed(&r->state[i], SLOT_USED);
     st->flags &= STACK_GUARD_MASK;
@@ -621,11 +620,11 @@ void stack_free(stack_cache *c, gstack *st) {
     struct region *r;
     uint32_t i;
     if (!slot_of_stack(st, &r, &i) || r->state[i] != SLOT_USED)
-        gort_throw("stack_free: not an allocated stack (freed twice?)");
+        throw("stack_free: not an allocated stack (freed twice?)");
     /* The last chance to catch an overflow of an unguarded stack: the slot
      * must not be handed on with its canary written. */
     if (!stack_check_canary(st))
-        gort_throw("stack overflow (found at stack_free: the canary below the stack was written)");
+        throw("stack overflow (found at stack_free: the canary below the stack was written)");
     atomic_store_relaxed(&r->state[i], SLOT_CACHED);
     sanitize_release(st);
     gstack s = *st;
@@ -671,7 +670,7 @@ void stack_scavenge(void) {
         for (int j = 0; j < n; j++) {
             struct region *r;
             uint32_t i;
-            if (!slot_of_stack(&v[j], &r, &i)) gort_throw("stack: corrupt stack cache");
+            if (!slot_of_stack(&v[j], &r, &i)) throw("stack: corrupt stack cache");
             cold_put(r, i);
         }
         unlock(&pool.lock);
@@ -739,7 +738,7 @@ void stack_set_owner(const gstack *st, void *owner) {
     struct region *r;
     uint32_t i;
     if (!slot_of_stack(st, &r, &i) || r->state[i] != SLOT_USED)
-        gort_throw("stack_set_owner: not an allocated stack");
+        throw("stack_set_owner: not an allocated stack");
     atomic_store_relaxed(&r->link[i], (uintptr_t)owner);
 }
 
@@ -760,12 +759,12 @@ bool stack_fault_info(struct stack_fault *out) {
 static void default_overflow(uintptr_t addr) {
     struct stack_fault f;
     if (stack_fault_info(&f)) {
-        gort_print("runtime: goroutine stack exceeds %zu-byte limit\n"
-                   "runtime: sp=%p stack=[%p, %p] fault addr=%p pc=%p\n",
-                   (size_t)f.stack.size, (void *)f.sp, (void *)f.stack.lo, (void *)f.stack.hi,
-                   (void *)addr, (void *)f.pc);
+        print("runtime: goroutine stack exceeds %zu-byte limit\n"
+              "runtime: sp=%p stack=[%p, %p] fault addr=%p pc=%p\n",
+              (size_t)f.stack.size, (void *)f.sp, (void *)f.stack.lo, (void *)f.stack.hi,
+              (void *)addr, (void *)f.pc);
     }
-    gort_throw("stack overflow");
+    throw("stack overflow");
 }
 
 /* Hands a fault that is not ours to whoever had the signal before us, as
@@ -814,7 +813,7 @@ static void on_fault(int sig, siginfo_t *si, void *ucv) {
         tls.faulting = true;
         void (*hook)(uintptr_t) = atomic_load_acq(&pool.hook);
         if (hook) hook(a);
-        gort_throw("stack overflow"); /* the hook returned */
+        throw("stack overflow"); /* the hook returned */
     }
     forward(sig, si, ucv);
     errno = saved;

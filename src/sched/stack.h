@@ -72,6 +72,27 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define stack_alloc          gort__stack_alloc
+#define stack_atfork_child   gort__stack_atfork_child
+#define stack_atfork_parent  gort__stack_atfork_parent
+#define stack_atfork_prepare gort__stack_atfork_prepare
+#define stack_cache_flush    gort__stack_cache_flush
+#define stack_cache_trim     gort__stack_cache_trim
+#define stack_check_canary   gort__stack_check_canary
+#define stack_check_deep     gort__stack_check_deep
+#define stack_fault_info     gort__stack_fault_info
+#define stack_free           gort__stack_free
+#define stack_guard_owner    gort__stack_guard_owner
+#define stack_init           gort__stack_init
+#define stack_is_guard       gort__stack_is_guard
+#define stack_read_stats     gort__stack_read_stats
+#define stack_scavenge       gort__stack_scavenge
+#define stack_set_owner      gort__stack_set_owner
+#define stack_shrink         gort__stack_shrink
+#define stack_thread_exit    gort__stack_thread_exit
+#define stack_thread_init    gort__stack_thread_init
+
 typedef struct gstack {
     uintptr_t lo;   /* lowest usable byte (above the guard and canary); page-aligned */
     uintptr_t hi;   /* one past the highest usable byte; the stack grows down from here */
@@ -95,7 +116,7 @@ typedef struct stack_cache {
  * max_map_count, installs the fault handler. on_overflow(fault_addr) runs in
  * the signal handler on the faulting thread's alternate stack, with the
  * signal blocked; it must not return and may only do what a signal handler
- * may (gort_print, gort_throw). NULL installs a default that prints Go's
+ * may (print, throw). NULL installs a default that prints Go's
  * "runtime: goroutine stack exceeds N-byte limit" lines and throws "stack
  * overflow" (exit 2). A later call only replaces the hook. 0 or -errno. */
 int stack_init(void (*on_overflow)(uintptr_t fault_addr));

@@ -151,7 +151,7 @@ static void wait_stopped(m *mp, int64_t t0) {
         uint32_t seen = atomic_load_acq(&stw_acks);
         if (atomic_load_acq(&mp->suspended)) break;
         if (nanotime() - t0 > STW_TIMEOUT_NS)
-            gort_throwf("stop the world: M %lld did not stop within 10 s", (long long)mp->id);
+            throwf("stop the world: M %lld did not stop within 10 s", (long long)mp->id);
         futex_sleep(&stw_acks, seen, 1000 * 1000);
     }
 }
@@ -176,7 +176,7 @@ void stop_the_world(const char *reason) {
         mp->stw_signalled = true;
         int rc = pthread_kill(mp->thread, stw_signal);
         if (rc != 0)
-            gort_throwf("stop the world: cannot signal M %lld (error %d)", (long long)mp->id, rc);
+            throwf("stop the world: cannot signal M %lld (error %d)", (long long)mp->id, rc);
     }
     for (m *mp = sched_allm(); mp; mp = mp->alllink)
         if (mp->stw_signalled) wait_stopped(mp, t0);
@@ -227,7 +227,7 @@ bool sched_suspend_g(g *gp, suspend_ctx *out) {
         atomic_store_rel(&mp->suspend_req, 1);
         atomic_fence();
         int rc = pthread_kill(mp->thread, stw_signal);
-        if (rc != 0) gort_throwf("suspend: cannot signal M %lld (error %d)", (long long)mp->id, rc);
+        if (rc != 0) throwf("suspend: cannot signal M %lld (error %d)", (long long)mp->id, rc);
         wait_stopped(mp, t0);
         if (atomic_load_acq(&mp->curg) == gp && mp->suspend_valid) {
             *out = mp->suspend;
@@ -245,7 +245,7 @@ bool sched_suspend_g(g *gp, suspend_ctx *out) {
 
 void sched_resume_g(g *gp) {
     m *mp = gp->suspended_on;
-    if (!mp) gort_throw("sched_resume_g: goroutine not suspended");
+    if (!mp) throw("sched_resume_g: goroutine not suspended");
     gp->suspended_on = NULL;
     atomic_store_rel(&mp->suspend_req, 0);
     atomic_xadd(&wake_seq, 1);

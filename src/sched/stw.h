@@ -24,6 +24,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define sched_resume_g  gort__sched_resume_g
+#define sched_suspend_g gort__sched_suspend_g
+#define start_the_world gort__start_the_world
+#define stop_the_world  gort__stop_the_world
+#define stw_active_now  gort__stw_active_now
+#define stw_check       gort__stw_check
+#define stw_init        gort__stw_init
+#define stw_stats       gort__stw_stats
+#define stw_suspended   gort__stw_suspended
+#define stw_thread_init gort__stw_thread_init
+
 struct m;
 
 /* The x86_64 SysV red zone: a leaf function may keep live data up to this

@@ -74,7 +74,7 @@ static void heap_push(p *pp, timer *t) {
     if (pp->ntimers == pp->captimers) {
         int32_t cap = pp->captimers ? pp->captimers * 2 : 64;
         timer **a = gort_malloc((size_t)cap * sizeof *a);
-        if (!a) gort_throw("out of memory growing a timer heap");
+        if (!a) throw("out of memory growing a timer heap");
         if (pp->ntimers) memcpy(a, pp->timers, (size_t)pp->ntimers * sizeof *a);
         gort_free(pp->timers);
         pp->timers = a;
@@ -113,7 +113,7 @@ void timer_add(timer *t) {
     if (t->when <= 0) t->when = 1; /* 0 means "no timer" in timer0when */
     p *pp = current_p();
     lock(&pp->timers_lock);
-    if (t->pp) gort_throw("timer_add: timer already armed");
+    if (t->pp) throw("timer_add: timer already armed");
     heap_push(pp, t);
     bool first = pp->timers[0] == t;
     unlock(&pp->timers_lock);

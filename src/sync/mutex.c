@@ -148,14 +148,14 @@ static __attribute__((noinline)) void mutex_lock_slow(gort_mutex *m) {
         if (!(old & MUTEX_STARVING)) new |= MUTEX_LOCKED;
         if (old & (MUTEX_LOCKED | MUTEX_STARVING)) {
             if ((old >> MUTEX_WAITER_SHIFT) == MUTEX_WAITERS_MAX)
-                gort_throw("sync: too many goroutines waiting on one mutex");
+                throw("sync: too many goroutines waiting on one mutex");
             new += 1u << MUTEX_WAITER_SHIFT;
         }
         /* Switch to starvation mode, only if it is still locked (else unlock
          * would expect waiters that may not exist). */
         if (starving && (old & MUTEX_LOCKED)) new |= MUTEX_STARVING;
         if (awoke) {
-            if (!(new &MUTEX_WOKEN)) gort_throw("sync: inconsistent mutex state");
+            if (!(new &MUTEX_WOKEN)) throw("sync: inconsistent mutex state");
             new &= ~MUTEX_WOKEN;
         }
         if (cas_state(m, &old, new)) {
@@ -170,7 +170,7 @@ static __attribute__((noinline)) void mutex_lock_slow(gort_mutex *m) {
                 /* Handed to us: the state says unlocked, with us counted as a
                  * waiter. Fix both. */
                 if ((old & (MUTEX_LOCKED | MUTEX_WOKEN)) || (old >> MUTEX_WAITER_SHIFT) == 0)
-                    gort_throw("sync: inconsistent mutex state");
+                    throw("sync: inconsistent mutex state");
                 uint32_t delta = MUTEX_LOCKED - (1u << MUTEX_WAITER_SHIFT);
                 if (!starving || (old >> MUTEX_WAITER_SHIFT) == 1) delta -= MUTEX_STARVING;
                 __atomic_fetch_add(&m->state, delta, __ATOMIC_ACQ_REL);
@@ -207,7 +207,7 @@ bool gort_mutex_trylock(gort_mutex *m) {
 }
 
 static __attribute__((noinline)) void mutex_unlock_slow(gort_mutex *m, uint32_t new) {
-    if (!((new + MUTEX_LOCKED) & MUTEX_LOCKED)) gort_throw("sync: unlock of unlocked mutex");
+    if (!((new + MUTEX_LOCKED) & MUTEX_LOCKED)) throw("sync: unlock of unlocked mutex");
     if (new &MUTEX_STARVING) {
         /* Hand it to the front waiter, which runs at once: it sets locked.
          * Newcomers see starving and queue. */

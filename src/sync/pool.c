@@ -79,7 +79,7 @@ static pool_arrays *arrays_for(gort_pool *pool, int32_t pid) {
     if (n <= pid) n = pid + 1;
     if (n < 1) n = 1;
     pool_arrays *na = gort_calloc(1, sizeof(pool_arrays) + 2 * (size_t)n * sizeof(pool_local));
-    if (!na) gort_throw("sync: out of memory for a Pool");
+    if (!na) throw("sync: out of memory for a Pool");
     na->n = (uint32_t)n;
     na->local = &na->slots[0];
     na->victim = &na->slots[n];
@@ -128,7 +128,7 @@ static void shared_push(pool_local *l, void *x) {
         unlock(&l->lock);
         if (fresh) gort_free(fresh);
         fresh = gort_malloc(want * sizeof(void *));
-        if (!fresh) gort_throw("sync: out of memory for a Pool");
+        if (!fresh) throw("sync: out of memory for a Pool");
         fresh_cap = want;
     }
 }

@@ -22,8 +22,7 @@ void gort_rwmutex_rlock(gort_rwmutex *rw) {
 void gort_rwmutex_runlock(gort_rwmutex *rw) {
     int32_t r = __atomic_sub_fetch(&rw->reader_count, 1, __ATOMIC_ACQ_REL);
     if (r >= 0) return;
-    if (r + 1 == 0 || r + 1 == -RWMUTEX_MAX_READERS)
-        gort_throw("sync: RUnlock of unlocked RWMutex");
+    if (r + 1 == 0 || r + 1 == -RWMUTEX_MAX_READERS) throw("sync: RUnlock of unlocked RWMutex");
     /* A writer is pending: the last reader it waits for wakes it. */
     if (__atomic_sub_fetch(&rw->reader_wait, 1, __ATOMIC_ACQ_REL) == 0)
         sync_semrelease(&rw->writer_sem, false);
@@ -38,7 +37,7 @@ void gort_rwmutex_lock(gort_rwmutex *rw) {
 
 void gort_rwmutex_unlock(gort_rwmutex *rw) {
     int32_t r = __atomic_add_fetch(&rw->reader_count, RWMUTEX_MAX_READERS, __ATOMIC_ACQ_REL);
-    if (r >= RWMUTEX_MAX_READERS) gort_throw("sync: Unlock of unlocked RWMutex");
+    if (r >= RWMUTEX_MAX_READERS) throw("sync: Unlock of unlocked RWMutex");
     for (int32_t i = 0; i < r; i++) sync_semrelease(&rw->reader_sem, false);
     gort_mutex_unlock(&rw->w);
 }

@@ -16,6 +16,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define sync_can_spin               gort__sync_can_spin
+#define sync_mutex_confirms         gort__sync_mutex_confirms
+#define sync_mutex_rseq             gort__sync_mutex_rseq
+#define sync_mutex_test_hook        gort__sync_mutex_test_hook
+#define sync_notify_list_add        gort__sync_notify_list_add
+#define sync_notify_list_notify_all gort__sync_notify_list_notify_all
+#define sync_notify_list_notify_one gort__sync_notify_list_notify_one
+#define sync_notify_list_wait       gort__sync_notify_list_wait
+#define sync_pool_gc_rotate         gort__sync_pool_gc_rotate
+#define sync_semacquire             gort__sync_semacquire
+#define sync_semrelease             gort__sync_semrelease
+
 /* Go's semacquire1: waits until *addr > 0, then decrements it. lifo queues
  * the caller at the head of the address's queue (a mutex waiter that has
  * already waited once). reason: the wait reason shown in the dump. */

@@ -15,13 +15,13 @@ void gort_waitgroup_add(gort_waitgroup *wg, int delta) {
         __atomic_add_fetch(&wg->state, (uint64_t)(int64_t)delta << 32, __ATOMIC_ACQ_REL);
     int32_t v = (int32_t)(state >> 32);
     uint32_t w = (uint32_t)state;
-    if (v < 0) gort_panic("sync: negative WaitGroup counter");
+    if (v < 0) gopanic("sync: negative WaitGroup counter");
     if (w != 0 && delta > 0 && v == delta)
-        gort_panic("sync: WaitGroup misuse: Add called concurrently with Wait");
+        gopanic("sync: WaitGroup misuse: Add called concurrently with Wait");
     if (v > 0 || w == 0) return;
     /* Counter 0 with waiters: wake them all. */
     if (__atomic_load_n(&wg->state, __ATOMIC_ACQUIRE) != state)
-        gort_panic("sync: WaitGroup misuse: Add called concurrently with Wait");
+        gopanic("sync: WaitGroup misuse: Add called concurrently with Wait");
     __atomic_store_n(&wg->state, 0, __ATOMIC_RELEASE);
     for (; w != 0; w--) sync_semrelease(&wg->sema, false);
 }
@@ -38,7 +38,7 @@ void gort_waitgroup_wait(gort_waitgroup *wg) {
                                         __ATOMIC_ACQUIRE)) {
             sync_semacquire(&wg->sema, false, WAIT_REASON_SEMACQUIRE);
             if (__atomic_load_n(&wg->state, __ATOMIC_ACQUIRE) != 0)
-                gort_panic("sync: WaitGroup is reused before previous Wait has returned");
+                gopanic("sync: WaitGroup is reused before previous Wait has returned");
             return;
         }
     }
