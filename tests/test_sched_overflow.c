@@ -87,8 +87,32 @@ static void test_overflow_dies_mprotect_guard(void) {
     expect_death(die_by_overflow_mprotect, 2, "fatal error: stack overflow");
 }
 
-int main(void) {
+/* The dump names the main program's static functions from /proc/self/exe,
+ * not argv[0]: here argv[0] is a bare name (as after a PATH lookup) and the
+ * working directory is "/", so argv[0] names no file. */
+static void die_after_chdir(void) {
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) _exit(3);
+    self[n] = 0;
+    char *argv[] = {"test_sched_overflow", "overflow-after-chdir", NULL};
+    execv(self, argv);
+    _exit(3);
+}
+
+static void test_overflow_names_after_chdir(void) {
+    const char *out = expect_death(die_after_chdir, 2, "fatal error: stack overflow");
+    CHECK(strstr(out, "runaway(") != NULL);
+}
+
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "overflow-after-chdir") == 0) {
+        if (chdir("/") != 0) return 3;
+        die_by_overflow();
+        return 3;
+    }
     RUN(test_deep_recursion_fits);
+    RUN(test_overflow_names_after_chdir);
     RUN(test_overflow_dies);
     RUN(test_overflow_dies_mprotect_guard);
     return 0;

@@ -92,16 +92,6 @@ void waitq_remove(waitq *q, sudog *sg) {
 
 /* ---- helpers ---------------------------------------------------------------- */
 
-uint32_t chan_fastrand(void) {
-    static __thread uint64_t seed; /* threads without an M */
-    m *mp = tls_m;
-    uint64_t *s = mp ? &mp->fastrand : &seed;
-    if (!*s) *s = (uint64_t)(uintptr_t)s ^ 0x9e3779b97f4a7c15ULL;
-    *s += 0xa0761d6478bd642fULL;
-    __uint128_t r = (__uint128_t)*s * (*s ^ 0xe7037ed1a0b428dbULL);
-    return (uint32_t)((uint64_t)(r >> 64) ^ (uint64_t)r);
-}
-
 void chan_block_forever(int reason) {
     if (!sched_getg()) throw("channel operation blocks forever outside a goroutine");
     for (;;) sched_park(NULL, NULL, reason); /* nobody readies it */

@@ -35,22 +35,11 @@
 #define chan_block_forever    gort__chan_block_forever
 #define chan_buf_put          gort__chan_buf_put
 #define chan_buf_take         gort__chan_buf_take
-#define chan_fastrand         gort__chan_fastrand
 #define chan_recv_from_waiter gort__chan_recv_from_waiter
 #define chan_send_to_waiter   gort__chan_send_to_waiter
 #define waitq_dequeue         gort__waitq_dequeue
 #define waitq_enqueue         gort__waitq_enqueue
 #define waitq_remove          gort__waitq_remove
-
-typedef struct sudog {
-    g *g;               /* the waiting goroutine */
-    struct sudog *next; /* wait queue links (under c->lock) */
-    struct sudog *prev;
-    void *elem;          /* where to copy to (recv) or from (send); may be NULL */
-    struct gort_chan *c; /* the channel it waits on */
-    uint32_t *done;      /* select only: the select's shared done word; else NULL */
-    bool success;        /* set by the waker: true = a value was passed, false = closed */
-} sudog;
 
 typedef struct waitq {
     sudog *first;
@@ -101,12 +90,6 @@ g *chan_recv_from_waiter(struct gort_chan *c, sudog *sg, void *ep);
 /* Buffer operations under c->lock (the caller checked room / a value). */
 void chan_buf_put(struct gort_chan *c, const void *ep);
 void chan_buf_take(struct gort_chan *c, void *ep);
-
-/* wyrand on the M's fastrand state (Go 1.19's fastrand). */
-uint32_t chan_fastrand(void);
-static inline uint32_t chan_fastrandn(uint32_t n) {
-    return (uint32_t)(((uint64_t)chan_fastrand() * n) >> 32);
-}
 
 /* Parks the calling goroutine forever (nil channel, select {}): the deadlock
  * detector reports it when nothing else can run. */

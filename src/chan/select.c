@@ -130,7 +130,7 @@ int gort_select(gort_case *cases, int n, bool block) {
             throw("select: bad case direction");
         if (cases[i].dir == GORT_SEND && !cases[i].elem && cases[i].c->elemsize)
             throw("chan send: NULL elem with a non-zero element size");
-        uint32_t j = chan_fastrandn((uint32_t)norder + 1);
+        uint32_t j = fastrandn((uint32_t)norder + 1);
         pollorder[norder] = pollorder[j];
         pollorder[j] = (uint16_t)i;
         norder++;

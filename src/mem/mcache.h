@@ -1,8 +1,9 @@
 /* mcache: a per-thread cache of spans, one per size class (Go's mcache.go).
  *
- * Today each thread that allocates gets an mcache in thread-local storage.
- * When the scheduler arrives, the mcache moves to the P and threads outside
- * the scheduler keep their own: mcache_get() is the one seam for that.
+ * tls_mcache is the cache the calling thread allocates from: while the
+ * thread holds a P it is the P's cache (mcache_new; acquirep sets it and
+ * releasep and gort_syscall_enter put the thread's own back), otherwise the
+ * thread's own, created on its first allocation (mcache_get).
  *
  * A new thread's TLS points at empty_mcache, whose spans are all
  * empty_mspan (Go's emptymspan): the malloc fast path then needs no "is there

@@ -59,14 +59,19 @@
  * would sleep until it is not idle either) and no external waiter, the
  * program dies with Go's message and the goroutine dump.
  *
- * Not here yet: stop-the-world (the GC layer adds it, by signals), netpoll
- * (sched.external_waiters is its hook), async preemption (design: never). */
+ * Elsewhere: sysmon and its policies (retake, preemption, stack trimming,
+ * schedtrace) in sysmon.c, the goroutine dump in traceback.c, both behind
+ * proc.h; stop-the-world by signals in stw.c; timers in time.c. Not here:
+ * netpoll (sched.external_waiters is its hook) and asynchronous
+ * preemption of C code (unsafe: a goroutine stopped anywhere may hold a
+ * libc lock; docs/design.md). */
 #define _GNU_SOURCE
-#include "sched/runtime2.h"
+#include "sched/proc.h"
 
 #include "base/atomic.h"
 #include "base/env.h"
 #include "base/fatal.h"
+#include "base/sanitizer.h"
 #include "base/nanotime.h"
 #include "base/os.h"
 #include "base/print.h"
@@ -75,33 +80,14 @@
 #include "mem/fixalloc.h"
 #include "mem/mcache.h"
 
-#include <dlfcn.h>
 #include <errno.h>
-#include <elf.h>
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-
-#if defined(GORT_ASAN) || defined(__SANITIZE_ADDRESS__)
-#define SCHED_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define SCHED_ASAN 1
-#endif
-#endif
-#ifndef SCHED_ASAN
-#define SCHED_ASAN 0
-#endif
-#if SCHED_ASAN
-#include <sanitizer/asan_interface.h>
-#include <sanitizer/common_interface_defs.h>
-#endif
 
 /* ---- globals ---------------------------------------------------------------- */
 
@@ -141,7 +127,7 @@ const char *const wait_reason_strings[WAIT_REASON_COUNT] = {
 
 static m *m0;                         /* the thread that called gort_main */
 static m *allm;                       /* all Ms, push-only (acquire loads) */
-static g *allgs;                      /* all user Gs ever made, push-only (acquire loads) */
+g *allgs;                             /* all user Gs ever made, push-only (acquire loads) */
 static lock_t alloc_lock = LOCK_INIT; /* the G, M and P pools; leaf */
 static fixalloc g_pool, m_pool;
 static uint64_t sched_sys; /* bytes mapped for G/M/P records */
@@ -153,21 +139,17 @@ static uint32_t exit_park_word;
 enum {
     GOIDCACHE = 16,
     SPIN_STEAL_TRIES = 4,
-    SYSMON_RETAKE_NS = 10 * 1000 * 1000, /* Go's forcePreemptNS */
     GFREE_LOCAL_MAX = 64,
 };
 
 /* ---- small helpers -------------------------------------------------------------- */
 
-static inline uint32_t fastrand(m *mp) {
-    /* wyrand, as Go 1.19's fastrand */
-    mp->fastrand += 0xa0761d6478bd642fULL;
-    __uint128_t r = (__uint128_t)mp->fastrand * (mp->fastrand ^ 0xe7037ed1a0b428dbULL);
-    return (uint32_t)((uint64_t)(r >> 64) ^ (uint64_t)r);
-}
-
-static inline int32_t gomaxprocs(void) {
-    return atomic_load_acq(&sched.gomaxprocs);
+uint32_t fastrand(void) {
+    static __thread uint64_t seed; /* threads without an M */
+    m *mp = tls_m;
+    uint64_t *s = mp ? &mp->fastrand : &seed;
+    if (!*s) *s = (uint64_t)(uintptr_t)s ^ 0x9e3779b97f4a7c15ULL;
+    return fastrand_next(s);
 }
 
 m *sched_allm(void) {
@@ -202,7 +184,7 @@ static inline void setgstatus(g *gp, uint32_t from, uint32_t to) {
 }
 
 static inline void asan_unpoison_stack(g *gp) {
-#if SCHED_ASAN
+#if GORT_HAVE_ASAN
     if (gp->stack.lo)
         __asan_unpoison_memory_region((void *)gp->stack.lo, gp->stack.hi - gp->stack.lo);
 #else
@@ -212,32 +194,8 @@ static inline void asan_unpoison_stack(g *gp) {
 
 /* ---- local and global run queues (Go's runqput etc.) ------------------------------- */
 
-static inline bool runqempty(p *pp) {
-    /* Go's careful read: head, tail, runnext, then tail again. */
-    for (;;) {
-        uint32_t head = atomic_load_acq(&pp->runqhead);
-        uint32_t tail = atomic_load_acq(&pp->runqtail);
-        g *next = atomic_load_acq(&pp->runnext);
-        if (tail == atomic_load_acq(&pp->runqtail)) return head == tail && next == NULL;
-    }
-}
-
-/* Whether pp has no runnable G at all, its private yield queue included
- * (runqempty sees only what thieves can take). Exact for whoever holds pp
- * or owns it for the moment (sched.lock for an idle P, sysmon or handoffp
- * for a P taken from a syscall, checkdead with every M idle); a hint for
- * others. */
-static inline bool runqempty_all(p *pp) {
-    return atomic_load_relaxed(&pp->yqsize) == 0 && runqempty(pp);
-}
-
-static inline uint32_t runqlen(p *pp) {
-    return atomic_load_acq(&pp->runqtail) - atomic_load_acq(&pp->runqhead) +
-           atomic_load_relaxed(&pp->yqsize);
-}
-
 /* Under sched.lock: a linked batch head..tail of n Gs. */
-static void globrunqputbatch(g *head, g *tail, int32_t n) {
+void globrunqputbatch(g *head, g *tail, int32_t n) {
     tail->schedlink = NULL;
     if (sched.runqtail)
         sched.runqtail->schedlink = head;
@@ -352,7 +310,7 @@ static inline __attribute__((always_inline)) g *runqget(p *pp, bool *inherit) {
 
 /* Takes half of pp's queue into batch (a ring of RUNQ_SIZE) from batch_head.
  * Any thread. */
-static uint32_t runqgrab(p *pp, g **batch, uint32_t batch_head, bool steal_runnext) {
+uint32_t runqgrab(p *pp, g **batch, uint32_t batch_head, bool steal_runnext) {
     for (;;) {
         uint32_t h = atomic_load_acq(&pp->runqhead);
         uint32_t t = atomic_load_acq(&pp->runqtail);
@@ -479,8 +437,6 @@ static __attribute__((noinline)) void yq_spill(p *pp) {
     yq_barrier();
     pp->yqbusy = 0;
 }
-
-static void wakep(void);
 
 /* Owner only: spills the private queue if stealing may have started, and
  * wakes an M to steal (one that went idle meanwhile did not see them). */
@@ -661,7 +617,7 @@ static void stopm(m *mp) {
 
 /* Schedules some M to run pp (an idle P if NULL), spinning if asked (the
  * caller then already counted it in nmspinning). */
-static void startm(p *pp, bool spinning) {
+void startm(p *pp, bool spinning) {
     lock(&sched.lock);
     if (!pp) {
         pp = pidleget();
@@ -685,7 +641,7 @@ static void startm(p *pp, bool spinning) {
     note_wakeup(&nmp->park);
 }
 
-static void wakep(void) {
+void wakep(void) {
     if (atomic_load_relaxed(&sched.npidle) == 0) return;
     /* The M we wake must be able to steal what our P holds privately. */
     m *mp = tls_m;
@@ -698,7 +654,7 @@ static void wakep(void) {
 }
 
 /* Hands off pp from a blocked M (syscall, locked wait) or from sysmon. */
-static void handoffp(p *pp) {
+void handoffp(p *pp) {
     if (!runqempty_all(pp) || atomic_load_relaxed(&sched.runqsize) != 0) {
         startm(pp, false);
         return;
@@ -769,7 +725,7 @@ static void startlockedm(m *mp, g *gp) {
 static void gfput(p *pp, g *gp);
 static void exitsyscall0(m *mp, g *gp);
 
-#if SCHED_ASAN
+#if GORT_HAVE_ASAN
 static inline void asan_before(m *mp, g *from, g *to, bool dying) {
     mp->switch_from = from;
     __sanitizer_start_switch_fiber(dying ? NULL : &from->asan_fake, to->asan_lo, to->asan_size);
@@ -848,7 +804,7 @@ static __attribute__((noinline)) void after_switch_slow(m *mp, int pend) {
 
 /* Saves from, resumes to; returns, in from's context, the M that resumed it. */
 static m *gswitch(m *mp, g *from, g *to, bool dying) {
-#if SCHED_ASAN
+#if GORT_HAVE_ASAN
     asan_before(mp, from, to, dying);
     mp = arch_ctx_switch_arg(&from->ctx, &to->ctx, mp);
     asan_after(mp, from->asan_fake);
@@ -950,10 +906,10 @@ static g *steal_work(m *mp, bool *new_work) {
     for (int i = 0; i < SPIN_STEAL_TRIES; i++) {
         bool last = i == SPIN_STEAL_TRIES - 1;
         uint32_t count = (uint32_t)gomaxprocs();
-        uint32_t pos = fastrand(mp) % count;
+        uint32_t pos = fastrand_next(&mp->fastrand) % count;
         uint32_t inc;
         do {
-            inc = fastrand(mp) % count + 1;
+            inc = fastrand_next(&mp->fastrand) % count + 1;
         } while (gcd(inc, count) != 1);
         for (uint32_t k = 0; k < count; k++, pos = (pos + inc) % count) {
             if (atomic_load_relaxed(&sched.runqsize) > 0) {
@@ -1115,77 +1071,6 @@ top:;
     stopm(mp);
     if (!mp->p) return NULL; /* exiting */
     goto top;
-}
-
-/* The global free-G list, under sched.gflock: a queue (push at the head, the
- * stack trimmer below appends at the tail, so over its passes it reaches
- * every dead goroutine). */
-static void gfree_push(g *gp) {
-    gp->schedlink = sched.gfree;
-    sched.gfree = gp;
-    if (!sched.gfree_tail) sched.gfree_tail = gp;
-    sched.ngfree++;
-}
-
-static g *gfree_pop(void) {
-    g *gp = sched.gfree;
-    if (gp) {
-        sched.gfree = gp->schedlink;
-        if (!sched.gfree) sched.gfree_tail = NULL;
-        sched.ngfree--;
-    }
-    return gp;
-}
-
-/* Gives back the stack pages of dead goroutines on the global free list
- * (DESIGN.md section 4: pages given back for dead goroutines), keeping the
- * top STACK_KEEP bytes so that reuse does not fault. Run by sysmon, a bounded
- * batch at a time and never under the lock during the madvise calls, so that
- * goroutine exits pay nothing (a madvise per exit measured 2-3x slower spawn). */
-#define TRIM_BATCH 1024
-
-static void trim_free_stacks(void) {
-    g *head = NULL, *tail = NULL;
-    int n = 0;
-    static uint64_t taken_before;
-    lock(&sched.gflock);
-    /* Goroutines are being created from the list at a rate of a batch per
-     * period or more: its Gs are about to be reused, and giving their pages
-     * back now only costs the creator faults (and this thread's madvise
-     * competes with the scheduler's threads for the CPUs: measured, a spawn
-     * loop 4-5x slower while trimming, as its creator outran the goroutines
-     * it made and allocated tens of thousands of new Gs). Wait for a quieter
-     * period. */
-    bool busy = sched.gfree_taken - taken_before >= TRIM_BATCH;
-    taken_before = sched.gfree_taken;
-    if (busy) {
-        unlock(&sched.gflock);
-        return;
-    }
-    while (n < TRIM_BATCH && sched.gfree) {
-        g *gp = gfree_pop();
-        gp->schedlink = NULL;
-        if (tail)
-            tail->schedlink = gp;
-        else
-            head = gp;
-        tail = gp;
-        n++;
-    }
-    unlock(&sched.gflock);
-    if (!head) return;
-    for (g *gp = head; gp; gp = gp->schedlink) {
-        if (gp->stack_dirty && gp->stack.lo) stack_shrink(&gp->stack, gp->stack.hi - STACK_KEEP);
-        gp->stack_dirty = false;
-    }
-    lock(&sched.gflock); /* back at the tail: the next pass takes others */
-    if (sched.gfree_tail)
-        sched.gfree_tail->schedlink = head;
-    else
-        sched.gfree = head;
-    sched.gfree_tail = tail;
-    sched.ngfree += n;
-    unlock(&sched.gflock);
 }
 
 /* Retires a P beyond gomaxprocs (under sched.lock; nobody owns pp). */
@@ -1698,358 +1583,8 @@ int gort_gomaxprocs(int n) {
     return prev;
 }
 
-/* ---- sysmon
- * -------------------------------------------------------------------------------------- */
-
-/* Takes pp's private yield queue from gp, its running hog, into the global
- * queue: only with gp's thread stopped (by the suspend signal), still
- * holding pp, and not halfway through a change of the queue (see "the
- * private yield queue"). Returns how many. */
-static int32_t yq_handoff(p *pp, g *gp) {
-    suspend_ctx ctx;
-    atomic_xadd(&sched.sysmon_holding, 1); /* see preemptone */
-    if (!sched_suspend_g(gp, &ctx)) {
-        atomic_xadd(&sched.sysmon_holding, -1);
-        return 0; /* it left the CPU: its switch spills */
-    }
-    m *mp = gp->suspended_on;
-    g *head = NULL, *tail = NULL;
-    int32_t n = 0;
-    if (mp && mp->p == pp && mp->pend == PEND_NONE && !pp->yqbusy && pp->yqhead) {
-        head = pp->yqhead;
-        tail = pp->yqtail;
-        n = (int32_t)pp->yqsize;
-        pp->yqhead = pp->yqtail = NULL;
-        atomic_store_relaxed(&pp->yqsize, 0);
-    }
-    sched_resume_g(gp);
-    lock(&sched.lock);
-    if (n) globrunqputbatch(head, tail, n);
-    atomic_xadd(&sched.sysmon_holding, -1);
-    unlock(&sched.lock);
-    return n;
-}
-
-void (*sched_test_sysmon_hook)(void);
-
-/* The P's running G has had it for more than 10 ms: ask it to yield, and
- * hand the P's queue to other Ms meanwhile. */
-static void preemptone(p *pp) {
-    m *mp = atomic_load_acq(&pp->m);
-    g *gp = mp ? atomic_load_relaxed(&mp->curg) : NULL;
-    if (!gp) return;
-    atomic_store_relaxed(&gp->preempt, true);
-    atomic_store_relaxed(&pp->must_sched, 1);
-    g *batch[RUNQ_SIZE];
-    /* While the batch is only on this stack, no queue holds it: an M going
-     * idle meanwhile must not take the program for deadlocked (checkdead). */
-    atomic_xadd(&sched.sysmon_holding, 1);
-    uint32_t n = runqgrab(pp, batch, 0, false);
-    if (n > 0 && unlikely(sched_test_sysmon_hook != NULL)) sched_test_sysmon_hook();
-    lock(&sched.lock);
-    if (n > 0) {
-        for (uint32_t i = 0; i + 1 < n; i++) batch[i]->schedlink = batch[i + 1];
-        globrunqputbatch(batch[0], batch[n - 1], (int32_t)n);
-    }
-    atomic_xadd(&sched.sysmon_holding, -1);
-    unlock(&sched.lock);
-    if (atomic_load_relaxed(&pp->yqsize) != 0) n += (uint32_t)yq_handoff(pp, gp);
-    uint32_t idle = atomic_load_relaxed(&sched.npidle);
-    for (uint32_t i = 0; i < n && i < idle; i++) startm(NULL, false);
-}
-
-static void retake(int64_t now) {
-    int32_t n = atomic_load_acq(&sched.nallp);
-    for (int32_t i = 0; i < n; i++) {
-        p *pp = allp[i];
-        uint32_t s = atomic_load_acq(&pp->status);
-        if (s == P_RUNNING || s == P_SYSCALL) {
-            uint32_t t = atomic_load_relaxed(&pp->schedtick);
-            if (pp->sysmontick.schedtick != t) {
-                pp->sysmontick.schedtick = t;
-                pp->sysmontick.schedwhen = now;
-            } else if (s == P_RUNNING && pp->sysmontick.schedwhen + SYSMON_RETAKE_NS <= now) {
-                preemptone(pp);
-                pp->sysmontick.schedwhen = now; /* once per 10 ms */
-            }
-        }
-        if (s == P_SYSCALL) {
-            /* Retake a P from a syscall that has lasted a sysmon tick (>= 20 us). */
-            uint32_t t = atomic_load_relaxed(&pp->syscalltick);
-            if (pp->sysmontick.syscalltick != t) {
-                pp->sysmontick.syscalltick = t;
-                pp->sysmontick.syscallwhen = now;
-                continue;
-            }
-            if (runqempty_all(pp) &&
-                atomic_load_relaxed(&sched.nmspinning) + atomic_load_relaxed(&sched.npidle) > 0 &&
-                pp->sysmontick.syscallwhen + SYSMON_RETAKE_NS > now && !pp->timer0when)
-                continue;
-            uint32_t st = P_SYSCALL;
-            if (atomic_cas(&pp->status, &st, P_IDLE)) {
-                pp->syscalltick++;
-                handoffp(pp);
-            }
-        }
-    }
-}
-
-static void schedtrace(int64_t now) {
-    char buf[4096];
-    size_t len = snprint(buf, sizeof buf,
-                         "SCHED %lldms: gomaxprocs=%d idleprocs=%u threads=%lld "
-                         "spinningthreads=%u idlethreads=%d runqueue=%d [",
-                         (long long)((now - sched.starttime) / 1000000), gomaxprocs(),
-                         atomic_load_relaxed(&sched.npidle), (long long)sched.mnext,
-                         atomic_load_relaxed(&sched.nmspinning), sched.nmidle,
-                         atomic_load_relaxed(&sched.runqsize));
-    int32_t n = gomaxprocs();
-    for (int32_t i = 0; i < n && len + 16 < sizeof buf; i++)
-        len += snprint(buf + len, sizeof buf - len, i ? " %u" : "%u", runqlen(allp[i]));
-    print("%s]\n", buf);
-}
-
-/* Stack shrinking for goroutines parked a long time (DESIGN.md section 4: our
- * stack shrinking, as stacks cannot move). Every SHRINK_PERIOD_NS sysmon looks
- * at up to SHRINK_BATCH goroutines (a rotating cursor over allgs, so a million
- * parked goroutines cost it a bounded slice of time); one found waiting with
- * the same park count as at its previous look has been parked at least a
- * period, and gives back the pages below its saved stack pointer. The
- * goroutine is held in G_WAITING_SHRINK meanwhile, so it cannot run (and
- * touch the pages being given back) until the madvise is done. */
-#define SHRINK_BATCH 10000
-int64_t sched_shrink_period_ns = (int64_t)5 * 1000 * 1000 * 1000; /* tests shorten it */
-
-static g *shrink_cursor;
-
-static void shrink_parked_stacks(void) {
-    g *gp = shrink_cursor ? shrink_cursor : atomic_load_acq(&allgs);
-    for (int n = 0; n < SHRINK_BATCH && gp; n++, gp = gp->alllink) {
-        if (atomic_load_acq(&gp->status) != G_WAITING || !gp->stack.lo) continue;
-        uint32_t seq = atomic_load_relaxed(&gp->parkseq) + 1;
-        if (gp->shrinkseen != seq) {
-            gp->shrinkseen = seq; /* first look at this park */
-            continue;
-        }
-        if (gp->shrunkseq == seq) continue; /* already done for this park */
-        uint32_t old = G_WAITING;
-        if (!atomic_cas(&gp->status, &old, G_WAITING_SHRINK)) continue;
-        if (atomic_load_relaxed(&gp->parkseq) + 1 == seq) { /* still the same park */
-            stack_shrink(&gp->stack, (uintptr_t)gp->ctx.sp);
-            gp->shrunkseq = seq;
-        }
-        atomic_store_rel(&gp->status, G_WAITING);
-    }
-    shrink_cursor = gp; /* NULL: start over from the newest goroutines next time */
-}
-
-static void sysmon(void *arg) {
-    (void)arg;
-    int64_t delay = 0, idle = 0, lasttrace = 0, lastshrink = nanotime(), lasttrim = lastshrink;
-    for (;;) {
-        if (idle == 0)
-            delay = 20;
-        else if (idle > 50)
-            delay *= 2;
-        if (delay > 10 * 1000) delay = 10 * 1000;
-        struct timespec ts = {0, delay * 1000};
-        nanosleep(&ts, NULL);
-        if (atomic_load_acq(&sched.exiting)) return;
-        int64_t now = nanotime();
-        bool busy = false;
-        /* Timers overdue and nobody to run them: start an M. */
-        int64_t next = timers_next_when();
-        if (next != 0 && next < now - 1000 * 1000 && !atomic_load_relaxed(&sched.tsleeping) &&
-            atomic_load_relaxed(&sched.npidle) > 0) {
-            startm(NULL, false);
-            busy = true;
-        }
-        /* Queued work and idle Ps but no spinning M: wake one. */
-        if (atomic_load_relaxed(&sched.runqsize) > 0 && atomic_load_relaxed(&sched.npidle) > 0 &&
-            atomic_load_relaxed(&sched.nmspinning) == 0) {
-            wakep();
-            busy = true;
-        }
-        uint32_t before = 0;
-        for (int32_t i = 0; i < atomic_load_acq(&sched.nallp); i++) before += allp[i]->syscalltick;
-        retake(now);
-        uint32_t after = 0;
-        for (int32_t i = 0; i < atomic_load_acq(&sched.nallp); i++) after += allp[i]->syscalltick;
-        if (before != after) busy = true;
-        idle = busy ? 0 : idle + 1;
-        if (lasttrim + 200 * 1000 * 1000 <= now) {
-            lasttrim = now;
-            if (atomic_load_relaxed(&sched.ngfree) > 0) trim_free_stacks();
-        }
-        if (lastshrink + atomic_load_relaxed(&sched_shrink_period_ns) <= now) {
-            lastshrink = now;
-            shrink_parked_stacks();
-        }
-        int ms = opts.debug.schedtrace;
-        if (ms > 0 && lasttrace + (int64_t)ms * 1000000 <= now) {
-            lasttrace = now;
-            schedtrace(now);
-        }
-    }
-}
-
-/* ---- the goroutine dump
- * --------------------------------------------------------------------------- */
-
-/* The name of the function containing off (an address relative to the
- * object's load base for ET_DYN, absolute for ET_EXEC) from the ELF .symtab
- * of the file at path: dladdr sees only exported symbols, and a trace of
- * static functions would read ?(). On the fatal path only: no allocation (the
- * file is mmap'ed and kept mapped, the last one cached), no locks. */
-static const char *symtab_name(const char *path, uintptr_t base, uintptr_t pc, uintptr_t *start) {
-    static char cached_path[256];
-    static const unsigned char *img;
-    static size_t img_len;
-    if (strncmp(path, cached_path, sizeof cached_path) != 0) {
-        img = NULL;
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0) return NULL;
-        struct stat st;
-        void *m = MAP_FAILED;
-        if (fstat(fd, &st) == 0 && st.st_size > (off_t)sizeof(Elf64_Ehdr))
-            m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
-        close(fd);
-        if (m == MAP_FAILED) return NULL;
-        img = m;
-        img_len = (size_t)st.st_size;
-        size_t n = strlen(path);
-        if (n >= sizeof cached_path) n = sizeof cached_path - 1;
-        memcpy(cached_path, path, n);
-        cached_path[n] = 0;
-    }
-    const Elf64_Ehdr *eh = (const Elf64_Ehdr *)img;
-    if (!img || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64 ||
-        eh->e_shoff + (size_t)eh->e_shnum * sizeof(Elf64_Shdr) > img_len)
-        return NULL;
-    uintptr_t off = eh->e_type == ET_DYN ? pc - base : pc;
-    const Elf64_Shdr *sh = (const Elf64_Shdr *)(img + eh->e_shoff);
-    for (int i = 0; i < eh->e_shnum; i++) {
-        if (sh[i].sh_type != SHT_SYMTAB || sh[i].sh_link >= eh->e_shnum) continue;
-        const Elf64_Shdr *strs = &sh[sh[i].sh_link];
-        if (sh[i].sh_offset + sh[i].sh_size > img_len || strs->sh_offset + strs->sh_size > img_len)
-            return NULL;
-        const Elf64_Sym *sym = (const Elf64_Sym *)(img + sh[i].sh_offset);
-        size_t nsym = sh[i].sh_size / sizeof(Elf64_Sym);
-        for (size_t k = 0; k < nsym; k++) {
-            if (ELF64_ST_TYPE(sym[k].st_info) != STT_FUNC || !sym[k].st_size) continue;
-            if (off < sym[k].st_value || off - sym[k].st_value >= sym[k].st_size) continue;
-            if (sym[k].st_name >= strs->sh_size) return NULL;
-            *start = eh->e_type == ET_DYN ? base + sym[k].st_value : sym[k].st_value;
-            return (const char *)(img + strs->sh_offset + sym[k].st_name);
-        }
-    }
-    return NULL;
-}
-
-static void print_pc(uintptr_t pc) {
-    Dl_info info;
-    memset(&info, 0, sizeof info);
-    uintptr_t at = pc - 1; /* inside the call instruction: the caller's line */
-    if (dladdr((void *)at, &info) && info.dli_sname) {
-        print("%s(...)\n\t%s +0x%zx\n", info.dli_sname, info.dli_fname ? info.dli_fname : "?",
-              (size_t)(pc - (uintptr_t)info.dli_saddr));
-        return;
-    }
-    uintptr_t start;
-    const char *name =
-        info.dli_fname ? symtab_name(info.dli_fname, (uintptr_t)info.dli_fbase, at, &start) : NULL;
-    if (name)
-        print("%s(...)\n\t%s +0x%zx\n", name, info.dli_fname, (size_t)(pc - start));
-    else if (info.dli_fname)
-        print("?()\n\t%s pc=%p +0x%zx\n", info.dli_fname, (void *)pc,
-              (size_t)(pc - (uintptr_t)info.dli_fbase));
-    else
-        print("?()\n\tpc=%p\n", (void *)pc);
-}
-
-/* Frame-pointer walk from the record fr, inside [lo, hi) when hi != 0. */
-static void traceback(uintptr_t *fr, uintptr_t lo, uintptr_t hi) {
-    for (int i = 0; i < 50 && fr; i++) {
-        uintptr_t a = (uintptr_t)fr;
-        if ((a & 7) || (hi && (a < lo || a + 16 > hi))) break;
-        uintptr_t pc = fr[1];
-        if (!pc) break;
-        print_pc(pc);
-        uintptr_t *up = (uintptr_t *)fr[0];
-        if ((uintptr_t)up <= a) break;
-        fr = up;
-    }
-}
-
-static const char *status_string(g *gp) {
-    switch (atomic_load_relaxed(&gp->status)) {
-    case G_RUNNABLE:
-        return "runnable";
-    case G_RUNNING:
-        return "running";
-    case G_SYSCALL:
-        return "syscall";
-    case G_WAITING:
-    case G_WAITING_SHRINK:
-        return gp->waitreason < WAIT_REASON_COUNT && gp->waitreason
-                   ? wait_reason_strings[gp->waitreason]
-                   : "waiting";
-    default:
-        return "idle";
-    }
-}
-
-/* A stack overflow being reported: its goroutine's trace starts at the fault. */
-static g *fault_g;
-static uintptr_t fault_fp, fault_pc;
-
-static void dump_goroutines(void) {
-    m *mp = tls_m;
-    g *cur = mp ? mp->curg : NULL;
-    for (g *gp = atomic_load_acq(&allgs); gp; gp = gp->alllink) {
-        uint32_t s = atomic_load_relaxed(&gp->status);
-        if (s == G_DEAD || s == G_IDLE) continue;
-        print("\ngoroutine %lld [%s%s]:\n", (long long)gp->goid, status_string(gp),
-              gp->lockedm ? ", locked to thread" : "");
-        if (gp == fault_g && fault_fp) {
-            print_pc(fault_pc);
-            traceback((uintptr_t *)fault_fp, gp->stack.lo, gp->stack.hi);
-        } else if (gp == cur) {
-            traceback(__builtin_frame_address(0), 0, 0);
-        } else if (s == G_RUNNING || s == G_SYSCALL) {
-            print("\tgoroutine running on other thread; stack unavailable\n");
-        } else {
-            traceback(arch_ctx_frame(&gp->ctx), gp->stack.lo, gp->stack.hi);
-        }
-    }
-}
-
 /* ---- start --------------------------------------------------------------------------------------
  */
-
-/* The overflow hook (stack.c): on the alternate signal stack, must not return.
- * The stack's owner, not tls_m->curg, names the goroutine: a fault can hit in
- * the middle of a switch. */
-static void on_stack_overflow(uintptr_t addr) {
-    struct stack_fault f;
-    g *gp = NULL;
-    if (stack_fault_info(&f)) {
-        gp = f.owner;
-        fault_fp = f.fp;
-        fault_pc = f.pc;
-    }
-    if (!gp) {
-        m *mp = tls_m;
-        gp = mp ? mp->curg : NULL;
-    }
-    fault_g = gp;
-    if (gp)
-        print("runtime: goroutine stack exceeds %llu-byte limit\n"
-              "runtime: sp=%p stack=[%p, %p] fault at %p in goroutine %lld\n",
-              (unsigned long long)(gp->stack.hi - gp->stack.lo), (void *)f.sp, (void *)gp->stack.lo,
-              (void *)gp->stack.hi, (void *)addr, (long long)gp->goid);
-    throw("stack overflow");
-}
 
 static struct {
     int (*fn)(int, char **);

@@ -14,7 +14,9 @@
  * Locks, in acquisition order:
  *   1. sched.lock: idle M and P lists, global run queue, M counts, gomaxprocs;
  *   2. a P's timers_lock (two only in id order, when a P's timers move);
- *   3. sched.gflock: the global free-G list;  allglock: the list of all Gs.
+ *   3. sched.gflock: the global free-G list.
+ * allgs (the list of all Gs, proc.h) takes no lock: it is push-only by CAS
+ * and read with acquire loads.
  * The run queues are lock-free (runqput/runqget/runqsteal). A G's status is
  * changed with atomics; the transitions follow Go's casgstatus.
  *
@@ -37,6 +39,7 @@
 #include <stdint.h>
 
 /* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define fastrand                   gort__fastrand
 #define allp                       gort__allp
 #define check_timers               gort__check_timers
 #define sched                      gort__sched
@@ -294,6 +297,43 @@ typedef struct schedt {
 extern schedt sched;
 extern p *allp[MAX_GOMAXPROCS];
 extern __thread m *tls_m __attribute__((tls_model("initial-exec")));
+
+/* ---- sudog ------------------------------------------------------------------ */
+
+/* A goroutine waiting in a queue (Go's sudog), on the waiter's own stack:
+ * valid while the goroutine is parked, so blocking allocates nothing.
+ * Channels link it in a channel's wait queue (next, prev); semaphores in a
+ * semaphore root, where next links the queue heads of different addresses
+ * and waitlink/waittail the waiters on one address (sync/sema.c). */
+typedef struct sudog {
+    struct g *g;            /* the waiting goroutine */
+    struct sudog *next;     /* chan: wait queue; sema: next queue head (heads only) */
+    struct sudog *prev;     /* chan: wait queue */
+    void *elem;             /* chan: where to copy to (recv) or from (send), may be NULL;
+                               sema: the semaphore's address */
+    struct gort_chan *c;    /* chan: the channel it waits on */
+    uint32_t *done;         /* select: the select's shared done word; else NULL */
+    struct sudog *waitlink; /* sema: next waiter on the same address; notify list: next */
+    struct sudog *waittail; /* sema: the queue's last waiter (heads only) */
+    uint32_t ticket;        /* sema: 1 = handed off; notify list: the ticket */
+    bool success;           /* chan: set by the waker: true = a value was passed */
+} sudog;
+
+/* ---- random numbers ---------------------------------------------------------- */
+
+/* wyrand, as Go 1.19's fastrand, on the 64-bit state *s. */
+static inline uint32_t fastrand_next(uint64_t *s) {
+    *s += 0xa0761d6478bd642fULL;
+    __uint128_t r = (__uint128_t)*s * (*s ^ 0xe7037ed1a0b428dbULL);
+    return (uint32_t)((uint64_t)(r >> 64) ^ (uint64_t)r);
+}
+/* A random number from the calling thread's M (a thread-local state on
+ * threads without one). Not for cryptography. */
+uint32_t fastrand(void);
+/* Uniform in [0, n), by Lemire's multiply-shift. */
+static inline uint32_t fastrandn(uint32_t n) {
+    return (uint32_t)(((uint64_t)fastrand() * n) >> 32);
+}
 
 /* ---- park / ready: the one way to block and wake goroutines --------------- */
 

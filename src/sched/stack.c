@@ -70,6 +70,7 @@
 #include "base/atomic.h"
 #include "base/env.h"
 #include "base/fatal.h"
+#include "base/sanitizer.h"
 #include "base/lock.h"
 #include "base/os.h"
 #include "base/print.h"
@@ -87,33 +88,6 @@
 #ifndef MADV_GUARD_INSTALL
 #define MADV_GUARD_INSTALL 102 /* Linux 6.13 */
 #endif
-
-#if defined(GORT_ASAN) || defined(__SANITIZE_ADDRESS__)
-#define STACK_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define STACK_ASAN 1
-#endif
-#endif
-#ifndef STACK_ASAN
-#define STACK_ASAN 0
-#endif
-#if STACK_ASAN
-#include <sanitizer/asan_interface.h>
-#endif
-
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#define STACK_VALGRIND 1
-#endif
-#endif
-#ifndef STACK_VALGRIND
-#define STACK_VALGRIND 0
-#endif
-
-/* Reads below lo and in guards' neighbourhood must not be checked by ASan. */
-#define NO_ASAN __attribute__((no_sanitize_address))
 
 #define REGION_SHIFT    28
 #define REGION_BYTES    ((uintptr_t)1 << REGION_SHIFT)
@@ -562,14 +536,14 @@ static void global_put(gstack *v, int n) {
 }
 
 static void sanitize_release(gstack *st) {
-#if STACK_ASAN
+#if GORT_HAVE_ASAN
     /* Frames that switched away and never returned left their redzones
      * poisoned. Read the shadow first: unpoisoning all of a 256 KiB stack
      * would write (commit) 32 KiB of shadow per stack. */
     void *p = __asan_region_is_poisoned((void *)st->lo, st->size);
     if (p) __asan_unpoison_memory_region(p, st->hi - (uintptr_t)p);
 #endif
-#if STACK_VALGRIND
+#if GORT_HAVE_VALGRIND
     if (st->vg_id) VALGRIND_STACK_DEREGISTER(st->vg_id);
 #endif
     st->vg_id = 0;
@@ -610,7 +584,7 @@ found:
     atomic_store_relaxed(&r->link[i], 0); /* no owner yet */
     atomic_store_relaxed(&r->state[i], SLOT_USED);
     st->flags &= STACK_GUARD_MASK;
-#if STACK_VALGRIND
+#if GORT_HAVE_VALGRIND
     st->vg_id = VALGRIND_STACK_REGISTER(st->lo, st->hi);
 #endif
     return 0;

@@ -46,8 +46,9 @@
  * stacks with their first pages still committed, so a new goroutine does not
  * fault. A per-P cache takes stacks as they were freed, without a system call;
  * pages below the top STACK_KEEP bytes are given back (MADV_DONTNEED) when a
- * stack moves on to the global cache, and by stack_cache_trim (the GC calls
- * it). Stacks beyond the global cache's bound are given back whole.
+ * stack moves on to the global cache, and by stack_cache_trim (for the GC to
+ * call at the end of a cycle; nothing calls it yet). Stacks beyond the global
+ * cache's bound are given back whole.
  * stack_shrink gives back the pages of a parked goroutine's stack below its
  * saved stack pointer (our stack shrinking).
  *
@@ -155,10 +156,12 @@ bool stack_guard_owner(uintptr_t addr, gstack *out);
 /* Gives a cache's stacks back to the global cache (a P going away). */
 void stack_cache_flush(stack_cache *c);
 /* Gives back the pages below the top STACK_KEEP bytes of every stack in the
- * cache (the GC calls it for each P, as it shrinks parked goroutines). */
+ * cache (for the GC, for each P, as it shrinks parked goroutines; not called
+ * yet: sysmon's trimmer and shrinker do this work today). */
 void stack_cache_trim(stack_cache *c);
 /* Gives back every stack of the global cache whole, and resets the regions
- * that empties (gort_free_os_memory, the scavenger). */
+ * that empties (for gort_free_os_memory and the scavenger, through a hook
+ * the scheduler installs once the GC layer wires it; not called yet). */
 void stack_scavenge(void);
 
 /* Records who runs on an allocated stack (the scheduler's G), for the

@@ -6,7 +6,7 @@
  * without the lock by release's fast path) and a list of per-address queues.
  * Go keeps the distinct addresses of a root in a treap; collisions are rare
  * with 251 roots, so here they are a singly linked list of queue heads
- * (sudog.nextaddr), each head carrying its queue (waitlink, FIFO) and the
+ * (sudog.next), each head carrying its queue (waitlink, FIFO) and the
  * queue's tail. A waiter's sudog is on its own stack: it is valid while the
  * waiter is parked, and the waker reads everything it needs from it *before*
  * sched_ready (after which the waiter may return and reuse the stack).
@@ -35,15 +35,6 @@
 #include <sched.h>
 
 #define SEMTAB_SIZE 251
-
-typedef struct sudog {
-    g *gp;
-    uint32_t *addr;
-    struct sudog *nextaddr; /* next queue head in the root (heads only) */
-    struct sudog *waitlink; /* next waiter on the same address */
-    struct sudog *waittail; /* the queue's last waiter (heads only) */
-    uint32_t ticket;        /* semaphore: 1 = handed off; notify list: the ticket */
-} sudog;
 
 typedef struct semroot {
     lock_t lock;
@@ -76,18 +67,18 @@ static bool park_unlock(g *gp, void *lk) {
 
 /* Under root->lock. */
 static void semqueue(semroot *root, uint32_t *addr, sudog *s, bool lifo) {
-    s->addr = addr;
+    s->elem = addr;
     s->waitlink = NULL;
     s->waittail = NULL;
-    s->nextaddr = NULL;
+    s->next = NULL;
     sudog **pp = &root->heads;
-    for (sudog *t = *pp; t; pp = &t->nextaddr, t = *pp) {
-        if (t->addr != addr) continue;
+    for (sudog *t = *pp; t; pp = &t->next, t = *pp) {
+        if (t->elem != addr) continue;
         if (lifo) { /* s becomes the head, in t's place */
-            s->nextaddr = t->nextaddr;
+            s->next = t->next;
             s->waitlink = t;
             s->waittail = t->waittail ? t->waittail : t;
-            t->nextaddr = NULL;
+            t->next = NULL;
             t->waittail = NULL;
             *pp = s;
         } else {
@@ -99,24 +90,24 @@ static void semqueue(semroot *root, uint32_t *addr, sudog *s, bool lifo) {
         }
         return;
     }
-    s->nextaddr = root->heads;
+    s->next = root->heads;
     root->heads = s;
 }
 
 /* Under root->lock: the first waiter on addr, removed, or NULL. */
 static sudog *semdequeue(semroot *root, uint32_t *addr) {
     sudog **pp = &root->heads;
-    for (sudog *s = *pp; s; pp = &s->nextaddr, s = *pp) {
-        if (s->addr != addr) continue;
+    for (sudog *s = *pp; s; pp = &s->next, s = *pp) {
+        if (s->elem != addr) continue;
         sudog *t = s->waitlink;
         if (t) {
-            t->nextaddr = s->nextaddr;
+            t->next = s->next;
             t->waittail = s->waittail == t ? NULL : s->waittail;
             *pp = t;
         } else {
-            *pp = s->nextaddr;
+            *pp = s->next;
         }
-        s->waitlink = s->waittail = s->nextaddr = NULL;
+        s->waitlink = s->waittail = s->next = NULL;
         return s;
     }
     return NULL;
@@ -130,7 +121,7 @@ void sync_semacquire(uint32_t *addr, bool lifo, int reason) {
         return;
     }
     sudog s = {0};
-    s.gp = gp;
+    s.g = gp;
     semroot *root = semroot_of(addr);
     for (;;) {
         lock(&root->lock);
@@ -162,7 +153,7 @@ void sync_semrelease(uint32_t *addr, bool handoff) {
     if (!s) return;
     bool handed = handoff && cansemacquire(addr);
     if (handed) __atomic_store_n(&s->ticket, 1, __ATOMIC_RELEASE);
-    g *wg = s->gp; /* s is the waiter's: not touched after sched_ready */
+    g *wg = s->g; /* s is the waiter's: not touched after sched_ready */
     sched_ready(wg);
     if (handed && sched_getg()) gort_yield();
 }
@@ -194,7 +185,7 @@ void sync_notify_list_wait(gort_cond *c, uint32_t ticket) {
         return;
     }
     sudog s = {0};
-    s.gp = gp;
+    s.g = gp;
     s.ticket = ticket;
     if (c->tail)
         ((sudog *)c->tail)->waitlink = &s;
@@ -215,7 +206,7 @@ void sync_notify_list_notify_all(gort_cond *c) {
     unlock(NL_LOCK(c));
     while (s) {
         sudog *next = s->waitlink; /* before the waiter can run */
-        g *wg = s->gp;
+        g *wg = s->g;
         sched_ready(wg);
         s = next;
     }
@@ -243,7 +234,7 @@ void sync_notify_list_notify_one(gort_cond *c) {
         else
             c->head = n;
         if (c->tail == s) c->tail = prev;
-        g *wg = s->gp;
+        g *wg = s->g;
         unlock(NL_LOCK(c));
         sched_ready(wg);
         return;
