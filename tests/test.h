@@ -17,34 +17,120 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Every failed check prints what failed, where, and for comparisons both
+ * sides; then the process exits 1 with _exit, so that it is safe in a
+ * goroutine or a forked child (no atexit handler or stdio buffer of a parent
+ * runs twice). */
+__attribute__((noreturn)) static inline void test_fail(void) {
+    fflush(NULL);
+    _exit(1);
+}
+
 #define CHECK(c)                                                                                   \
     do {                                                                                           \
         if (!(c)) {                                                                                \
             fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
-            exit(1);                                                                               \
+            test_fail();                                                                           \
         }                                                                                          \
     } while (0)
 
-#define CHECK_EQ(a, b)                                                                             \
+/* CHECK_EQ(a, b), CHECK_NE, CHECK_LT, CHECK_LE, CHECK_GT, CHECK_GE: integers
+ * (compared as long long; unsigned values above LLONG_MAX are not for these). */
+#define CHECK_OP_(a, op, b, name)                                                                  \
     do {                                                                                           \
         long long a_ = (long long)(a), b_ = (long long)(b);                                        \
-        if (a_ != b_) {                                                                            \
-            fprintf(stderr, "%s:%d: CHECK_EQ failed: %s == %s (%lld != %lld)\n", __FILE__,         \
+        if (!(a_ op b_)) {                                                                         \
+            fprintf(stderr, "%s:%d: " name " failed: %s " #op " %s (%lld vs %lld)\n", __FILE__,    \
                     __LINE__, #a, #b, a_, b_);                                                     \
-            exit(1);                                                                               \
+            test_fail();                                                                           \
+        }                                                                                          \
+    } while (0)
+#define CHECK_EQ(a, b) CHECK_OP_(a, ==, b, "CHECK_EQ")
+#define CHECK_NE(a, b) CHECK_OP_(a, !=, b, "CHECK_NE")
+#define CHECK_LT(a, b) CHECK_OP_(a, <, b, "CHECK_LT")
+#define CHECK_LE(a, b) CHECK_OP_(a, <=, b, "CHECK_LE")
+#define CHECK_GT(a, b) CHECK_OP_(a, >, b, "CHECK_GT")
+#define CHECK_GE(a, b) CHECK_OP_(a, >=, b, "CHECK_GE")
+/* The same for doubles (ratios, times). */
+#define CHECK_FOP_(a, op, b, name)                                                                 \
+    do {                                                                                           \
+        double a_ = (double)(a), b_ = (double)(b);                                                 \
+        if (!(a_ op b_)) {                                                                         \
+            fprintf(stderr, "%s:%d: " name " failed: %s " #op " %s (%g vs %g)\n", __FILE__,        \
+                    __LINE__, #a, #b, a_, b_);                                                     \
+            test_fail();                                                                           \
+        }                                                                                          \
+    } while (0)
+#define CHECK_FLT(a, b) CHECK_FOP_(a, <, b, "CHECK_FLT")
+#define CHECK_FLE(a, b) CHECK_FOP_(a, <=, b, "CHECK_FLE")
+#define CHECK_FGE(a, b) CHECK_FOP_(a, >=, b, "CHECK_FGE")
+/* Strings: s contains sub. */
+#define CHECK_CONTAINS(s, sub)                                                                     \
+    do {                                                                                           \
+        const char *s_ = (s), *sub_ = (sub);                                                       \
+        if (!s_ || !strstr(s_, sub_)) {                                                            \
+            fprintf(stderr, "%s:%d: CHECK_CONTAINS failed: \"%s\" not in:\n%s\n", __FILE__,        \
+                    __LINE__, sub_, s_ ? s_ : "(null)");                                           \
+            test_fail();                                                                           \
         }                                                                                          \
     } while (0)
 
-/* CHECK for code that runs in a goroutine or a forked child: _exit, so no
- * atexit handler or stdio buffer of the parent runs twice. */
-#define TCHECK(c)                                                                                  \
+/* CHECK for code that runs in a goroutine or a forked child: CHECK is safe
+ * there too now; the name stays for the tests that use it. */
+#define TCHECK(c) CHECK(c)
+
+/* ---- selecting and skipping cases ----------------------------------------
+ *
+ * One name filter for every test program: GORT_TEST_RUN=a,b runs only the
+ * cases whose name contains a or b (as `go test -run`); a program may also
+ * pass its argv[1] with test_filter(). Every driver (RUN, in_child, death
+ * tests) asks test_selected(name).
+ *
+ * A case that cannot run here calls TEST_SKIP("why") (it returns from the
+ * case). A program ends with `return test_result();`: 77 when every case it
+ * ran was skipped (ctest's SKIP_RETURN_CODE, so ctest shows "Skipped"), else
+ * 0 with the skipped cases listed. */
+static const char *test_filter_ __attribute__((unused)) = NULL;
+static int test_ran_ __attribute__((unused)) = 0, test_skipped_ __attribute__((unused)) = 0;
+static const char *test_current_ __attribute__((unused)) = "";
+
+static inline void test_filter(const char *f) {
+    test_filter_ = f;
+}
+
+static inline bool test_selected(const char *name) {
+    const char *f = test_filter_ ? test_filter_ : getenv("GORT_TEST_RUN");
+    if (!f || !*f) return true;
+    char buf[256];
+    while (*f) {
+        size_t n = strcspn(f, ",");
+        if (n > 0 && n < sizeof buf) {
+            memcpy(buf, f, n);
+            buf[n] = 0;
+            if (strstr(name, buf)) return true;
+        }
+        f += n;
+        if (*f == ',') f++;
+    }
+    return false;
+}
+
+/* Marks the current case skipped, says why, and returns from it. */
+#define TEST_SKIP(why)                                                                             \
     do {                                                                                           \
-        if (!(c)) {                                                                                \
-            fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);                  \
-            fflush(stderr);                                                                        \
-            _exit(1);                                                                              \
-        }                                                                                          \
+        fprintf(stderr, "--- SKIP: %s: %s\n", test_current_, (why));                               \
+        test_skipped_++;                                                                           \
+        return;                                                                                    \
     } while (0)
+
+static inline int test_result(void) {
+    if (test_ran_ > 0 && test_skipped_ == test_ran_) {
+        fprintf(stderr, "every case skipped (%d)\n", test_skipped_);
+        return 77;
+    }
+    if (test_skipped_) fprintf(stderr, "%d of %d cases skipped\n", test_skipped_, test_ran_);
+    return 0;
+}
 
 /* TEST_ASAN: 1 in the ASan+UBSan build (gcc defines __SANITIZE_ADDRESS__,
  * clang has __has_feature; CMake also defines GORT_ASAN). */
@@ -59,10 +145,15 @@
 #define TEST_ASAN 0
 #endif
 
+/* Runs the case fn() if the filter selects it. */
 #define RUN(fn)                                                                                    \
     do {                                                                                           \
-        fprintf(stderr, "=== %s\n", #fn);                                                          \
-        fn();                                                                                      \
+        if (test_selected(#fn)) {                                                                  \
+            fprintf(stderr, "=== %s\n", #fn);                                                      \
+            test_current_ = #fn;                                                                   \
+            test_ran_++;                                                                           \
+            fn();                                                                                  \
+        }                                                                                          \
     } while (0)
 
 static inline int64_t test_now_ns(void) {
@@ -108,7 +199,7 @@ static inline const char *expect_death(void (*fn)(void), int want_code, const ch
         fprintf(stderr, "expect_death: want exit %d and \"%s\"; got %s %d, stderr:\n%s\n",
                 want_code, want_msg, WIFEXITED(st) ? "exit" : "signal",
                 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st), buf);
-        exit(1);
+        test_fail();
     }
     return buf;
 }

@@ -687,5 +687,5 @@ int main(void) {
     RUN(test_switch_hook);
     RUN(test_return_trap);
     fprintf(stderr, "test_arch: ok\n");
-    return 0;
+    return test_result();
 }

@@ -657,5 +657,5 @@ int main(int argc, char **argv) {
     RUN(test_parse_bytes);
     RUN(test_parse_plus_sign); /* last: it fails on a known deviation from Go's syntax */
     fprintf(stderr, "ok\n");
-    return 0;
+    return test_result();
 }

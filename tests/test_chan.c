@@ -562,7 +562,9 @@ static void run_death(void) {
     exit(gort_main(death_fn, 0, NULL));
 }
 static void death(const char *name, int (*fn)(int, char **), const char *msg, const char *msg2) {
+    if (!test_selected(name)) return;
     fprintf(stderr, "=== death %s\n", name);
+    test_ran_++;
     death_fn = fn;
     const char *out = expect_death(run_death, 2, msg);
     if (msg2 && !strstr(out, msg2)) {
@@ -602,5 +604,5 @@ int main(void) {
     death("deadlock_select_empty", d_select_empty, dl, "select (no cases)");
     death("deadlock_select", d_select, dl, "[select]");
     fprintf(stderr, "test_chan: all passed\n");
-    return 0;
+    return test_result();
 }

@@ -10,7 +10,10 @@
  * the default), bounded by a 120 s alarm; exits the test if the child does
  * not exit 0. */
 static inline void in_child(const char *name, int (*fn)(int, char **), int procs) {
+    if (!test_selected(name)) return;
     fprintf(stderr, "=== %s (GOMAXPROCS %d)\n", name, procs);
+    test_current_ = name;
+    test_ran_++;
     fflush(NULL);
     pid_t pid = fork();
     CHECK(pid >= 0);
@@ -26,7 +29,7 @@ static inline void in_child(const char *name, int (*fn)(int, char **), int procs
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
         fprintf(stderr, "%s: child %s %d\n", name, WIFEXITED(st) ? "exited" : "killed by signal",
                 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-        exit(1);
+        test_fail();
     }
 }
 

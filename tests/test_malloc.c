@@ -842,5 +842,5 @@ int main(void) {
     RUN(test_aligned_alloc);
     RUN(test_posix_memalign);
     fprintf(stderr, "ok\n");
-    return 0;
+    return test_result();
 }

@@ -415,8 +415,8 @@ static void fork_while(void *(*churn)(void *), int nthreads, const char *what) {
      * fork: a child forked while another thread is inside ASan's own
      * allocator (starting or ending a thread does that) deadlocks there as
      * soon as it starts a thread, whatever gort does. */
-    fprintf(stderr, "SKIP under ASan: fork while %s\n", what);
-    return;
+    fprintf(stderr, "--- SKIP: fork while %s: under ASan\n", what);
+    _exit(77); /* the case runs in a child: run_case counts the skip */
 #endif
     pthread_t t[4];
     __atomic_store_n(&stop_churn, 0, __ATOMIC_RELAXED);
@@ -455,6 +455,8 @@ static void case_fork_while_threads_come_and_go(void) {
 static int failed;
 
 static void run_case(void (*fn)(void), const char *name, int limit_ms) {
+    if (!test_selected(name)) return;
+    test_ran_++;
     fprintf(stderr, "=== %s\n", name);
     fflush(NULL);
     pid_t pid = fork();
@@ -465,6 +467,10 @@ static void run_case(void (*fn)(void), const char *name, int limit_ms) {
         _exit(0);
     }
     int st = wait_bounded(pid, limit_ms);
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 77) {
+        test_skipped_++;
+        return;
+    }
     if (!exited_ok(st)) {
         fprintf(stderr, "--- FAIL %s: %s\n", name, describe(st));
         failed++;
@@ -487,5 +493,5 @@ int main(void) {
         return 1;
     }
     fprintf(stderr, "ok\n");
-    return 0;
+    return test_result();
 }

@@ -212,5 +212,5 @@ int main(void) {
             THREADS, (unsigned long long)total, (unsigned long long)(ms.mallocs - ms0.mallocs),
             (double)(test_now_ns() - t0) / 1e9);
     fprintf(stderr, "ok\n");
-    return 0;
+    return test_result();
 }

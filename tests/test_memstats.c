@@ -381,5 +381,5 @@ int main(void) {
     RUN(test_kernel_view);
     RUN(test_concurrent);
     fprintf(stderr, "ok\n");
-    return 0;
+    return test_result();
 }

@@ -33,7 +33,10 @@ static void record(const void *p) {
 
 /* Runs fn, expects death with status 2, and checks stderr for "fatal error: ",
  * each of the words, and the recorded pointer. */
-static void expect_misuse(void (*fn)(void), const char *words1, const char *words2) {
+static void expect_misuse_(const char *name, void (*fn)(void), const char *words1,
+                           const char *words2) {
+    if (!test_selected(name)) return;
+    test_ran_++;
     memset(sh, 0, sizeof *sh);
     const char *err = expect_death(fn, 2, "fatal error: ");
     CHECK(sh->ptr[0] != 0);
@@ -41,7 +44,7 @@ static void expect_misuse(void (*fn)(void), const char *words1, const char *word
         (words2 && !strstr(err, words2)) || (sh->obj[0] && !strstr(err, sh->obj))) {
         fprintf(stderr, "want \"%s\", \"%s\", pointer %s%s%s; stderr:\n%s\n", words1 ? words1 : "",
                 words2 ? words2 : "", sh->ptr, sh->obj[0] ? ", object " : "", sh->obj, err);
-        exit(1);
+        test_fail();
     }
     /* One line, as Go's throw prints it. */
     const char *fe = strstr(err, "fatal error: ");
@@ -49,6 +52,8 @@ static void expect_misuse(void (*fn)(void), const char *words1, const char *word
     CHECK(strstr(fe, sh->ptr) < strchr(fe, '\n'));
     fprintf(stderr, "  %.*s\n", (int)(strchr(fe, '\n') - fe), fe);
 }
+
+#define expect_misuse(fn, words1, words2) expect_misuse_(#fn, fn, words1, words2)
 
 /* ---- double frees ---- */
 
@@ -425,5 +430,5 @@ int main(void) {
     CHECK(waitpid(pid, &st, 0) == pid);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
     fprintf(stderr, "ok\n");
-    return 0;
+    return test_result();
 }

@@ -590,5 +590,5 @@ int main(void) {
             (unsigned long long)(st.meta_bytes >> 10), os_rss() >> 10,
             (double)(test_now_ns() - t0) / 1e9);
     fprintf(stderr, "PASS\n");
-    return 0;
+    return test_result();
 }

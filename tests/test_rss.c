@@ -364,5 +364,5 @@ int main(void) {
     RUN(test_background_scavenger);
     RUN(test_fault_injection);
     fprintf(stderr, "ok\n");
-    return 0;
+    return test_result();
 }

@@ -873,29 +873,19 @@ static int yield_preempt_main(int argc, char **argv) {
     return 0;
 }
 
-static const char *only; /* argv[1]: run only the cases whose name contains it */
-#define in_child(name, fn, procs)                                                                  \
-    do {                                                                                           \
-        if (!only || strstr(name, only)) in_child(name, fn, procs);                                \
-    } while (0)
-#define RUN_ONLY(fn)                                                                               \
-    do {                                                                                           \
-        if (!only || strstr(#fn, only)) fn();                                                      \
-    } while (0)
-
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--trace-child") == 0) return gort_main(trace_main, 0, NULL);
-    if (argc > 1) only = argv[1];
+    if (argc > 1) test_filter(argv[1]); /* or GORT_TEST_RUN */
     scale = test_scale();
     deep_expect = recurse(600) + 1;
     in_child("test_basic", basic_main, 0);
-    RUN_ONLY(test_retval);
+    RUN(test_retval);
     in_child("test_spread", spread_main, 4);
     in_child("test_many", many_main, 0);
     in_child("test_live", live_main, 0);
     in_child("test_deep", deep_main, 0);
-    RUN_ONLY(test_deadlock);
-    RUN_ONLY(test_main_goexit);
+    RUN(test_deadlock);
+    RUN(test_main_goexit);
     in_child("test_syscall_p1", syscall_main, 1);
     in_child("test_sleep", sleep_main, 0);
     in_child("test_sleep_order", order_main, 0);
@@ -912,7 +902,7 @@ int main(int argc, char **argv) {
     in_child("test_yield_spread_p2", yield_spread_main, 2);
     in_child("test_yield_spill_p2", yield_spill_main, 2);
     in_child("test_yield_handoff_p2", yield_handoff_main, 2);
-    RUN_ONLY(test_schedtrace);
+    RUN(test_schedtrace);
     fprintf(stderr, "all sched tests passed\n");
-    return 0;
+    return test_result();
 }

@@ -116,5 +116,5 @@ int main(void) {
     alarm(200); /* a hang fails; ctest's own limit is 240 s */
     CHECK(gort_main(main_1m, 0, NULL) == 0);
     fprintf(stderr, "test_sched_1m: ok\n");
-    return 0;
+    return test_result();
 }

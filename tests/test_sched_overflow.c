@@ -115,5 +115,5 @@ int main(int argc, char **argv) {
     RUN(test_overflow_names_after_chdir);
     RUN(test_overflow_dies);
     RUN(test_overflow_dies_mprotect_guard);
-    return 0;
+    return test_result();
 }

@@ -105,5 +105,5 @@ int main(void) {
     RUN(test_size_to_class);
     RUN(test_divmagic);
     RUN(test_go_values);
-    return 0;
+    return test_result();
 }

@@ -812,5 +812,5 @@ int main(int argc, char **argv) {
     RUN(test_enomem);
     RUN(test_children);
     fprintf(stderr, "test_stack: ok\n");
-    return 0;
+    return test_result();
 }

@@ -604,5 +604,5 @@ int main(int argc, char **argv) {
     RUN(wg_negative_death);
     RUN(runlock_unlocked_death);
     fprintf(stderr, "PASS\n");
-    return 0;
+    return test_result();
 }
