@@ -1,4 +1,5 @@
-/* Stop-the-world and suspending one goroutine's thread (DESIGN.md section 5).
+/* Stop-the-world and suspending one goroutine's thread (docs/design.md,
+ * "Stop-the-world").
  *
  * stop_the_world stops every M that holds a P, at whatever instruction it is
  * (tight C loops included), by a signal whose handler publishes the
