@@ -52,7 +52,6 @@
 #define gc_alloc                  gort__gc_alloc
 #define gc_assist                 gort__gc_assist
 #define gc_cache_span             gort__gc_cache_span
-#define sched_started_now         gort__sched_started_now
 #define gc_central_all_swept      gort__gc_central_all_swept
 #define gc_central_lists_each     gort__gc_central_lists_each
 #define gc_central_lock_all       gort__gc_central_lock_all
@@ -61,6 +60,8 @@
 #define gc_central_reinit_locks   gort__gc_central_reinit_locks
 #define gc_central_unlock_all     gort__gc_central_unlock_all
 #define gc_checkmark              gort__gc_checkmark
+#define gc_checkmark_mode         gort__gc_checkmark_mode
+#define gc_checkmark_visit        gort__gc_checkmark_visit
 #define gc_conservative_type      gort__gc_conservative_type
 #define gc_drain                  gort__gc_drain
 #define gc_finalizers_run         gort__gc_finalizers_run
@@ -71,6 +72,7 @@
 #define gc_heap_range             gort__gc_heap_range
 #define gc_init                   gort__gc_init
 #define gc_internal_thread        gort__gc_internal_thread
+#define gc_is_marked              gort__gc_is_marked
 #define gc_mark_specials          gort__gc_mark_specials
 #define gc_mark_termination_scan  gort__gc_mark_termination_scan
 #define gc_mark_tiny_allocs       gort__gc_mark_tiny_allocs
@@ -83,22 +85,27 @@
 #define gc_pacer_update_cons_mark gort__gc_pacer_update_cons_mark
 #define gc_prepare_roots          gort__gc_prepare_roots
 #define gc_roots_pending          gort__gc_roots_pending
+#define gc_scan_data_again        gort__gc_scan_data_again
+#define gc_scan_roots_stw         gort__gc_scan_roots_stw
 #define gc_scanblock              gort__gc_scanblock
 #define gc_scanobject             gort__gc_scanobject
+#define gc_shade_elem             gort__gc_shade_elem
+#define gc_scan_deferred          gort__gc_scan_deferred
+#define gc_record_extra_pause     gort__gc_record_extra_pause
 #define gc_shade                  gort__gc_shade
 #define gc_start                  gort__gc_start
 #define gc_state                  gort__gc_state
+#define gc_sweep_credit           gort__gc_sweep_credit
 #define gc_sweep_credit_reset     gort__gc_sweep_credit_reset
 #define gc_sweep_span             gort__gc_sweep_span
 #define gc_sweep_specials         gort__gc_sweep_specials
 #define gc_sweeper_start          gort__gc_sweeper_start
 #define gc_sweeper_wake           gort__gc_sweeper_wake
-#define gc_sweep_credit           gort__gc_sweep_credit
-#define gc_threads_lock           gort__gc_threads_lock
 #define gc_sweepone               gort__gc_sweepone
 #define gc_sysmon_tick            gort__gc_sysmon_tick
 #define gc_thread_self            gort__gc_thread_self
 #define gc_threads                gort__gc_threads
+#define gc_threads_lock           gort__gc_threads_lock
 #define gc_uncache_span           gort__gc_uncache_span
 #define gcw_balance               gort__gcw_balance
 #define gcw_dispose               gort__gcw_dispose
@@ -107,6 +114,7 @@
 #define gcw_global_empty          gort__gcw_global_empty
 #define gcw_put_slow              gort__gcw_put_slow
 #define gcw_reset_global          gort__gcw_reset_global
+#define sched_started_now         gort__sched_started_now
 
 enum gc_phase { GC_OFF = 0, GC_MARK = 1, GC_MARKTERM = 2 };
 
@@ -325,6 +333,10 @@ void gc_flush_wbbuf(gcthread *t, gcwork *w);
 /* The allocating thread does mark work for the bytes it allocated (Go's
  * gcAssistAlloc). */
 void gc_assist(gcthread *t, int64_t bytes);
+/* Shades the pointer words of n bytes at dst (its old values) and at src
+ * (the values about to be copied there; NULL: none), by type t (NULL: every
+ * word), while the collector marks: the barrier of a typed copy. */
+void gc_shade_elem(const void *dst, const void *src, size_t n, const gort_type *t);
 /* Registered root ranges (gort_add_roots), also used by the runtime. */
 int gc_add_root_range(uintptr_t lo, uintptr_t hi, bool add);
 
@@ -388,11 +400,22 @@ bool gc_sweep_specials(mspan *s, uint64_t *live);
 extern uint64_t gc_finalizers_run;
 /* mgcmark.c */
 bool gc_roots_pending(void);
+void gc_scan_deferred(gcwork *w);
+/* mgc.c: a stop of the world other than the cycle's two (counted in the
+ * cycle's pause). */
+void gc_record_extra_pause(int64_t ns);
 /* mgcpacer.c */
 void gc_pacer_revise(void);
 void gc_pacer_update_cons_mark(int64_t mark_ns, int64_t cpu_ns, int nprocs);
 /* mcheckmark.c: GORT_GODEBUG=gccheckmark=1, at mark termination. */
 void gc_checkmark(void);
+extern bool gc_checkmark_mode; /* scanning visits for the check (mgcmark.c's scan_word) */
+void gc_checkmark_visit(uintptr_t obj, mspan *s, uint32_t idx, gcwork *w);
+/* mgcmark.c: marked this cycle (bit, or allocated black); every root with
+ * the world stopped; the data segments the last data job scanned. */
+bool gc_is_marked(const mspan *s, uint32_t idx);
+void gc_scan_roots_stw(gcwork *w);
+void gc_scan_data_again(gcwork *w);
 /* mgc.c: sysmon's tick (forced cycles); whether gort_main runs the
  * scheduler. */
 void gc_sysmon_tick(void);

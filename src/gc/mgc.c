@@ -101,10 +101,12 @@ static void record_pause(int64_t ns) {
     gc_state.pause_total_ns += ns;
 }
 
+void gc_record_extra_pause(int64_t ns) {
+    record_pause(ns);
+}
+
 static void gctrace_line(void) {
     int64_t now = nanotime();
-    uint64_t cpu_total = 0;
-    for (int i = 0; i < nworkers; i++) cpu_total += (uint64_t)worker_busy_ns[i];
     int procs = gc_nprocs();
     double since = (double)(now - gc_state.start_ns);
     int pct = since > 0 ? (int)(100.0 * (double)gc_state.gc_cpu_ns / (since * procs)) : 0;
@@ -209,6 +211,22 @@ static void try_terminate(void) {
 
 /* ---- workers ---- */
 
+/* A worker stops marking (no work, or not its turn): its work goes to the
+ * global lists, and the last one to stop checks whether marking is done.
+ * A worker counts only in the cycle it joined (cyc): a new cycle starts
+ * with every worker counted idle. */
+static void go_idle(gcwork *w, uint32_t cyc) {
+    gcw_dispose(w);
+    lock(&gc_state.lock);
+    bool last = false;
+    if (gc_state.markgen == cyc) {
+        gc_state.nwait++;
+        last = gc_state.nwait == gc_state.nproc;
+    }
+    unlock(&gc_state.lock);
+    if (last) try_terminate();
+}
+
 static bool may_work(int id, int64_t mark_start, int64_t now) {
     int ded = gc_pacer.dedicated_workers;
     if (!sched_started_now() && ded == 0) ded = 1; /* no Ps to be idle: one always runs */
@@ -228,26 +246,21 @@ static void worker_main(void *arg) {
     int id = (int)(intptr_t)arg;
     gc_internal_thread = true;
     gcwork w = {0};
-    uint32_t seen = 0;
     for (;;) {
         uint32_t s = atomic_load_acq(&worker_seq);
-        if (s == seen || gc_phase() != GC_MARK) {
+        if (gc_phase() != GC_MARK) {
             futex_sleep(&worker_seq, s, 100 * 1000 * 1000);
             continue;
         }
-        seen = s;
-        worker_busy_ns[id] = 0;
+        uint32_t cyc = atomic_load_acq(&gc_state.markgen);
         int64_t mark_start = gc_pacer.mark_start_ns;
-        bool active = true; /* counted in nproc and not in nwait */
-        while (gc_phase() == GC_MARK) {
+        bool active = false; /* a cycle starts with every worker counted idle */
+        while (gc_phase() == GC_MARK && atomic_load_acq(&gc_state.markgen) == cyc) {
             int64_t now = nanotime();
             if (!may_work(id, mark_start, now)) {
                 if (active) {
-                    gcw_dispose(&w);
-                    lock(&gc_state.lock);
-                    gc_state.nwait++;
-                    unlock(&gc_state.lock);
                     active = false;
+                    go_idle(&w, cyc);
                 }
                 uint32_t q = atomic_load_acq(&gc_state.mark_done_seq);
                 futex_sleep(&gc_state.mark_done_seq, q, 200 * 1000);
@@ -255,7 +268,7 @@ static void worker_main(void *arg) {
             }
             if (!active) {
                 lock(&gc_state.lock);
-                if (gc_state.phase != GC_MARK) {
+                if (gc_state.phase != GC_MARK || gc_state.markgen != cyc) {
                     unlock(&gc_state.lock);
                     break;
                 }
@@ -263,35 +276,30 @@ static void worker_main(void *arg) {
                 unlock(&gc_state.lock);
                 active = true;
             }
-            int64_t done = 0, t0 = now;
-            while ((done += gc_drain(&w, GC_SLICE_WORK, &gc_state.stop_drain)) > 0 &&
-                   nanotime() - t0 < GC_SLICE_NS && gc_phase() == GC_MARK) {
-            }
+            int64_t done = 0, t0 = now, d;
+            do {
+                d = gc_drain(&w, GC_SLICE_WORK, &gc_state.stop_drain);
+                done += d;
+            } while (d > 0 && nanotime() - t0 < GC_SLICE_NS && gc_phase() == GC_MARK);
             int64_t dt = nanotime() - t0;
             worker_busy_ns[id] += dt;
             atomic_xadd(&gc_state.gc_cpu_ns, dt);
             atomic_xadd(&gc_state.mark_cpu_bg, dt);
-            if (done > 0) {
-                atomic_xadd(&gc_pacer.bg_scan_credit, done);
-                continue;
-            }
-            /* No work: go idle; the last one idle checks for the end. */
-            gcw_dispose(&w);
-            lock(&gc_state.lock);
-            gc_state.nwait++;
-            bool last = gc_state.nwait == gc_state.nproc;
-            unlock(&gc_state.lock);
+            if (done > 0) atomic_xadd(&gc_pacer.bg_scan_credit, done);
+            if (d > 0) continue;
+            /* No work: idle until some appears or the cycle ends. */
             active = false;
-            if (last) try_terminate();
+            go_idle(&w, cyc);
             uint32_t q = atomic_load_acq(&gc_state.mark_done_seq);
             if (gc_phase() == GC_MARK && gcw_global_empty() && !gc_roots_pending())
                 futex_sleep(&gc_state.mark_done_seq, q, 1000 * 1000);
         }
-        if (active) {
-            gcw_dispose(&w);
-            lock(&gc_state.lock);
-            gc_state.nwait++;
-            unlock(&gc_state.lock);
+        if (active) go_idle(&w, cyc);
+        gcw_dispose(&w);
+        /* Wait for this cycle to end before looking for the next. */
+        while (gc_phase() != GC_OFF && atomic_load_acq(&gc_state.markgen) == cyc) {
+            uint32_t q = atomic_load_acq(&gc_state.mark_done_seq);
+            futex_sleep(&gc_state.mark_done_seq, q, 1000 * 1000);
         }
     }
 }
@@ -372,7 +380,7 @@ static void gc_start_n(enum gc_trigger why, uint32_t n) {
     gc_mark_tiny_allocs(&w);
     gcw_dispose(&w);
     gc_state.nproc = (uint32_t)nworkers;
-    gc_state.nwait = 0;
+    gc_state.nwait = (uint32_t)nworkers; /* each joins as it wakes (worker_main) */
     gc_state.stop_drain = 0;
     __atomic_store_n(&gort__writebarrier, 1, __ATOMIC_RELEASE);
     sched_gc_newproc_hook = newproc_hook;

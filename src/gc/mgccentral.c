@@ -24,6 +24,8 @@
 #include "base/fatal.h"
 #include "mem/mheap.h"
 
+#include <string.h>
+
 enum { L_PARTIAL = 0, L_FULL = 2 }; /* + (swept set index) */
 
 typedef struct gccentral {
@@ -92,11 +94,9 @@ static mspan *grow(unsigned spc) {
         s->heapbits = 1;
         size_t usable = s->npages * PAGE_SIZE - s->npages * (PAGE_SIZE / 64);
         s->nelems = (uint16_t)(usable / s->elemsize);
-        /* Fresh pages are zero unless reused: the bits must start clear. */
-        if (s->needzero) {
-            uint64_t *hb = span_heapbits(s);
-            for (size_t i = 0; i < s->npages * (PAGE_SIZE / 64) / 8; i++) hb[i] = 0;
-        }
+        /* Clear them, fresh pages too: one write now saves the read fault
+         * and then the write fault of the first object's bits. */
+        memset(span_heapbits(s), 0, s->npages * (PAGE_SIZE / 64));
     }
     s->freeindex = 0;
     s->alloccount = 0;

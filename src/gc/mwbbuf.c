@@ -90,3 +90,20 @@ GORT_API void gort_copy_typed(void *dst, const void *src, const gort_type *t, si
     __asm__ __volatile__("" ::: "memory");
     if (--lock_depth == 0 && lock_suspend_pending) lock_suspend_now();
 }
+
+void gc_shade_elem(const void *dst, const void *src, size_t n, const gort_type *t) {
+    lock_depth++;
+    __asm__ __volatile__("" ::: "memory");
+    if (gc_phase() != GC_OFF) {
+        gcthread *th = gc_thread_self();
+        if (t) {
+            shade_typed(th, dst, t, n / t->size);
+            if (src) shade_typed(th, src, t, n / t->size);
+        } else {
+            shade_typed(th, dst, &gc_conservative_type, n / sizeof(void *));
+            if (src) shade_typed(th, src, &gc_conservative_type, n / sizeof(void *));
+        }
+    }
+    __asm__ __volatile__("" ::: "memory");
+    if (--lock_depth == 0 && lock_suspend_pending) lock_suspend_now();
+}

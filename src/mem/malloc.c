@@ -48,13 +48,6 @@
 #define OOM(p) (p)
 #endif
 
-/* Go's class for n (mallocgc). */
-static inline unsigned class_of(size_t n) {
-    if (likely(n <= SMALL_SIZE_MAX))
-        return size_to_class8[(n + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV];
-    return size_to_class128[(n - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) / LARGE_SIZE_DIV];
-}
-
 /* The class for the C malloc family: Go's, except that requests over 8 bytes
  * get 16-aligned objects (max_align_t), so 17..24 bytes use the 32-byte class. */
 static inline unsigned malloc_class_of(size_t n) {

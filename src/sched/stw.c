@@ -131,12 +131,20 @@ static void suspend_handler(int sig, siginfo_t *si, void *uctx) {
  * are spilled to its stack first, so the published stack pointer covers
  * them. */
 static __attribute__((noinline)) void suspend_here(stw_thread *t) {
+    /* Every callee-saved register is spilled into this frame and stays
+     * there while we wait (no tail call: the compiler would reload them
+     * first, and suspend_wait's frame, below the published pointer, would
+     * get them instead). The published pointer is where the stack stands
+     * now, so the spills are above it. */
     __builtin_unwind_init();
+    uintptr_t sp;
+    __asm__ __volatile__("mov %%rsp, %0" : "=r"(sp));
     memset(&t->suspend, 0, sizeof t->suspend);
-    t->suspend.sp = (uintptr_t)__builtin_frame_address(0);
+    t->suspend.sp = sp;
     t->suspend.pc = (uintptr_t)__builtin_return_address(0);
     t->suspend_valid = true;
     suspend_wait(t);
+    __asm__ __volatile__("" ::: "memory"); /* not a tail call */
 }
 
 static void deferred_suspend(void) {
