@@ -18,13 +18,15 @@
 #   MALLOC_ITERS   iteration count passed to every malloc pattern (default:
 #                  the program's own per-pattern default)
 #   MIMALLOC_SO, JEMALLOC_SO   the peer libraries (Debian paths by default)
-#   GO            the Go toolchain for the sched family's peers (/usr/lib/go-1.19/bin/go)
-#   PEERS_DIR     the Go peers' sources (../shared/bench/peers beside the repository)
+#   GO            the Go toolchain for the Go peers of sched, chan, sync and http
+#                 (/usr/lib/go-1.19/bin/go)
+#   PEERS_DIR     the peers' sources (bench/peers of this repository; the
+#                 workloads are defined in bench/peers/README.md)
 #   HTTP_DURATION wrk's -d for the http family (10s), HTTP_PROCS the GOMAXPROCS of
 #                 both servers there (2)
 #   FCONTEXT_SRC  the ctxswitch peer's source, built with g++ -O2 -lboost_context
 #                 when Boost.Context is installed (default:
-#                 ../shared/bench/peers/ctxswitch/boost_fcontext.cpp beside the repository)
+#                 PEERS_DIR/ctxswitch/boost_fcontext.cpp)
 #
 # A run that exits non-zero, prints a line starting with BAD, prints no
 # RESULT line, or whose LD_PRELOAD library the loader refused, is FAIL. Exit
@@ -61,6 +63,11 @@ esac
 mkdir -p "$LOGS" || exit 2
 
 FAILED=0 # set to 1 by any FAIL
+
+# Where the peers are: in this repository, beside this script.
+REPO_DIR=$(cd "$(dirname "$0")/.." && pwd)
+PEERS_DIR=${PEERS_DIR:-$REPO_DIR/bench/peers}
+GO=${GO:-/usr/lib/go-1.19/bin/go}
 
 # ---- helpers ----------------------------------------------------------------
 
@@ -288,7 +295,6 @@ bench_pagealloc() {
 # ---- family: ctxswitch (bench/ctxswitch_bench.c against Boost's fcontext) ----
 
 CTX_TARGET=1.10 # gort's switch may take at most this many times fcontext's
-REPO_DIR=$(cd "$(dirname "$0")/.." && pwd)
 
 # ctx_figure LOG PEER: the switch= figure of the RESULT line of PEER in LOG
 ctx_figure() {
@@ -306,7 +312,7 @@ bench_ctxswitch() {
     fi
 
     # the peer, built afresh into a temp dir when Boost.Context is installed
-    local src=${FCONTEXT_SRC:-$REPO_DIR/../shared/bench/peers/ctxswitch/boost_fcontext.cpp}
+    local src=${FCONTEXT_SRC:-$PEERS_DIR/ctxswitch/boost_fcontext.cpp}
     local tmp peer="" why=""
     tmp=$(mktemp -d) || {
         echo "FAIL ctxswitch: mktemp -d failed"
@@ -380,8 +386,6 @@ bench_ctxswitch() {
 
 SCHED_YIELD_TARGET=0.30    # gort's yield may take at most this many times Go's (go-p1)
 SCHED_SLEEPMEM_TARGET=4608 # bytes of RSS per sleeping goroutine (4.5 KiB)
-GO=${GO:-/usr/lib/go-1.19/bin/go}
-PEERS_DIR=${PEERS_DIR:-$REPO_DIR/../shared/bench/peers}
 
 # sched_figure LOG WORKLOAD PEER METRIC: the figure of that RESULT line in LOG
 sched_figure() {
@@ -598,7 +602,7 @@ bench_sync() {
     if [ -x "$GO" ]; then
         (export GO111MODULE=off GOCACHE="$CHAN_TMP/cache" GOPATH="$CHAN_TMP/gopath"
             "$GO" build -o "$CHAN_TMP/spawn" "$PEERS_DIR/spawn/main.go" &&
-                "$GO" build -o "$CHAN_TMP/mutex" "$REPO_DIR/bench/peers_extra/mutex/main.go") \
+                "$GO" build -o "$CHAN_TMP/mutex" "$PEERS_DIR/mutex/main.go") \
             >"$LOGS/sync.build.log" 2>&1 || echo "SKIP go peers: go build failed (log: $LOGS/sync.build.log)"
     else
         echo "SKIP go peers: $GO not found"

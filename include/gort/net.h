@@ -1,5 +1,5 @@
 /* Goroutine-blocking I/O on file descriptors: gort's netpoller (Go's
- * runtime netpoll and internal/poll), API.md "Net". docs/net.md is the guide.
+ * runtime netpoll and internal/poll), docs/api.md "Net"; docs/net.md is the guide.
  *
  * In a goroutine, a call that would block parks the goroutine, not its
  * thread: the fd is made non-blocking and registered with an edge-triggered

@@ -1,4 +1,4 @@
-/* Type descriptors (API.md "Memory: garbage-collected"): what the collector
+/* Type descriptors (docs/api.md "Type descriptors"): what the collector
  * needs to scan an object precisely, which words may hold pointers.
  *
  *     struct node { int key; struct node *left, *right; };

@@ -1,6 +1,7 @@
 /* Configuration from the environment: every Go knob X is GORT_X, with Go's
  * syntax, read once through one options table that warns on a bad value and
- * keeps the default. Each knob also has an API call (DESIGN.md section 11). */
+ * keeps the default. Each knob is also to have an API call (docs/design.md,
+ * "Configuration"). */
 #ifndef GORT_BASE_ENV_H
 #define GORT_BASE_ENV_H
 

@@ -65,6 +65,7 @@ enum span_list { ON_NONE = 0, ON_CENTRAL = 1, ON_LOCAL_PARTIAL = 2, ON_LOCAL_FUL
 #define BITMAP_WORDS (MAX_OBJS_PER_SPAN / 64)
 
 struct mcache;
+struct special;
 
 typedef struct mspan {
     /* Line 0: everything malloc's and free's fast paths touch, including the
@@ -101,6 +102,17 @@ typedef struct mspan {
     uint8_t noscan;            /* SPAN_GC: objects hold no pointers */
     uint8_t large_free;        /* large span parked free in an mcache's large cache */
     uint64_t markbits[BITMAP_WORDS];
+
+    /* GC spans (SPAN_GC): the collector's per-span state (src/gc). */
+    uint32_t sweepgen;        /* Go's protocol against gc_sweepgen (mgcsweep.c) */
+    uint32_t markgen;         /* the mark phase fi_markstart belongs to (gc_markgen) */
+    uint16_t fi_markstart;    /* freeindex when that mark phase first allocated here: the
+                                 slots handed out from there on are allocated black */
+    uint8_t heapbits;         /* small scan objects: pointer bits at the span's end (mbitmap.h) */
+    uint8_t sweep_on;         /* on a GC central list: which (enum gc_span_list) */
+    const void *largetype;    /* large GC objects: the object's type word (mbitmap.h) */
+    struct special *specials; /* finalizers, weak handles, cleanups by offset (mfinal.c) */
+    uint32_t speciallock;     /* a spinlock for specials (held briefly, never across a call) */
 } __attribute__((aligned(64))) mspan;
 
 _Static_assert(__builtin_offsetof(mspan, key) == 56, "the fast paths' fields share line 0");

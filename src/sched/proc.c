@@ -1274,8 +1274,8 @@ static void mstart(void *arg) {
     m *mp = arg;
     tls_m = mp;
     mp->tid = os_gettid();
-    mp->thread = pthread_self();
-    atomic_store_rel(&mp->thread_valid, true);
+    mp->st.thread = pthread_self();
+    atomic_store_rel(&mp->st.thread_valid, true);
     pthread_sigmask(SIG_SETMASK, &user_sigmask, NULL);
     stw_thread_init();
     if (stack_thread_init() < 0) throw("cannot set up the signal stack of a new M");
@@ -1756,8 +1756,8 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
     pthread_atfork(stack_atfork_prepare, stack_atfork_parent, stack_atfork_child);
     m0 = allocm();
     m0->tid = os_gettid();
-    m0->thread = pthread_self();
-    atomic_store_rel(&m0->thread_valid, true);
+    m0->st.thread = pthread_self();
+    atomic_store_rel(&m0->st.thread_valid, true);
     tls_m = m0;
     stw_thread_init();
     if (stack_thread_init() < 0) throw("cannot set up the signal stack of the main thread");

@@ -177,21 +177,15 @@ typedef struct m {
     struct p *nextp; /* the P to attach when woken (startm) */
     struct p *oldp;  /* the P it had before a syscall */
     int64_t id;
-    int tid;          /* the OS thread id */
-    bool spinning;    /* out of work, looking for it (counted in sched.nmspinning) */
-    pthread_t thread; /* for stop-the-world's signal */
-    bool thread_valid;
-    bool stw_signalled;   /* the current stop-the-world signalled this M */
-    bool suspend_valid;   /* suspend holds what the handler published */
-    uint32_t suspended;   /* atomic: stopped by stop-the-world */
-    uint32_t suspend_req; /* atomic: sched_suspend_g asks this M alone to stop */
-    suspend_ctx suspend;  /* the interrupted context of a stopped M */
-    bool on_midle;        /* on sched.midle (under sched.lock) */
-    bool exiting_park;    /* parked for good: the runtime is exiting */
-    note_t park;          /* where it sleeps when idle */
-    struct m *schedlink;  /* sched.midle */
-    struct m *alllink;    /* all Ms */
-    g *lockedg;           /* gort_lock_os_thread */
+    int tid;             /* the OS thread id */
+    bool spinning;       /* out of work, looking for it (counted in sched.nmspinning) */
+    stw_thread st;       /* stop-the-world's view of this thread (stw.h) */
+    bool on_midle;       /* on sched.midle (under sched.lock) */
+    bool exiting_park;   /* parked for good: the runtime is exiting */
+    note_t park;         /* where it sleeps when idle */
+    struct m *schedlink; /* sched.midle */
+    struct m *alllink;   /* all Ms */
+    g *lockedg;          /* gort_lock_os_thread */
     uint32_t lockedcount;
     uint64_t fastrand;
     struct mcache *saved_mcache; /* the thread's own tls_mcache while it holds a P */
