@@ -19,19 +19,33 @@
 
 #define BODY "Hello, World!\n"
 
+/* A connection's answer, formatted when its second (the Date header) or
+ * its kind changes, and copied for every request in between. */
+typedef struct {
+    time_t sec;
+    bool http11, keep;
+    size_t len;
+    char text[256];
+} answer;
+
 /* Appends the answer to one request at out; returns its length. */
-static size_t respond(char *out, bool http11, bool keep, char date[32], time_t *date_sec) {
+static size_t respond(char *out, answer *a, bool http11, bool keep) {
     time_t now = time(NULL);
-    if (now != *date_sec) { /* the Date header, formatted once a second */
+    if (now != a->sec || http11 != a->http11 || keep != a->keep) {
+        char date[32];
         struct tm tm;
-        strftime(date, 32, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&now, &tm));
-        *date_sec = now;
+        strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", gmtime_r(&now, &tm));
+        const char *conn = !keep    ? "Connection: close\r\n"
+                           : http11 ? ""
+                                    : "Connection: keep-alive\r\n";
+        a->len = (size_t)snprintf(a->text, sizeof a->text,
+                                  "HTTP/1.%d 200 OK\r\nContent-Type: text/plain\r\nDate: %s\r\n"
+                                  "Content-Length: %zu\r\n%s\r\n" BODY,
+                                  http11, date, sizeof BODY - 1, conn);
+        a->sec = now, a->http11 = http11, a->keep = keep;
     }
-    const char *conn = !keep ? "Connection: close\r\n" : http11 ? "" : "Connection: keep-alive\r\n";
-    return (size_t)sprintf(out,
-                           "HTTP/1.%d 200 OK\r\nContent-Type: text/plain\r\nDate: %s\r\n"
-                           "Content-Length: %zu\r\n%s\r\n" BODY,
-                           http11, date, sizeof BODY - 1, conn);
+    memcpy(out, a->text, a->len);
+    return a->len;
 }
 
 /* The value of header name in head (its lines after the request line), or NULL. */
@@ -46,8 +60,8 @@ static const char *header(const char *head, const char *end, const char *name, s
 
 static void serve(void *arg) {
     int fd = (int)(intptr_t)arg;
-    char in[8192], out[32768], date[32];
-    time_t date_sec = 0;
+    char in[8192], out[32768];
+    answer a = {0};
     size_t have = 0, skip = 0; /* bytes read and not yet parsed; body bytes still to skip */
     bool open = true;
     while (open) {
@@ -84,7 +98,7 @@ static void serve(void *arg) {
                 if (gort_write(fd, out, outn) < 0) open = false;
                 outn = 0;
             }
-            outn += respond(out + outn, http11, keep, date, &date_sec);
+            outn += respond(out + outn, &a, http11, keep);
             open = open && keep;
         }
         if (outn && gort_write(fd, out, outn) < 0) break; /* all the answers, one write */
