@@ -85,9 +85,11 @@ int pd_check(poll_desc *pd, int mode) {
 int pd_prepare(poll_desc *pd, int mode) {
     int err = pd_check(pd, mode);
     if (err) return err;
-    /* A plain store: the system call that follows orders it before the
-     * kernel's view of the fd (see docs/net.md's design notes). */
-    __atomic_store_n(sema_of(pd, mode), 0, __ATOMIC_RELEASE);
+    /* An edge that came before this store is forgotten, which is the point:
+     * the system call that follows sees its data itself (the store is
+     * sequentially consistent, as Go's, so that the call's reads come after
+     * it). One that comes after finds 0 and sets PD_READY. */
+    __atomic_store_n(sema_of(pd, mode), 0, __ATOMIC_SEQ_CST);
     return 0;
 }
 

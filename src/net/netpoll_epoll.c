@@ -177,7 +177,7 @@ static g *netpoll(int64_t delay, int32_t *n) {
         if (errno != EINTR) throw("netpoll: epoll_wait failed");
         return NULL; /* a signal (stop-the-world, profiling): the caller looks again */
     }
-    g *head = NULL;
+    g *head = NULL, **tail = &head; /* in the order epoll reported them */
     int32_t count = 0;
     for (int i = 0; i < k; i++) {
         uint64_t tag = ev[i].data.u64;
@@ -196,20 +196,21 @@ static g *netpoll(int64_t delay, int32_t *n) {
         if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
             g *gp = netpoll_unblock(pd, MODE_R, true);
             if (gp) {
-                gp->schedlink = head;
-                head = gp;
+                *tail = gp;
+                tail = &gp->schedlink;
                 count++;
             }
         }
         if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
             g *gp = netpoll_unblock(pd, MODE_W, true);
             if (gp) {
-                gp->schedlink = head;
-                head = gp;
+                *tail = gp;
+                tail = &gp->schedlink;
                 count++;
             }
         }
     }
+    *tail = NULL;
     if (count) sched_external_waiters_add(-count);
     *n = count;
     return head;
