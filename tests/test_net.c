@@ -240,13 +240,15 @@ static int deadline_move_main(int argc, char **argv) {
     socketpair_nb(b);
     socketpair_nb(c);
     socketpair_nb(d);
+    /* (Deadlines a second away, so that a slow start cannot reach them
+     * before they are moved.) */
     int64_t t0 = gort_nanotime();
     /* Moved earlier while it waits: 10 s -> 60 ms. */
     reader ra = {.fd = a[0], .deadline = t0 + 10000 * MS};
-    /* Moved later while it waits: 50 ms -> 300 ms. */
-    reader rb = {.fd = b[0], .deadline = t0 + 50 * MS};
-    /* Cleared while it waits, then data comes at 150 ms. */
-    reader rc = {.fd = c[0], .deadline = t0 + 50 * MS};
+    /* Moved later while it waits: 1 s -> 1.3 s. */
+    reader rb = {.fd = b[0], .deadline = t0 + 1000 * MS};
+    /* Cleared while it waits, then data comes at 1.1 s. */
+    reader rc = {.fd = c[0], .deadline = t0 + 1000 * MS};
     /* No deadline at all, then one in the past while it waits. */
     reader rd = {.fd = d[0]};
     gort_go(read_one, &ra);
@@ -255,7 +257,7 @@ static int deadline_move_main(int argc, char **argv) {
     gort_go(read_one, &rd);
     wait_io_waiters(4);
     CHECK_EQ(gort_set_deadline(a[0], t0 + 60 * MS, GORT_DEADLINE_KEEP), 0);
-    CHECK_EQ(gort_set_deadline(b[0], t0 + 300 * MS, GORT_DEADLINE_KEEP), 0);
+    CHECK_EQ(gort_set_deadline(b[0], t0 + 1300 * MS, GORT_DEADLINE_KEEP), 0);
     CHECK_EQ(gort_set_deadline(c[0], 0, GORT_DEADLINE_KEEP), 0);
     CHECK_EQ(gort_set_deadline(d[0], 1, GORT_DEADLINE_KEEP), 0);
     TCHECK(wait_for(&rd.done, 1, 5000));
@@ -264,18 +266,18 @@ static int deadline_move_main(int argc, char **argv) {
     CHECK_EQ(ra.result, -ETIMEDOUT);
     CHECK_GE(ra.returned - t0, 60 * MS);
     CHECK_LT(ra.returned - t0, (60 + DEADLINE_SLACK_MS) * MS);
-    int64_t until = t0 + 150 * MS;
+    int64_t until = t0 + 1100 * MS;
     while (gort_nanotime() < until) gort_sleep(MS);
-    CHECK_EQ(__atomic_load_n(&rb.done, __ATOMIC_ACQUIRE), 0); /* its old 50 ms did not fire */
+    CHECK_EQ(__atomic_load_n(&rb.done, __ATOMIC_ACQUIRE), 0); /* its old 1 s did not fire */
     CHECK_EQ(__atomic_load_n(&rc.done, __ATOMIC_ACQUIRE), 0); /* cleared */
     TCHECK(write(c[1], "z", 1) == 1);
     TCHECK(wait_for(&rc.done, 1, 5000));
     CHECK_EQ(rc.result, 1);
-    CHECK_GE(rc.returned - t0, 150 * MS);
+    CHECK_GE(rc.returned - t0, 1100 * MS);
     TCHECK(wait_for(&rb.done, 1, 5000));
     CHECK_EQ(rb.result, -ETIMEDOUT);
-    CHECK_GE(rb.returned - t0, 300 * MS);
-    CHECK_LT(rb.returned - t0, (300 + DEADLINE_SLACK_MS) * MS);
+    CHECK_GE(rb.returned - t0, 1300 * MS);
+    CHECK_LT(rb.returned - t0, (1300 + DEADLINE_SLACK_MS) * MS);
     int *all[] = {a, b, c, d};
     for (int i = 0; i < 4; i++) {
         CHECK_EQ(gort_close(all[i][0]), 0);
