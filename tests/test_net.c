@@ -731,6 +731,21 @@ static int plain_beside_main(int argc, char **argv) {
     CHECK_GE(plain_returned, dl);
     CHECK_LT(plain_returned - dl, DEADLINE_SLACK_MS * MS);
     CHECK_EQ(gort_set_deadline(sv[0], 0, 0), 0);
+    /* A thread and a goroutine read the same fd at once: each gets a byte
+     * (the thread must not disturb the goroutine parked in the poller). */
+    plain_done = 0;
+    reader r = {.fd = sv[0]};
+    gort_go(read_one, &r);
+    wait_io_waiters(1);
+    TCHECK(pthread_create(&t, NULL, plain_reader, NULL) == 0);
+    gort_sleep(20 * MS);
+    CHECK_EQ(gort_write(sv[1], "1", 1), 1);
+    gort_sleep(20 * MS);
+    CHECK_EQ(gort_write(sv[1], "2", 1), 1);
+    pthread_join(t, NULL);
+    CHECK_EQ(plain_result, 1);
+    TCHECK(wait_for(&r.done, 1, 5000));
+    CHECK_EQ(r.result, 1);
     /* gort_close from a goroutine wakes the thread with -EBADF. */
     plain_done = 0;
     TCHECK(pthread_create(&t, NULL, plain_reader, NULL) == 0);

@@ -298,9 +298,15 @@ static int wait_io(fdop *o, int mode, int64_t call) {
     return thread_wait(o, mode, call);
 }
 
-/* A deadline that passed before the runtime's timers could mark it. */
-static inline int thread_deadline_passed(fdop *o, int mode) {
-    if (o->park) return 0;
+/* Before an operation's first system call: fails it if the fd is closing
+ * or a deadline has passed. A goroutine, which holds the direction's lock,
+ * also forgets a stale edge (pd_prepare); a plain thread must not touch the
+ * semaphore (a goroutine may be parked on it), and checks the deadline
+ * itself (the runtime's timers may not have marked it, or may not exist). */
+static int op_prepare(fdop *o, int mode) {
+    if (o->park) return pd_prepare(o->pd, mode);
+    int err = pd_check(o->pd, mode);
+    if (err) return err;
     int64_t d = pd_deadline(o->pd, mode, 0);
     return d && d <= nanotime() ? -ETIMEDOUT : 0;
 }
@@ -351,8 +357,7 @@ static ssize_t sys_write_blocking(fdop *o, const void *buf, size_t n) {
 }
 
 static ssize_t do_read(fdop *o, void *buf, size_t n) {
-    int err = pd_prepare(o->pd, MODE_R);
-    if (!err) err = thread_deadline_passed(o, MODE_R);
+    int err = op_prepare(o, MODE_R);
     if (err) return err;
     uint8_t kind;
     err = kind_of(o, &kind); /* also: is fd open at all */
@@ -381,8 +386,7 @@ ssize_t gort_read(int fd, void *buf, size_t n) {
 }
 
 static ssize_t do_write(fdop *o, const char *buf, size_t n) {
-    int err = pd_prepare(o->pd, MODE_W);
-    if (!err) err = thread_deadline_passed(o, MODE_W);
+    int err = op_prepare(o, MODE_W);
     if (err) return err;
     uint8_t kind;
     err = kind_of(o, &kind);
@@ -426,8 +430,7 @@ int gort_accept(int listen_fd, struct sockaddr *sa, socklen_t *len) {
     int err = op_begin(&o, listen_fd, MODE_R);
     if (err) return err;
     uint8_t kind;
-    int r = pd_prepare(o.pd, MODE_R);
-    if (!r) r = thread_deadline_passed(&o, MODE_R);
+    int r = op_prepare(&o, MODE_R);
     if (!r) r = kind_of(&o, &kind);
     while (!r) {
         int nfd = accept4(listen_fd, sa, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -478,8 +481,7 @@ int gort_connect(int fd, const struct sockaddr *sa, socklen_t len) {
     int err = op_begin(&o, fd, MODE_W);
     if (err) return err;
     uint8_t kind;
-    int r = pd_prepare(o.pd, MODE_W);
-    if (!r) r = thread_deadline_passed(&o, MODE_W);
+    int r = op_prepare(&o, MODE_W);
     if (!r) r = kind_of(&o, &kind);
     if (!r && connect(fd, sa, len) < 0) {
         int e = errno;
