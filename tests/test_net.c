@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -379,6 +380,9 @@ static void half_server(void *arg) {
     int lfd = (int)(intptr_t)arg;
     int c = gort_accept(lfd, NULL, NULL);
     TCHECK(c >= 0);
+    int nodelay = 0;
+    socklen_t nl = sizeof nodelay;
+    TCHECK(getsockopt(c, IPPROTO_TCP, TCP_NODELAY, &nodelay, &nl) == 0 && nodelay); /* inherited */
     char buf[4096];
     long total = 0;
     ssize_t r;
@@ -397,6 +401,9 @@ static int half_close_main(int argc, char **argv) {
     gort_go(half_server, (void *)(intptr_t)lfd);
     int fd = gort_dial_tcp(addr);
     TCHECK(fd >= 0);
+    int nodelay = 0;
+    socklen_t nl = sizeof nodelay;
+    CHECK(getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &nl) == 0 && nodelay);
     static char data[100000];
     CHECK_EQ(gort_write(fd, data, sizeof data), (ssize_t)sizeof data);
     CHECK_EQ(shutdown(fd, SHUT_WR), 0);
