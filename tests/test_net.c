@@ -615,6 +615,7 @@ static void bad_inputs(void) {
     CHECK_EQ(gort_write(-1, buf, 1), -EBADF);
     CHECK_EQ(gort_write(sv[0], NULL, 1), -EFAULT);
     CHECK_EQ(gort_write(sv[0], buf, 0), 0);
+    CHECK_EQ(gort_write(sv[0], buf, (size_t)-1), -EINVAL); /* more than ssize_t says */
     CHECK_EQ(gort_accept(-1, NULL, NULL), -EBADF);
     CHECK_EQ(gort_accept(sv[0], (struct sockaddr *)buf, NULL), -EINVAL);
     CHECK_EQ(gort_accept(sv[0], NULL, NULL), -EINVAL); /* not listening */
