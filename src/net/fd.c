@@ -78,8 +78,8 @@ static bool fd_decref(poll_desc *pd) {
     uint64_t old = atomic_load_relaxed(&pd->mu);
     for (;;) {
         if (MU_REFS(old) == 0) throw("netpoll: inconsistent fd mutex");
-        uint64_t new = old - MU_REF;
-        if (atomic_cas(&pd->mu, &old, new)) return (new &MU_CLOSED) && MU_REFS(new) == 0;
+        uint64_t nv = old - MU_REF;
+        if (atomic_cas(&pd->mu, &old, nv)) return (nv & MU_CLOSED) && MU_REFS(nv) == 0;
     }
 }
 
@@ -134,8 +134,8 @@ static bool fd_rwunlock(poll_desc *pd, int mode) {
     for (;;) {
         if (!(old & bit) || MU_REFS(old) == 0) throw("netpoll: inconsistent fd mutex");
         if (old & queued) break;
-        uint64_t new = (old & ~bit) - MU_REF;
-        if (atomic_cas(&pd->mu, &old, new)) return (new &MU_CLOSED) && MU_REFS(new) == 0;
+        uint64_t nv = (old & ~bit) - MU_REF;
+        if (atomic_cas(&pd->mu, &old, nv)) return (nv & MU_CLOSED) && MU_REFS(nv) == 0;
     }
     int i = mode == MODE_R ? 0 : 1;
     lock(&pd->lock);
@@ -157,8 +157,8 @@ static bool fd_rwunlock(poll_desc *pd, int mode) {
     /* The queue was emptied by a close meanwhile (it cleared the bit). */
     old = atomic_load_relaxed(&pd->mu);
     for (;;) {
-        uint64_t new = (old & ~bit) - MU_REF;
-        if (atomic_cas(&pd->mu, &old, new)) return (new &MU_CLOSED) && MU_REFS(new) == 0;
+        uint64_t nv = (old & ~bit) - MU_REF;
+        if (atomic_cas(&pd->mu, &old, nv)) return (nv & MU_CLOSED) && MU_REFS(nv) == 0;
     }
 }
 
@@ -173,8 +173,8 @@ static bool fd_close_begin(poll_desc *pd) {
             unlock(&pd->lock);
             return false;
         }
-        uint64_t new = ((old | MU_CLOSED) & ~(MU_QUEUED(MODE_R) | MU_QUEUED(MODE_W))) + MU_REF;
-        if (atomic_cas(&pd->mu, &old, new)) break;
+        uint64_t nv = ((old | MU_CLOSED) & ~(MU_QUEUED(MODE_R) | MU_QUEUED(MODE_W))) + MU_REF;
+        if (atomic_cas(&pd->mu, &old, nv)) break;
     }
     fd_waiter *lists[2] = {pd->lq_head[0], pd->lq_head[1]};
     pd->lq_head[0] = pd->lq_head[1] = pd->lq_tail[0] = pd->lq_tail[1] = NULL;
@@ -197,8 +197,13 @@ static int destroy(poll_desc *pd, int fd) {
     if (e != 0 && e == atomic_load_acq(&netpoll_epoch)) netpoll_ctl_del(fd);
     pd_reset(pd, PD_UNKNOWN, false);
     atomic_store_rel(&pd->mu, 0);
-    if (close(fd) < 0 && errno != EINTR) return -errno; /* Linux frees the fd even on EINTR */
-    return 0;
+    /* close(2) can block (SO_LINGER with a timeout): as a system call, so
+     * that the P goes on without us meanwhile (Go's Close does the same). */
+    bool park = net_can_park();
+    if (park) gort_syscall_enter();
+    int r = close(fd) < 0 && errno != EINTR ? -errno : 0; /* Linux frees the fd even on EINTR */
+    if (park) gort_syscall_exit();
+    return r;
 }
 
 void fd_born(int fd, bool sock) {

@@ -69,8 +69,8 @@ static inline uintptr_t *sema_of(poll_desc *pd, int mode) {
     return mode == MODE_R ? &pd->rg : &pd->wg;
 }
 
-static inline bool cas_sc(uintptr_t *p, uintptr_t *old, uintptr_t new) {
-    return __atomic_compare_exchange_n(p, old, new, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+static inline bool cas_sc(uintptr_t *p, uintptr_t *old, uintptr_t nv) {
+    return __atomic_compare_exchange_n(p, old, nv, false, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 
 int pd_check(poll_desc *pd, int mode) {
