@@ -11,8 +11,9 @@
  * pointer-aligned and a whole number of pointers long (a compile-time error
  * otherwise); at most 32 fields are named.
  *
- * The descriptor keeps the named fields as (offset, length) runs; the
- * collector expands them into its per-object pointer bitmaps. */
+ * The descriptor keeps the named fields as (offset, length) runs, and the
+ * pointer bitmap of the first 64 words, computed at compile time: what the
+ * collector copies into its per-object bitmaps. */
 #ifndef GORT_TYPE_H
 #define GORT_TYPE_H
 
@@ -34,6 +35,10 @@ typedef struct gort_type {
     size_t nfields;           /* pointer runs in fields, by increasing offset as named */
     const gort_field *fields; /* nfields runs */
     const char *name;         /* the struct's tag */
+    uint64_t ptrmask;         /* bit i set: word i holds pointers (words 0-63, what the
+                                 collector keeps per object; GORT_TYPE computes it) */
+    int has_ptrmask;          /* ptrmask is filled in (a descriptor built by hand may
+                                 leave both 0: the collector then derives it from fields) */
 } gort_type;
 
 /* Whether word i (i * sizeof(void *) bytes in) of an object of type t may
@@ -101,6 +106,17 @@ static inline int gort_type_is_pointer(const gort_type *t, size_t i) {
 #define GORT__EACH_31(m, T, f, ...) m(T, f) GORT__EACH_30(m, T, __VA_ARGS__)
 #define GORT__EACH_32(m, T, f, ...) m(T, f) GORT__EACH_31(m, T, __VA_ARGS__)
 
+/* The bits of field f's words among words 0-63 (shift counts masked so that
+ * no branch, even one not taken, shifts by 64 or more). */
+#define GORT__W0(T, f) (GORT__OFF(T, f) / sizeof(void *))
+#define GORT__NW(T, f) (GORT__LEN(T, f) / sizeof(void *))
+#define GORT__MASKBITS(T, f)                                                                       \
+    (GORT__W0(T, f) >= 64                                                                          \
+         ? 0                                                                                       \
+         : (GORT__NW(T, f) >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << (GORT__NW(T, f) & 63)) - 1))    \
+               << (GORT__W0(T, f) & 63)) |
+#define GORT__PTRMASK(T, ...) (GORT__EACH(GORT__MASKBITS, T, __VA_ARGS__)(uint64_t) 0)
+
 /* ptrdata, the largest field end: the size of a union of char arrays, one
  * per field, each as long as its field's end. */
 #define GORT__ENDMEMBER(T, f) char f[GORT__OFF(T, f) + GORT__LEN(T, f)];
@@ -114,8 +130,13 @@ static inline int gort_type_is_pointer(const gort_type *t, size_t i) {
  * fields hold pointers (C only: C++ forbids the type in sizeof). */
 #define GORT_TYPE(T, ...)                                                                          \
     static const gort_field gort__fields_##T[] = {GORT__EACH(GORT__FIELD, T, __VA_ARGS__){0, 0}};  \
-    const gort_type T##_type = {sizeof(struct T), GORT__PTRDATA(T, __VA_ARGS__),                   \
-                                GORT__NARGS(__VA_ARGS__), gort__fields_##T, #T}
+    const gort_type T##_type = {sizeof(struct T),                                                  \
+                                GORT__PTRDATA(T, __VA_ARGS__),                                     \
+                                GORT__NARGS(__VA_ARGS__),                                          \
+                                gort__fields_##T,                                                  \
+                                #T,                                                                \
+                                GORT__PTRMASK(T, __VA_ARGS__),                                     \
+                                1}
 
 GORT_EXTERN_C_END
 

@@ -137,9 +137,12 @@ const char *const wait_reason_strings[WAIT_REASON_COUNT] = {
     [WAIT_REASON_DEBUG_CALL] = "debug call",
 };
 
-static m *m0;                         /* the thread that called gort_main */
-static m *allm;                       /* all Ms, push-only (acquire loads) */
-g *allgs;                             /* all user Gs ever made, push-only (acquire loads) */
+static m *m0;   /* the thread that called gort_main */
+static m *allm; /* all Ms, push-only (acquire loads) */
+g *allgs;       /* all user Gs ever made, push-only (acquire loads) */
+void (*sched_gc_newproc_hook)(void *arg);
+void (*sched_gc_sysmon_hook)(void);
+uintptr_t sched_main_stack_lo, sched_main_stack_hi;
 static lock_t alloc_lock = LOCK_INIT; /* the G, M and P pools; leaf */
 static fixalloc g_pool, m_pool;
 static uint64_t sched_sys; /* bytes mapped for G/M/P records */
@@ -844,6 +847,7 @@ static __attribute__((aligned(64))) void *resume_hook(void *arg) {
 static void execute(m *mp, g *gp, bool inherit) {
     mp->curg = gp;
     gp->m = mp;
+    gp->runseq++; /* before the status: a concurrent stack scan checks both */
     setgstatus(gp, G_RUNNABLE, G_RUNNING);
     gp->preempt = false;
     if (!inherit) mp->p->schedtick++;
@@ -879,6 +883,7 @@ static __attribute__((aligned(64))) m *switch_out(m *mp, g *gp, bool dying) {
     if (!next) return gswitch(mp, gp, mp->g0, dying);
     mp->curg = next;
     next->m = mp;
+    next->runseq++;
     setgstatus(next, G_RUNNABLE, G_RUNNING);
     next->preempt = false;
     if (!inherit) pp->schedtick++;
@@ -1270,6 +1275,17 @@ static void schedule(m *mp) {
 }
 
 /* A new M's thread. */
+/* The top of the calling thread's stack (0 if unknown). */
+static uintptr_t thread_stack_hi(void) {
+    pthread_attr_t a;
+    void *addr = NULL;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &a) != 0) return 0;
+    pthread_attr_getstack(&a, &addr, &size);
+    pthread_attr_destroy(&a);
+    return addr ? (uintptr_t)addr + size : 0;
+}
+
 static void mstart(void *arg) {
     m *mp = arg;
     tls_m = mp;
@@ -1279,6 +1295,7 @@ static void mstart(void *arg) {
     pthread_sigmask(SIG_SETMASK, &user_sigmask, NULL);
     stw_thread_init();
     if (stack_thread_init() < 0) throw("cannot set up the signal stack of a new M");
+    mp->stack_hi = thread_stack_hi();
     acquirep(mp, mp->nextp);
     mp->nextp = NULL;
     schedule(mp);
@@ -1404,6 +1421,7 @@ static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, int 
     gp->fn = fn;
     gp->arg = arg;
     gp->param = NULL;
+    if (unlikely(sched_gc_newproc_hook != NULL)) sched_gc_newproc_hook(arg);
     gp->preempt = false;
     gp->waitreason = 0;
     gp->lockedm = NULL;
@@ -1518,11 +1536,16 @@ void sched_external_waiters_add(int delta) {
 
 /* ---- syscalls ---------------------------------------------------------------------------- */
 
-void gort_syscall_enter(void) {
+/* gort_syscall_enter is an assembler stub (src/arch) that passes the
+ * caller's callee-saved registers and stack pointer, which the GC scans
+ * instead of stopping the thread. */
+void syscall_enter_regs(const uintptr_t *regs, uintptr_t sp) {
     m *mp = tls_m;
     if (!mp || !mp->curg) return;
     g *gp = mp->curg;
     p *pp = mp->p;
+    for (int i = 0; i < 6; i++) gp->syscall_regs[i] = regs[i];
+    gp->syscallsp = sp;
     setgstatus(gp, G_RUNNING, G_SYSCALL);
     pp->syscalltick++;
     mp->oldp = pp;
@@ -1563,6 +1586,7 @@ void gort_syscall_exit(void) {
         atomic_store_rel(&oldp->m, mp);
         mp->saved_mcache = tls_mcache;
         tls_mcache = oldp->mcache;
+        gp->runseq++;
         setgstatus(gp, G_SYSCALL, G_RUNNING);
         stw_check(mp);
         return;
@@ -1573,6 +1597,7 @@ void gort_syscall_exit(void) {
         unlock(&sched.lock);
         if (pp) {
             acquirep(mp, pp);
+            gp->runseq++;
             setgstatus(gp, G_SYSCALL, G_RUNNING);
             return;
         }
@@ -1741,6 +1766,12 @@ static void main_entry(void *arg) {
 
 int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
     if (started) throw("gort_main called twice");
+    /* The program's frames above us hold its locals (GC pointers among
+     * them) while gort_main runs: spill the callee-saved registers into
+     * this frame and make [here, the stack's top) a root. */
+    __builtin_unwind_init();
+    uintptr_t sp;
+    __asm__ __volatile__("mov %%rsp, %0" : "=r"(sp));
     env_init();
     int rc = stack_init(on_stack_overflow);
     if (rc < 0) throw("cannot initialize goroutine stacks");
@@ -1759,6 +1790,9 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
     m0->st.thread = pthread_self();
     atomic_store_rel(&m0->st.thread_valid, true);
     tls_m = m0;
+    m0->stack_hi = thread_stack_hi();
+    sched_main_stack_hi = m0->stack_hi;
+    sched_main_stack_lo = m0->stack_hi ? sp : 0;
     stw_thread_init();
     if (stack_thread_init() < 0) throw("cannot set up the signal stack of the main thread");
     lock(&sched.lock);

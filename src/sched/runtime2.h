@@ -40,6 +40,11 @@
 
 /* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
 #define fastrand                   gort__fastrand
+#define sched_gc_newproc_hook      gort__sched_gc_newproc_hook
+#define sched_gc_sysmon_hook       gort__sched_gc_sysmon_hook
+#define sched_main_stack_hi        gort__sched_main_stack_hi
+#define sched_main_stack_lo        gort__sched_main_stack_lo
+#define syscall_enter_regs         gort__syscall_enter_regs
 #define allp                       gort__allp
 #define check_timers               gort__check_timers
 #define sched                      gort__sched
@@ -148,7 +153,15 @@ typedef struct g {
     uint32_t shrinkseen;    /* sysmon: parkseq + 1 when it last saw this G waiting */
     uint32_t shrunkseq;     /* sysmon: parkseq + 1 when it last shrank this G's stack */
     bool stack_dirty;       /* dead, and its stack not trimmed since it last ran */
-    timer sleep_timer;      /* gort_sleep */
+    /* For the GC's stack scan (src/gc/mgcmark.c), which reads a goroutine
+     * that is not running without stopping it: runseq changes whenever it
+     * starts running (a scan that saw it change retries); syscallsp and
+     * syscall_regs are its stack pointer and callee-saved registers as
+     * gort_syscall_enter left them. */
+    uint32_t runseq;
+    uintptr_t syscallsp;
+    uintptr_t syscall_regs[6];
+    timer sleep_timer; /* gort_sleep */
     /* ASan: the fake stack saved while suspended, and the stack's bounds (for
      * g0, learned from ASan at its first switch out). */
     void *asan_fake;
@@ -197,6 +210,7 @@ typedef struct m {
     bool nextg_inherit; /* ... and it inherits the time slice */
     g *switch_from;     /* ASan: the context that made the latest switch */
     int64_t syscall_when;
+    uintptr_t stack_hi; /* the top of the thread's own stack (g0), for the GC */
 } m;
 
 /* ---- P ------------------------------------------------------------------ */
@@ -364,6 +378,19 @@ m *sched_allm(void);
  * waiters): while nonzero, the deadlock check stays quiet, and an idle M
  * waits for them in the poller. */
 void sched_external_waiters_add(int delta);
+/* gort_syscall_enter's body (its assembler stub passes the caller's
+ * callee-saved registers rbx, rbp, r12-r15 and its stack pointer). */
+void syscall_enter_regs(const uintptr_t *regs, uintptr_t sp);
+
+/* Installed by the GC layer: called by gort_go with the new goroutine's
+ * argument while the collector marks (the new stack starts black, so what
+ * it is handed must be shaded), and by sysmon on each round (the forced
+ * cycle every 2 minutes). */
+extern void (*sched_gc_newproc_hook)(void *arg);
+extern void (*sched_gc_sysmon_hook)(void);
+/* The main thread's frames above gort_main (the program's main()), a GC
+ * root while gort_main runs; 0 before. */
+extern uintptr_t sched_main_stack_lo, sched_main_stack_hi;
 
 /* ---- the network poller's hooks (src/net installs them; NULL until then) -----
  *
@@ -381,6 +408,7 @@ void sched_external_waiters_add(int delta);
  * to block) return at once. Lock-free (one write to an eventfd). */
 extern g *(*sched_netpoll)(int64_t delay_ns, int32_t *n);
 extern void (*sched_netpoll_break)(void);
+
 /* Tests only: sysmon calls it in preemptone while it holds a batch of runnable
  * Gs taken from a P and not yet queued (to widen that window). */
 extern void (*sched_test_sysmon_hook)(void);

@@ -292,6 +292,8 @@ void sysmon(void *arg) {
             lastshrink = now;
             shrink_parked_stacks();
         }
+        void (*gc_tick)(void) = sched_gc_sysmon_hook;
+        if (gc_tick) gc_tick(); /* the forced GC every 2 minutes */
         int ms = opts.debug.schedtrace;
         if (ms > 0 && lasttrace + (int64_t)ms * 1000000 <= now) {
             lasttrace = now;
