@@ -664,7 +664,9 @@ http_side() {
     fi
     kill "$spid" 2>/dev/null
     wait "$spid" 2>/dev/null
+    HTTP_LAST=""
     if [ "$ok" = 1 ] && f=$(http_figures "$log") && [ -n "$f" ]; then
+        HTTP_LAST=${f% *}
         eval "${name}_rps+=\"\${f% *}\"\$'\\n'"
         eval "${name}_p99+=\"\${f#* }\"\$'\\n'"
     else
@@ -699,10 +701,15 @@ bench_http() {
     fi
     if [ -n "$why" ]; then echo "SKIP go peer: $why"; fi
 
-    local g_rps="" g_p99="" g_fail="" o_rps="" o_p99="" o_fail="" rep
+    local g_rps="" g_p99="" g_fail="" o_rps="" o_p99="" o_fail="" pair="" rep gort_rps
     for ((rep = 1; rep <= REPS; rep++)); do
         http_side g "gort.$rep" env GORT_GOMAXPROCS="$HTTP_PROCS" "$exe" 127.0.0.1:0 600
-        [ -n "$peer" ] && http_side o "go.$rep" env GOMAXPROCS="$HTTP_PROCS" "$peer" 600
+        gort_rps=$HTTP_LAST
+        [ -n "$peer" ] || continue
+        http_side o "go.$rep" env GOMAXPROCS="$HTTP_PROCS" "$peer" 600
+        # the ratio of this rep's pair, run back to back (the machine's load
+        # changes less within a pair than across the whole run)
+        pair+="$(ratio "$gort_rps" "$HTTP_LAST")"$'\n'
     done
     rm -rf "$tmp"
 
@@ -728,6 +735,8 @@ bench_http() {
     printf '%-10s | %-14s | %10s | %10s | %8s\n' workload metric gort go gort/go
     printf '%-10s | %-14s | %10s | %10s | %8s\n' httphello "requests/s" "$gr" "$or" "$rr"
     printf '%-10s | %-14s | %10s | %10s | %8s\n' httphello "p99 latency ms" "$gp" "$op" "$rp"
+    echo "(median of the back-to-back pairs' requests/s ratios: $(grep -E '^[0-9.]+$' <<<"$pair" |
+        median))"
     echo
     local v="VERDICT http gort:"
     if [ "$gr" = FAIL ]; then
