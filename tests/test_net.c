@@ -165,6 +165,55 @@ static int echo_main(int argc, char **argv) {
     return 0;
 }
 
+/* ---- ping-pong: many small round trips, as an HTTP benchmark makes them ------------------
+ * A lost wake-up anywhere (poller, sleeper, run queues) leaves a connection
+ * stuck for good. (The slowest round trip is printed: on a loaded machine it
+ * is the time the process waited for a CPU.) */
+
+#define PINGPONG_CONNS    100
+#define PINGPONG_STALL_MS 30000 /* (a lost wake-up is forever: the child's alarm ends it) */
+static long pingpong_done, pingpong_worst_ms;
+static gort_waitgroup pingpong_wg = GORT_WAITGROUP_INIT;
+
+static void pingpong_client(void *arg) {
+    (void)arg;
+    int fd = gort_dial_tcp(echo_addr);
+    TCHECK(fd >= 0);
+    long rounds = 500 * scale, worst = 0;
+    for (long i = 0; i < rounds; i++) {
+        char c = (char)i, back;
+        int64_t t0 = gort_nanotime();
+        TCHECK(gort_write(fd, &c, 1) == 1);
+        TCHECK(gort_read(fd, &back, 1) == 1);
+        TCHECK(back == c);
+        long ms = (long)ms_since(t0);
+        if (ms > worst) worst = ms;
+    }
+    TCHECK(worst < PINGPONG_STALL_MS);
+    long w = __atomic_load_n(&pingpong_worst_ms, __ATOMIC_RELAXED);
+    while (worst > w && !__atomic_compare_exchange_n(&pingpong_worst_ms, &w, worst, false,
+                                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    }
+    gort_close(fd);
+    __atomic_fetch_add(&pingpong_done, 1, __ATOMIC_RELAXED);
+    gort_waitgroup_done(&pingpong_wg);
+}
+
+static int pingpong_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    int lfd = listen_local(echo_addr, sizeof echo_addr);
+    gort_go(echo_accept, (void *)(intptr_t)lfd);
+    int64_t t0 = gort_nanotime();
+    gort_waitgroup_add(&pingpong_wg, PINGPONG_CONNS);
+    for (int i = 0; i < PINGPONG_CONNS; i++) gort_go(pingpong_client, NULL);
+    gort_waitgroup_wait(&pingpong_wg);
+    CHECK_EQ(pingpong_done, PINGPONG_CONNS);
+    fprintf(stderr, "  %d connections x %ld round trips in %lld ms, slowest %ld ms\n",
+            PINGPONG_CONNS, 500 * scale, (long long)ms_since(t0), pingpong_worst_ms);
+    CHECK_EQ(gort_close(lfd), 0);
+    return 0;
+}
+
 /* ---- deadlines ---------------------------------------------------------------------- */
 
 typedef struct {
@@ -1128,6 +1177,9 @@ int main(int argc, char **argv) {
     in_child("test_bad_inputs_thread", bad_inputs_thread_main, 0);
     in_child("test_echo_1000", echo_main, 0);
     in_child("test_echo_1000_p1", echo_main, 1);
+    in_child("test_pingpong_p1", pingpong_main, 1);
+    in_child("test_pingpong_p2", pingpong_main, 2);
+    in_child("test_pingpong_p4", pingpong_main, 4);
     in_child("test_deadline_fire", deadline_fire_main, 0);
     in_child("test_deadline_move", deadline_move_main, 0);
     in_child("test_deadline_move_p1", deadline_move_main, 1);
