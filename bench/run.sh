@@ -5,7 +5,8 @@
 #
 # BUILD_DIR is an already built tree (this script builds nothing): it runs
 # BUILD_DIR/bench/<program> and preloads BUILD_DIR/libgort-malloc.so.
-# NAME selects what to run: a family (malloc, pagealloc, ctxswitch, sched, chan, stw, sync) or a single malloc
+# NAME selects what to run: a family (malloc, pagealloc, ctxswitch, sched, chan, stw,
+# sync, http) or a single malloc
 # pattern (hot-16, hot-64, hot-256, hot-4096, hot-65536, fifo, random,
 # xthread). No NAME: everything.
 #
@@ -17,9 +18,12 @@
 #   MALLOC_ITERS   iteration count passed to every malloc pattern (default:
 #                  the program's own per-pattern default)
 #   MIMALLOC_SO, JEMALLOC_SO   the peer libraries (Debian paths by default)
-#   GO            the Go toolchain for the Go peers of sched, chan and sync (/usr/lib/go-1.19/bin/go)
+#   GO            the Go toolchain for the Go peers of sched, chan, sync and http
+#                 (/usr/lib/go-1.19/bin/go)
 #   PEERS_DIR     the peers' sources (bench/peers of this repository; the
 #                 workloads are defined in bench/peers/README.md)
+#   HTTP_DURATION wrk's -d for the http family (10s), HTTP_PROCS the GOMAXPROCS of
+#                 both servers there (2)
 #   FCONTEXT_SRC  the ctxswitch peer's source, built with g++ -O2 -lboost_context
 #                 when Boost.Context is installed (default:
 #                 PEERS_DIR/ctxswitch/boost_fcontext.cpp)
@@ -30,7 +34,7 @@
 # something did, 2 on bad usage.
 #
 # Sections: one function per benchmark family (bench_malloc, bench_pagealloc,
-# bench_ctxswitch, bench_sched);
+# bench_ctxswitch, bench_sched, bench_chan, bench_stw, bench_sync, bench_http);
 # add a family by writing bench_<family>, listing it in FAMILIES and, if it
 # takes sub-names, teaching select_names about them.
 set -u -o pipefail
@@ -611,7 +615,144 @@ bench_sync() {
     echo
 }
 
-FAMILIES=(malloc pagealloc ctxswitch sched chan stw sync)
+# ---- family: http (examples/http_hello.c against Go's net/http, the peer httphello) ----
+#
+# Both servers answer "Hello, World!\n" on 127.0.0.1, one goroutine per
+# connection; each rep starts one, checks one HTTP/1.0 answer (the server must
+# close after it), runs wrk -t2 -c100 --latency against it, and stops it by
+# its pid; gort and Go alternate. wrk shares the cores with the server, as in
+# the peer's drive.sh (bench/peers' httphello, workload 9).
+
+HTTP_RPS_TARGET=1.20 # gort's requests/s at least this many times Go's, p99 no worse
+HTTP_DURATION=${HTTP_DURATION:-10s}
+HTTP_PROCS=${HTTP_PROCS:-2}
+
+# http_figures LOG: "REQUESTS_PER_S P99_MS" from wrk --latency's output
+http_figures() {
+    awk '/^Requests\/sec:/ { r = $2 }
+         $1 == "99%" { v = $2; u = v; sub(/^[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+                       p = u == "us" ? v / 1000 : u == "s" ? v * 1000 : v }
+         END { if (r != "" && p != "") printf "%s %.3f\n", r, p }' "$1"
+}
+
+# http_side NAME LOGTAG CMD...: one rep of one server; appends to NAME_rps and
+# NAME_p99, or sets NAME_fail
+http_side() {
+    local name=$1 tag=$2
+    shift 2
+    local log="$LOGS/http-$tag.log" slog="$LOGS/http-$tag.server.log" addr="" ok=1 resp f i
+    "$@" >"$slog" 2>&1 &
+    local spid=$!
+    for i in $(seq 1 100); do
+        addr=$(sed -n 's/^LISTENING //p' "$slog" | head -n 1)
+        [ -n "$addr" ] && break
+        sleep 0.05
+    done
+    if [ -z "$addr" ]; then
+        echo "BAD server did not start" >"$log"
+        ok=0
+    else
+        resp=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/${1%:*}/${1##*:}" &&
+            printf "GET / HTTP/1.0\r\nHost: %s\r\n\r\n" "$1" >&3 && cat <&3' _ "$addr" 2>/dev/null |
+            tr -d '\r' | tail -n 1)
+        if [ "$resp" != "Hello, World!" ]; then
+            echo "BAD response to HTTP/1.0: '$resp'" >"$log"
+            ok=0
+        elif ! timeout "$TIMEOUT" wrk -t2 -c100 -d"$HTTP_DURATION" --latency "http://$addr/" >"$log" 2>&1; then
+            ok=0
+        fi
+    fi
+    kill "$spid" 2>/dev/null
+    wait "$spid" 2>/dev/null
+    HTTP_LAST=""
+    if [ "$ok" = 1 ] && f=$(http_figures "$log") && [ -n "$f" ]; then
+        HTTP_LAST=${f% *}
+        eval "${name}_rps+=\"\${f% *}\"\$'\\n'"
+        eval "${name}_p99+=\"\${f#* }\"\$'\\n'"
+    else
+        eval "${name}_fail=1"
+        echo "FAIL http $tag: $(head -n 1 "$log") (log: $log)"
+    fi
+}
+
+bench_http() {
+    local exe="$BUILD_DIR/examples/http_hello"
+    echo "== http: $exe against Go 1.19 net/http (httphello), wrk -t2 -c100 -d$HTTP_DURATION" \
+        "on loopback, GOMAXPROCS=$HTTP_PROCS, $REPS rep(s) each, interleaved; logs in $LOGS"
+    if [ ! -x "$exe" ]; then
+        echo "FAIL http: $exe not built"
+        FAILED=1
+        return
+    fi
+    if ! command -v wrk >/dev/null; then
+        echo "SKIP http: wrk not installed (apt-get install wrk)"
+        echo
+        return
+    fi
+    local tmp peer="" why=""
+    tmp=$(mktemp -d) || return
+    if [ ! -x "$GO" ]; then
+        why="$GO not found (apt-get install golang-1.19-go, or set GO=)"
+    elif ! (export GO111MODULE=off GOCACHE="$tmp/cache" GOPATH="$tmp/gopath"
+        "$GO" build -o "$tmp/httphello" "$PEERS_DIR/httphello/main.go") >"$LOGS/http.build.log" 2>&1; then
+        why="go build failed (log: $LOGS/http.build.log)"
+    else
+        peer="$tmp/httphello"
+    fi
+    if [ -n "$why" ]; then echo "SKIP go peer: $why"; fi
+
+    local g_rps="" g_p99="" g_fail="" o_rps="" o_p99="" o_fail="" pair="" rep gort_rps
+    for ((rep = 1; rep <= REPS; rep++)); do
+        http_side g "gort.$rep" env GORT_GOMAXPROCS="$HTTP_PROCS" "$exe" 127.0.0.1:0 600
+        gort_rps=$HTTP_LAST
+        [ -n "$peer" ] || continue
+        http_side o "go.$rep" env GOMAXPROCS="$HTTP_PROCS" "$peer" 600
+        # the ratio of this rep's pair, run back to back (the machine's load
+        # changes less within a pair than across the whole run)
+        pair+="$(ratio "$gort_rps" "$HTTP_LAST")"$'\n'
+    done
+    rm -rf "$tmp"
+
+    local gr gp or op
+    if [ -n "$g_fail" ]; then
+        gr=FAIL gp=FAIL
+        FAILED=1
+    else
+        gr=$(printf '%s' "$g_rps" | median %.0f) gp=$(printf '%s' "$g_p99" | median)
+    fi
+    if [ -z "$peer" ]; then
+        or=SKIP op=SKIP
+    elif [ -n "$o_fail" ]; then
+        or=FAIL op=FAIL
+        FAILED=1
+    else
+        or=$(printf '%s' "$o_rps" | median %.0f) op=$(printf '%s' "$o_p99" | median)
+    fi
+    local rr rp
+    rr=$(ratio "$gr" "$or")
+    rp=$(ratio "$gp" "$op")
+    echo
+    printf '%-10s | %-14s | %10s | %10s | %8s\n' workload metric gort go gort/go
+    printf '%-10s | %-14s | %10s | %10s | %8s\n' httphello "requests/s" "$gr" "$or" "$rr"
+    printf '%-10s | %-14s | %10s | %10s | %8s\n' httphello "p99 latency ms" "$gp" "$op" "$rp"
+    echo "(median of the back-to-back pairs' requests/s ratios: $(grep -E '^[0-9.]+$' <<<"$pair" |
+        median))"
+    echo
+    local v="VERDICT http gort:"
+    if [ "$gr" = FAIL ]; then
+        v+=" FAIL (see the FAIL lines above)"
+    elif [ "$rr" = - ] || [ "$rp" = - ]; then
+        v+=" n/a (no Go figure; gort $gr requests/s, p99 $gp ms)"
+    elif cmp "$HTTP_RPS_TARGET" "<=" "$rr" && cmp "$gp" "<=" "$op"; then
+        v+=" PASS (${rr}x Go's requests/s, need >= ${HTTP_RPS_TARGET}x; p99 ${gp} ms vs ${op} ms, need <=)"
+    else
+        v+=" MISS (${rr}x Go's requests/s, need >= ${HTTP_RPS_TARGET}x; p99 ${gp} ms vs ${op} ms, need <=)"
+    fi
+    echo "$v"
+    echo
+}
+
+FAMILIES=(malloc pagealloc ctxswitch sched chan stw sync http)
 
 declare -A WANT=()   # family -> 1
 SEL_MALLOC=()        # malloc patterns, in the order given
@@ -635,6 +776,7 @@ select_names() {
         chan) WANT[chan]=1 ;;
         stw) WANT[stw]=1 ;;
         sync) WANT[sync]=1 ;;
+        http) WANT[http]=1 ;;
         *)
             local found=0
             for p in "${MALLOC_PATTERNS[@]}"; do
@@ -665,6 +807,7 @@ echo
 [ -n "${WANT[chan]:-}" ] && bench_chan
 [ -n "${WANT[stw]:-}" ] && bench_stw
 [ -n "${WANT[sync]:-}" ] && bench_sync
+[ -n "${WANT[http]:-}" ] && bench_http
 
 if [ "$FAILED" -ne 0 ]; then
     echo "some runs FAILED (logs in $LOGS)"

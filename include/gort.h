@@ -9,6 +9,7 @@
 #include "gort/chan.h"
 #include "gort/malloc.h"
 #include "gort/memstats.h"
+#include "gort/net.h"
 #include "gort/sched.h"
 #include "gort/sync.h"
 #include "gort/type.h"

@@ -56,15 +56,25 @@
  *
  * Deadlock (checkdead): when the last M goes idle with nothing runnable, no
  * goroutine in a syscall (its M is not idle), no timer armed (the M that
- * would sleep until it is not idle either) and no external waiter, the
- * program dies with Go's message and the goroutine dump.
+ * would sleep until it is not idle either) and no external waiter (a
+ * goroutine parked on I/O, which the poller will wake), the program dies
+ * with Go's message and the goroutine dump.
+ *
+ * The network poller (src/net, through sched_netpoll; runtime2.h) enters
+ * the scheduler at three places, as in Go's findRunnable and sysmon:
+ * find_runnable polls without blocking before it steals, while goroutines
+ * wait on I/O and no M is blocked in the poller; the timer sleeper (below)
+ * sleeps in the poller instead of on its futex once the poller is in use,
+ * and a kick (sched_timer_kick) then reaches it through the poller's
+ * eventfd; and sysmon polls when nobody has for 10 ms. What a poll unblocks
+ * is made runnable by injectglist.
  *
  * Elsewhere: sysmon and its policies (retake, preemption, stack trimming,
  * schedtrace) in sysmon.c, the goroutine dump in traceback.c, both behind
  * proc.h; stop-the-world by signals in stw.c; timers in time.c. Not here:
- * netpoll (sched.external_waiters is its hook) and asynchronous
- * preemption of C code (unsafe: a goroutine stopped anywhere may hold a
- * libc lock; docs/design.md). */
+ * the poller itself (src/net) and asynchronous preemption of C code
+ * (unsafe: a goroutine stopped anywhere may hold a libc lock;
+ * docs/design.md). */
 #define _GNU_SOURCE
 #include "sched/proc.h"
 
@@ -94,6 +104,8 @@
 schedt sched = {.lock = LOCK_INIT, .gflock = LOCK_INIT};
 p *allp[MAX_GOMAXPROCS];
 __thread m *tls_m __attribute__((tls_model("initial-exec")));
+g *(*sched_netpoll)(int64_t delay_ns, int32_t *n);
+void (*sched_netpoll_break)(void);
 
 const char *const wait_reason_strings[WAIT_REASON_COUNT] = {
     [WAIT_REASON_ZERO] = "",
@@ -944,32 +956,61 @@ static g *steal_work(m *mp, bool *new_work) {
     return NULL;
 }
 
-/* Sleeps until the earliest timer (or a kick), as the one timer sleeper.
- * False if another M already is. On g0, no P. */
-static bool timer_sleep(m *mp, int64_t until) {
+/* Sleeps until the earliest timer (until; 0: none) or a kick, as the one
+ * sleeper: on the futex tsleep_seq, or, once the network poller is in use,
+ * in the poller (epoll_wait until the timer; a kick is an eventfd write), and
+ * then returns in *list the n goroutines it unblocked (G_WAITING). False if
+ * another M already is the sleeper. On g0, no P.
+ *
+ * A kicker (sched_timer_kick) reads tsleep_until and then tsleep_poll: the
+ * sleeper publishes tsleep_poll before tsleep_until (a release store), so a
+ * kicker that sees until sees the mode; one that sees 0 kicks both ways. */
+static bool timer_sleep(m *mp, int64_t until, g **list, int32_t *n) {
     (void)mp;
+    *list = NULL;
+    *n = 0;
     uint32_t z = 0;
     if (!atomic_cas(&sched.tsleeping, &z, 1)) return false;
     uint32_t seq = atomic_load_acq(&sched.tsleep_seq);
-    atomic_store_relaxed(&sched.tsleep_until, until);
+    g *(*poll)(int64_t, int32_t *) = atomic_load_acq(&sched_netpoll);
+    atomic_store_relaxed(&sched.tsleep_poll, poll != NULL);
+    atomic_store_rel(&sched.tsleep_until, until ? until : INT64_MAX);
     atomic_fence(); /* pairs with sched_timer_armed: one of us sees the other */
     int64_t u2 = timers_next_when();
-    if (u2 != 0 && u2 < until) until = u2;
+    if (u2 != 0 && (until == 0 || u2 < until)) until = u2;
     int64_t now = nanotime();
-    if (until > now && !atomic_load_acq(&sched.exiting))
-        futex_sleep(&sched.tsleep_seq, seq, until - now);
+    if (!atomic_load_acq(&sched.exiting)) {
+        if (poll) {
+            *list = poll(until == 0 ? -1 : until > now ? until - now : 0, n);
+            atomic_store_relaxed(&sched.lastpoll, nanotime());
+        } else if (until > now) {
+            futex_sleep(&sched.tsleep_seq, seq, until - now);
+        }
+    }
     atomic_store_relaxed(&sched.tsleep_until, 0);
     atomic_store_rel(&sched.tsleeping, 0);
     return true;
 }
 
+/* Wakes the sleeper whichever way it sleeps (both when unknown). */
+static void sleeper_wake(bool futex, bool poll) {
+    if (futex) {
+        atomic_xadd(&sched.tsleep_seq, 1);
+        futex_wake(&sched.tsleep_seq, 1);
+    }
+    void (*brk)(void) = atomic_load_acq(&sched_netpoll_break);
+    if (poll && brk) brk();
+}
+
 bool sched_timer_kick(int64_t when) {
     atomic_fence();
     if (!atomic_load_acq(&sched.tsleeping)) return false;
-    int64_t u = atomic_load_relaxed(&sched.tsleep_until);
-    if (u == 0 || when < u) {
-        atomic_xadd(&sched.tsleep_seq, 1);
-        futex_wake(&sched.tsleep_seq, 1);
+    int64_t u = atomic_load_acq(&sched.tsleep_until);
+    if (u == 0) {
+        sleeper_wake(true, true); /* it has not said how it sleeps yet */
+    } else if (when < u) {
+        bool poll = atomic_load_relaxed(&sched.tsleep_poll);
+        sleeper_wake(!poll, poll);
     }
     return true;
 }
@@ -978,6 +1019,56 @@ void sched_timer_armed(int64_t when) {
     if (sched_timer_kick(when)) return;
     m *mp = tls_m;
     if (!mp || !mp->p) wakep(); /* an M with a P runs its own timers */
+}
+
+/* Whether an M looking for work should poll the network without blocking:
+ * goroutines wait on it and no M is blocked in the poller (which would see
+ * the same events; Go's "lastpoll != 0"). */
+static inline bool netpoll_worth_polling(void) {
+    return atomic_load_relaxed(&sched_netpoll) != NULL &&
+           atomic_load_relaxed(&sched.external_waiters) > 0 &&
+           !(atomic_load_relaxed(&sched.tsleeping) && atomic_load_relaxed(&sched.tsleep_poll));
+}
+
+/* Starts Ms for up to n idle Ps (Go's startIdle). No lock held. */
+static void start_idle(int32_t n) {
+    for (; n > 0 && atomic_load_relaxed(&sched.npidle) > 0; n--) startm(NULL, false);
+}
+
+void injectglist(m *mp, g *list, int32_t n) {
+    if (!list) return;
+    g *tail = list;
+    for (g *gp = list; gp; gp = gp->schedlink) {
+        ready_status(gp);
+        tail = gp;
+    }
+    p *pp = mp ? mp->p : NULL;
+    if (!pp) {
+        lock(&sched.lock);
+        globrunqputbatch(list, tail, n);
+        unlock(&sched.lock);
+        start_idle(n);
+        return;
+    }
+    /* As many as there are idle Ps go to the global queue, each with an M
+     * to run it; the rest onto our own queue (Go's injectglist). */
+    int32_t nglob = (int32_t)atomic_load_relaxed(&sched.npidle);
+    if (nglob > n) nglob = n;
+    if (nglob > 0) {
+        g *last = list;
+        for (int32_t i = 1; i < nglob; i++) last = last->schedlink;
+        g *rest = last->schedlink;
+        lock(&sched.lock);
+        globrunqputbatch(list, last, nglob);
+        unlock(&sched.lock);
+        start_idle(nglob);
+        list = rest;
+    }
+    while (list) {
+        g *next = list->schedlink; /* runqput may relink it */
+        runqput(pp, list, false);
+        list = next;
+    }
 }
 
 /* Finds a runnable G (Go's findRunnable): local queue, global queue,
@@ -995,6 +1086,19 @@ top:;
         gp = globrunqget(pp, 0);
         unlock(&sched.lock);
         if (gp) {
+            *inherit = false;
+            return gp;
+        }
+    }
+    /* The network, without blocking, before stealing (Go's findRunnable). */
+    if (netpoll_worth_polling()) {
+        int32_t n;
+        g *list = sched_netpoll(0, &n);
+        atomic_store_relaxed(&sched.lastpoll, nanotime());
+        if (list) {
+            gp = list;
+            ready_status(gp);
+            injectglist(mp, gp->schedlink, n - 1);
             *inherit = false;
             return gp;
         }
@@ -1057,19 +1161,35 @@ top:;
             }
         }
     }
-    /* Timers: one M sleeps until the earliest, then runs them. */
+    /* Timers and the network: one M sleeps until the earliest timer, in the
+     * poller once it is in use (and then, while goroutines wait on I/O, even
+     * with no timer armed), and runs what it finds. */
     int64_t until = timers_next_when();
-    if (until != 0) {
-        if (timer_sleep(mp, until)) {
+    bool poll =
+        atomic_load_acq(&sched_netpoll) != NULL && atomic_load_relaxed(&sched.external_waiters) > 0;
+    if (until != 0 || poll) {
+        g *list;
+        int32_t n;
+        if (timer_sleep(mp, until, &list, &n)) {
             lock(&sched.lock);
             p *p2 = pidleget();
             unlock(&sched.lock);
             if (p2) {
                 acquirep(mp, p2);
                 run_all_timers();
+                if (list) {
+                    gp = list;
+                    ready_status(gp);
+                    injectglist(mp, gp->schedlink, n - 1);
+                    *inherit = false;
+                    return gp;
+                }
                 goto top;
             }
-        } else {
+            injectglist(mp, list, n); /* no P: the global queue */
+        } else if (poll && !atomic_load_acq(&sched.tsleep_poll)) {
+            sleeper_wake(true, false); /* it sleeps on the futex: have it poll */
+        } else if (until != 0) {
             sched_timer_kick(until); /* the sleeper may sleep too long */
         }
     }
@@ -1635,6 +1755,7 @@ static void main_entry(void *arg) {
         if (was_idle || m0->lockedg) note_wakeup(&m0->park);
         atomic_xadd(&sched.tsleep_seq, 1);
         futex_wake(&sched.tsleep_seq, 1 << 30);
+        sleeper_wake(false, true); /* m0 may be the sleeper, in the poller */
     }
     mp->pend = PEND_MAIN_DONE;
     mp->pend_g = gp;

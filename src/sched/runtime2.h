@@ -51,6 +51,8 @@
 #define sched_allm                 gort__sched_allm
 #define sched_external_waiters_add gort__sched_external_waiters_add
 #define sched_getg                 gort__sched_getg
+#define sched_netpoll              gort__sched_netpoll
+#define sched_netpoll_break        gort__sched_netpoll_break
 #define sched_park                 gort__sched_park
 #define sched_ready                gort__sched_ready
 #define sched_shrink_period_ns     gort__sched_shrink_period_ns
@@ -289,10 +291,12 @@ typedef struct schedt {
     bool main_done;
     int main_result;
     /* The M sleeping until the next timer, if any (not on midle). */
-    uint32_t tsleep_seq;      /* futex word: bumped to kick it */
-    uint32_t tsleeping;       /* 1 while an M sleeps on tsleep_seq */
-    int64_t tsleep_until;     /* when it will wake on its own */
+    uint32_t tsleep_seq;  /* futex word: bumped to kick it */
+    uint32_t tsleeping;   /* 1 while an M sleeps on tsleep_seq */
+    int64_t tsleep_until; /* when it will wake on its own */
+    uint32_t tsleep_poll; /* ... and it sleeps in the poller (sched_netpoll), not on the futex */
     int32_t external_waiters; /* goroutines that a non-scheduler source will wake (netpoll) */
+    int64_t lastpoll;         /* nanotime of the latest poll of the network (sysmon's 10 ms rule) */
     int32_t sysmon_holding;   /* runnable Gs sysmon has taken from a P and not yet queued */
     lock_t gflock;
     g *gfree;      /* global free Gs */
@@ -371,7 +375,8 @@ extern int64_t sched_shrink_period_ns;
 /* All Ms (a push-only list linked by alllink). */
 m *sched_allm(void);
 /* Counts goroutines that something outside the scheduler will wake (netpoll
- * waiters): while nonzero, the deadlock check stays quiet. */
+ * waiters): while nonzero, the deadlock check stays quiet, and an idle M
+ * waits for them in the poller. */
 void sched_external_waiters_add(int delta);
 /* gort_syscall_enter's body (its assembler stub passes the caller's
  * callee-saved registers rbx, rbp, r12-r15 and its stack pointer). */
@@ -386,6 +391,23 @@ extern void (*sched_gc_sysmon_hook)(void);
 /* The main thread's frames above gort_main (the program's main()), a GC
  * root while gort_main runs; 0 before. */
 extern uintptr_t sched_main_stack_lo, sched_main_stack_hi;
+
+/* ---- the network poller's hooks (src/net installs them; NULL until then) -----
+ *
+ * The scheduler is below the poller (docs/HACKING.md, "Layers and hooks"), so
+ * it reaches it through these two pointers, set once by the poller's first
+ * use (release stores; read with acquire loads). While they are NULL the
+ * scheduler never polls: a program that does no I/O pays one load.
+ *
+ * sched_netpoll(delay_ns, &n): waits for I/O readiness, at most delay_ns
+ * (< 0: until something is ready or sched_netpoll_break; 0: does not wait),
+ * and returns the goroutines it unblocked, linked by schedlink, n of them,
+ * still G_WAITING: the caller makes them runnable (injectglist). Called on
+ * any thread, with no lock held; several may poll at once.
+ * sched_netpoll_break(): makes a sched_netpoll blocked now (or the next one
+ * to block) return at once. Lock-free (one write to an eventfd). */
+extern g *(*sched_netpoll)(int64_t delay_ns, int32_t *n);
+extern void (*sched_netpoll_break)(void);
 
 /* Tests only: sysmon calls it in preemptone while it holds a batch of runnable
  * Gs taken from a P and not yet queued (to widen that window). */
