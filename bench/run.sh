@@ -265,7 +265,18 @@ bench_malloc() {
         esac
         verdicts+=("$v")
     done
+    # what the good reps of a failed side measured (the table says FAIL)
+    local key n
     echo
+    for key in "${!GC_FAIL[@]}"; do
+        w=${key%%|*} p=${key#*|}
+        for m in wall peak_rss max_stall alloc; do
+            n=$(printf '%s' "${GC_VALS["$w|$p|$m"]:-}" | grep -c .)
+            [ "$n" -gt 0 ] || continue
+            echo "INFO $w $p failed some reps; its $n good rep(s): $m median" \
+                "$(printf '%s' "${GC_VALS["$w|$p|$m"]}" | median)"
+        done
+    done | sort
     printf '%s\n' "${verdicts[@]}"
     echo
 }
@@ -928,7 +939,18 @@ bench_gc() {
             ;;
         esac
     done
+    # what the good reps of a failed side measured (the table says FAIL)
+    local key n
     echo
+    for key in "${!GC_FAIL[@]}"; do
+        w=${key%%|*} p=${key#*|}
+        for m in wall peak_rss max_stall alloc; do
+            n=$(printf '%s' "${GC_VALS["$w|$p|$m"]:-}" | grep -c .)
+            [ "$n" -gt 0 ] || continue
+            echo "INFO $w $p failed some reps; its $n good rep(s): $m median" \
+                "$(printf '%s' "${GC_VALS["$w|$p|$m"]}" | median)"
+        done
+    done | sort
     printf '%s\n' "${verdicts[@]}"
     echo
 }
