@@ -165,9 +165,20 @@ static inline void heapbits_write(const mspan *s, uintptr_t v, size_t nw, uint64
  * an address outside the heap gives 0). */
 uintptr_t gc_findobject(uintptr_t p, mspan **sp, uint32_t *idx);
 
-/* The lowest and highest addresses any arena covers (a fast reject for
- * conservative scanning; updated as arenas are added). */
-extern struct gc_heap_range { uintptr_t lo, hi; } gc_heap_range;
+/* The addresses the arenas cover (a fast reject for conservative scanning;
+ * set at each mark start). Stored as a base 8 bytes below the heap and a
+ * length, never as the heap's first address or its end: this variable is in
+ * the data segment, which is scanned conservatively, and the heap's first
+ * address is also its first object's (measured: it kept the first tree a
+ * program built alive forever). */
+extern struct gc_heap_range {
+    uintptr_t below; /* the lowest arena's base - 8 (not a heap address) */
+    uintptr_t len;   /* bytes from below to the end of the highest arena */
+} gc_heap_range;
+
+static inline bool gc_heap_candidate(uintptr_t p) {
+    return p - gc_heap_range.below < gc_heap_range.len;
+}
 
 /* ---- work buffers (mgcwork.c): Go's gcWork ----------------------------------- */
 
@@ -262,6 +273,8 @@ extern struct gc_state {
     uint32_t stop_drain;                     /* 1 from MARKTERM on: workers stop draining */
     int64_t mark_cpu_bg;                     /* ns of background workers this cycle */
     int64_t cpu_at_mark_start;               /* gc_cpu_ns when the mark began */
+    int64_t assist_ns;                       /* ns of mark assists this cycle */
+    int64_t idle_ns;                         /* ns of workers on idle Ps this cycle */
     uint64_t last_mark_end_ns;               /* nanotime of the last mark termination */
     /* Statistics (MemStats). */
     int64_t pause_total_ns;

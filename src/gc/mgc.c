@@ -66,6 +66,7 @@ static int64_t stw1_ns, stw2_ns, mark_ns_wall, cycle_start_ns;
 static int64_t assist_ns_at_start;
 static uint64_t heap0, heap1; /* gctrace: heap at the start, at the end of mark */
 static uint32_t forced_cycle;
+static uint64_t cycle_goal; /* the heap goal of the cycle in progress (gctrace) */
 
 static void fmutex_lock(uint32_t *mu) {
     uint32_t z = 0;
@@ -105,13 +106,17 @@ void gc_record_extra_pause(int64_t ns) {
     record_pause(ns);
 }
 
+/* Go's gctrace line (runtime/extern.go's description): cycle number,
+ * seconds since start, percentage of CPU time spent in GC since start; the
+ * wall-clock times of the sweep-termination stop, the concurrent mark and
+ * the mark-termination stop; their CPU times (stops * P, then assist /
+ * background / idle marking); the heap at the cycle's start, at the end of
+ * mark, and the live heap marked; the goal of the cycle; stacks and
+ * globals scanned; the number of Ps. */
 static void gctrace_line(void) {
-    int64_t now = nanotime();
     int procs = gc_nprocs();
-    double since = (double)(now - gc_state.start_ns);
+    double since = (double)(nanotime() - gc_state.start_ns);
     int pct = since > 0 ? (int)(100.0 * (double)gc_state.gc_cpu_ns / (since * procs)) : 0;
-    int64_t assist_ns = atomic_load_relaxed(&gc_state.gc_cpu_ns) - assist_ns_at_start;
-    (void)assist_ns;
     char line[512];
     size_t n = snprint(line, sizeof line, "gc %u @%lld.%03llds %d%%: ", gc_state.cycles,
                        (long long)((cycle_start_ns - gc_state.start_ns) / 1000000000),
@@ -119,18 +124,19 @@ static void gctrace_line(void) {
 #define MS3(ns) (long long)((ns) / 1000000), (long long)((ns) / 1000 % 1000)
     n += snprint(line + n, sizeof line - n, "%lld.%03lld+%lld.%03lld+%lld.%03lld ms clock, ",
                  MS3(stw1_ns), MS3(mark_ns_wall), MS3(stw2_ns));
+    int64_t bg = gc_state.mark_cpu_bg - gc_state.idle_ns;
     n += snprint(line + n, sizeof line - n,
-                 "%lld.%03lld+%lld.%03lld/%lld.%03lld/0.000+%lld.%03lld ms cpu, ", MS3(stw1_ns),
-                 MS3(assist_ns), MS3((int64_t)gc_state.mark_cpu_bg), MS3(stw2_ns));
+                 "%lld.%03lld+%lld.%03lld/%lld.%03lld/%lld.%03lld+%lld.%03lld ms cpu, ",
+                 MS3(stw1_ns * procs), MS3(gc_state.assist_ns), MS3(bg > 0 ? bg : 0),
+                 MS3(gc_state.idle_ns), MS3(stw2_ns * procs));
 #undef MS3
-    n += snprint(line + n, sizeof line - n,
-                 "%llu->%llu->%llu MB, %llu MB goal, %llu MB stacks, %llu MB globals, %d P%s\n",
-                 (unsigned long long)(heap0 >> 20), (unsigned long long)(heap1 >> 20),
-                 (unsigned long long)(gc_pacer.heap_marked >> 20),
-                 (unsigned long long)(gc_pacer.heap_goal >> 20),
-                 (unsigned long long)(gc_pacer.stack_scan >> 20),
-                 (unsigned long long)(gc_pacer.globals_scan >> 20), procs,
-                 forced_cycle ? " (forced)" : "");
+    n += snprint(
+        line + n, sizeof line - n,
+        "%llu->%llu->%llu MB, %llu MB goal, %llu MB stacks, %llu MB globals, %d P%s\n",
+        (unsigned long long)(heap0 >> 20), (unsigned long long)(heap1 >> 20),
+        (unsigned long long)(gc_pacer.heap_marked >> 20), (unsigned long long)(cycle_goal >> 20),
+        (unsigned long long)(gc_pacer.stack_scan >> 20),
+        (unsigned long long)(gc_pacer.globals_scan >> 20), procs, forced_cycle ? " (forced)" : "");
     print("%s", line);
 }
 
@@ -227,7 +233,9 @@ static void go_idle(gcwork *w, uint32_t cyc) {
     if (last) try_terminate();
 }
 
-static bool may_work(int id, int64_t mark_start, int64_t now) {
+/* Whether worker id may mark now; *idle: on an idle P's time. */
+static bool may_work(int id, int64_t mark_start, int64_t now, bool *idle_p) {
+    *idle_p = false;
     int ded = gc_pacer.dedicated_workers;
     if (!sched_started_now() && ded == 0) ded = 1; /* no Ps to be idle: one always runs */
     if (id < ded) return true;
@@ -235,7 +243,10 @@ static bool may_work(int id, int64_t mark_start, int64_t now) {
     int frac = gc_pacer.fractional_goal > 0 ? 1 : 0;
     int extra = idle > frac ? idle : frac;
     if (id >= ded + extra) return false;
-    if (idle > id - ded) return true; /* an idle P's worth of CPU */
+    if (idle > id - ded) { /* an idle P's worth of CPU */
+        *idle_p = true;
+        return true;
+    }
     /* The fractional worker: its share of the phase's wall time. */
     double goal = gc_pacer.fractional_goal * gc_nprocs();
     double elapsed = (double)(now - mark_start);
@@ -257,7 +268,8 @@ static void worker_main(void *arg) {
         bool active = false; /* a cycle starts with every worker counted idle */
         while (gc_phase() == GC_MARK && atomic_load_acq(&gc_state.markgen) == cyc) {
             int64_t now = nanotime();
-            if (!may_work(id, mark_start, now)) {
+            bool on_idle;
+            if (!may_work(id, mark_start, now, &on_idle)) {
                 if (active) {
                     active = false;
                     go_idle(&w, cyc);
@@ -285,6 +297,7 @@ static void worker_main(void *arg) {
             worker_busy_ns[id] += dt;
             atomic_xadd(&gc_state.gc_cpu_ns, dt);
             atomic_xadd(&gc_state.mark_cpu_bg, dt);
+            if (on_idle) atomic_xadd(&gc_state.idle_ns, dt);
             if (done > 0) atomic_xadd(&gc_pacer.bg_scan_credit, done);
             if (d > 0) continue;
             /* No work: idle until some appears or the cycle ends. */
@@ -364,8 +377,10 @@ static void gc_start_n(enum gc_trigger why, uint32_t n) {
     gc_state.cpu_at_mark_start = gc_state.gc_cpu_ns;
     assist_ns_at_start = gc_state.gc_cpu_ns;
     gc_state.pause_ns[gc_state.cycles % 256] = 0;
+    gc_state.assist_ns = gc_state.idle_ns = 0;
     gc_prepare_roots();
     gc_pacer_start_cycle();
+    cycle_goal = gc_pacer.heap_goal;
     /* Allocate black from here in every span cached now. */
     uint32_t mg = gc_state.markgen;
     for (mcache *c = mcache_all(); c; c = c->next_all) {

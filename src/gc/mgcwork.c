@@ -151,8 +151,9 @@ void gcw_dispose(gcwork *w) {
 }
 
 void gcw_balance(gcwork *w) {
-    /* Others wait for work and we have a spare full buffer: share it. */
-    if (!w->wbuf2 || !w->wbuf2->nobj || atomic_load_relaxed(&gc_state.nwait) == 0) return;
+    /* The global list is empty and we have a spare buffer with work: share
+     * it, so that idle workers and assists find some (Go's balance). */
+    if (!w->wbuf2 || !w->wbuf2->nobj || atomic_load_relaxed(&nfull) != 0) return;
     if (w->wbuf2->nobj >= WORKBUF_OBJS / 2) {
         putfull(w->wbuf2);
         w->wbuf2 = getempty();
