@@ -83,6 +83,7 @@
 #define gc_pacer_revise           gort__gc_pacer_revise
 #define gc_pacer_start_cycle      gort__gc_pacer_start_cycle
 #define gc_pacer_update_cons_mark gort__gc_pacer_update_cons_mark
+#define gc_pool_cleanup_hook      gort__gc_pool_cleanup_hook
 #define gc_prepare_roots          gort__gc_prepare_roots
 #define gc_roots_pending          gort__gc_roots_pending
 #define gc_scan_data_again        gort__gc_scan_data_again
@@ -429,6 +430,10 @@ void gc_checkmark_visit(uintptr_t obj, mspan *s, uint32_t idx, gcwork *w);
 bool gc_is_marked(const mspan *s, uint32_t idx);
 void gc_scan_roots_stw(gcwork *w);
 void gc_scan_data_again(gcwork *w);
+/* mgc.c: installed by sync (pool.c): rotates every sync.Pool's victim
+ * cache; called with the world stopped as a cycle starts (Go's
+ * clearpools). */
+extern void (*gc_pool_cleanup_hook)(void);
 /* mgc.c: sysmon's tick (forced cycles); whether gort_main runs the
  * scheduler. */
 void gc_sysmon_tick(void);

@@ -51,6 +51,7 @@
 #include <time.h>
 
 struct gc_state gc_state = {.lock = LOCK_INIT};
+void (*gc_pool_cleanup_hook)(void);
 
 #define GC_SLICE_NS     (1000 * 1000) /* a worker's unit of work between checks */
 #define GC_SLICE_WORK   (256 << 10)   /* bytes of scan work per drain call */
@@ -367,6 +368,8 @@ static void gc_start_n(enum gc_trigger why, uint32_t n) {
     for (mcache *c = mcache_all(); c; c = c->next_all)
         if (c->gc_flushgen != fg) gc_mcache_flush(c);
     gc_finish_sweep();
+    void (*pools)(void) = gc_pool_cleanup_hook;
+    if (pools) pools(); /* Go's clearpools */
     gc_state.started++;
     if (why == GC_TRIGGER_CYCLE) gc_state.forced++;
     gc_state.markgen++;
