@@ -441,7 +441,19 @@ GORT_API void gort_gc(void) {
     n = atomic_load_acq(&gc_state.started);
     gc_start_n(GC_TRIGGER_CYCLE, n + 1);
     wait_cycle(n + 1);
-    if (gc_phase() == GC_OFF) gc_finish_sweep();
+    /* Every span swept, those still cached in mcaches too (Go's mark
+     * termination flushes every P's mcache; ours flush on their next
+     * allocation): a brief stop flushes the ones that have not. */
+    fmutex_lock(&start_mutex);
+    if (gc_phase() == GC_OFF) {
+        stop_the_world("GC flush mcaches");
+        uint32_t fg = gc_state.flushgen;
+        for (mcache *c = mcache_all(); c; c = c->next_all)
+            if (c->gc_flushgen != fg) gc_mcache_flush(c);
+        start_the_world();
+        gc_finish_sweep();
+    }
+    fmutex_unlock(&start_mutex);
 }
 
 GORT_API int gort_set_gc_percent(int percent) {
