@@ -84,6 +84,11 @@
 #define gc_pacer_start_cycle      gort__gc_pacer_start_cycle
 #define gc_pacer_update_cons_mark gort__gc_pacer_update_cons_mark
 #define gc_pool_cleanup_hook      gort__gc_pool_cleanup_hook
+#define gc_final_fork             gort__gc_final_fork
+#define gc_mark_fork              gort__gc_mark_fork
+#define gc_work_fork              gort__gc_work_fork
+#define gc_thread_fork            gort__gc_thread_fork
+#define gc_sweep_fork_child       gort__gc_sweep_fork_child
 #define gc_prepare_roots          gort__gc_prepare_roots
 #define gc_roots_pending          gort__gc_roots_pending
 #define gc_scan_data_again        gort__gc_scan_data_again
@@ -421,6 +426,13 @@ void gc_record_extra_pause(int64_t ns);
 /* mgcpacer.c */
 void gc_pacer_revise(void);
 void gc_pacer_update_cons_mark(int64_t mark_ns, int64_t cpu_ns, int nprocs);
+/* fork handlers of each file (0 prepare, 1 parent, 2 child), called by
+ * mgc.c's, which pthread_atfork registers at gc_init. */
+void gc_final_fork(int which);
+void gc_mark_fork(int which);
+void gc_work_fork(int which);
+void gc_thread_fork(int which);
+void gc_sweep_fork_child(void);
 /* mcheckmark.c: GORT_GODEBUG=gccheckmark=1, at mark termination. */
 void gc_checkmark(void);
 extern bool gc_checkmark_mode; /* scanning visits for the check (mgcmark.c's scan_word) */

@@ -647,3 +647,17 @@ void gc_assist(gcthread *t, int64_t bytes) {
     atomic_xadd(&gc_state.assist_ns, nanotime() - t0);
     t->assist_credit = owed > 0 ? 0 : (int64_t)((double)-owed / (ratio > 0 ? ratio : 1));
 }
+
+void gc_mark_fork(int which) {
+    if (which == 0) {
+        lock(&roots_lock);
+        lock(&deferred_lock);
+        lock(&gcursor_lock);
+    } else if (which == 1) {
+        unlock(&gcursor_lock);
+        unlock(&deferred_lock);
+        unlock(&roots_lock);
+    } else {
+        roots_lock = deferred_lock = gcursor_lock = (lock_t)LOCK_INIT;
+    }
+}
