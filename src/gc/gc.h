@@ -338,10 +338,11 @@ void gc_scanblock(uintptr_t b, uintptr_t n, gcwork *w);
 void gc_scanobject(uintptr_t b, gcwork *w);
 /* Counts and lists the root jobs of a cycle (at mark start, world stopped). */
 void gc_prepare_roots(void);
-/* Runs root jobs and drains grey objects until there is no more work, or
- * until budget bytes of scan work were done (budget < 0: no limit), or
- * *stop becomes nonzero. Returns the scan work done. */
-int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop);
+/* Drains grey objects (and, with roots, runs root jobs first: the
+ * workers only, see mgcmark.c) until there is no more work, or until budget
+ * bytes of scan work were done (budget < 0: no limit), or *stop becomes
+ * nonzero. Returns the scan work done. */
+int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop, bool roots);
 /* World stopped, at mark termination: scans the registers and stacks of the
  * threads that were running, and flushes every thread's barrier buffer. */
 void gc_mark_termination_scan(gcwork *w);

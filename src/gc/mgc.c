@@ -141,14 +141,29 @@ static void gctrace_line(void) {
     print("%s", line);
 }
 
+/* Grey objects termination may find and still drain with the world stopped;
+ * beyond this, marking goes back to being concurrent (Go's gcMarkDone
+ * restarts the same way when its ragged barrier finds work). */
+#define TERM_DRAIN_MAX 4096
+
+/* World stopped: flushes the barrier buffers and rescans the running
+ * threads; false (the work handed to the workers) if that found too much
+ * to drain now. */
+static bool mark_termination_scan(void) {
+    gcwork w = {0};
+    gc_mark_termination_scan(&w);
+    uint64_t n = (w.wbuf1 ? w.wbuf1->nobj : 0) + (w.wbuf2 ? w.wbuf2->nobj : 0);
+    bool small = n <= TERM_DRAIN_MAX && gcw_global_empty();
+    if (small) gc_drain(&w, -1, NULL, false);
+    gcw_dispose(&w);
+    return small;
+}
+
 /* World stopped: the end of the mark phase. */
 static void mark_termination(int64_t stop_ns) {
     int64_t t0 = nanotime();
     gcwork w = {0};
-    gc_mark_termination_scan(&w);
-    gc_drain(&w, -1, NULL);
-    gcw_dispose(&w);
-    gc_drain(&w, -1, NULL); /* what others disposed meanwhile (nobody runs) */
+    gc_drain(&w, -1, NULL, false); /* what others disposed meanwhile (nobody runs) */
     gcw_dispose(&w);
     gcw_reset_global();
     if (opts.debug.gccheckmark) gc_checkmark();
@@ -194,6 +209,8 @@ static void wake_workers(void) {
     futex_wake(&gc_state.mark_done_seq, INT32_MAX);
 }
 
+static int term_restarts; /* of this cycle's termination (under the stop) */
+
 /* Run by the worker that found marking done (see the header). */
 static void try_terminate(void) {
     lock(&gc_state.lock);
@@ -208,6 +225,19 @@ static void try_terminate(void) {
     wake_workers(); /* they see MARKTERM and stay idle */
     int64_t t0 = nanotime();
     stop_the_world("GC mark termination");
+    if (!mark_termination_scan() && term_restarts < 3) {
+        /* Too much left: back to concurrent marking. */
+        term_restarts++;
+        lock(&gc_state.lock);
+        atomic_store_rel(&gc_state.stop_drain, 0);
+        atomic_store_rel(&gc_state.phase, GC_MARK);
+        unlock(&gc_state.lock);
+        record_pause(nanotime() - t0);
+        start_the_world();
+        wake_workers();
+        return;
+    }
+    term_restarts = 0;
     mark_termination(t0);
     start_the_world();
     if (opts.debug.gctrace) gctrace_line();
@@ -291,7 +321,7 @@ static void worker_main(void *arg) {
             }
             int64_t done = 0, t0 = now, d;
             do {
-                d = gc_drain(&w, GC_SLICE_WORK, &gc_state.stop_drain);
+                d = gc_drain(&w, GC_SLICE_WORK, &gc_state.stop_drain, true);
                 done += d;
             } while (d > 0 && nanotime() - t0 < GC_SLICE_NS && gc_phase() == GC_MARK);
             int64_t dt = nanotime() - t0;

@@ -521,9 +521,8 @@ static bool run_root_job(gcwork *w) {
  * Frampton's "Effective prefetch for mark-sweep garbage collection"). */
 #define PREFETCH_RING 16
 
-int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop) {
+int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop, bool roots) {
     int64_t start = w->scan_work;
-    bool roots = budget < 0 || stop; /* workers only (see the header) */
     uintptr_t ring[PREFETCH_RING];
     unsigned rh = 0, rn = 0;
     uint32_t n = 0;
@@ -631,7 +630,7 @@ void gc_assist(gcthread *t, int64_t bytes) {
         /* Scan in chunks, each a critical section of its own (a stop of the
          * world must not find this gcw half used, nor wait long for it). */
         lock_depth++;
-        int64_t done = gc_drain(&t->w, owed < ASSIST_CHUNK ? owed : ASSIST_CHUNK, NULL);
+        int64_t done = gc_drain(&t->w, owed < ASSIST_CHUNK ? owed : ASSIST_CHUNK, NULL, false);
         gcw_dispose(&t->w);
         if (--lock_depth == 0 && lock_suspend_pending) lock_suspend_now();
         owed -= done;
