@@ -23,7 +23,8 @@
  * happens to look like one costs a walk, never a false error); another
  * thread cannot walk the owner's list and takes the look as proof (false
  * with probability about 2^-46). The owning thread pushes onto its local
- * free list; any other thread pushes onto the span's lock-free tfree stack.
+ * free list; any other thread onto a batch of its own for the span, which
+ * goes onto the span's lock-free tfree stack with one CAS (mcache.h).
  *
  * Zeroing: memory fresh from the OS is zero; spans record needzero, so calloc
  * and mallocgc clear only what may hold old data. */
@@ -69,12 +70,12 @@ static inline __attribute__((always_inline)) void *pop_local(mspan *s, void *p) 
     return take_local(s, p);
 }
 
-/* Whether object p of explicit span s is on its free lists: the local list
- * (walk only by the owner) and tfree. Bounded: a list of a span has at most
- * nelems objects; a link that leaves the span ends the walk. */
-static bool on_free_lists(mspan *s, uintptr_t p, bool owner) {
-    uintptr_t lists[2] = {owner ? (uintptr_t)s->freelist : 0,
-                          atomic_load_acq(&s->tfree) & ~TFREE_NOTIFY};
+/* Whether object p of explicit span s is on its free lists: the local list,
+ * tfree and the remote threads' pending batches (the owner only: nobody
+ * else may walk them). Bounded: a list of a span has at most nelems
+ * objects; a link that leaves the span ends the walk. */
+static bool on_free_lists(mspan *s, uintptr_t p) {
+    uintptr_t lists[2] = {(uintptr_t)s->freelist, tfree_head(atomic_load_acq(&s->tfree))};
     for (int k = 0; k < 2; k++) {
         uintptr_t q = lists[k];
         for (uint32_t n = 0; q && n <= s->nelems; n++) {
@@ -83,7 +84,7 @@ static bool on_free_lists(mspan *s, uintptr_t p, bool owner) {
             q = (uintptr_t)link_decode(s, *(uintptr_t *)q);
         }
     }
-    return false;
+    return mcache_rfree_holds(s, p);
 }
 
 size_t malloc_roundup(size_t n) {
@@ -130,7 +131,7 @@ static mspan *check_live(const char *fn, uintptr_t p) {
             bad_pointer(fn, p, s);
         if (unlikely(link_plausible(s, *(uintptr_t *)p))) {
             bool owner = atomic_load_relaxed(&s->owner) == mcache_get();
-            if (!owner || on_free_lists(s, p, true)) bad_pointer(fn, p, s);
+            if (!owner || on_free_lists(s, p)) bad_pointer(fn, p, s);
         }
     } else if (unlikely(p != s->base || !(atomic_load_relaxed(&s->allocbits[0]) & 1))) {
         bad_pointer(fn, p, s);
@@ -145,7 +146,7 @@ static mspan *check_live(const char *fn, uintptr_t p) {
  * *zeroed tells whether the object is known to be zero. */
 static void *span_refill_object(mspan *s, bool *zeroed) {
     if (atomic_load_relaxed(&s->tfree)) {
-        span_collect_tfree(s);
+        span_collect_tfree(s); /* one exchange: the local list is empty */
         void *p = s->freelist;
         if (p) {
             *zeroed = false;
@@ -264,20 +265,54 @@ static void free_large(mspan *s, uintptr_t p) {
 
 /* ---- Frees from a thread that does not own the span. ---- */
 
-__attribute__((noinline)) static void free_remote(mspan *s, uintptr_t p, uint32_t i) {
+/* A thread without an mcache (the OS refused one): push p alone. */
+static void free_remote_one(mspan *s, uintptr_t p) {
+    uintptr_t w = atomic_load_relaxed(&s->tfree), nw;
+    do {
+        *(uintptr_t *)p = link_encode(s, (void *)tfree_head(w));
+        nw = (uintptr_t)(tfree_count(w) + 1) << TFREE_COUNT_SHIFT | p;
+    } while (!atomic_cas(&s->tfree, &w, nw));
+    if (w & TFREE_NOTIFY) span_notify(s);
+}
+
+/* free_remote's rare cases, out of line so that its common case saves no
+ * registers: p starts a new batch (after pushing the class's previous one),
+ * or the thread has no mcache yet. */
+__attribute__((noinline)) static void free_remote_start(mcache *c, mspan *s, uintptr_t p) {
+    if (c == &empty_mcache && !(c = mcache_get())) return free_remote_one(s, p);
+    unsigned sc = s->sizeclass;
+    struct rfree_batch *b = &c->rfree[sc];
+    c->nfree[sc]++;
+    if (b->span) mcache_rfree_flush(c, sc);
+    /* Batches of classes this thread no longer frees into must not wait
+     * for ever: every RFREE_FLUSH_BATCHES new batches, push them all. */
+    if (++c->rfree_ops >= RFREE_FLUSH_BATCHES) mcache_rfree_flush_all(c);
+    *(uintptr_t *)p = link_encode(s, NULL);
+    b->tail = (void *)p;
+    atomic_store_rel(&b->head, (void *)p);
+    b->n = 1;
+    atomic_store_rel(&b->span, s);
+    c->rfree_mask[sc / 64] |= (uint64_t)1 << (sc % 64);
+}
+
+/* A free from a thread that does not own the span: into this thread's
+ * batch for the span (mcache.h), a plain push as the owner's own; one CAS
+ * per batch, when it is pushed onto tfree. The link is masked as tfree's,
+ * so freeing p again is caught by the check below. */
+__attribute__((noinline)) static void free_remote(mcache *c, mspan *s, uintptr_t p, uint32_t i) {
     /* The allocating thread handed the object out (freeindex past it, the
      * top byte of its first word cleared) before the pointer could reach
      * us; a first word that looks like a link means it is free again (we
      * cannot walk the owner's list: see the header). */
     if (unlikely(i >= atomic_load_relaxed(&s->freeindex) || link_plausible(s, *(uintptr_t *)p)))
         bad_pointer("gort_free", p, s);
-    uintptr_t old = atomic_load_relaxed(&s->tfree);
-    do {
-        *(uintptr_t *)p = link_encode(s, (void *)(old & ~TFREE_NOTIFY));
-    } while (!atomic_cas(&s->tfree, &old, p));
-    if (old & TFREE_NOTIFY) span_notify(s);
-    mcache *c = mcache_get();
-    if (c) c->nfree[s->sizeclass]++;
+    unsigned sc = s->sizeclass;
+    struct rfree_batch *b = &c->rfree[sc]; /* empty_mcache's are all NULL */
+    if (unlikely(b->span != s)) return free_remote_start(c, s, p);
+    c->nfree[sc]++;
+    *(uintptr_t *)p = link_encode(s, b->head);
+    atomic_store_rel(&b->head, (void *)p);
+    if (unlikely(++b->n == s->nelems)) return mcache_rfree_flush(c, sc);
 }
 
 /* The owner's free of a checked object of one of its spans. */
@@ -300,7 +335,7 @@ static inline __attribute__((always_inline)) void free_owner(mcache *c, mspan *s
 __attribute__((noinline, cold)) static void free_owner_checked(mcache *c, mspan *s, void *ptr) {
     uintptr_t p = (uintptr_t)ptr;
     if (span_obj_index(s, p) >= s->freeindex ||
-        (link_plausible(s, *(uintptr_t *)p) && on_free_lists(s, p, true)))
+        (link_plausible(s, *(uintptr_t *)p) && on_free_lists(s, p)))
         bad_pointer("gort_free", p, s);
     free_owner(c, s, ptr);
 }
@@ -367,7 +402,7 @@ GORT_API void gort_free(void *ptr) {
         free_owner(c, s, ptr);
         return;
     }
-    free_remote(s, p, span_obj_index(s, p));
+    free_remote(c, s, p, span_obj_index(s, p));
 }
 
 GORT_API void *gort_calloc(size_t count, size_t size) {

@@ -2,7 +2,8 @@
  *
  * A central's lock guards its partial list and the on_list flags of its
  * spans. Spans on a partial list have no owner, so the lock holder may also
- * take over their remote frees (span_collect_tfree) and walk their free lists. */
+ * take over their remote frees (span_collect_tfree, span_drop_free) and walk
+ * their free lists. */
 #include "mem/mcentral.h"
 #include "base/atomic.h"
 #include "base/fatal.h"
@@ -49,24 +50,39 @@ size_t span_collect_tfree(mspan *s) {
     /* Callers never collect a parked span (its NOTIFY is cleared by whoever
      * un-parks it), so the flag bit is never set here; mask it regardless. */
     if (!atomic_load_relaxed(&s->tfree)) return 0; /* the common case: no exchange */
-    uintptr_t head = atomic_xchg(&s->tfree, 0) & ~TFREE_NOTIFY;
+    uintptr_t w = atomic_xchg(&s->tfree, 0);
+    uintptr_t head = tfree_head(w);
+    uint32_t n = tfree_count(w);
     if (!head) return 0;
-    /* The stack's links are masked as the local list's (free_remote checked
-     * each push for a double free): count it, then put the local list
-     * after its last object. */
-    size_t n = 1;
-    uintptr_t last = head;
-    for (uintptr_t next; (next = (uintptr_t)link_decode(s, *(uintptr_t *)last)) != 0; last = next) {
-        if (next - s->base >= (uintptr_t)s->nelems * s->elemsize || n > s->nelems)
-            throwf("gort_free: corrupted free list in span %p (a write to freed memory?)",
-                   (void *)s->base);
-        n++;
+    uintptr_t bytes = (uintptr_t)s->nelems * s->elemsize;
+    if (head - s->base >= bytes || n == 0 || n > s->allocated)
+        throwf("gort_free: corrupted free list in span %p (a write to freed memory?)",
+               (void *)s->base);
+    if (s->freelist) {
+        /* Not the allocation path's case: find the stack's last object (its
+         * links were checked for double frees as they were pushed). */
+        uintptr_t last = head;
+        for (uint32_t k = 1; k < n; k++) {
+            last = (uintptr_t)link_decode(s, *(uintptr_t *)last);
+            if (last - s->base >= bytes)
+                throwf("gort_free: corrupted free list in span %p (a write to freed memory?)",
+                       (void *)s->base);
+        }
+        *(uintptr_t *)last = link_encode(s, s->freelist);
     }
-    *(uintptr_t *)last = link_encode(s, s->freelist);
     s->freelist = (void *)head;
-    if (s->kind == SPAN_MALLOC) s->allocated -= (uint16_t)n;
+    s->allocated -= (uint16_t)n;
     atomic_xadd(&mheap_stats.tfree_collected[s->sizeclass], n);
     return n;
+}
+
+void span_drop_free(mspan *s) {
+    uint32_t n = tfree_count(atomic_xchg(&s->tfree, 0));
+    if (n) {
+        s->allocated -= (uint16_t)n;
+        atomic_xadd(&mheap_stats.tfree_collected[s->sizeclass], n);
+    }
+    s->freelist = NULL;
 }
 
 static bool span_has_free(mspan *s) {
@@ -93,15 +109,14 @@ mspan *mcentral_cache_span(struct mcache *c, uint8_t sizeclass, uint8_t kind, bo
         if (!s) return NULL;
         atomic_store_rel(&s->owner, c);
     }
-    if (kind == SPAN_MALLOC) span_collect_tfree(s);
     return s;
 }
 
 void mcentral_uncache_span(mspan *s) {
     mcentral *m = central_of(s->sizeclass, s->kind, s->noscan);
     atomic_store_rel(&s->owner, NULL);
-    if (s->kind == SPAN_MALLOC && s->allocated == 0) {
-        s->freelist = NULL;
+    if (s->kind == SPAN_MALLOC && span_live(s) == 0) {
+        span_drop_free(s);
         mheap_free_span(s);
         return;
     }
@@ -130,10 +145,9 @@ size_t mcentral_reclaim(void) {
         lock(&m->lock);
         for (mspan *s = m->partial, *next; s; s = next) {
             next = s->next;
-            span_collect_tfree(s);
-            if (s->allocated == 0) {
+            if (span_live(s) == 0) {
                 list_remove(m, s);
-                s->freelist = NULL;
+                span_drop_free(s);
                 pages += s->npages;
                 mheap_free_span(s);
             }

@@ -20,16 +20,18 @@
 #define mcentral_uncache_span gort__mcentral_uncache_span
 #define mcentral_unlock_all   gort__mcentral_unlock_all
 #define span_collect_tfree    gort__span_collect_tfree
+#define span_drop_free        gort__span_drop_free
 
 struct mcache;
 
 /* A span of sizeclass with at least one free object, now owned by c (taken
  * from the central partial list, or fresh from mheap); NULL when out of
- * memory. For SPAN_MALLOC spans, remote frees have been taken over. */
+ * memory. Remote frees of SPAN_MALLOC spans are left in tfree: the new
+ * owner takes them when its local list runs dry. */
 mspan *mcentral_cache_span(struct mcache *c, uint8_t sizeclass, uint8_t kind, bool noscan);
 /* The owner gives s up. GC spans: back to the central list if not full.
- * Explicit spans (s->allocated exact, tfree taken over): freed to the heap
- * when empty, else central partial, else parked with TFREE_NOTIFY. */
+ * Explicit spans: freed to the heap when empty (span_live), else central
+ * partial, else parked with TFREE_NOTIFY. */
 void mcentral_uncache_span(mspan *s);
 /* A remote free cleared TFREE_NOTIFY on an unowned span: put it on the list. */
 void mcentral_readd(mspan *s);
@@ -38,8 +40,13 @@ void mcentral_readd(mspan *s);
 size_t mcentral_reclaim(void);
 
 /* Takes over s's remote frees into its free list (owner or list-lock holder
- * only). Checks each object: a double free is fatal. Returns how many. */
+ * only); returns how many. One exchange when the local list is empty (the
+ * stack becomes the list: how the allocation path takes them); otherwise
+ * the stack is walked to its end and the local list put after it. */
 size_t span_collect_tfree(mspan *s);
+/* s, an explicit span with no live object (span_live), is about to be
+ * freed: forgets its free lists, counting its remote frees as taken over. */
+void span_drop_free(mspan *s);
 
 void mcentral_lock_all(void);
 void mcentral_unlock_all(void);
