@@ -6,8 +6,8 @@
  * pointer it misuses, as %p prints it, in a shared page, and the parent
  * checks that stderr holds "fatal error: ", the message's words and that
  * pointer. Cases: double frees (small, large, from a second thread, both
- * frees remote, the first still in a live thread's batch of remote frees),
- * frees of memory gort never returned (stack, global, libc's
+ * frees remote, the first still in a live thread's batch of remote frees,
+ * after the span emptied and was reset), frees of memory gort never returned (stack, global, libc's
  * malloc, a free page of the heap, a never-allocated slot of a span, a span's
  * tail), interior pointers (small and large), a GC object, and realloc and
  * gort_usable_size on freed or interior pointers. */
@@ -205,6 +205,21 @@ static void double_free_remote_pending(void) {
 
 static void realloc_remote_pending(void) {
     remote_pending_then(realloc_it);
+}
+
+/* Freed twice after its span emptied and was reset for reuse (mcentral.h:
+ * span_reset): the slot now lies past the bump pointer. */
+static void double_free_reset_span(void) {
+    enum { N = 1024 };
+    static void *p[N];
+    for (int i = 0; i < N; i++) p[i] = gort_malloc(256);
+    mspan *s = span_of((uintptr_t)p[0]), *cur = span_of((uintptr_t)p[N - 1]);
+    CHECK(s != cur);
+    for (int i = 0; i < N; i++)
+        if (span_of((uintptr_t)p[i]) == s) gort_free(p[i]);
+    CHECK_EQ(s->freeindex, 0); /* empty, reset, kept */
+    record(p[0]);
+    gort_free(p[0]);
 }
 
 static void double_free_large_cached(void) {
@@ -421,6 +436,7 @@ int main(void) {
     expect_misuse(double_free_owner_alive, "double free", NULL);
     expect_misuse(double_free_both_remote, "double free", NULL);
     expect_misuse(double_free_remote_pending, "gort_free: double free of ", NULL);
+    expect_misuse(double_free_reset_span, "gort_free: ", "double free");
     expect_misuse(double_free_large_cached, "double free", NULL);
     expect_misuse(double_free_large, "double free", NULL);
     expect_misuse(double_free_aligned, "double free", NULL);

@@ -113,8 +113,12 @@ __attribute__((noreturn, cold, noinline)) static void bad_pointer(const char *fn
     }
     /* Slots at or past freeindex were never handed out (racy read: only a
      * message depends on it). */
-    if (s->sizeclass && span_obj_index(s, p) >= atomic_load_relaxed(&s->freeindex))
+    if (s->sizeclass && span_obj_index(s, p) >= atomic_load_relaxed(&s->freeindex)) {
+        if (s->reused) /* reset since (span_reset): freed then, or never allocated */
+            throwf("%s: %p is not an allocated object (double free, or never allocated)", fn,
+                   (void *)p);
         throwf("%s: %p is not an allocated object (never allocated)", fn, (void *)p);
+    }
     if (fn[5] != 'f') /* gort_realloc, gort_usable_size */
         throwf("%s: %p is not an allocated object (already freed)", fn, (void *)p);
     throwf("%s: double free of %p", fn, (void *)p);
@@ -207,6 +211,7 @@ static void *malloc_large(size_t n, size_t align, bool *zeroed) {
             }
         }
     }
+    mcache_tick(c);
     size_t extra = align > PAGE_SIZE ? (align >> PAGE_SHIFT) - 1 : 0;
     mspan *s = mheap_alloc_span(npages + extra, 0, SPAN_MALLOC, true);
     if (!s) return OOM(NULL);

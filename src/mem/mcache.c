@@ -154,19 +154,41 @@ static void unpark(mcache *c, mspan *s) {
     partial_append(c, s);
 }
 
-/* An empty owned span goes back to the heap, unless it is the class's only
- * partial span: one empty spare per class avoids page-heap churn when a
- * class's use hovers around a span boundary. */
+/* An owned span with no live object (not the current one) is put aside,
+ * reset (span_reset): the owner keeps up to MCACHE_EMPTY_BYTES of them per
+ * class, at least one, for its next refills; the rest wait on the central's
+ * empty list, for any thread, until mcentral_trim gives them to the heap.
+ * (Until 2026-11 an empty span went straight back to the heap unless it was
+ * the class's only partial one: a producer whose blocks other threads free
+ * then carved a fresh span for nearly every refill.) */
 static void maybe_release(mcache *c, mspan *s) {
+    if (span_live(s)) return;
     unsigned sc = s->sizeclass;
-    if (span_live(s) || (c->partial[sc] == s && !s->next)) return;
-    /* last was freed remotely (else s would not be empty): its pages may
-     * soon be another span's. */
+    /* last was freed remotely (else s would not be empty): its span is
+     * about to start over, or to leave us. */
     if (c->last_span == s) c->last = MCACHE_NO_LAST;
     partial_remove(c, s);
-    atomic_store_rel(&s->owner, NULL);
-    span_drop_free(s);
-    mheap_free_span(s);
+    if (c->nempty[sc] == 0 || (c->nempty[sc] + 1) * s->npages * PAGE_SIZE <= MCACHE_EMPTY_BYTES) {
+        span_reset(s);
+        s->next = c->empty[sc];
+        s->on_list = ON_LOCAL_EMPTY;
+        c->empty[sc] = s;
+        c->nempty[sc]++;
+    } else {
+        mcentral_retire(s);
+    }
+}
+
+/* Takes a span from c's empty spans of class sc, or NULL. */
+static mspan *empty_take(mcache *c, unsigned sc) {
+    mspan *s = c->empty[sc];
+    if (s) {
+        c->empty[sc] = s->next;
+        c->nempty[sc]--;
+        s->next = NULL;
+        s->on_list = ON_NONE;
+    }
+    return s;
 }
 
 void mcache_owned_span_freed(mcache *c, mspan *s) {
@@ -269,14 +291,17 @@ mspan *mcache_refill_malloc(mcache *c, unsigned sc) {
             partial_append(c, s);
         }
     }
+    /* Partial spans first (filling them keeps the heap dense), then our
+     * empty ones, then the central's, then fresh pages. */
     s = c->partial[sc];
     if (s) {
         partial_remove(c, s);
-    } else {
+    } else if (!(s = empty_take(c, sc))) {
         s = mcentral_cache_span(c, (uint8_t)sc, SPAN_MALLOC, true);
         if (!s) return NULL;
     }
     c->alloc[sc] = s;
+    mcache_tick(c);
     return s;
 }
 
@@ -294,6 +319,7 @@ void mcache_flush(mcache *c) {
             partial_remove(c, s);
             mcentral_uncache_span(s);
         }
+        while ((s = empty_take(c, (unsigned)i))) mcentral_retire(s);
         /* Parked full spans stay parked, now ownerless: a remote free that
          * clears their NOTIFY finds no owner and hands them to the central. */
         while ((s = c->full[i])) {

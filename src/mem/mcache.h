@@ -15,6 +15,7 @@
 #define GORT_MEM_MCACHE_H
 
 #include "mem/mspan.h"
+#include "mem/scavenge.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -41,6 +42,10 @@
 
 #define LARGE_CACHE_SLOTS     8
 #define LARGE_CACHE_MAX_PAGES 32 /* cache freed large spans up to 256 KiB */
+/* Empty spans an mcache keeps per class (at least one; see mcache.c's
+ * maybe_release), and how often its refills look at the scavenger's clock. */
+#define MCACHE_EMPTY_BYTES  ((size_t)128 << 10)
+#define MCACHE_TICK_REFILLS 8
 
 /* A batch of this thread's frees into one span it does not own, waiting to
  * be pushed onto the span's tfree with one CAS: linked through the objects'
@@ -85,6 +90,11 @@ typedef struct mcache {
     struct mcache *next_all;               /* all mcaches, for MemStats */
     struct mcache *next_free;              /* free mcaches, for reuse */
     bool in_use;
+
+    /* Owned spans with no live object, reset (maybe_release), by class. */
+    mspan *empty[NUM_SIZE_CLASSES];
+    uint8_t nempty[NUM_SIZE_CLASSES];
+    uint8_t tick; /* refills until the next scavenge_tick */
 
     /* Pending remote frees, by class; the classes that have one; batches
      * begun since the last push of them all. */
@@ -132,6 +142,14 @@ void mcache_flush_large(mcache *c);
 void mcache_atfork_prepare(void);
 void mcache_atfork_parent(void);
 void mcache_atfork_child(void);
+
+/* Every MCACHE_TICK_REFILLS calls (slow paths only): scavenge_tick. */
+static inline void mcache_tick(mcache *c) {
+    if (__builtin_expect(--c->tick == 0, 0)) {
+        c->tick = MCACHE_TICK_REFILLS;
+        scavenge_tick();
+    }
+}
 
 /* The head of the list of all mcaches (read with acquire loads). */
 mcache *mcache_all(void);

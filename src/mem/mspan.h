@@ -33,6 +33,13 @@
  * has no owner, onto the central partial list. Spans with no owner are on the
  * central partial list or parked (NOTIFY) in no list at all.
  *
+ * Empty spans (no live object) do not go back to the page heap at once: the
+ * owner keeps a few (ON_LOCAL_EMPTY) and hands the rest to the central's
+ * empty list (ON_CENTRAL_EMPTY), where they wait a whole scavenger period
+ * for reuse before mcentral_trim gives them to the heap (mcentral.c). An
+ * empty span is reset as it is put aside (span_reset): its lists are
+ * forgotten and allocation bumps from its first object again.
+ *
  * Invariants: owner == NULL and on_list == ON_NONE implies TFREE_NOTIFY set;
  * TFREE_NOTIFY set implies the span was full when parked; allocated counts
  * the objects allocated and not yet freed locally or taken over from tfree,
@@ -91,7 +98,14 @@ static inline uint32_t tfree_count(uintptr_t w) {
     return (uint32_t)(w >> TFREE_COUNT_SHIFT);
 }
 
-enum span_list { ON_NONE = 0, ON_CENTRAL = 1, ON_LOCAL_PARTIAL = 2, ON_LOCAL_FULL = 3 };
+enum span_list {
+    ON_NONE = 0,
+    ON_CENTRAL = 1,
+    ON_LOCAL_PARTIAL = 2,
+    ON_LOCAL_FULL = 3,
+    ON_LOCAL_EMPTY = 4,   /* explicit, no live object, kept by its owner (mcache.empty) */
+    ON_CENTRAL_EMPTY = 5, /* explicit, no live object, no owner, waiting for reuse or the heap */
+};
 #define BITMAP_WORDS (MAX_OBJS_PER_SPAN / 64)
 
 struct mcache;
@@ -137,6 +151,8 @@ typedef struct mspan {
     uint8_t xqueued;           /* atomic: on a ready stack (pushed at most once) */
     uint8_t noscan;            /* SPAN_GC: objects hold no pointers */
     uint8_t large_free;        /* large span parked free in an mcache's large cache */
+    uint32_t retired;          /* ON_CENTRAL_EMPTY: the trim generation it was retired in */
+    uint8_t reused;            /* explicit: reset at least once (span_reset), for messages */
     uint64_t markbits[BITMAP_WORDS];
 
     /* GC spans (SPAN_GC): the collector's per-span state (src/gc). */

@@ -12,13 +12,14 @@
 #include "mem/mcentral.h"
 #include "mem/mpagealloc.h"
 
-#define SCAV_PERIOD_NS   (100 * 1000 * 1000)
-#define SCAV_MAX_STEP    ((uint64_t)64 << 20)
-#define SCAV_INLINE_STEP ((uint64_t)16 << 20)
-#define SCAV_MIN_SLACK   ((uint64_t)4 << 20)
+#define SCAV_PERIOD_NS (100 * 1000 * 1000)
+#define SCAV_MAX_STEP  ((uint64_t)64 << 20)
+#define SCAV_MIN_SLACK ((uint64_t)4 << 20)
+#define SCAV_PRESSURE  ((uint64_t)16 << 20)
 
-static uint64_t inuse_peak;  /* peak of heap_inuse since the last step (bytes) */
-static uint64_t freed_since; /* bytes of pages freed since the last inline step */
+static uint64_t peak_prev;   /* heap_inuse peak of the period before (bytes) */
+static uint64_t freed_since; /* bytes of pages freed since the last period (memory limit) */
+__attribute__((unused)) static int64_t next_period; /* LD_PRELOAD: when the next period is due */
 static lock_t step_lock = LOCK_INIT;
 int scavenger_started;
 
@@ -28,23 +29,19 @@ static uint64_t heap_inuse_now(struct pagealloc_stats *st) {
 
 void scavenge_note_free(size_t npages) {
 #ifdef GORT_PRELOAD
-    uint64_t f = atomic_xadd_relaxed(&freed_since, npages * PAGE_SIZE) + npages * PAGE_SIZE;
-    if (f >= SCAV_INLINE_STEP && trylock(&step_lock)) {
-        atomic_store_relaxed(&freed_since, 0);
-        unlock(&step_lock);
-        scavenge_step(SCAV_MAX_STEP);
-    }
+    /* Pressure: under a memory limit, 16 MiB freed make the next tick run
+     * the period at once, whatever the clock says. */
+    if (opts.memlimit != INT64_MAX &&
+        atomic_xadd_relaxed(&freed_since, npages * PAGE_SIZE) + npages * PAGE_SIZE >= SCAV_PRESSURE)
+        atomic_store_relaxed(&next_period, 0);
 #else
     (void)npages;
     (void)freed_since;
 #endif
 }
 
-uint64_t scavenge_goal(void) {
-    struct pagealloc_stats st;
-    pagealloc_read_stats(&st);
-    uint64_t inuse = heap_inuse_now(&st);
-    uint64_t peak = atomic_load_relaxed(&inuse_peak);
+/* The goal for a heap whose in-use peak over the last two periods is peak. */
+static uint64_t goal_of(uint64_t inuse, uint64_t peak) {
     if (inuse > peak) peak = inuse;
     uint64_t goal = peak + peak / 10;
     if (goal < inuse + SCAV_MIN_SLACK) goal = inuse + SCAV_MIN_SLACK;
@@ -55,11 +52,25 @@ uint64_t scavenge_goal(void) {
     return goal;
 }
 
-uint64_t scavenge_step(uint64_t max_bytes) {
-    lock(&step_lock);
+uint64_t scavenge_goal(void) {
     struct pagealloc_stats st;
     pagealloc_read_stats(&st);
-    uint64_t goal = scavenge_goal();
+    uint64_t peak = st.peak_inuse_pages * PAGE_SIZE, prev = atomic_load_relaxed(&peak_prev);
+    return goal_of(heap_inuse_now(&st), peak > prev ? peak : prev);
+}
+
+uint64_t scavenge_step(uint64_t max_bytes) {
+    lock(&step_lock);
+    /* The goal keeps 10% over the peak of the last two periods: pages a
+     * program freed and needs again within that time (a queue that fills
+     * and drains, a phase that repeats) stay; a peak that has passed stops
+     * counting after a period, and its pages go. */
+    struct pagealloc_stats st;
+    pagealloc_reset_peak(&st);
+    uint64_t peak = st.peak_inuse_pages * PAGE_SIZE, prev = atomic_load_relaxed(&peak_prev);
+    uint64_t goal = goal_of(heap_inuse_now(&st), peak > prev ? peak : prev);
+    atomic_store_relaxed(&peak_prev, peak);
+    atomic_store_relaxed(&freed_since, 0);
     uint64_t retained = (st.mapped_pages - st.released_pages) * PAGE_SIZE;
     uint64_t done = 0;
     if (retained > goal) {
@@ -67,8 +78,6 @@ uint64_t scavenge_step(uint64_t max_bytes) {
         if (want > max_bytes) want = max_bytes;
         done = (uint64_t)pagealloc_scavenge((size_t)(want / PAGE_SIZE)) * PAGE_SIZE;
     }
-    /* The peak decays: the next period's goal follows the heap down. */
-    atomic_store_relaxed(&inuse_peak, heap_inuse_now(&st));
     unlock(&step_lock);
     if (done && opts.debug.scavtrace) {
         pagealloc_read_stats(&st);
@@ -81,18 +90,29 @@ uint64_t scavenge_step(uint64_t max_bytes) {
     return done;
 }
 
+/* One period: empty spans unused for a whole period go to the page heap,
+ * then free pages over the goal go to the OS. */
+static void scavenge_period(void) {
+    mcentral_trim();
+    scavenge_step(SCAV_MAX_STEP);
+}
+
+void scavenge_tick(void) {
+#ifdef GORT_PRELOAD
+    int64_t now = nanotime(), due = atomic_load_relaxed(&next_period);
+    if (now < due) return;
+    /* One thread runs the period; the others go on allocating. */
+    if (!atomic_cas(&next_period, &due, now + SCAV_PERIOD_NS)) return;
+    scavenge_period();
+#endif
+}
+
 __attribute__((unused)) static void scavenger_loop(void *arg) {
     (void)arg;
     for (;;) {
         struct timespec ts = {0, SCAV_PERIOD_NS};
         nanosleep(&ts, NULL);
-        /* Sample the peak more often than we release, so a short spike of
-         * use keeps its pages for one period. */
-        struct pagealloc_stats st;
-        pagealloc_read_stats(&st);
-        uint64_t inuse = heap_inuse_now(&st);
-        if (inuse > atomic_load_relaxed(&inuse_peak)) atomic_store_relaxed(&inuse_peak, inuse);
-        scavenge_step(SCAV_MAX_STEP);
+        scavenge_period();
     }
 }
 
@@ -126,7 +146,7 @@ GORT_API void gort_free_os_memory(void) {
     lock(&step_lock);
     pagealloc_scavenge(SIZE_MAX / PAGE_SIZE);
     struct pagealloc_stats st;
-    pagealloc_read_stats(&st);
-    atomic_store_relaxed(&inuse_peak, heap_inuse_now(&st));
+    pagealloc_reset_peak(&st);
+    atomic_store_relaxed(&peak_prev, 0);
     unlock(&step_lock);
 }

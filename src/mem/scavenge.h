@@ -1,14 +1,26 @@
-/* The scavenger: returns free pages to the OS toward a retained-memory goal
- * (Go's mgcscavenge.go).
+/* The scavenger: returns memory a program no longer uses, on a clock (Go's
+ * mgcscavenge.go paces its scavenger by time; mimalloc waits a purge delay).
  *
- * Retained memory is heap_sys - heap_released: what the heap may hold
- * resident. The goal is 10% above the recent peak of heap_inuse (Go retains
- * 10% over the heap goal), never below heap_inuse + 4 MiB, and under a memory
- * limit at most 95% of it. In the library a background thread wakes every
- * 100 ms and releases the excess, highest addresses first, at most 64 MiB per
- * wake (Go paces its scavenger to ~1% of a CPU). Under LD_PRELOAD (no threads
- * of our own in somebody else's program) the same step runs inline after every
- * 16 MiB of freed pages. */
+ * Every period (100 ms) it does two things. First mcentral_trim: empty
+ * explicit spans that waited a whole period on their central's empty list
+ * without being reused go to the page heap (mcentral.c). Then a step toward
+ * a retained-memory goal: retained memory is heap_sys - heap_released, what
+ * the heap may hold resident; the goal is 10% above the peak of heap_inuse
+ * over the last two periods (Go retains 10% over the heap goal), never
+ * below heap_inuse + 4 MiB, and under a memory limit at most 95% of it; the
+ * excess goes back to the OS (MADV_DONTNEED), highest addresses first, at
+ * most 64 MiB per period. So a page is released only after two periods in
+ * which the program never needed it (the page allocator records the peak
+ * as it hands out pages).
+ *
+ * Who runs the period: in the library, a background thread. Under
+ * LD_PRELOAD (no threads of our own in somebody else's program) the
+ * allocation slow path does (scavenge_tick, every few span refills: a
+ * clock read, and one thread per period runs it, inline, bounded). A free
+ * never runs it: until 2026-11 the freeing thread released pages inline
+ * after every 16 MiB freed, which cost a producer/consumer program 15,577
+ * madvise calls and 13 times mimalloc's page faults in 5 s. Pressure: under
+ * a memory limit, 16 MiB of freed pages make the next tick run at once. */
 #ifndef GORT_MEM_SCAVENGE_H
 #define GORT_MEM_SCAVENGE_H
 
@@ -22,11 +34,16 @@
 #define scavenge_goal           gort__scavenge_goal
 #define scavenge_note_free      gort__scavenge_note_free
 #define scavenge_step           gort__scavenge_step
+#define scavenge_tick           gort__scavenge_tick
 #define scavenger_start         gort__scavenger_start
 #define scavenger_started       gort__scavenger_started
 
-/* Called by mheap without locks held: pages given back to the page heap. */
+/* Called by mheap (any lock may be held; it takes none): pages given back
+ * to the page heap. */
 void scavenge_note_free(size_t npages);
+/* Under LD_PRELOAD, runs the scavenger's period if it is due; a no-op in
+ * the library (its thread runs it). Call with no allocator lock held. */
+void scavenge_tick(void);
 
 /* Starts the background scavenger once (library mode); safe to call often,
  * but only where no allocator lock is held (it creates a thread). */
