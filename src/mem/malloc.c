@@ -6,10 +6,13 @@
  *      (Fast path: about 15 instructions; the cost is one TLS load, two table
  *      loads, the pop, which unmasks the link (mspan.h), and zeroing the
  *      object's first word.)
- *   2. Otherwise bump-allocate from the span's never-used tail, or take over
- *      the objects other threads freed to the span (one atomic exchange).
- *   3. Otherwise give the span back to its mcentral and take another with
- *      free objects; mcentral asks mheap for fresh pages when it has none.
+ *   2. Otherwise take over the objects other threads freed to the span (one
+ *      atomic exchange), or bump-allocate from its never-used tail (a leaf
+ *      function of its own, malloc_bump: fresh and reset spans serve most
+ *      of their objects this way).
+ *   3. Otherwise park the span and take another with free objects: one of
+ *      the mcache's partial spans, one of its empty ones, its mcentral's
+ *      (partial, then empty), or fresh pages from mheap.
  * Large objects (> 32 KiB) get a span of their own from the page heap; freed
  * ones up to 256 KiB are kept in a small per-thread cache for reuse.
  *
@@ -227,6 +230,23 @@ static void *malloc_large(size_t n, size_t align, bool *zeroed) {
     return (void *)s->base;
 }
 
+/* malloc's next object when the current span's local list is empty: the
+ * never-used tail of a span (fresh, or reset: mcentral.h's span_reset)
+ * serves this path's common case without the slow path's frame; remote
+ * frees waiting in tfree, and a dry span, go to the slow path. */
+__attribute__((noinline)) static void *malloc_small_slow_nz(unsigned sc);
+__attribute__((noinline)) static void *malloc_bump(mcache *c, mspan *s, unsigned sc) {
+    if (unlikely(s->freeindex >= s->nelems || atomic_load_relaxed(&s->tfree)))
+        return malloc_small_slow_nz(sc);
+    void *p = (void *)(s->base + s->limit_off);
+    s->freeindex++;
+    s->limit_off += s->elemsize;
+    s->allocated++;
+    c->nmalloc[sc]++;
+    if (s->needzero) link_clear_top(p); /* old data must not look like a link */
+    return p;
+}
+
 /* malloc's slow path, as a tail call with no out-parameter (so that the fast
  * path needs no stack frame of its own). */
 __attribute__((noinline)) static void *malloc_small_slow_nz(unsigned sc) {
@@ -372,7 +392,7 @@ GORT_API void *gort_malloc(size_t n) {
         c->last_span = s;
         return pop_local(s, p);
     }
-    return malloc_small_slow_nz(sc);
+    return malloc_bump(c, s, sc);
 }
 
 GORT_API void gort_free(void *ptr) {
