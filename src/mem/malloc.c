@@ -29,6 +29,9 @@
  * free list; any other thread onto a batch of its own for the span, which
  * goes onto the span's lock-free tfree stack with one CAS (mcache.h).
  *
+ * Under LD_PRELOAD with a C++ compiler (GORT_PRELOAD_CXX), C++'s operator
+ * new and delete are here too, at the end (malloc_new.cc has the rest).
+ *
  * Zeroing: memory fresh from the OS is zero; spans record needzero, so calloc
  * and mallocgc clear only what may hold old data. */
 #include "mem/malloc.h"
@@ -373,7 +376,11 @@ __attribute__((noinline)) static void free_slow(uintptr_t p, mspan *s) {
 
 /* ---- Public API. ---- */
 
-GORT_API void *gort_malloc(size_t n) {
+/* malloc's fast path, shared with C++'s operator new (cxx: a constant):
+ * the two differ only in their tails, which new may not let return NULL. */
+static void *cxx_new_large(size_t n);
+static void *cxx_new_bump(mcache *c, mspan *s, unsigned sc, size_t n);
+static inline __attribute__((always_inline)) void *malloc_fast(size_t n, bool cxx) {
     unsigned sc;
     /* Up to 1 KiB, one compare and one table load (malloc_class_of tests
      * both limits in turn). */
@@ -382,7 +389,7 @@ GORT_API void *gort_malloc(size_t n) {
     else if (n <= MAX_SMALL_SIZE)
         sc = size_to_class128[(n - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) / LARGE_SIZE_DIV];
     else
-        return malloc_large_nz(n);
+        return cxx ? cxx_new_large(n) : malloc_large_nz(n);
     mcache *c = tls_mcache;
     mspan *s = c->alloc[sc];
     void *p = s->freelist;
@@ -392,7 +399,11 @@ GORT_API void *gort_malloc(size_t n) {
         c->last_span = s;
         return pop_local(s, p);
     }
-    return malloc_bump(c, s, sc);
+    return cxx ? cxx_new_bump(c, s, sc, n) : malloc_bump(c, s, sc);
+}
+
+GORT_API void *gort_malloc(size_t n) {
+    return malloc_fast(n, false);
 }
 
 GORT_API void gort_free(void *ptr) {
@@ -526,4 +537,50 @@ GORT_API void *gort_aligned_alloc(size_t align, size_t n) {
 EXPORT void *malloc(size_t n) __attribute__((alias("gort_malloc")));
 EXPORT void free(void *p) __attribute__((alias("gort_free")));
 EXPORT void *calloc(size_t count, size_t size) __attribute__((alias("gort_calloc")));
+#endif
+
+#ifdef GORT_PRELOAD_CXX
+/* C++'s hottest operators, under their Itanium C++ ABI names (the others
+ * are in malloc_new.cc, which says why and how they fail): new and new[]
+ * run malloc's fast path inline, and a NULL from gort goes to
+ * cxx_new_retry, which throws std::bad_alloc the standard's way. Every
+ * delete is free: same arguments first, a size or an alignment after
+ * (ignored: the span knows). */
+__attribute__((noinline)) static void *cxx_new_large(size_t n) {
+    void *p = malloc_large_nz(n);
+    return likely(p != NULL) ? p : cxx_new_retry(n);
+}
+__attribute__((noinline)) static void *cxx_new_bump(mcache *c, mspan *s, unsigned sc, size_t n) {
+    void *p = malloc_bump(c, s, sc);
+    return likely(p != NULL) ? p : cxx_new_retry(n);
+}
+EXPORT void *_Znwm(size_t n) { /* operator new(size_t) */
+    return malloc_fast(n, true);
+}
+EXPORT void *_Znam(size_t n) __attribute__((alias("_Znwm"))); /* operator new[](size_t) */
+#define CXX_DELETE(name) EXPORT void name(void *p) __attribute__((alias("gort_free")))
+CXX_DELETE(_ZdlPv);                /* delete(void *) */
+CXX_DELETE(_ZdaPv);                /* delete[](void *) */
+CXX_DELETE(_ZdlPvRKSt9nothrow_t);  /* delete(void *, const nothrow_t &) */
+CXX_DELETE(_ZdaPvRKSt9nothrow_t);  /* delete[](void *, const nothrow_t &) */
+CXX_DELETE(_ZdlPvm);               /* delete(void *, size_t) */
+CXX_DELETE(_ZdaPvm);               /* delete[](void *, size_t) */
+CXX_DELETE(_ZdlPvSt11align_val_t); /* delete(void *, align_val_t) */
+CXX_DELETE(_ZdaPvSt11align_val_t); /* delete[](void *, align_val_t) */
+CXX_DELETE(
+    _ZdlPvSt11align_val_tRKSt9nothrow_t); /* delete(void *, align_val_t, const nothrow_t &) */
+CXX_DELETE(
+    _ZdaPvSt11align_val_tRKSt9nothrow_t); /* delete[](void *, align_val_t, const nothrow_t &) */
+CXX_DELETE(_ZdlPvmSt11align_val_t);       /* delete(void *, size_t, align_val_t) */
+CXX_DELETE(_ZdaPvmSt11align_val_t);       /* delete[](void *, size_t, align_val_t) */
+#else
+/* Never called (no C++ operators without a C++ compiler); they keep
+ * malloc_fast's tails defined. */
+static void *cxx_new_large(size_t n) {
+    return malloc_large_nz(n);
+}
+static void *cxx_new_bump(mcache *c, mspan *s, unsigned sc, size_t n) {
+    (void)n;
+    return malloc_bump(c, s, sc);
+}
 #endif
