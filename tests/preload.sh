@@ -243,7 +243,7 @@ fi
 # ---- the release policy under the preload (src/mem/scavenge.h) ----
 # Frees never give pages back on the spot; the scavenger's period, run by
 # the allocation slow path every 100 ms, does: 200 MiB freed stay resident
-# until the program allocates again, then go within a few periods.
+# until the program allocates again, then go once the peak is a second old.
 if command -v cc >/dev/null 2>&1; then
     cat >"$tmp/release.c" <<'EOF2'
 #include <stdio.h>
@@ -279,7 +279,7 @@ int main(void) {
     double t0 = now();
     unsigned r = 1;
     long rss = after_free;
-    for (long k = 0; now() - t0 < 5; k++) {
+    for (long k = 0; now() - t0 < 10; k++) {
         r = r * 1103515245 + 12345;
         free(ring[k % RING]);
         ring[k % RING] = malloc(16 + (r >> 16) % 2000);

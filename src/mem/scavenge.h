@@ -6,10 +6,10 @@
  * without being reused go to the page heap (mcentral.c). Then a step toward
  * a retained-memory goal: retained memory is heap_sys - heap_released, what
  * the heap may hold resident; the goal is 10% above the peak of heap_inuse
- * over the last two periods (Go retains 10% over the heap goal), never
- * below heap_inuse + 4 MiB, and under a memory limit at most 95% of it; the
+ * over the last ten periods (Go retains 10% over the heap goal), at least
+ * 4 MiB above it, and under a memory limit at most 95% of the limit; the
  * excess goes back to the OS (MADV_DONTNEED), highest addresses first, at
- * most 64 MiB per period. So a page is released only after two periods in
+ * most 64 MiB per period. So a page is released only after a second in
  * which the program never needed it (the page allocator records the peak
  * as it hands out pages).
  *
