@@ -1775,6 +1775,7 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
     env_init();
     int rc = stack_init(on_stack_overflow);
     if (rc < 0) throw("cannot initialize goroutine stacks");
+    stack_set_crash_hook(on_unexpected_signal);
     fixalloc_init(&g_pool, sizeof(g), &sched_sys);
     fixalloc_init(&m_pool, sizeof(m), &sched_sys);
     arch_ctx_return_trap = return_trap;

@@ -15,6 +15,7 @@
 #define handoffp          gort__handoffp
 #define injectglist       gort__injectglist
 #define on_stack_overflow gort__on_stack_overflow
+#define on_unexpected_signal gort__on_unexpected_signal
 #define runqgrab          gort__runqgrab
 #define startm            gort__startm
 #define sysmon            gort__sysmon
@@ -111,5 +112,7 @@ void trim_free_stacks(void);
 void dump_goroutines(void);
 /* stack.c's overflow hook: prints the report and throws. */
 __attribute__((noreturn)) void on_stack_overflow(uintptr_t addr);
+/* The crash hook (stack_set_crash_hook): a fault outside any guard. */
+__attribute__((noreturn)) void on_unexpected_signal(int sig, int code, uintptr_t addr);
 
 #endif

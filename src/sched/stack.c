@@ -148,6 +148,7 @@ static struct {
     uintptr_t default_size;
     struct sclass cls[NCLASS];
     void (*hook)(uintptr_t); /* the overflow hook (atomic: read by the handler) */
+    void (*crash)(int, int, uintptr_t); /* stack_set_crash_hook's (atomic) */
     struct sigaction old_segv, old_bus;
 } pool = {.lock = LOCK_INIT};
 
@@ -763,34 +764,55 @@ static void forward(int sig, siginfo_t *si, void *uc) {
         o->sa_handler(sig);
 }
 
+/* The interrupted context's registers, for a traceback from the fault. */
+static void fault_regs(void *ucv) {
+    ucontext_t *uc = ucv;
+#if defined(__x86_64__)
+    tls.fault.pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    tls.fault.sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    tls.fault.fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+#elif defined(__aarch64__)
+    tls.fault.pc = (uintptr_t)uc->uc_mcontext.pc;
+    tls.fault.sp = (uintptr_t)uc->uc_mcontext.sp;
+    tls.fault.fp = (uintptr_t)uc->uc_mcontext.regs[29];
+#else
+    (void)uc;
+#endif
+}
+
 static void on_fault(int sig, siginfo_t *si, void *ucv) {
     int saved = errno;
     uintptr_t a = (uintptr_t)si->si_addr;
     gstack st;
     if (si->si_code > 0 && stack_guard_owner(a, &st)) {
-        ucontext_t *uc = ucv;
         tls.fault.addr = a;
         tls.fault.signo = sig;
         tls.fault.stack = st;
         tls.fault.owner = owner_of(&st);
-#if defined(__x86_64__)
-        tls.fault.pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-        tls.fault.sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-        tls.fault.fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
-#elif defined(__aarch64__)
-        tls.fault.pc = (uintptr_t)uc->uc_mcontext.pc;
-        tls.fault.sp = (uintptr_t)uc->uc_mcontext.sp;
-        tls.fault.fp = (uintptr_t)uc->uc_mcontext.regs[29];
-#else
-        (void)uc;
-#endif
+        fault_regs(ucv);
         tls.faulting = true;
         void (*hook)(uintptr_t) = atomic_load_acq(&pool.hook);
         if (hook) hook(a);
         throw("stack overflow"); /* the hook returned */
     }
+    /* A real fault (not a kill) that nobody before us wanted to handle: the
+     * crash hook reports it the way Go does rather than dying silently. */
+    struct sigaction *o = sig == SIGBUS ? &pool.old_bus : &pool.old_segv;
+    void (*crash)(int, int, uintptr_t) = atomic_load_acq(&pool.crash);
+    if (crash && si->si_code > 0 && o->sa_handler == SIG_DFL && !(o->sa_flags & SA_SIGINFO)) {
+        memset(&tls.fault, 0, sizeof tls.fault);
+        tls.fault.addr = a;
+        tls.fault.signo = sig;
+        fault_regs(ucv);
+        tls.faulting = true;
+        crash(sig, si->si_code, a);
+    }
     forward(sig, si, ucv);
     errno = saved;
+}
+
+void stack_set_crash_hook(void (*hook)(int sig, int code, uintptr_t addr)) {
+    atomic_store_rel(&pool.crash, hook);
 }
 
 int stack_init(void (*on_overflow)(uintptr_t fault_addr)) {
