@@ -14,6 +14,16 @@
  * a parked (or new) M when work appears; handoffp gives away the P of an M
  * that blocks (a syscall, a locked goroutine's wait).
  *
+ * Fairness. A G taken from runnext inherits the time slice (Go's rule: a
+ * pair of goroutines handing off to each other counts as one running G), so
+ * such a pair would hold its P until sysmon ends the slice after 10 ms.
+ * Two limits bound what the other Gs of the P wait: the slice ends after
+ * HANDOFF_MAX inherited switches in a row when other Gs wait
+ * (handoffs_over: one increment on the handoff path), and sysmon ends it
+ * after 10 ms of running (slice_over), which also covers a pair whose
+ * goroutines work between handoffs. Either way runnext goes behind the
+ * waiting Gs. docs/scheduler.md, "Fairness", states the bound.
+ *
  * Switching. Go switches to g0 (mcall) to run schedule() and then to the
  * next goroutine: two switches. Here a goroutine that yields or parks takes
  * the next G from its P's local queue itself and switches to it directly
@@ -85,6 +95,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -139,6 +150,7 @@ static uint32_t exit_park_word;
 enum {
     GOIDCACHE = 16,
     SPIN_STEAL_TRIES = 4,
+    HANDOFF_MAX = 61, /* inherited switches in a row before a waiting G gets its turn */
     GFREE_LOCAL_MAX = 64,
 };
 
@@ -306,6 +318,18 @@ static inline __attribute__((always_inline)) g *runqget(p *pp, bool *inherit) {
         if (atomic_cas(&pp->runqhead, &h, h + 1)) return gp;
     }
     return pp->yqhead ? yq_get(pp) : NULL; /* the ring is empty: the private queue's oldest */
+}
+
+static __attribute__((noinline)) g *handoffs_over(p *pp, g *gp, bool *inherit);
+
+/* Owner only: runqget, and the handoff budget. A G taken from runnext
+ * inherits the time slice (Go's runnext: goroutines that hand off to each
+ * other count as one for sysmon's 10 ms slice), but only HANDOFF_MAX times
+ * in a row while other Gs wait: then the slice ends (handoffs_over). */
+static inline __attribute__((always_inline)) g *runq_next(p *pp, bool *inherit) {
+    g *gp = runqget(pp, inherit);
+    if (*inherit && unlikely(++pp->handoffs >= HANDOFF_MAX)) gp = handoffs_over(pp, gp, inherit);
+    return gp;
 }
 
 /* Takes half of pp's queue into batch (a ring of RUNQ_SIZE) from batch_head.
@@ -834,7 +858,10 @@ static void execute(m *mp, g *gp, bool inherit) {
     gp->m = mp;
     setgstatus(gp, G_RUNNABLE, G_RUNNING);
     gp->preempt = false;
-    if (!inherit) mp->p->schedtick++;
+    if (!inherit) {
+        mp->p->schedtick++;
+        mp->p->handoffs = 0;
+    }
     gswitch(mp, mp->g0, gp, false);
 }
 
@@ -855,7 +882,7 @@ static __attribute__((aligned(64))) m *switch_out(m *mp, g *gp, bool dying) {
         (pp->schedtick % 61 != 0 || atomic_load_relaxed(&sched.runqsize) == 0)) {
         int64_t tw = atomic_load_relaxed(&pp->timer0when);
         if (tw == 0 || !timer_due(tw)) {
-            next = runqget(pp, &inherit);
+            next = runq_next(pp, &inherit);
             if (next && next->lockedm) {
                 mp->nextg = next; /* schedule (on g0) hands it to its M */
                 mp->nextg_inherit = inherit;
@@ -869,7 +896,10 @@ static __attribute__((aligned(64))) m *switch_out(m *mp, g *gp, bool dying) {
     next->m = mp;
     setgstatus(next, G_RUNNABLE, G_RUNNING);
     next->preempt = false;
-    if (!inherit) pp->schedtick++;
+    if (!inherit) {
+        pp->schedtick++;
+        pp->handoffs = 0;
+    }
     return gswitch(mp, gp, next, dying);
 }
 
@@ -983,7 +1013,7 @@ top:;
     if (atomic_load_acq(&sched.exiting)) return NULL;
     bool ran;
     check_timers(pp, 0, &ran);
-    g *gp = runqget(pp, inherit);
+    g *gp = runq_next(pp, inherit);
     if (gp) return gp;
     if (atomic_load_relaxed(&sched.runqsize) != 0) {
         lock(&sched.lock);
@@ -1090,6 +1120,57 @@ static void retire_p(p *pp) {
     atomic_store_rel(&pp->status, P_DEAD);
 }
 
+/* gp, from runnext, would inherit the time slice for the HANDOFF_MAX-th
+ * time in a row (a pair of goroutines handing off to each other, say).
+ * If other Gs wait, on the P's queue or the global one, the slice ends here:
+ * gp goes to the ring's tail and the oldest waiting G runs, with a fresh
+ * slice. Without this only sysmon would end such a slice, after 10-20 ms;
+ * counting costs the handoff path one increment. Otherwise gp runs. */
+static __attribute__((noinline)) g *handoffs_over(p *pp, g *gp, bool *inherit) {
+    pp->handoffs = 0;
+    g *other = NULL;
+    if (!runqempty_all(pp)) {
+        runqput(pp, gp, false);
+        other = runqget(pp, inherit); /* the ring's head (runnext is empty) */
+    } else if (atomic_load_relaxed(&sched.runqsize) > 0) {
+        lock(&sched.lock);
+        other = globrunqget(pp, 1);
+        unlock(&sched.lock);
+        if (other) runqput(pp, gp, false);
+    }
+    if (!other) return gp; /* nobody waits: gp keeps the slice */
+    *inherit = false;
+    return other;
+}
+
+/* sysmon found pp's time slice over: one G, and those that it handed to in
+ * runnext, ran 10 ms (Go's forcePreemptNS) without the scheduler picking
+ * anything else. Go's sysmon preempts such a G, which goes to the global
+ * queue; here the slice's holder is typically parked by now (a ping-pong
+ * pair hands its slice back and forth through runnext), so the slice itself
+ * ends: runnext loses its inheritance and waits at the ring's tail, behind
+ * every G queued meanwhile, and the global queue (where sysmon put the P's
+ * ring, preemptone) is served first. So a G queued on a P whose goroutines
+ * hand off to each other runs within one slice plus sysmon's period
+ * (docs/scheduler.md, "Fairness"). Returns a G to run next, or NULL. */
+static g *slice_over(p *pp) {
+    atomic_store_relaxed(&pp->slice_over, 0);
+    g *gp = NULL;
+    if (atomic_load_relaxed(&sched.runqsize) > 0) {
+        /* At most half the ring's room: globrunqget must not overflow it
+         * (runqputslow takes sched.lock), nor spill the private queue. */
+        if (pp->yqhead) yq_spill(pp);
+        uint32_t used = pp->runqtail - atomic_load_acq(&pp->runqhead);
+        int32_t max = (int32_t)(RUNQ_SIZE - used) / 2;
+        lock(&sched.lock);
+        gp = globrunqget(pp, max > 1 ? max : 1);
+        unlock(&sched.lock);
+    }
+    g *next = atomic_load_relaxed(&pp->runnext);
+    if (next && atomic_cas(&pp->runnext, &next, NULL)) runqput(pp, next, false);
+    return gp;
+}
+
 /* One round of the scheduler, on g0: find a G and run it (Go's schedule).
  * Loops until the runtime exits; returns only then. */
 static void schedule(m *mp) {
@@ -1127,9 +1208,17 @@ static void schedule(m *mp) {
         g *gp = mp->nextg;
         bool inherit = mp->nextg_inherit;
         mp->nextg = NULL;
+        bool ran;
+        check_timers(pp, 0, &ran);
+        if (unlikely(atomic_load_acq(&pp->slice_over))) {
+            g *gg = slice_over(pp);
+            inherit = false;
+            if (!gp)
+                gp = gg;
+            else if (gg)
+                runqput(pp, gg, false);
+        }
         if (!gp) {
-            bool ran;
-            check_timers(pp, 0, &ran);
             if (pp->schedtick % 61 == 0 && atomic_load_relaxed(&sched.runqsize) > 0) {
                 lock(&sched.lock);
                 gp = globrunqget(pp, 1);
@@ -1137,7 +1226,7 @@ static void schedule(m *mp) {
                 inherit = false;
             }
         }
-        if (!gp) gp = runqget(pp, &inherit);
+        if (!gp) gp = runq_next(pp, &inherit);
         if (!gp) gp = find_runnable(mp, &inherit);
         if (!gp) continue; /* exiting */
         if (mp->spinning) resetspinning(mp);
@@ -1312,8 +1401,7 @@ int64_t gort_go_stack(gort_fn fn, void *arg, size_t stack_size) {
      * up on it, and with one other P running them the backlog could only
      * grow (measured: some reps of a 1M spawn ran 3-5x slower, allocating
      * 50-80k new Gs, until the spawner yields when sysmon asks). */
-    g *self = mp->curg;
-    if (unlikely(self && atomic_load_relaxed(&self->preempt))) gort_preempt_check();
+    gort_preempt_check();
     return id;
 }
 
@@ -1355,14 +1443,41 @@ int gort_num_goroutine(void) {
     return atomic_load_relaxed(&sched.ngoroutines);
 }
 
-void gort_preempt_check(void) {
-    m *mp = tls_m;
-    g *gp;
-    if (likely(!mp || !(gp = mp->curg) || !atomic_load_relaxed(&gp->preempt))) return;
+/* Whether the scheduler wants gp's P back: sysmon preempts gp or ended the
+ * slice, the runtime exits, or the P is beyond gomaxprocs. */
+static inline bool preempt_pending(p *pp, g *gp) {
+    return atomic_load_relaxed(&gp->preempt) || atomic_load_relaxed(&pp->slice_over) ||
+           atomic_load_acq(&sched.exiting) || pp->id >= gomaxprocs();
+}
+
+/* gort_preempt_check found pp->must_sched set. Stops here while the world
+ * is stopped; then, if the scheduler wants the P, yields it (Go's
+ * gopreempt_m: onto the global queue), leaving must_sched set so that the
+ * switch goes through schedule(), which handles the request. A request that
+ * turns out to be stale is cleared; one made meanwhile sets it again. */
+static __attribute__((noinline)) void preempt_slow(m *mp, p *pp) {
+    g *gp = mp->curg;
+    if (!gp) return;
+    if (stw_active_now()) stw_check(mp);
+    if (!preempt_pending(pp, gp)) {
+        atomic_xchg(&pp->must_sched, 0); /* a full fence before the second look */
+        if (!preempt_pending(pp, gp)) return;
+        atomic_store_relaxed(&pp->must_sched, 1);
+    }
     gp->preempt = false;
     mp->pend = PEND_PREEMPT;
     mp->pend_g = gp;
     switch_out(mp, gp, false);
+}
+
+/* Every request of the scheduler sets its P's must_sched: sysmon's
+ * preemption, the end of a time slice, exit, a shrinking gomaxprocs and
+ * stop-the-world. One load when none is pending. */
+void gort_preempt_check(void) {
+    m *mp = tls_m;
+    p *pp;
+    if (likely(!mp || !(pp = mp->p) || !atomic_load_relaxed(&pp->must_sched))) return;
+    preempt_slow(mp, pp);
 }
 
 /* ---- park / ready ---------------------------------------------------------------------- */
@@ -1592,6 +1707,30 @@ static struct {
     char **argv;
 } main_args;
 
+/* Who ends the process once main_fn has returned: 1, m0 returning from
+ * gort_main; 2, the main goroutine's M calling exit (exit_wait_m0). */
+static uint32_t exit_claim;
+#define EXIT_GRACE_NS ((int64_t)100 * 1000 * 1000)
+
+/* The main goroutine returned on mp, not on m0, which runs some other
+ * goroutine: that one leaves m0 at its next preemption point (must_sched)
+ * and gort_main returns. One that never reaches one (a C loop, a blocking
+ * call outside gort_syscall_enter) would keep the process alive forever:
+ * after EXIT_GRACE_NS the process ends from here, with main_fn's result and
+ * exit()'s usual flushing, as a Go program's does when main returns. */
+static void exit_wait_m0(m *mp, int r) {
+    int64_t deadline = nanotime() + EXIT_GRACE_NS;
+    for (;;) {
+        if (atomic_load_acq(&exit_claim) != 0) park_forever(mp); /* m0 returns */
+        int64_t left = deadline - nanotime();
+        if (left <= 0) break;
+        futex_sleep(&exit_claim, 0, left);
+    }
+    uint32_t z = 0;
+    if (!atomic_cas(&exit_claim, &z, 2)) park_forever(mp);
+    exit(r);
+}
+
 static void main_entry(void *arg) {
     (void)arg;
     int r = main_args.fn(main_args.argc, main_args.argv);
@@ -1610,6 +1749,7 @@ static void main_entry(void *arg) {
         if (was_idle || m0->lockedg) note_wakeup(&m0->park);
         atomic_xadd(&sched.tsleep_seq, 1);
         futex_wake(&sched.tsleep_seq, 1 << 30);
+        exit_wait_m0(mp, r);
     }
     mp->pend = PEND_MAIN_DONE;
     mp->pend_g = gp;
@@ -1664,6 +1804,9 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
     if (os_thread_start(sysmon, NULL, 0, "gort-sysmon") < 0) throw("cannot start sysmon");
 
     schedule(m0);
+    uint32_t z = 0;
+    if (!atomic_cas(&exit_claim, &z, 1)) park_forever(m0); /* exit_wait_m0 is exiting */
+    futex_wake(&exit_claim, 1);
     return sched.main_result;
 }
 

@@ -167,6 +167,9 @@ void stop_the_world(const char *reason) {
         p *pp = allp[i];
         uint32_t st = P_SYSCALL;
         if (pp && atomic_cas(&pp->status, &st, P_GCSTOP)) pp->stw_taken = true;
+        /* gort_preempt_check stops there, at a known point, when it comes
+         * before the signal. */
+        if (pp) atomic_store_rel(&pp->must_sched, 1);
     }
     atomic_fence(); /* stw_active is published before any m->p is read */
     for (m *mp = sched_allm(); mp; mp = mp->alllink) {

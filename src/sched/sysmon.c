@@ -8,10 +8,12 @@
  * - retakes (retake): a P whose M has been in a syscall since its previous
  *   look (>= 20 us) is handed off, unless it has nothing to run and other
  *   Ms are looking for work anyway; a P whose G has run SYSMON_RETAKE_NS
- *   (10 ms) without a scheduling point is preempted (preemptone): the G is
- *   asked to yield at its next preemption point, and the P's local queue,
- *   private yield queue included, moves to the global queue so that other
- *   Ms run it meanwhile;
+ *   (10 ms) without the scheduler picking another G (a G that hands off
+ *   to a partner through runnext keeps the slice) is preempted
+ *   (preemptone): the G is asked to yield at its next preemption point, the
+ *   slice ends (p->slice_over: runnext does not inherit it, proc.c), and
+ *   the P's local queue, private yield queue included, moves to the global
+ *   queue so that other Ms run it meanwhile;
  * - every 200 ms trims the stacks of dead goroutines (trim_free_stacks), and
  *   every sched_shrink_period_ns (5 s) shrinks the stacks of goroutines
  *   parked that long (shrink_parked_stacks): our stack shrinking, as stacks
@@ -121,7 +123,8 @@ static void preemptone(p *pp) {
     g *gp = mp ? atomic_load_relaxed(&mp->curg) : NULL;
     if (!gp) return;
     atomic_store_relaxed(&gp->preempt, true);
-    atomic_store_relaxed(&pp->must_sched, 1);
+    atomic_store_relaxed(&pp->slice_over, 1);
+    atomic_store_rel(&pp->must_sched, 1);
     g *batch[RUNQ_SIZE];
     /* While the batch is only on this stack, no queue holds it: an M going
      * idle meanwhile must not take the program for deadlocked (checkdead). */
