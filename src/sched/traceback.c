@@ -88,6 +88,7 @@ void dump_goroutines(void) {
  * The stack's owner, not tls_m->curg, names the goroutine: a fault can hit in
  * the middle of a switch. */
 void on_stack_overflow(uintptr_t addr) {
+    fatal_in_signal = 1; /* the fault may have hit inside stdio */
     struct stack_fault f;
     g *gp = NULL;
     if (stack_fault_info(&f)) {
