@@ -9,8 +9,10 @@
 
 #include "gort/chan.h"
 #include "gort/sched.h"
+#include "gort/sync.h"
 #include "sched/runtime2.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
 
@@ -211,6 +213,71 @@ static void test_deadlock(void) {
     out = expect_death(deadlock2_child, 2, "fatal error: all goroutines are asleep - deadlock!");
     CHECK(strstr(out, "goroutine 1 [chan send]:"));
     CHECK(strstr(out, "[select]:"));
+}
+
+/* ---- deadlock and plain threads ---------------------------------------------------------
+ * A goroutine waits on a channel, or a WaitGroup, that a plain pthread (not
+ * one of gort's) completes 200 ms later: the C callback pattern. It used to
+ * die with "all goroutines are asleep". The thread never touched gort
+ * before. Once every such thread is gone, a real deadlock is reported. */
+
+static gort_chan *pt_chan;
+static gort_waitgroup pt_wg = GORT_WAITGROUP_INIT;
+
+static void *pt_sender(void *arg) {
+    (void)arg;
+    usleep(200000);
+    int64_t v = 42;
+    gort_chan_send(pt_chan, &v); /* the goroutine waits: a hand-off, no blocking */
+    return NULL;
+}
+
+static void *pt_done(void *arg) {
+    (void)arg;
+    usleep(200000);
+    gort_waitgroup_done(&pt_wg);
+    return NULL;
+}
+
+static int plain_thread_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    pt_chan = gort_chan_make(sizeof(int64_t), 0);
+    pthread_t th;
+    TCHECK(pthread_create(&th, NULL, pt_sender, NULL) == 0);
+    int64_t v = 0;
+    TCHECK(gort_chan_recv(pt_chan, &v));
+    TCHECK(v == 42);
+    gort_waitgroup_add(&pt_wg, 1);
+    TCHECK(pthread_create(&th, NULL, pt_done, NULL) == 0);
+    gort_waitgroup_wait(&pt_wg);
+    return 0;
+}
+
+static void *pt_idle(void *arg) {
+    (void)arg;
+    usleep(300000);
+    return NULL; /* leaves without waking anyone */
+}
+
+static int plain_thread_dead_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    pthread_t th;
+    TCHECK(pthread_create(&th, NULL, pt_idle, NULL) == 0);
+    TCHECK(pthread_detach(th) == 0);
+    gort_chan_recv(gort_chan_make(8, 0), NULL);
+    return 0;
+}
+
+static void plain_thread_dead_child(void) {
+    gort_main(plain_thread_dead_main, 0, NULL);
+}
+
+static void test_deadlock_plain_thread_gone(void) {
+    int64_t t0 = test_now_ns();
+    const char *out = expect_death(plain_thread_dead_child, 2,
+                                   "fatal error: all goroutines are asleep - deadlock!");
+    CHECK_CONTAINS(out, "goroutine 1 [chan receive]:");
+    CHECK_GE(test_now_ns() - t0, 250000000LL); /* not while the thread lived */
 }
 
 static void goexit_other(void *arg) {
@@ -1043,6 +1110,8 @@ int main(int argc, char **argv) {
     in_child("test_deep", deep_main, 0);
     RUN(test_deadlock);
     RUN(test_main_goexit);
+    in_child("test_deadlock_plain_thread", plain_thread_main, 2);
+    RUN(test_deadlock_plain_thread_gone);
     in_child("test_syscall_p1", syscall_main, 1);
     in_child("test_sleep", sleep_main, 0);
     in_child("test_sleep_order", order_main, 0);

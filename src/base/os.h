@@ -22,6 +22,7 @@
 #define os_fail_after gort__os_fail_after
 #define os_map        gort__os_map
 #define os_ncpu       gort__os_ncpu
+#define os_nthreads   gort__os_nthreads
 #define os_page_size  gort__os_page_size
 #define os_reserve    gort__os_reserve
 #define os_rss        gort__os_rss
@@ -42,6 +43,8 @@ size_t os_page_size(void);
 /* Resident set size of this process in bytes (VmRSS), or 0 if unknown. */
 size_t os_rss(void);
 int os_ncpu(void);
+/* Threads in this process (the kernel's count), or -1 if unknown. */
+int os_nthreads(void);
 
 /* Fault injection for tests: the n-th os_map/os_reserve/os_commit from now fails
  * with -ENOMEM (n = 0 disables). Lua's tests do this for its allocator. */

@@ -5,12 +5,20 @@
 #include <stddef.h>
 
 /* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
-#define os_gettid       gort__os_gettid
-#define os_thread_start gort__os_thread_start
+#define os_gettid             gort__os_gettid
+#define os_thread_count       gort__os_thread_count
+#define os_thread_count_reset gort__os_thread_count_reset
+#define os_thread_start       gort__os_thread_start
 
 /* Starts a detached thread running fn(arg) with a stack of stack_size bytes
  * (0: the default). Returns 0 or a negative errno. */
 int os_thread_start(void (*fn)(void *), void *arg, size_t stack_size, const char *name);
 int os_gettid(void);
+/* Threads started by os_thread_start whose function has not returned
+ * (counted from before the thread exists to after it stops running gort's
+ * code): the deadlock check tells gort's threads from the program's. */
+int os_thread_count(void);
+/* Sets the count (a forked child, where only the forking thread exists). */
+void os_thread_count_reset(int n);
 
 #endif

@@ -66,8 +66,10 @@
  *
  * Deadlock (checkdead): when the last M goes idle with nothing runnable, no
  * goroutine in a syscall (its M is not idle), no timer armed (the M that
- * would sleep until it is not idle either) and no external waiter, the
- * program dies with Go's message and the goroutine dump.
+ * would sleep until it is not idle either), no external waiter and no
+ * thread that gort did not start (a plain thread may still complete what
+ * the goroutines wait for; sysmon looks again every 100 ms until none is
+ * left), the program dies with Go's message and the goroutine dump.
  *
  * Elsewhere: sysmon and its policies (retake, preemption, stack trimming,
  * schedtrace) in sysmon.c, the goroutine dump in traceback.c, both behind
@@ -1601,6 +1603,8 @@ void gort_unlock_os_thread(void) {
 /* ---- deadlock ---------------------------------------------------------------------------------
  */
 
+static bool foreign_threads(void);
+
 /* Under sched.lock, when an M goes idle (Go's checkdead). */
 static void checkdead(void) {
     if (!started || atomic_load_acq(&sched.exiting)) return;
@@ -1626,7 +1630,29 @@ static void checkdead(void) {
     for (int32_t i = 0; i < sched.nallp; i++)
         if (allp[i] && !runqempty_all(allp[i])) return;
     if (timers_next_when() != 0) return;
+    /* A thread that is not gort's may still send, close, unlock, signal,
+     * call Done or arm a timer (the C callback pattern): not fatal while one
+     * exists; sysmon looks again until none is left (sched_checkdead_again). */
+    if (foreign_threads()) {
+        atomic_store_relaxed(&sched.deadlock_suspect, 1);
+        return;
+    }
     throw("all goroutines are asleep - deadlock!");
+}
+
+/* Whether the process has threads that gort did not start: all but m0 (the
+ * thread in gort_main) and those of os_thread_start (Ms, sysmon, the
+ * scavenger). Unknown (no /proc): none. */
+static bool foreign_threads(void) {
+    int n = os_nthreads();
+    return n > 0 && n > os_thread_count() + 1;
+}
+
+void sched_checkdead_again(void) {
+    lock(&sched.lock);
+    atomic_store_relaxed(&sched.deadlock_suspect, 0);
+    checkdead();
+    unlock(&sched.lock);
 }
 
 /* ---- gomaxprocs -------------------------------------------------------------------------------

@@ -283,11 +283,12 @@ typedef struct schedt {
     bool main_done;
     int main_result;
     /* The M sleeping until the next timer, if any (not on midle). */
-    uint32_t tsleep_seq;      /* futex word: bumped to kick it */
-    uint32_t tsleeping;       /* 1 while an M sleeps on tsleep_seq */
-    int64_t tsleep_until;     /* when it will wake on its own */
-    int32_t external_waiters; /* goroutines that a non-scheduler source will wake (netpoll) */
-    int32_t sysmon_holding;   /* runnable Gs sysmon has taken from a P and not yet queued */
+    uint32_t tsleep_seq;       /* futex word: bumped to kick it */
+    uint32_t tsleeping;        /* 1 while an M sleeps on tsleep_seq */
+    int64_t tsleep_until;      /* when it will wake on its own */
+    int32_t external_waiters;  /* goroutines that a non-scheduler source will wake (netpoll) */
+    int32_t sysmon_holding;    /* runnable Gs sysmon has taken from a P and not yet queued */
+    uint32_t deadlock_suspect; /* checkdead found a deadlock but for foreign threads */
     lock_t gflock;
     g *gfree;      /* global free Gs */
     g *gfree_tail; /* its last G (the trimmer appends there) */

@@ -18,7 +18,9 @@
  *   every sched_shrink_period_ns (5 s) shrinks the stacks of goroutines
  *   parked that long (shrink_parked_stacks): our stack shrinking, as stacks
  *   cannot move (docs/design.md, "Stacks");
- * - prints a schedtrace line every GORT_GODEBUG=schedtrace=N ms.
+ * - prints a schedtrace line every GORT_GODEBUG=schedtrace=N ms;
+ * - every 100 ms, while a deadlock went unreported only because threads
+ *   outside gort existed, runs the deadlock check again.
  *
  * Batches sysmon takes from a P are counted in sched.sysmon_holding while
  * they are only on its stack, so that checkdead never takes them for
@@ -231,6 +233,7 @@ static void shrink_parked_stacks(void) {
 void sysmon(void *arg) {
     (void)arg;
     int64_t delay = 0, idle = 0, lasttrace = 0, lastshrink = nanotime(), lasttrim = lastshrink;
+    int64_t lastdead = 0;
     for (;;) {
         if (idle == 0)
             delay = 20;
@@ -269,6 +272,12 @@ void sysmon(void *arg) {
         if (lastshrink + atomic_load_relaxed(&sched_shrink_period_ns) <= now) {
             lastshrink = now;
             shrink_parked_stacks();
+        }
+        /* Every goroutine blocked, but threads outside gort could end it:
+         * once they are gone, the deadlock is reported (proc.c). */
+        if (atomic_load_relaxed(&sched.deadlock_suspect) && lastdead + 100 * 1000 * 1000 <= now) {
+            lastdead = now;
+            sched_checkdead_again();
         }
         int ms = opts.debug.schedtrace;
         if (ms > 0 && lasttrace + (int64_t)ms * 1000000 <= now) {
