@@ -200,12 +200,13 @@ gort_chan *gort_chan_make_noscan(size_t elem_size, size_t cap) {
     return makechan(elem_size, cap, NULL, CHAN_SCAN_NONE);
 }
 
+/* A timer's channel looks unbuffered, as Go 1.23's (time_chan.c). */
 size_t gort_chan_len(gort_chan *c) {
-    return c ? __atomic_load_n(&c->qcount, __ATOMIC_RELAXED) : 0;
+    return c && !c->timer ? __atomic_load_n(&c->qcount, __ATOMIC_RELAXED) : 0;
 }
 
 size_t gort_chan_cap(gort_chan *c) {
-    return c ? c->dataqsiz : 0;
+    return c && !c->timer ? c->dataqsiz : 0;
 }
 
 /* ---- send ------------------------------------------------------------------- */

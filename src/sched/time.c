@@ -165,7 +165,11 @@ int64_t check_timers(p *pp, int64_t now, bool *ran) {
         void *arg = t->arg;
         uintptr_t seq = t->seq;
         if (t->period > 0) {
-            t->when += t->period * (1 + (now - t->when) / t->period);
+            /* The next tick after now, capped at INT64_MAX (never). */
+            int64_t k = 1 + (now - t->when) / t->period, step;
+            if (__builtin_mul_overflow(t->period, k, &step) ||
+                __builtin_add_overflow(t->when, step, &t->when))
+                t->when = INT64_MAX;
             siftdown(pp, 0);
             update_timer0(pp);
         } else {
