@@ -16,6 +16,7 @@
 #define throw gort__throw
 #define throwf gort__throwf
 
+#include <stddef.h>
 #include <stdint.h>
 
 __attribute__((noreturn, cold)) void throw(const char *msg);

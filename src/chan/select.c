@@ -108,7 +108,9 @@ static void sortlocks(gort_case *cases, uint16_t *lo, int n) {
 }
 
 int gort_select(gort_case *cases, int n, bool block) {
-    if (n < 0 || n > 65535) throw("select: too many cases");
+    if (n < 0) throw("select: negative number of cases");
+    if (n > 65535) throw("select: too many cases");
+    if (n > 0) PANIC_IF_NIL(cases);
     uint16_t pollbuf[SELECT_STACK_CASES], lockbuf[SELECT_STACK_CASES];
     sudog sgbuf[SELECT_STACK_CASES];
     uint16_t *pollorder = pollbuf, *lockorder = lockbuf;

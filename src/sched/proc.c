@@ -1390,6 +1390,7 @@ static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, int 
 }
 
 int64_t gort_go_stack(gort_fn fn, void *arg, size_t stack_size) {
+    if (!fn) throw("go of nil func value");
     m *mp = tls_m;
     if (!mp || !mp->p) return -EPERM; /* outside the scheduler (a foreign thread, a syscall) */
     int err = 0;
@@ -1419,6 +1420,7 @@ __attribute__((aligned(64))) void gort_yield(void) {
     }
     g *gp = mp->curg;
     p *pp = mp->p;
+    if (unlikely(!pp)) throw("gort_yield between gort_syscall_enter and gort_syscall_exit");
     /* Nothing else to run here and nothing waiting globally: keep going.
      * (Only this M adds to pp's queue, so a single read cannot miss a G.) */
     if (atomic_load_relaxed(&pp->runqhead) == pp->runqtail && !pp->yqhead &&
@@ -1488,6 +1490,8 @@ void sched_park(bool (*unlockf)(g *, void *), void *lk, int reason) {
     m *mp = tls_m;
     g *gp = mp ? mp->curg : NULL;
     if (!gp) throw("sched_park: not on a goroutine");
+    if (unlikely(!mp->p))
+        throw("goroutine blocks between gort_syscall_enter and gort_syscall_exit");
     gp->waitreason = (uint8_t)reason;
     mp->pend = PEND_PARK;
     mp->pend_g = gp;
@@ -1519,6 +1523,7 @@ void gort_syscall_enter(void) {
     m *mp = tls_m;
     if (!mp || !mp->curg) return;
     g *gp = mp->curg;
+    if (unlikely(!mp->p)) throw("gort_syscall_enter: already in a syscall (calls do not nest)");
     p *pp = mp->p;
     setgstatus(gp, G_RUNNING, G_SYSCALL);
     pp->syscalltick++;
@@ -1551,6 +1556,8 @@ void gort_syscall_exit(void) {
     m *mp = tls_m;
     if (!mp || !mp->curg) return;
     g *gp = mp->curg;
+    if (unlikely(atomic_load_relaxed(&gp->status) != G_SYSCALL))
+        throw("gort_syscall_exit without gort_syscall_enter");
     p *oldp = mp->oldp;
     mp->oldp = NULL;
     uint32_t st = P_SYSCALL;

@@ -234,6 +234,7 @@ void gort_sleep(int64_t ns) {
         }
         return;
     }
+    if (unlikely(!tls_m->p)) throw("gort_sleep between gort_syscall_enter and gort_syscall_exit");
     if (ns <= 0) {
         gort_yield();
         return;

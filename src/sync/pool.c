@@ -59,6 +59,7 @@ static lock_t allpools_lock = LOCK_INIT;
 static gort_pool *allpools; /* pools with arrays, under allpools_lock */
 
 void gort_pool_init(gort_pool *pool, void *(*new_fn)(void)) {
+    PANIC_IF_NIL(pool);
     pool->new_fn = new_fn;
     pool->arrays = NULL;
     pool->next = NULL;
@@ -152,6 +153,7 @@ static void *shared_pop_tail(pool_local *l) {
 }
 
 void gort_pool_put(gort_pool *pool, void *x) {
+    PANIC_IF_NIL(pool);
     if (!x) return;
     int32_t pid = cur_pid();
     pool_arrays *a = arrays_for(pool, pid);
@@ -184,6 +186,7 @@ static void *get_slow(pool_arrays *a, int32_t pid) {
 }
 
 void *gort_pool_get(gort_pool *pool) {
+    PANIC_IF_NIL(pool);
     int32_t pid = cur_pid();
     pool_arrays *a = arrays_for(pool, pid);
     pool_local *l = &atomic_load_acq(&a->local)[pid];
