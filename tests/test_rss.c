@@ -268,7 +268,7 @@ static void *pattern_thread(void *arg) {
     }
     void *a = NULL;
     int rc = gort_posix_memalign(&a, 4 * MiB, 40 * MiB);
-    CHECK(rc == 0 || rc == -ENOMEM);
+    CHECK(rc == 0 || rc == ENOMEM);
     if (rc) {
         pattern_ok(NULL);
         CHECK_EQ(gort_posix_memalign(&a, 4 * MiB, 40 * MiB), 0);

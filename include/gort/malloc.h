@@ -21,7 +21,10 @@ GORT_API void *gort_malloc(size_t n);
 GORT_API void *gort_calloc(size_t count, size_t size);
 GORT_API void *gort_realloc(void *p, size_t n);
 GORT_API void gort_free(void *p);
-/* 0, -EINVAL (align not a power of two multiple of sizeof(void *)) or -ENOMEM. */
+/* POSIX's posix_memalign: 0, EINVAL (align not a power of two multiple of
+ * sizeof(void *)) or ENOMEM; positive codes, as the standard says (the one
+ * exception to gort's negative errno convention). An alignment above 64 MiB
+ * gets a mapping of its own, given back to the OS when freed. */
 GORT_API int gort_posix_memalign(void **out, size_t align, size_t n);
 GORT_API void *gort_aligned_alloc(size_t align, size_t n);
 /* Bytes usable at p (>= the size asked for); 0 for NULL. */
