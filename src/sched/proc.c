@@ -149,6 +149,15 @@ static int pending_gomaxprocs; /* gort_gomaxprocs before gort_main */
 static sigset_t user_sigmask;  /* restored on every M: goroutines see the program's mask */
 static uint32_t exit_park_word;
 
+/* The thread stack of an M (its g0: the scheduler, timers' callbacks, the
+ * fatal-error dump) and of sysmon. The default (RLIMIT_STACK, 8 MiB) would
+ * be address space for nothing: Go's g0 has 16 KiB. */
+#if GORT_HAVE_ASAN
+#define M_STACK_SIZE ((size_t)4 << 20)
+#else
+#define M_STACK_SIZE ((size_t)1 << 20)
+#endif
+
 enum {
     GOIDCACHE = 16,
     SPIN_STEAL_TRIES = 4,
@@ -610,7 +619,7 @@ static void newm(p *pp, bool spinning) {
     m *mp = allocm();
     mp->nextp = pp;
     mp->spinning = spinning;
-    int rc = os_thread_start(mstart, mp, 0, "gort-m");
+    int rc = os_thread_start(mstart, mp, M_STACK_SIZE, "gort-m");
     if (rc < 0) throwf("newosproc: cannot create thread (errno %d)", -rc);
 }
 
@@ -1834,7 +1843,8 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
     sched.mnext++; /* sysmon counts as a thread, not as a running M */
     unlock(&sched.lock);
     atomic_store_rel(&started, true);
-    if (os_thread_start(sysmon, NULL, 0, "gort-sysmon") < 0) throw("cannot start sysmon");
+    if (os_thread_start(sysmon, NULL, M_STACK_SIZE, "gort-sysmon") < 0)
+        throw("cannot start sysmon");
 
     schedule(m0);
     uint32_t z = 0;
