@@ -48,6 +48,11 @@ void throwf(const char *fmt, ...) {
     die("fatal error: ", buf);
 }
 
+void throw_oom(size_t n) {
+    print("runtime: out of memory: cannot allocate %zu-byte block\n", n);
+    throw("out of memory");
+}
+
 void panic_nil(uintptr_t pc) {
     char buf[256];
     snprint(buf, sizeof buf,

@@ -13,6 +13,7 @@
 #define fatal_in_signal gort__fatal_in_signal
 #define gopanic         gort__gopanic
 #define panic_nil       gort__panic_nil
+#define throw_oom       gort__throw_oom
 #define throw gort__throw
 #define throwf gort__throwf
 
@@ -27,6 +28,10 @@ __attribute__((noreturn, cold)) void gopanic(const char *msg);
  * line), for a public function given NULL where Go would dereference nil;
  * pc names the caller (PANIC_IF_NIL passes the return address). */
 __attribute__((noreturn, cold)) void panic_nil(uintptr_t pc);
+/* Go's fatal out-of-memory ("runtime: out of memory: cannot allocate N-byte
+ * block", then "fatal error: out of memory"): how every runtime object that
+ * cannot be allocated ends (the malloc family alone returns NULL, as C's). */
+__attribute__((noreturn, cold)) void throw_oom(size_t n);
 #define PANIC_IF_NIL(p)                                                                            \
     do {                                                                                           \
         if (__builtin_expect((p) == NULL, 0)) panic_nil((uintptr_t)__builtin_return_address(0));   \

@@ -167,17 +167,22 @@ g *chan_recv_from_waiter(struct gort_chan *c, sudog *sg, void *ep) {
 
 /* ---- make ------------------------------------------------------------------- */
 
-#define MAX_CHAN_BYTES ((size_t)1 << 40) /* far beyond any real buffer */
+/* Go's maxAlloc on 64-bit Linux: no allocation can be larger. */
+#define MAX_ALLOC ((size_t)1 << 48)
 
 static gort_chan *makechan(size_t elem_size, size_t cap, const gort_type *t, uint8_t scan) {
     size_t bytes;
-    if (__builtin_mul_overflow(elem_size, cap, &bytes) || bytes > MAX_CHAN_BYTES)
-        gopanic("makechan: size out of range");
     size_t hdr = (sizeof(struct gort_chan) + 15) & ~(size_t)15;
-    /* TODO(gc): a GC object (see chan.h); until then it is never freed. */
-    struct gort_chan *c = gort_malloc(hdr + bytes);
-    if (!c) gopanic("makechan: size out of range");
-    memset(c, 0, hdr + bytes);
+    /* Out of range as Go's: the buffer's size overflows or exceeds what any
+     * allocation can be. A size in range that cannot be had is out of
+     * memory, fatal as any runtime allocation's. */
+    if (__builtin_mul_overflow(elem_size, cap, &bytes) || bytes > MAX_ALLOC - hdr)
+        gopanic("makechan: size out of range");
+    /* TODO(gc): a GC object (see chan.h); until then it is never freed.
+     * calloc: a large buffer from fresh pages is already zero, and stays
+     * untouched (uncommitted) until used. */
+    struct gort_chan *c = gort_calloc(1, hdr + bytes);
+    if (!c) throw_oom(hdr + bytes);
     c->elemsize = elem_size;
     c->elemtype = t;
     c->scan = scan;

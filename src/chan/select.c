@@ -117,8 +117,9 @@ int gort_select(gort_case *cases, int n, bool block) {
     sudog *sgs = sgbuf;
     void *heap = NULL;
     if (n > SELECT_STACK_CASES) {
-        heap = gort_malloc((size_t)n * (2 * sizeof(uint16_t) + sizeof(sudog)) + 16);
-        if (!heap) throw("select: out of memory");
+        size_t bytes = (size_t)n * (2 * sizeof(uint16_t) + sizeof(sudog)) + 16;
+        heap = gort_malloc(bytes);
+        if (!heap) throw_oom(bytes);
         sgs = heap;
         pollorder = (uint16_t *)(sgs + n);
         lockorder = pollorder + n;

@@ -84,7 +84,7 @@ static void sendtime_once(void *arg, uintptr_t seq) {
 
 static struct gort_timer *newtimer(int64_t ns, int64_t period, void (*f)(void *, uintptr_t)) {
     struct gort_timer *tm = gort_malloc(sizeof *tm);
-    if (!tm) throw("runtime: out of memory");
+    if (!tm) throw_oom(sizeof *tm);
     memset(tm, 0, sizeof *tm);
     tm->lock = (lock_t)LOCK_INIT;
     tm->c = gort_chan_make_noscan(sizeof(int64_t), 1);

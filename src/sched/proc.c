@@ -599,7 +599,7 @@ static m *allocm(void) {
     m *mp = fixalloc_alloc(&m_pool);
     g *g0 = mp ? fixalloc_alloc(&g_pool) : NULL;
     unlock(&alloc_lock);
-    if (!mp || !g0) throw("out of memory allocating an M");
+    if (!mp || !g0) throw_oom(sizeof(m) + sizeof(g));
     g0->is_g0 = true;
     g0->status = G_RUNNING;
     mp->g0 = g0;
@@ -1350,10 +1350,7 @@ static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, int 
         lock(&alloc_lock);
         gp = fixalloc_alloc(&g_pool);
         unlock(&alloc_lock);
-        if (!gp) {
-            *err = -ENOMEM;
-            return NULL;
-        }
+        if (!gp) throw_oom(sizeof(g));
         gp->status = G_DEAD;
         g *head = atomic_load_acq(&allgs);
         do {
@@ -1367,6 +1364,7 @@ static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, int 
     }
     if (!gp->stack.lo) {
         int rc = stack_alloc(&pp->stackcache, &gp->stack, stack_size);
+        if (rc == -ENOMEM) throw_oom(stack_size ? stack_size : default_stack_size);
         if (rc < 0) {
             gp->stack.lo = gp->stack.hi = 0;
             gfput(pp, gp);
@@ -1400,6 +1398,7 @@ static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, int 
 
 int64_t gort_go_stack(gort_fn fn, void *arg, size_t stack_size) {
     if (!fn) throw("go of nil func value");
+    if (stack_size > STACK_SIZE_MAX) return -EINVAL;
     m *mp = tls_m;
     if (!mp || !mp->p) return -EPERM; /* outside the scheduler (a foreign thread, a syscall) */
     int err = 0;
@@ -1676,12 +1675,12 @@ void sched_checkdead_again(void) {
 
 static p *newp(int32_t id) {
     p *pp = persistent_alloc(sizeof(p), 64, &sched_sys);
-    if (!pp) throw("out of memory allocating a P");
+    if (!pp) throw_oom(sizeof(p));
     pp->id = id;
     pp->status = P_DEAD;
     pp->timers_lock = (lock_t)LOCK_INIT;
     pp->mcache = mcache_new();
-    if (!pp->mcache) throw("out of memory allocating an mcache");
+    if (!pp->mcache) throw_oom(sizeof(struct mcache));
     return pp;
 }
 

@@ -74,7 +74,7 @@ static void heap_push(p *pp, timer *t) {
     if (pp->ntimers == pp->captimers) {
         int32_t cap = pp->captimers ? pp->captimers * 2 : 64;
         timer **a = gort_malloc((size_t)cap * sizeof *a);
-        if (!a) throw("out of memory growing a timer heap");
+        if (!a) throw_oom((size_t)cap * sizeof *a);
         if (pp->ntimers) memcpy(a, pp->timers, (size_t)pp->ntimers * sizeof *a);
         gort_free(pp->timers);
         pp->timers = a;

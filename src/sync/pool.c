@@ -79,8 +79,9 @@ static pool_arrays *arrays_for(gort_pool *pool, int32_t pid) {
     int32_t n = atomic_load_acq(&sched.nallp);
     if (n <= pid) n = pid + 1;
     if (n < 1) n = 1;
-    pool_arrays *na = gort_calloc(1, sizeof(pool_arrays) + 2 * (size_t)n * sizeof(pool_local));
-    if (!na) throw("sync: out of memory for a Pool");
+    size_t bytes = sizeof(pool_arrays) + 2 * (size_t)n * sizeof(pool_local);
+    pool_arrays *na = gort_calloc(1, bytes);
+    if (!na) throw_oom(bytes);
     na->n = (uint32_t)n;
     na->local = &na->slots[0];
     na->victim = &na->slots[n];
@@ -129,7 +130,7 @@ static void shared_push(pool_local *l, void *x) {
         unlock(&l->lock);
         if (fresh) gort_free(fresh);
         fresh = gort_malloc(want * sizeof(void *));
-        if (!fresh) throw("sync: out of memory for a Pool");
+        if (!fresh) throw_oom(want * sizeof(void *));
         fresh_cap = want;
     }
 }
