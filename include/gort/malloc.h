@@ -1,9 +1,9 @@
 /* Explicit memory: Go's size-class allocator as a malloc.
  *
  * These work from any thread, with or without gort_main. Memory from them is
- * never scanned and never collected by the GC: a GC pointer kept only here
- * does not keep its object alive (register the block with gort_add_roots if
- * it must). Freeing from a thread other than the allocating one is fine.
+ * never scanned and never collected by the garbage collector (a later
+ * layer): a GC pointer kept only here will not keep its object alive.
+ * Freeing from a thread other than the allocating one is fine.
  *
  * Misuse is a fatal error that names the pointer and exits with status 2:
  * a double free, a free of a pointer gort never returned, a free of an
