@@ -1182,10 +1182,26 @@ static g *slice_over(p *pp) {
     return gp;
 }
 
+static void fork_park(m *mp);
+
+/* A forked child starts sysmon again, once (fork_child). On g0. */
+static __attribute__((noinline)) void sysmon_restart(void) {
+    uint32_t one = 1;
+    if (!atomic_cas(&sched.sysmon_needed, &one, 0)) return;
+    lock(&sched.lock);
+    sched.nmsys++;
+    sched.mnext++;
+    unlock(&sched.lock);
+    if (os_thread_start(sysmon, NULL, M_STACK_SIZE, "gort-sysmon") < 0)
+        throw("cannot start sysmon");
+}
+
 /* One round of the scheduler, on g0: find a G and run it (Go's schedule).
  * Loops until the runtime exits; returns only then. */
 static void schedule(m *mp) {
     for (;;) {
+        if (unlikely(atomic_load_relaxed(&sched.forkwait))) fork_park(mp);
+        if (unlikely(atomic_load_relaxed(&sched.sysmon_needed))) sysmon_restart();
         if (atomic_load_acq(&sched.exiting)) {
             if (mp == m0) return;
             park_forever(mp);
@@ -1327,7 +1343,8 @@ static void gentry(void *arg) {
 
 static void goexit1(m *mp, g *gp) {
     if (gp->is_main) sched.main_goexited = true;
-    atomic_xadd(&sched.ngoroutines, -1);
+    /* A forked child whose main goroutine is gone ends with its last one. */
+    if (atomic_xadd(&sched.ngoroutines, -1) == 1 && unlikely(sched.main_lost)) exit(0);
     if (mp->lockedg == gp) { /* Go would end the thread; we release it */
         mp->lockedg = NULL;
         mp->lockedcount = 0;
@@ -1615,6 +1632,260 @@ void gort_unlock_os_thread(void) {
     }
 }
 
+/* ---- fork ---------------------------------------------------------------------------------
+ *
+ * After fork(2) the child has one thread, the forking one. gort keeps
+ * working there (goroutines, channels, timers, new threads), on this rule:
+ * the forking thread is the child's only M; every other M is gone, and so
+ * are the goroutines that were executing on them (in C code, in a
+ * syscall), as a thread that is not the forking one is gone in any child.
+ * Every other goroutine is kept: parked ones stay parked, runnable ones run.
+ *
+ * Before (fork_prepare, in the forking thread): every M that holds a P is
+ * asked to park at the top of schedule(), on g0, where none of its
+ * goroutines is in flight and its queues are whole (forkwait and
+ * must_sched); the fork waits for that up to FORK_WAIT_NS. Then the world
+ * stops (stw.c): Ms that did not park (a goroutine in a C loop without a
+ * preemption point) stop by signal, outside runtime locks. Then the
+ * scheduler's locks are taken (sched.lock, every P's timers_lock, gflock,
+ * alloc_lock), so that sysmon, Ms without a P and plain threads are out of
+ * them; the allocator's and the stack pool's own fork handlers take theirs.
+ *
+ * In the child (fork_child): the locks are fresh; every other M is marked
+ * dead; a P held by a parked M or idle keeps its goroutines (they move to
+ * the global queue); a P held by an M stopped by signal may have been
+ * mid-change, so its queues are dropped and instead every goroutine is
+ * looked at (allgs): one runnable but on no queue goes on the global queue;
+ * one running on a dead M whose stack that M was not executing on (it was
+ * being switched to or from) is runnable, its pending switch action done;
+ * the others that ran there are gone (their count too). Goroutines locked to
+ * a dead M are unlocked. sysmon starts again at the child's first
+ * schedule(); new Ms are made as work appears. If the child's main
+ * goroutine is gone, the child exits (status 0) when its last goroutine
+ * does; if main returns in a child whose m0 is gone, the process exits at
+ * once with main's result.
+ *
+ * Limits (docs/scheduler.md, "fork"): a plain thread (not an M) inside a
+ * gort call at the fork may leave that channel's or mutex's lock held in
+ * the child, as any other thread may leave a libc lock held. */
+
+#define FORK_WAIT_NS ((int64_t)5 * 1000 * 1000)
+
+static uint32_t fork_mu;    /* one fork at a time: 0 free, 1 held, 2 with waiters */
+static bool fork_active;    /* fork_prepare did its work (parent and child undo it) */
+static int fork_lock_depth; /* the forking thread's lock_depth before the locks */
+static uint32_t fork_gen;   /* forkmark of the current rebuild */
+
+/* At the top of schedule(): a fork waits for this M to stop with nothing in
+ * flight. Keeps its P; returns when the fork is done (in the parent). */
+static __attribute__((noinline)) void fork_park(m *mp) {
+    atomic_store_rel(&mp->fork_parked, true);
+    atomic_xadd(&sched.forkparked, 1);
+    futex_wake(&sched.forkparked, 1);
+    while (atomic_load_acq(&sched.forkwait)) futex_sleep(&sched.forkwait, 1, -1);
+    atomic_store_rel(&mp->fork_parked, false);
+}
+
+static void fork_prepare(void) {
+    if (!atomic_load_acq(&started)) return;
+    uint32_t z = 0;
+    if (!atomic_cas(&fork_mu, &z, 1))
+        while (atomic_xchg(&fork_mu, 2) != 0) futex_sleep(&fork_mu, 2, -1);
+    m *self = tls_m;
+    atomic_store_rel(&sched.forkparked, 0);
+    atomic_store_rel(&sched.forkwait, 1);
+    int32_t np = atomic_load_acq(&sched.nallp);
+    for (int32_t i = 0; i < np; i++) atomic_store_rel(&allp[i]->must_sched, 1);
+    int64_t deadline = nanotime() + FORK_WAIT_NS;
+    for (;;) {
+        bool all = true;
+        for (int32_t i = 0; i < np && all; i++) {
+            p *pp = allp[i];
+            m *pm = atomic_load_acq(&pp->m);
+            if (atomic_load_acq(&pp->status) == P_RUNNING && pm && pm != self &&
+                !atomic_load_acq(&pm->fork_parked))
+                all = false;
+        }
+        if (all || nanotime() > deadline) break;
+        uint32_t seen = atomic_load_acq(&sched.forkparked);
+        futex_sleep(&sched.forkparked, seen, 100 * 1000);
+    }
+    stop_the_world("fork");
+    fork_lock_depth = lock_depth;
+    lock(&sched.lock);
+    for (int32_t i = 0; i < np; i++) lock(&allp[i]->timers_lock);
+    lock(&sched.gflock);
+    lock(&alloc_lock);
+    fork_active = true;
+}
+
+static void fork_parent(void) {
+    if (!fork_active) return;
+    fork_active = false;
+    int32_t np = atomic_load_acq(&sched.nallp);
+    unlock(&alloc_lock);
+    unlock(&sched.gflock);
+    for (int32_t i = np - 1; i >= 0; i--) unlock(&allp[i]->timers_lock);
+    unlock(&sched.lock);
+    atomic_store_rel(&sched.forkwait, 0);
+    futex_wake(&sched.forkwait, INT32_MAX);
+    start_the_world();
+    if (atomic_xchg(&fork_mu, 0) == 2) futex_wake(&fork_mu, 1);
+}
+
+/* Child: gp goes on the global queue, once. */
+static void fork_requeue(g *gp) {
+    if (gp->forkmark == fork_gen) return;
+    gp->forkmark = fork_gen;
+    globrunqput(gp);
+}
+
+/* Child: the Gs on pp's queues (whole: its owner parked, or it was idle)
+ * onto the global queue, in order. */
+static void fork_take_queue(p *pp) {
+    g *next = pp->runnext;
+    if (next) fork_requeue(next);
+    for (uint32_t h = pp->runqhead; h != pp->runqtail; h++) fork_requeue(pp->runq[h % RUNQ_SIZE]);
+    for (g *gp = pp->yqhead; gp;) {
+        g *link = gp->schedlink; /* globrunqput relinks it */
+        fork_requeue(gp);
+        gp = link;
+    }
+}
+
+/* Child: a G that ran on a dead M whose context is saved (its M was not on
+ * its stack) gets its pending switch action, or runs again. */
+static void fork_resume(m *gm, g *gp) {
+    int pend = gm->pend_g == gp ? gm->pend : PEND_NONE;
+    if (pend == PEND_EXIT) {
+        gp->status = G_DEAD; /* its exit was counted; the G is not reused */
+        return;
+    }
+    if (pend == PEND_PARK) {
+        gp->parkseq++;
+        gp->status = G_WAITING;
+        bool (*unlockf)(g *, void *) = gm->pend_unlockf;
+        if (!unlockf || unlockf(gp, gm->pend_lock)) return;
+    }
+    gp->status = G_RUNNABLE;
+    fork_requeue(gp);
+}
+
+static void fork_child(void) {
+    if (!fork_active) return;
+    fork_active = false;
+    m *self = tls_m;
+    /* Fresh locks: the ones prepare took, and nothing else of the parent's. */
+    sched.lock = (lock_t)LOCK_INIT;
+    sched.gflock = (lock_t)LOCK_INIT;
+    alloc_lock = (lock_t)LOCK_INIT;
+    int32_t np = sched.nallp;
+    for (int32_t i = 0; i < np; i++) allp[i]->timers_lock = (lock_t)LOCK_INIT;
+    lock_depth = fork_lock_depth;
+    stw_atfork_child();
+    sched.forkwait = sched.forkparked = 0;
+    fork_mu = 0;
+    fork_gen++;
+
+    /* Ms: self alone exists. sysmon starts again at the next schedule(). */
+    for (m *mp = allm; mp; mp = mp->alllink) {
+        if (mp == self) continue;
+        mp->dead = true;
+        mp->thread_valid = false;
+        mp->on_midle = false;
+        mp->spinning = false;
+        mp->suspend_req = 0;
+    }
+    sched.midle = NULL;
+    sched.nmidle = sched.nmidlelocked = sched.nmsys = 0;
+    sched.nmspinning = 0;
+    sched.nmfreed = (int32_t)sched.mnext - (self ? 1 : 0);
+    sched.tsleeping = 0;
+    sched.tsleep_until = 0;
+    sched.sysmon_holding = 0;
+    sched.deadlock_suspect = 0;
+    sched.sysmon_needed = 1;
+    sched.m0_gone = self != m0;
+    /* gort's threads: none but self (a plain thread counts as the program's). */
+    os_thread_count_reset(self ? 0 : -1);
+
+    /* The global queue is whole (we held its lock). */
+    for (g *gp = sched.runqhead; gp; gp = gp->schedlink) gp->forkmark = fork_gen;
+    /* Self's P: the one it holds, or the one it left for a syscall, if that
+     * is still in a syscall (not retaken: another M may run it). */
+    p *selfp = self ? self->p : NULL;
+    if (self && !selfp && self->oldp &&
+        (self->oldp->status == P_SYSCALL || self->oldp->status == P_GCSTOP))
+        selfp = self->oldp;
+    if (selfp) {
+        for (uint32_t h = selfp->runqhead; h != selfp->runqtail; h++)
+            selfp->runq[h % RUNQ_SIZE]->forkmark = fork_gen;
+        if (selfp->runnext) selfp->runnext->forkmark = fork_gen;
+        for (g *gp = selfp->yqhead; gp; gp = gp->schedlink) gp->forkmark = fork_gen;
+    }
+    sched.pidle = NULL;
+    sched.npidle = 0;
+    for (int32_t i = 0; i < np; i++) {
+        p *pp = allp[i];
+        if (pp == selfp) continue;
+        m *owner = pp->m;
+        uint32_t st = pp->status;
+        bool whole = st == P_IDLE || st == P_DEAD || (owner && owner->fork_parked);
+        if (whole) {
+            fork_take_queue(pp);
+            while (pp->gfree) {
+                g *gp = pp->gfree;
+                pp->gfree = gp->schedlink;
+                gfree_push(gp);
+            }
+        }
+        pp->gfree = NULL; /* else: dropped, maybe mid-change (the Gs leak) */
+        pp->gfreecnt = 0;
+        pp->runnext = NULL;
+        pp->runqhead = pp->runqtail = 0;
+        pp->yqhead = pp->yqtail = NULL;
+        pp->yqsize = pp->yqbusy = 0;
+        pp->m = NULL;
+        pp->must_sched = pp->slice_over = 0;
+        pp->stw_taken = false;
+        if (st == P_DEAD) continue;
+        pp->status = P_IDLE;
+        pidleput(pp); /* retires it if beyond gomaxprocs */
+    }
+
+    /* Every goroutine: see the comment above. */
+    for (g *gp = allgs; gp; gp = gp->alllink) {
+        if (gp->lockedm && gp->lockedm->dead) gp->lockedm = NULL;
+        if (self && gp == self->curg) continue;
+        switch (gp->status) {
+        case G_WAITING_SHRINK: /* sysmon was shrinking its stack */
+            gp->status = G_WAITING;
+            break;
+        case G_RUNNABLE:
+            fork_requeue(gp);
+            break;
+        case G_RUNNING:
+        case G_SYSCALL: {
+            m *gm = gp->m;
+            const suspend_ctx *sc = gm && gm->dead ? stw_suspended(gm) : NULL;
+            bool executing = !sc || (sc->sp >= gp->stack.lo && sc->sp <= gp->stack.hi);
+            if (gm && gm->fork_parked) executing = false; /* its M was on g0 */
+            if (gp->status == G_RUNNING && !executing) {
+                fork_resume(gm, gp);
+                break;
+            }
+            gp->status = G_DEAD; /* gone with its thread */
+            atomic_xadd(&sched.ngoroutines, -1);
+            if (gp->is_main) sched.main_lost = true;
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    if (self && self->p) atomic_store_rel(&self->p->must_sched, 1);
+}
+
 /* ---- deadlock ---------------------------------------------------------------------------------
  */
 
@@ -1623,7 +1894,8 @@ static bool foreign_threads(void);
 /* Under sched.lock, when an M goes idle (Go's checkdead). */
 static void checkdead(void) {
     if (!started || atomic_load_acq(&sched.exiting)) return;
-    int32_t run = (int32_t)(sched.mnext - sched.nmidle - sched.nmidlelocked - sched.nmsys);
+    int32_t run =
+        (int32_t)(sched.mnext - sched.nmfreed - sched.nmidle - sched.nmidlelocked - sched.nmsys);
     if (run > 0) return;
     if (run < 0) {
         print("runtime: checkdead: nmidle=%d nmidlelocked=%d mcount=%lld nmsys=%d\n", sched.nmidle,
@@ -1760,6 +2032,7 @@ static uint32_t exit_claim;
  * after EXIT_GRACE_NS the process ends from here, with main_fn's result and
  * exit()'s usual flushing, as a Go program's does when main returns. */
 static void exit_wait_m0(m *mp, int r) {
+    if (sched.m0_gone) exit(r); /* a forked child: no m0 will return */
     int64_t deadline = nanotime() + EXIT_GRACE_NS;
     for (;;) {
         if (atomic_load_acq(&exit_claim) != 0) park_forever(mp); /* m0 returns */
@@ -1814,6 +2087,9 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
     int n = pending_gomaxprocs > 0 ? pending_gomaxprocs : default_procs();
     if (stw_init() < 0) throw("cannot install the stop-the-world signal");
     pthread_atfork(stack_atfork_prepare, stack_atfork_parent, stack_atfork_child);
+    /* Registered after the stack pool's and the allocator's: its prepare
+     * runs first (it stops the world), its child handler last. */
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
     m0 = allocm();
     m0->tid = os_gettid();
     m0->thread = pthread_self();

@@ -146,6 +146,7 @@ typedef struct g {
     uint32_t shrinkseen;    /* sysmon: parkseq + 1 when it last saw this G waiting */
     uint32_t shrunkseq;     /* sysmon: parkseq + 1 when it last shrank this G's stack */
     bool stack_dirty;       /* dead, and its stack not trimmed since it last ran */
+    uint32_t forkmark;      /* a forked child's rebuild: seen on a queue (proc.c) */
     timer sleep_timer;      /* gort_sleep */
     /* ASan: the fake stack saved while suspended, and the stack's bounds (for
      * g0, learned from ASan at its first switch out). */
@@ -186,6 +187,8 @@ typedef struct m {
     suspend_ctx suspend;  /* the interrupted context of a stopped M */
     bool on_midle;        /* on sched.midle (under sched.lock) */
     bool exiting_park;    /* parked for good: the runtime is exiting */
+    bool fork_parked;     /* parked at the top of schedule() for a fork (proc.c) */
+    bool dead;            /* its thread does not exist (a forked child's other Ms) */
     note_t park;          /* where it sleeps when idle */
     struct m *schedlink;  /* sched.midle */
     struct m *alllink;    /* all Ms */
@@ -289,6 +292,12 @@ typedef struct schedt {
     int32_t external_waiters;  /* goroutines that a non-scheduler source will wake (netpoll) */
     int32_t sysmon_holding;    /* runnable Gs sysmon has taken from a P and not yet queued */
     uint32_t deadlock_suspect; /* checkdead found a deadlock but for foreign threads */
+    int32_t nmfreed;           /* Ms that no longer exist (a forked child's; Go's) */
+    uint32_t forkwait;         /* futex word: 1 while a fork waits for Ms to park (proc.c) */
+    uint32_t forkparked;       /* futex word: Ms parked for a fork */
+    uint32_t sysmon_needed;    /* a forked child starts sysmon at its next schedule() */
+    bool main_lost;            /* a forked child lost its main goroutine (it ran elsewhere) */
+    bool m0_gone;              /* a forked child has no m0 (gort_main's thread) */
     lock_t gflock;
     g *gfree;      /* global free Gs */
     g *gfree_tail; /* its last G (the trimmer appends there) */

@@ -101,9 +101,9 @@
 
 #define REGION_SHIFT    28
 #define REGION_BYTES    ((uintptr_t)1 << REGION_SHIFT)
-#define REGION_FIRST    ((uintptr_t)16 << 20)         /* a class's first region */
-#define REGION_HINT     ((uintptr_t)0x0200 << 32)      /* 2 TiB: below the heap's second hint */
-#define ADDR_BITS       48 /* user addresses from mmap without a high hint */
+#define REGION_FIRST    ((uintptr_t)16 << 20)     /* a class's first region */
+#define REGION_HINT     ((uintptr_t)0x0200 << 32) /* 2 TiB: below the heap's second hint */
+#define ADDR_BITS       48                        /* user addresses from mmap without a high hint */
 #define TABLE_LEN       ((uintptr_t)1 << (ADDR_BITS - REGION_SHIFT))
 #define CLASS_MIN_SHIFT 14 /* 16 KiB, GORT_STACKSIZE's minimum */
 #define CLASS_MAX_SHIFT 34 /* 16 GiB, GORT_STACKSIZE's maximum */

@@ -206,6 +206,19 @@ void start_the_world(void) {
     mutex_unlock();
 }
 
+void stw_atfork_child(void) {
+    int32_t np = atomic_load_acq(&sched.nallp);
+    for (int32_t i = 0; i < np; i++) {
+        p *pp = allp[i];
+        if (!pp || !pp->stw_taken) continue;
+        pp->stw_taken = false;
+        if (atomic_load_relaxed(&pp->status) == P_GCSTOP) atomic_store_rel(&pp->status, P_SYSCALL);
+    }
+    stw_active = 0;
+    stw_acks = 0;
+    stw_mutex = 0;
+}
+
 const suspend_ctx *stw_suspended(m *mp) {
     return atomic_load_acq(&mp->suspended) && mp->suspend_valid ? &mp->suspend : NULL;
 }

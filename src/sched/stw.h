@@ -25,16 +25,17 @@
 #include <stdint.h>
 
 /* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
-#define sched_resume_g  gort__sched_resume_g
-#define sched_suspend_g gort__sched_suspend_g
-#define start_the_world gort__start_the_world
-#define stop_the_world  gort__stop_the_world
-#define stw_active_now  gort__stw_active_now
-#define stw_check       gort__stw_check
-#define stw_init        gort__stw_init
-#define stw_stats       gort__stw_stats
-#define stw_suspended   gort__stw_suspended
-#define stw_thread_init gort__stw_thread_init
+#define sched_resume_g   gort__sched_resume_g
+#define sched_suspend_g  gort__sched_suspend_g
+#define start_the_world  gort__start_the_world
+#define stop_the_world   gort__stop_the_world
+#define stw_active_now   gort__stw_active_now
+#define stw_atfork_child gort__stw_atfork_child
+#define stw_check        gort__stw_check
+#define stw_init         gort__stw_init
+#define stw_stats        gort__stw_stats
+#define stw_suspended    gort__stw_suspended
+#define stw_thread_init  gort__stw_thread_init
 
 struct m;
 
@@ -77,6 +78,10 @@ const suspend_ctx *stw_suspended(struct m *mp);
 struct g;
 bool sched_suspend_g(struct g *gp, suspend_ctx *out);
 void sched_resume_g(struct g *gp);
+
+/* In a forked child (single-threaded): the world the parent stopped for the
+ * fork is started again, without waking anybody. */
+void stw_atfork_child(void);
 
 /* Statistics: stops so far, and the last and longest stop latency in ns. */
 void stw_stats(uint64_t *nstops, int64_t *last_ns, int64_t *max_ns);

@@ -12,8 +12,9 @@
  *   to a partner through runnext keeps the slice) is preempted
  *   (preemptone): the G is asked to yield at its next preemption point, the
  *   slice ends (p->slice_over: runnext does not inherit it, proc.c), and
- *   the P's local queue, private yield queue included, moves to the global
- *   queue so that other Ms run it meanwhile;
+ *   the P's local queue, private yield queue included (and runnext once
+ *   the ring is empty), moves to the global queue so that other Ms run it
+ *   meanwhile, and its due timers move to the next P;
  * - every 200 ms trims the stacks of dead goroutines (trim_free_stacks), and
  *   every sched_shrink_period_ns (5 s) shrinks the stacks of goroutines
  *   parked that long (shrink_parked_stacks): our stack shrinking, as stacks
@@ -131,7 +132,10 @@ static void preemptone(p *pp) {
     /* While the batch is only on this stack, no queue holds it: an M going
      * idle meanwhile must not take the program for deadlocked (checkdead). */
     atomic_xadd(&sched.sysmon_holding, 1);
-    uint32_t n = runqgrab(pp, batch, 0, false);
+    /* Half the ring each time, and runnext once the ring is empty: a G
+     * that never reaches a preemption point must not keep the G it readied
+     * (in runnext) from running elsewhere. */
+    uint32_t n = runqgrab(pp, batch, 0, true);
     if (n > 0 && unlikely(sched_test_sysmon_hook != NULL)) sched_test_sysmon_hook();
     lock(&sched.lock);
     if (n > 0) {
@@ -141,6 +145,13 @@ static void preemptone(p *pp) {
     atomic_xadd(&sched.sysmon_holding, -1);
     unlock(&sched.lock);
     if (atomic_load_relaxed(&pp->yqsize) != 0) n += (uint32_t)yq_handoff(pp, gp);
+    /* Its due timers would wait for it too (only a P's holder, a spinning
+     * M or the timer sleeper runs a P's timers): they go to the next P,
+     * whose holder, or the sleeper if it is idle, runs them. */
+    int32_t np = gomaxprocs();
+    int64_t when = atomic_load_relaxed(&pp->timer0when);
+    if (np > 1 && when != 0 && when <= nanotime() && pp->id < np)
+        timers_move(pp, allp[(pp->id + 1) % np]);
     uint32_t idle = atomic_load_relaxed(&sched.npidle);
     for (uint32_t i = 0; i < n && i < idle; i++) startm(NULL, false);
 }
