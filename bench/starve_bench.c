@@ -1,0 +1,149 @@
+/* The starve workload of the peers' README (section 15), exactly as its Go
+ * peer (peers/starve/main.go): on GOMAXPROCS=2, 4 workers loop on gort_yield
+ * (runtime.Gosched), each counting its iterations, while 3 pairs of
+ * goroutines ping-pong one int64 over two unbuffered channels. After 1 s
+ * the workers' counters are read, and again after 4 more seconds. Last
+ * line: "RESULT starve gort-p<N> workers=<all 4 together> least=<the
+ * least-served one>".
+ *
+ * With the argument "latency", the scheduling latency under the same load
+ * instead (the Go side is bench/peers_extra/starvelat): each worker reads
+ * the clock once per iteration, and the gaps between its iterations in
+ * seconds 2..5 go into a histogram (log2 buckets, 8 sub-buckets each: a
+ * figure within 12.5%); "RESULT starve-latency gort-p<N> p50=.. p99=..
+ * p999=.. max=.. us", max exact. A gap is what a worker waits between two
+ * turns on a CPU: the time the pairs (and the other workers) run before the
+ * scheduler comes back to it. */
+#define _GNU_SOURCE
+#include "gort/chan.h"
+#include "gort/sched.h"
+
+#include "bench.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define NWORKERS 4
+#define NPAIRS   3
+
+static struct {
+    long n;
+    char pad[56];
+} cnt[NWORKERS];
+
+/* Latency mode: a histogram of gaps per worker. */
+#define HBUCKETS (64 * 8)
+static struct {
+    long long last, max;
+    unsigned long h[HBUCKETS];
+} lat[NWORKERS];
+static int measuring; /* 0 before, 1 in seconds 2..5, 2 after */
+
+static int bucket(long long ns) {
+    if (ns < 8) return (int)ns; /* (never in practice) */
+    int e = 63 - __builtin_clzll((unsigned long long)ns);
+    int sub = (int)((ns >> (e - 3)) & 7);
+    return e * 8 + sub;
+}
+static double bucket_ns(int b) { /* a bucket's middle */
+    if (b < 8) return b;
+    int e = b / 8, sub = b % 8;
+    return (double)(1LL << e) * (1.0 + (sub + 0.5) / 8.0);
+}
+
+static void worker(void *arg) {
+    long i = (long)(intptr_t)arg;
+    for (;;) {
+        __atomic_fetch_add(&cnt[i].n, 1, __ATOMIC_RELAXED);
+        gort_yield();
+    }
+}
+
+static void worker_latency(void *arg) {
+    long i = (long)(intptr_t)arg;
+    for (;;) {
+        __atomic_fetch_add(&cnt[i].n, 1, __ATOMIC_RELAXED);
+        gort_yield();
+        long long now = now_ns();
+        if (__atomic_load_n(&measuring, __ATOMIC_RELAXED) == 1 && lat[i].last) {
+            long long gap = now - lat[i].last;
+            lat[i].h[bucket(gap)]++;
+            if (gap > lat[i].max) lat[i].max = gap;
+        }
+        lat[i].last = now;
+    }
+}
+
+static void echo(void *arg) {
+    gort_chan **c = arg;
+    int64_t v;
+    for (;;) {
+        gort_chan_recv(c[0], &v);
+        gort_chan_send(c[1], &v);
+    }
+}
+
+static void pinger(void *arg) {
+    gort_chan **c = arg;
+    int64_t v = 0;
+    for (;;) {
+        gort_chan_send(c[0], &v);
+        gort_chan_recv(c[1], &v);
+    }
+}
+
+static int bench(int argc, char **argv) {
+    bool latency = argc > 1 && strcmp(argv[1], "latency") == 0;
+    int procs = gort_gomaxprocs(0);
+    for (long i = 0; i < NWORKERS; i++)
+        gort_go(latency ? worker_latency : worker, (void *)(intptr_t)i);
+    static gort_chan *chans[NPAIRS][2];
+    for (int i = 0; i < NPAIRS; i++) {
+        chans[i][0] = gort_chan_make(sizeof(int64_t), 0);
+        chans[i][1] = gort_chan_make(sizeof(int64_t), 0);
+        gort_go(echo, chans[i]);
+        gort_go(pinger, chans[i]);
+    }
+    gort_sleep(1000 * 1000 * 1000LL);
+    long start[NWORKERS];
+    for (int i = 0; i < NWORKERS; i++) start[i] = __atomic_load_n(&cnt[i].n, __ATOMIC_RELAXED);
+    __atomic_store_n(&measuring, 1, __ATOMIC_RELAXED);
+    gort_sleep(4 * 1000 * 1000 * 1000LL);
+    __atomic_store_n(&measuring, 2, __ATOMIC_RELAXED);
+    long total = 0, least = -1;
+    for (int i = 0; i < NWORKERS; i++) {
+        long d = __atomic_load_n(&cnt[i].n, __ATOMIC_RELAXED) - start[i];
+        total += d;
+        if (least < 0 || d < least) least = d;
+    }
+    if (!latency) {
+        printf("RESULT starve gort-p%d workers=%ld least=%ld\n", procs, total, least);
+        return 0;
+    }
+    unsigned long h[HBUCKETS] = {0}, n = 0;
+    long long max = 0;
+    for (int i = 0; i < NWORKERS; i++) {
+        for (int b = 0; b < HBUCKETS; b++) h[b] += lat[i].h[b], n += lat[i].h[b];
+        if (lat[i].max > max) max = lat[i].max;
+    }
+    double q[3] = {0.5, 0.99, 0.999}, v[3] = {0};
+    for (int k = 0; k < 3; k++) {
+        unsigned long want = (unsigned long)(q[k] * (double)n), seen = 0;
+        for (int b = 0; b < HBUCKETS; b++) {
+            seen += h[b];
+            if (seen > want) {
+                v[k] = bucket_ns(b);
+                break;
+            }
+        }
+    }
+    printf("INFO starve-latency gort-p%d: %lu gaps, workers=%ld least=%ld\n", procs, n, total,
+           least);
+    printf("RESULT starve-latency gort-p%d p50=%.1f p99=%.1f p999=%.1f max=%.1f us\n", procs,
+           v[0] / 1e3, v[1] / 1e3, v[2] / 1e3, (double)max / 1e3);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    return gort_main(bench, argc, argv);
+}
