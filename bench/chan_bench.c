@@ -1,4 +1,4 @@
-/* Channel benchmarks: the workloads of ../shared/bench/peers/README.md,
+/* Channel benchmarks: the workloads of bench/peers/README.md,
  * exactly as their Go peers do them (same counts, capacities, values and
  * checksums): pingpong, chanthru-spsc, chanthru-mpmc, sieve, skynet, idlemem.
  *

@@ -1,6 +1,6 @@
 /* ctxswitch: the raw context switch, the floor under a goroutine switch.
  *
- * Exactly the workload of the peers' ctxswitch (shared/bench/peers/README.md,
+ * Exactly the workload of the peers' ctxswitch (bench/peers/README.md,
  * workload 11; the peer to beat is boost_fcontext.cpp): two contexts on one
  * thread ping-pong `switches` switches (default 10,000,000 = 5,000,000 round
  * trips); the second context increments a counter each time it runs, which

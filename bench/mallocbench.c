@@ -4,8 +4,8 @@
  *
  * The program calls plain malloc/free; the allocator under test is chosen
  * with LD_PRELOAD (libgort-malloc.so, libmimalloc.so.2, libjemalloc.so.2, or
- * none for glibc), exactly like the C malloc peers in the shared peer
- * benchmarks (allocfree). Each pattern runs in its own process so that the
+ * none for glibc), exactly like the C malloc peers of bench/peers
+ * (allocfree). Each pattern runs in its own process so that the
  * peak RSS (getrusage ru_maxrss) belongs to that pattern alone.
  *
  * Every random number comes from splitmix64 with the fixed seed SEED below, so

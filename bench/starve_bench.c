@@ -7,7 +7,7 @@
  * least-served one>".
  *
  * With the argument "latency", the scheduling latency under the same load
- * instead (the Go side is bench/peers_extra/starvelat): each worker reads
+ * instead (the Go side is bench/peers/starvelat): each worker reads
  * the clock once per iteration, and the gaps between its iterations in
  * seconds 2..5 go into a histogram (log2 buckets, 8 sub-buckets each: a
  * figure within 12.5%); "RESULT starve-latency gort-p<N> p50=.. p99=..

@@ -2,10 +2,11 @@
  *
  *   mutex-2, mutex-8: 2 or 8 goroutines share one mutex and each do
  *     TOTAL/N lock; counter++; unlock pairs. ns per pair (total time over
- *     TOTAL pairs). Peer: bench/peers_extra/mutex/main.go (the same work).
- *   spawn: peer workload 5 (../shared/bench/peers/README.md section 5):
+ *     TOTAL pairs). Peer: bench/peers/mutex/main.go (workload 16 of
+ *     bench/peers/README.md).
+ *   spawn: workload 5 of bench/peers/README.md:
  *     wg.Add(1000000); 1,000,000 goroutines each only call wg.Done();
- *     wg.Wait(). ns per goroutine. Peer: peers/spawn/main.go.
+ *     wg.Wait(). ns per goroutine. Peer: bench/peers/spawn/main.go.
  * Each is timed REPS (5) times; the median is reported as a RESULT line.
  *
  * Usage: sync_bench [reps [mutex|spawn]]. With GO_MUTEX_PEER and/or GO_SPAWN_PEER set to

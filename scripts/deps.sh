@@ -6,7 +6,10 @@ need=(cmake make gcc pkg-config)
 case "${1:-build}" in
   build) ;;
   test) need+=(python3 sqlite3 git clang libclang-rt-14-dev) ;;
-  bench) need+=(python3 libmimalloc-dev libjemalloc-dev) ;;
+  # bench: make bench (the malloc peers, the Go peers of bench/peers, Boost's
+  # fcontext) and bench/peers/run.sh (Boehm GC, tcmalloc, wrk)
+  bench) need+=(python3 g++ golang-1.19-go libmimalloc-dev libjemalloc-dev
+    libboost-context-dev libgc-dev libgoogle-perftools-dev wrk) ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 missing=()

@@ -1,5 +1,5 @@
 /* Functional tests for the malloc family (include/gort/malloc.h) and for the
- * internal mallocgc (src/mem/malloc.h).
+ * GC allocation (gort_alloc_noscan / gort_alloc_conservative, src/gc).
  *
  * Every block handed out is checked for what a caller relies on: at least
  * the size asked for (for small sizes Go's size class, 16-aligned over 8 bytes: the smallest
@@ -7,13 +7,14 @@
  * aligned as its size class guarantees, writable in full, and disjoint from
  * every other live block (each block is filled with a pattern of its own and
  * every pattern is verified after all of them were written). Zeroing
- * (calloc, mallocgc with needzero) is checked on memory known to have been
+ * (calloc, GC allocation) is checked on memory known to have been
  * dirtied and freed first, so that a skipped memset is caught. Also:
  * overflowing sizes, realloc across the small/large boundary, aligned
  * allocation for every alignment, frees across threads (and the reuse of
  * what they free), frees from TLS destructors after the allocator's own
  * thread-exit handler, Go's tiny allocator and its MemStats accounting. */
 #include "test.h"
+#include "gort/gc.h"
 
 #include "gort/malloc.h"
 #include "gort/memstats.h"
@@ -646,13 +647,17 @@ static void *tiny_thread(void *arg) {
     gort_read_memstats(&r->before);
     for (int i = 0; i < r->n; i++) {
         r->size[i] = tiny_sizes[i];
-        r->addr[i] = (uintptr_t)mallocgc(tiny_sizes[i], true, true);
+        r->addr[i] = (uintptr_t)gort_alloc_noscan(tiny_sizes[i]);
     }
     gort_read_memstats(&r->after);
     return NULL;
 }
 
 static void test_mallocgc_tiny(void) {
+    /* No collection in between: a cycle's end makes every mcache start a
+     * new tiny block. */
+    gort_set_gc_percent(-1);
+    gort_gc();
     /* In a new thread, so that its mcache starts without a tiny block. */
     static struct tiny_result r;
     run_thread(tiny_thread, &r);
@@ -705,23 +710,23 @@ static void test_mallocgc_tiny(void) {
     /* Tiny memory is zero, and pointer-holding or >= 16-byte objects are not
      * tiny: each gets an object of its own class. */
     for (int i = 0; i < r.n; i++) CHECK(all_zero((void *)r.addr[i], r.size[i]));
-    void *a = mallocgc(8, false, true), *b = mallocgc(8, false, true);
+    void *a = gort_alloc_conservative(8), *b = gort_alloc_conservative(8);
     CHECK(a && b && a != b);
     CHECK_EQ(span_of((uintptr_t)a)->elemsize, 8);
     CHECK(!span_of((uintptr_t)a)->noscan);
-    void *c = mallocgc(16, true, true), *d = mallocgc(16, true, true);
+    void *c = gort_alloc_noscan(16), *d = gort_alloc_noscan(16);
     CHECK((uintptr_t)c / 16 != (uintptr_t)d / 16);
 }
 
 static void test_mallocgc_zero(void) {
-    /* Large: a block freed to this thread's large cache comes back as a GC
-     * object: with needzero it must be cleared. */
+    /* Large: a block freed to this thread's large cache, then a GC object of
+     * the same size (which takes pages from the page heap, not that cache):
+     * zeroed either way. */
     void *x = gort_malloc(100000);
     memset(x, 0xcd, gort_usable_size(x));
     gort_free(x);
-    uint8_t *g = mallocgc(100000, true, true);
+    uint8_t *g = gort_alloc_noscan(100000);
     CHECK(g != NULL);
-    CHECK(g == x); /* the cached span was reused (the case under test) */
     CHECK(all_zero(g, 100000));
     CHECK_EQ(span_of((uintptr_t)g)->kind, SPAN_GC);
 
@@ -735,7 +740,7 @@ static void test_mallocgc_zero(void) {
     for (int i = 1; i < 7; i += 2) gort_free(blk[i]);
     int reused = 0;
     for (int i = 0; i < 3; i++) {
-        uint8_t *p = mallocgc(1 << 20, true, true);
+        uint8_t *p = gort_alloc_noscan(1 << 20);
         CHECK(p != NULL);
         CHECK(all_zero(p, 1 << 20));
         for (int j = 1; j < 7; j += 2) reused += (void *)p == blk[j];
@@ -753,14 +758,14 @@ static void test_mallocgc_zero(void) {
     uint64_t limit = stats()->heap_idle / 1024 + 4096;
     int inside = 0;
     for (uint64_t i = 0; i < limit && !inside; i++) {
-        uint8_t *p = mallocgc(1024, i & 1, true);
+        uint8_t *p = (i & 1 ? gort_alloc_noscan(1024) : gort_alloc_conservative(1024));
         CHECK(p != NULL);
         CHECK(all_zero(p, 1024));
         inside += p >= big && p < big + (2 << 20);
     }
     CHECK(inside > 0);
     for (int i = 0; i < 64; i++) { /* the rest of the hole's first spans */
-        uint8_t *p = mallocgc(1024, true, true);
+        uint8_t *p = gort_alloc_noscan(1024);
         CHECK(all_zero(p, 1024));
     }
     gort_free(lo);

@@ -11,6 +11,7 @@
  * The heap's size is also checked against the kernel's view of the arenas'
  * mappings in /proc/self/maps. */
 #include "test.h"
+#include "gort/gc.h"
 
 #include "gort/malloc.h"
 #include "gort/memstats.h"
@@ -256,7 +257,7 @@ static void test_exact_paths(void) {
 
     /* GC objects (mallocgc) count as heap objects in their class. */
     a = read_ms();
-    for (int i = 0; i < 100; i++) CHECK(mallocgc(48, false, true) != NULL);
+    for (int i = 0; i < 100; i++) CHECK(gort_alloc_conservative(48) != NULL);
     b = read_ms();
     check_delta(&a, &b, 100, 0, 4800, 4800, class_index(48), 100, 0);
 }

@@ -11,6 +11,7 @@
  * tail), interior pointers (small and large), a GC object, and realloc and
  * gort_usable_size on freed or interior pointers. */
 #include "test.h"
+#include "gort/gc.h"
 
 #include "gort/malloc.h"
 #include "mem/arena.h"
@@ -289,13 +290,13 @@ static void interior_large_first_page(void) {
 /* ---- GC objects ---- */
 
 static void free_gc_object(void) {
-    void *p = mallocgc(64, false, true);
+    void *p = gort_alloc_conservative(64);
     record(p);
     gort_free(p);
 }
 
 static void free_gc_large(void) {
-    void *p = mallocgc(100000, true, true);
+    void *p = gort_alloc_noscan(100000);
     record(p);
     gort_free(p);
 }
@@ -324,7 +325,7 @@ static void realloc_interior(void) {
 }
 
 static void realloc_gc_object(void) {
-    void *p = mallocgc(200, true, true);
+    void *p = gort_alloc_noscan(200);
     record(p);
     gort_realloc(p, 300);
 }

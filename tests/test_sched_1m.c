@@ -1,4 +1,4 @@
-/* 1,000,000 live goroutines on a default kernel (DESIGN.md section 4): all
+/* 1,000,000 live goroutines on a default kernel (docs/design.md, "Stacks"): all
  * spawned, all parked at once, then all released and joined.
  *
  * Each goroutine parks on its own wait slot (sched_park, whose unlockf

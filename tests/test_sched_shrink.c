@@ -1,4 +1,4 @@
-/* Stack pages are given back (DESIGN.md section 4, our stack shrinking):
+/* Stack pages are given back (docs/design.md, "Stacks": our stack shrinking):
  * a goroutine that once ran deep and is now parked a long time keeps only
  * the pages above its stack pointer; it resumes and runs deep again without
  * harm. Checked with mincore on the goroutine's own stack. */

@@ -64,7 +64,7 @@ static void test_stop_spinners(void) {
             /* Each spinner's M published a stack pointer on the spinner's stack. */
             int found = 0;
             for (m *mp = sched_allm(); mp; mp = mp->alllink) {
-                const suspend_ctx *sc = stw_suspended(mp);
+                const suspend_ctx *sc = stw_suspended(&mp->st);
                 if (!sc) continue;
                 for (int i = 0; i < NSPIN; i++)
                     /* A leaf function's locals may sit in the 128-byte red

@@ -1,5 +1,5 @@
-/* Channels, select and timer channels: API.md "Channels and select" and the
- * channel half of "Time". Semantics are Go's, corners included: a NULL
+/* Channels, select and timer channels: docs/api.md "Channels and select" and
+ * the channel half of "Time". Semantics are Go's, corners included: a NULL
  * channel is Go's nil channel (send and receive block forever, never chosen
  * by select, len and cap 0); misuse panics with Go's message and exit 2. */
 #ifndef GORT_CHAN_H

@@ -1,4 +1,4 @@
-/* Goroutines and time: gort's scheduler (Go's GMP), API.md "Start",
+/* Goroutines and time: gort's scheduler (Go's GMP), docs/api.md "Start",
  * "Goroutines" and "Time".
  *
  * A goroutine may resume on a different OS thread after any call here that

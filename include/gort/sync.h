@@ -1,4 +1,4 @@
-/* Goroutine synchronization: Go's package sync (API.md "sync").
+/* Goroutine synchronization: Go's package sync (docs/api.md "sync").
  *
  * Every type here blocks the calling *goroutine* (it parks on a runtime
  * semaphore, never on an OS primitive), so thousands of goroutines may wait on

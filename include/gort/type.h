@@ -1,4 +1,4 @@
-/* Type descriptors (API.md "Memory: garbage-collected"): what the collector
+/* Type descriptors (docs/api.md "Type descriptors"): what the collector
  * needs to scan an object precisely, which words may hold pointers.
  *
  *     struct node { int key; struct node *left, *right; };
@@ -11,8 +11,9 @@
  * pointer-aligned and a whole number of pointers long (a compile-time error
  * otherwise); at most 32 fields are named.
  *
- * The descriptor keeps the named fields as (offset, length) runs; the
- * collector expands them into its per-object pointer bitmaps. */
+ * The descriptor keeps the named fields as (offset, length) runs, and the
+ * pointer bitmap of the first 64 words, computed at compile time: what the
+ * collector copies into its per-object bitmaps. */
 #ifndef GORT_TYPE_H
 #define GORT_TYPE_H
 
@@ -34,6 +35,12 @@ typedef struct gort_type {
     size_t nfields;           /* pointer runs in fields, by increasing offset as named */
     const gort_field *fields; /* nfields runs */
     const char *name;         /* the struct's tag */
+    uint64_t ptrmask;         /* bit i set: word i holds pointers (words 0-63, what the
+                                 collector keeps per object; GORT_TYPE computes it) */
+    int has_ptrmask;          /* nonzero: ptrmask is filled in (a descriptor built by hand
+                                 may leave both 0: the collector then derives it from
+                                 fields); 2: also, the type has pointers and is at most
+                                 512 bytes (gort_new's fastest path; GORT_TYPE sets it) */
 } gort_type;
 
 /* Whether word i (i * sizeof(void *) bytes in) of an object of type t may
@@ -140,6 +147,17 @@ static inline int gort_type_is_pointer(const gort_type *t, size_t i) {
 #define GORT__EACH_31(m, T, f, ...) m(T, f) GORT__EACH_30(m, T, __VA_ARGS__)
 #define GORT__EACH_32(m, T, f, ...) m(T, f) GORT__EACH_31(m, T, __VA_ARGS__)
 
+/* The bits of field f's words among words 0-63 (shift counts masked so that
+ * no branch, even one not taken, shifts by 64 or more). */
+#define GORT__W0(T, f) (GORT__OFF(T, f) / sizeof(void *))
+#define GORT__NW(T, f) (GORT__LEN(T, f) / sizeof(void *))
+#define GORT__MASKBITS(T, f)                                                                       \
+    (GORT__W0(T, f) >= 64                                                                          \
+         ? 0                                                                                       \
+         : (GORT__NW(T, f) >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << (GORT__NW(T, f) & 63)) - 1))    \
+               << (GORT__W0(T, f) & 63)) |
+#define GORT__PTRMASK(T, n, ...) (GORT__FIELDS(GORT__MASKBITS, T, n, __VA_ARGS__)(uint64_t) 0)
+
 /* ptrdata, the largest field end: the size of a union of char arrays, one
  * per field, each as long as its field's end (0 without fields). */
 #define GORT__ENDMEMBER(T, f) char f[GORT__OFF(T, f) + GORT__LEN(T, f)];
@@ -151,13 +169,19 @@ static inline int gort_type_is_pointer(const gort_type *t, size_t i) {
 #define GORT__TYPE(T, n, ...)                                                                      \
     static const gort_field gort__fields_##T[] = {                                                 \
         GORT__FIELDS(GORT__FIELD, T, n, __VA_ARGS__){0, 0}};                                       \
-    const gort_type T##_type = {sizeof(struct T), GORT__PTRDATA(T, n, __VA_ARGS__), (n)-1,         \
-                                gort__fields_##T, #T}
+    const gort_type T##_type = {sizeof(struct T),                                                  \
+                                GORT__PTRDATA(T, n, __VA_ARGS__),                                  \
+                                (n)-1,                                                             \
+                                gort__fields_##T,                                                  \
+                                #T,                                                                \
+                                GORT__PTRMASK(T, n, __VA_ARGS__),                                  \
+                                1 + ((n) > 1 && sizeof(struct T) <= 512)}
 
 /* At file scope: defines const gort_type T_type for struct T, whose named
  * fields hold pointers: GORT_TYPE(T, fields...), or GORT_TYPE(T) for a
  * pointer-free type (C only: C++ forbids the type in sizeof). */
-#define GORT_TYPE(...)         GORT__TYPE_(GORT__HEAD(__VA_ARGS__), GORT__NARGS(__VA_ARGS__), __VA_ARGS__)
+#define GORT_TYPE(...)                                                                             \
+    GORT__TYPE_(GORT__HEAD(__VA_ARGS__), GORT__NARGS(__VA_ARGS__), __VA_ARGS__)
 #define GORT__TYPE_(T, n, ...) GORT__TYPE(T, n, __VA_ARGS__) /* expands T before ## */
 
 GORT_EXTERN_C_END

@@ -67,7 +67,7 @@
  *   never live across the switch, since the switch is an ordinary call.
  * - The switch is an ordinary function to the compiler (no returns_twice):
  *   it returns once, possibly much later and on another thread. Code must not
- *   keep a TLS address across it (DESIGN.md section 3).
+ *   keep a TLS address across it (docs/design.md, "Threads, goroutines and TLS").
  * - Signals: the switch changes rsp with one instruction, so at every point a
  *   handler runs on a valid stack with everything below rsp free. But for a
  *   few instructions rsp is already on the new stack while the scheduler still

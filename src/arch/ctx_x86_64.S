@@ -282,6 +282,37 @@ arch_ctx_resume_hook:
 arch_ctx_return_trap:
         .quad   abort
 
+/* void gort_syscall_enter(void): the public entry (sched/proc.c's
+ * syscall_enter_regs does the work). It passes the caller's callee-saved
+ * registers and stack pointer, which the garbage collector scans instead of
+ * signalling a thread that may be blocked in a system call: the caller's
+ * live values are in those registers or in its frames above that pointer,
+ * and stay there until gort_syscall_exit. */
+#ifndef GORT_PRELOAD /* libgort-malloc.so has no scheduler */
+        .text
+        .globl  gort_syscall_enter
+        .type   gort_syscall_enter, @function
+        .hidden gort__syscall_enter_regs
+gort_syscall_enter:
+        .cfi_startproc
+        subq    $56, %rsp
+        .cfi_adjust_cfa_offset 56
+        movq    %rbx, 0(%rsp)
+        movq    %rbp, 8(%rsp)
+        movq    %r12, 16(%rsp)
+        movq    %r13, 24(%rsp)
+        movq    %r14, 32(%rsp)
+        movq    %r15, 40(%rsp)
+        movq    %rsp, %rdi
+        leaq    56(%rsp), %rsi
+        call    gort__syscall_enter_regs
+        addq    $56, %rsp
+        .cfi_adjust_cfa_offset -56
+        ret
+        .cfi_endproc
+        .size   gort_syscall_enter, . - gort_syscall_enter
+#endif
+
 #endif /* __x86_64__ */
 
 /* No executable stack, on every architecture (an empty object included). */

@@ -87,6 +87,7 @@ static void parse_godebug(const char *s) {
         {"gctrace", &opts.debug.gctrace},         {"schedtrace", &opts.debug.schedtrace},
         {"scheddetail", &opts.debug.scheddetail}, {"gccheckmark", &opts.debug.gccheckmark},
         {"scavtrace", &opts.debug.scavtrace},     {"madvdontneed", &opts.debug.madvdontneed},
+        {"clobberfree", &opts.debug.clobberfree}, {"gcstoptheworld", &opts.debug.gcstoptheworld},
     };
     while (*s) {
         const char *end = strchr(s, ',');

@@ -1,6 +1,7 @@
 /* Configuration from the environment: every Go knob X is GORT_X, with Go's
  * syntax, read once through one options table that warns on a bad value and
- * keeps the default. Each knob also has an API call (DESIGN.md section 11). */
+ * keeps the default. Each knob is also to have an API call (docs/design.md,
+ * "Configuration"). */
 #ifndef GORT_BASE_ENV_H
 #define GORT_BASE_ENV_H
 
@@ -27,6 +28,8 @@ struct gort_options {
         int gccheckmark;
         int scavtrace;
         int madvdontneed; /* accepted for Go compatibility: we always use MADV_DONTNEED */
+        int clobberfree;  /* the sweeper fills freed GC objects with 0xdeadbeef */
+        int gcstoptheworld; /* 1: mark with the world stopped (Go's debugging mode) */
     } debug;
 };
 

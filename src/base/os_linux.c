@@ -22,6 +22,10 @@ void os_fail_after(int64_t n) {
     atomic_store_rel(&fail_countdown, n);
 }
 
+int64_t os_fail_pending(void) {
+    return atomic_load_acq(&fail_countdown);
+}
+
 /* mmap's error comes back in errno: read it at once, before any other call.
  * (Runtime code never keeps errno across a call that can switch goroutines.) */
 static int do_map(void **out, void *hint, size_t len, int prot, bool exact) {

@@ -53,9 +53,10 @@ enum {
     CHAN_SCAN_NONE,         /* gort_chan_make_noscan, and pointer-free types */
 };
 
-/* Go's hchan. TODO(gc): allocated with gort_malloc for now; the GC layer
- * makes it a GC object (buffer scanned as scan says), with barriered
- * element copies. */
+/* Go's hchan: a GC object (chan.c's makechan): the header and the buffer in
+ * one noscan or conservative object, or a typed header pointing to a typed
+ * buffer array. Element copies go through the write barrier while the
+ * collector marks (chan.c's elem_copy). */
 struct gort_chan {
     lock_t lock;
     uint32_t closed;           /* nonzero once closed; written under lock, read atomically */

@@ -26,15 +26,15 @@
  * Durations saturate: the deadline now + ns is capped at INT64_MAX, which
  * never comes (gort_after(INT64_MAX) never fires); ns <= 0 fires at once.
  *
- * gort_after's timer frees itself after it fires (nothing else refers to
- * it; its channel stays with the caller). TODO(gc): timers and their
- * channels become GC objects; until then, a gort_timer_new/gort_ticker_new
- * timer is never freed. */
+ * A gort_timer is a GC object, scanned conservatively: while armed, the
+ * timer heaps (a GC root) keep it, and it keeps its channel; otherwise the
+ * program's reference does. gort_after's, which nobody else refers to, is
+ * collected after it fired (its channel stays with the caller). */
 #include "chan/chan.h"
 
 #include "base/atomic.h"
 #include "base/fatal.h"
-#include "gort/malloc.h"
+#include "gort/gc.h"
 #include "gort/sched.h"
 
 #include <string.h>
@@ -71,23 +71,19 @@ static void sendtime(void *arg, uintptr_t seq) {
     unlock(&tm->lock);
 }
 
-/* gort_after's one-shot: nothing can stop or reset it, and after the send
- * nothing refers to it. The timer code reads nothing of a one-shot timer
- * after calling its f. */
+/* gort_after's one-shot: nothing can stop or reset it (no lock needed). */
 static void sendtime_once(void *arg, uintptr_t seq) {
     (void)seq;
     struct gort_timer *tm = arg;
     int64_t now = gort_nanotime();
     gort_chan_trysend(tm->c, &now);
-    gort_free(tm);
 }
 
 static struct gort_timer *newtimer(int64_t ns, int64_t period, void (*f)(void *, uintptr_t)) {
-    struct gort_timer *tm = gort_malloc(sizeof *tm);
+    struct gort_timer *tm = gort_alloc_conservative(sizeof *tm); /* zeroed */
     if (!tm) throw_oom(sizeof *tm);
-    memset(tm, 0, sizeof *tm);
     tm->lock = (lock_t)LOCK_INIT;
-    tm->c = gort_chan_make_noscan(sizeof(int64_t), 1);
+    tm->c = gort_chan_make_noscan(sizeof(int64_t), 1); /* both new: no barrier */
     tm->c->timer = 1;
     tm->ticker = period > 0;
     tm->t.when = deadline(ns);

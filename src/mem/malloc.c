@@ -48,13 +48,6 @@
 #define OOM(p) (p)
 #endif
 
-/* Go's class for n (mallocgc). */
-static inline unsigned class_of(size_t n) {
-    if (likely(n <= SMALL_SIZE_MAX))
-        return size_to_class8[(n + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV];
-    return size_to_class128[(n - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) / LARGE_SIZE_DIV];
-}
-
 /* The class for the C malloc family: Go's, except that requests over 8 bytes
  * get 16-aligned objects (max_align_t), so 17..24 bytes use the 32-byte class. */
 static inline unsigned malloc_class_of(size_t n) {
@@ -473,122 +466,6 @@ GORT_API void *gort_aligned_alloc(size_t align, size_t n) {
     if (align == 0 || (align & (align - 1))) return NULL;
     if (align < sizeof(void *)) align = sizeof(void *);
     return gort_posix_memalign(&p, align, n) == 0 ? p : NULL;
-}
-
-/* ---- GC memory (Go's mallocgc). ---- */
-
-/* Go's nextFreeFast: the next free slot from the 64-bit allocCache, or 0. */
-static inline uintptr_t next_free_fast(mspan *s) {
-    uint64_t cache = s->alloccache;
-    if (!cache) return 0;
-    unsigned bit = (unsigned)__builtin_ctzll(cache);
-    unsigned result = s->freeindex + bit;
-    if (result >= s->nelems) return 0;
-    unsigned fi = result + 1;
-    if (fi % 64 == 0 && fi != s->nelems) return 0;
-    s->alloccache = bit == 63 ? 0 : cache >> (bit + 1);
-    s->freeindex = (uint16_t)fi;
-    s->alloccount++;
-    return s->base + (uintptr_t)result * s->elemsize;
-}
-
-/* Go's nextFreeIndex: scans allocbits from freeindex for the next free slot. */
-static unsigned next_free_index(mspan *s) {
-    unsigned sfi = s->freeindex, n = s->nelems;
-    if (sfi >= n) return n;
-    uint64_t cache = s->alloccache;
-    while (!cache) {
-        sfi = (sfi + 64) & ~63u;
-        if (sfi >= n) {
-            s->freeindex = (uint16_t)n;
-            return n;
-        }
-        cache = ~s->allocbits[sfi / 64];
-    }
-    unsigned bit = (unsigned)__builtin_ctzll(cache);
-    unsigned result = sfi + bit;
-    if (result >= n) {
-        s->freeindex = (uint16_t)n;
-        return n;
-    }
-    sfi = result + 1;
-    s->alloccache = bit == 63 ? 0 : cache >> (bit + 1);
-    if (sfi % 64 == 0 && sfi != n) s->alloccache = ~s->allocbits[sfi / 64];
-    s->freeindex = (uint16_t)sfi;
-    return result;
-}
-
-static uintptr_t next_free_gc(mcache *c, unsigned spc, bool *fresh_span, mspan **sp) {
-    mspan *s = c->alloc_gc[spc];
-    uintptr_t v = next_free_fast(s);
-    if (!v) {
-        unsigned i = next_free_index(s);
-        if (i >= s->nelems) {
-            c->alloc_gc[spc] = &empty_mspan;
-            if (s != &empty_mspan) mcentral_uncache_span(s);
-            s = mcentral_cache_span(c, (uint8_t)(spc >> 1), SPAN_GC, spc & 1);
-            if (!s) return 0;
-            c->alloc_gc[spc] = s;
-            *fresh_span = true;
-            i = next_free_index(s);
-        }
-        s->alloccount++;
-        v = s->base + (uintptr_t)i * s->elemsize;
-    }
-    *sp = s;
-    return v;
-}
-
-void *mallocgc(size_t size, bool noscan, bool needzero) {
-    mcache *c = mcache_get();
-    if (unlikely(!c)) return NULL;
-    if (size == 0) size = 1;
-    if (size > MAX_SMALL_SIZE) {
-        bool zeroed;
-        void *p = malloc_large(size, 0, &zeroed);
-        if (!p) return NULL;
-        mspan *s = span_of((uintptr_t)p);
-        s->kind = SPAN_GC;
-        s->noscan = noscan;
-        if (needzero && !zeroed) memset(p, 0, s->npages * PAGE_SIZE);
-        return p;
-    }
-    bool fresh = false;
-    mspan *s;
-    if (noscan && size < 16) {
-        /* Go's tiny allocator: pointer-free objects under 16 bytes share one
-         * 16-byte block, aligned to their size's natural alignment. The block
-         * is freed only when every object in it is unreachable. */
-        uintptr_t off = c->tinyoffset;
-        if (!(size & 7))
-            off = (off + 7) & ~(uintptr_t)7;
-        else if (!(size & 3))
-            off = (off + 3) & ~(uintptr_t)3;
-        else if (!(size & 1))
-            off = (off + 1) & ~(uintptr_t)1;
-        if (off + size <= 16 && c->tiny) {
-            c->tinyoffset = off + size;
-            c->tiny_allocs++;
-            return (void *)(c->tiny + off);
-        }
-        unsigned spc = 2 << 1 | 1; /* class 2 (16 bytes), noscan */
-        uintptr_t v = next_free_gc(c, spc, &fresh, &s);
-        if (!v) return NULL;
-        memset((void *)v, 0, 16); /* tiny blocks are always zeroed: objects share them */
-        c->nmalloc[2]++;
-        if (size < c->tinyoffset || !c->tiny) { /* keep whichever block has more room */
-            c->tiny = v;
-            c->tinyoffset = size;
-        }
-        return (void *)v;
-    }
-    unsigned sc = class_of(size);
-    unsigned spc = sc << 1 | (noscan ? 1 : 0);
-    uintptr_t v = next_free_gc(c, spc, &fresh, &s);
-    if (!v) return NULL;
-    c->nmalloc[sc]++;
-    if (needzero && s->needzero) memset((void *)v, 0, s->elemsize);
-    return (void *)v;
 }
 
 #ifdef GORT_PRELOAD

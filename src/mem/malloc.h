@@ -1,5 +1,6 @@
 /* Internal allocation entry points (Go's malloc.go). The public malloc family
- * is in include/gort/malloc.h. */
+ * is in include/gort/malloc.h; GC allocation (Go's mallocgc) is the GC
+ * layer's (src/gc/mallocgc.c). */
 #ifndef GORT_MEM_MALLOC_H
 #define GORT_MEM_MALLOC_H
 
@@ -14,15 +15,8 @@
 #define malloc_direct_free           gort__malloc_direct_free
 #define malloc_direct_size           gort__malloc_direct_size
 #define malloc_roundup               gort__malloc_roundup
-#define mallocgc                     gort__mallocgc
 
 #include <stdint.h>
-
-/* Go's mallocgc: an object of size bytes in GC memory (SPAN_GC spans);
- * noscan objects under 16 bytes share 16-byte tiny blocks. Zeroed when
- * needzero and the memory may hold old data. NULL when out of memory.
- * The GC layer builds gort_new/gort_alloc_noscan on this. */
-void *mallocgc(size_t size, bool noscan, bool needzero);
 
 /* Object size that serves a request of n bytes (Go's roundupsize). */
 size_t malloc_roundup(size_t n);

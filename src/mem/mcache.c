@@ -17,6 +17,8 @@ mcache empty_mcache = {
     .last = &empty_mcache, /* MCACHE_NO_LAST */
 };
 
+void (*mcache_gc_flush_hook)(mcache *c);
+
 __thread mcache *tls_mcache __attribute__((tls_model("initial-exec"))) = &empty_mcache;
 
 static lock_t mcache_lock = LOCK_INIT; /* guards the free list and the pool */
@@ -258,14 +260,9 @@ void mcache_flush(mcache *c) {
     }
     /* Frees that raced with the loop above pushed onto our ready stack. */
     drain_ready(c);
-    for (int i = 2; i < NUM_SIZE_CLASSES * 2; i++) {
-        mspan *s = c->alloc_gc[i];
-        if (s != &empty_mspan) {
-            c->alloc_gc[i] = &empty_mspan;
-            mcentral_uncache_span(s);
-        }
-    }
-    c->tiny = c->tinyoffset = 0;
+    /* GC spans belong to the collector's centrals (src/gc). */
+    void (*gc_flush)(mcache *) = mcache_gc_flush_hook;
+    if (gc_flush) gc_flush(c);
     mcache_flush_large(c);
 }
 

@@ -28,6 +28,7 @@
 #define mcache_atfork_prepare   gort__mcache_atfork_prepare
 #define mcache_flush            gort__mcache_flush
 #define mcache_flush_large      gort__mcache_flush_large
+#define mcache_gc_flush_hook    gort__mcache_gc_flush_hook
 #define mcache_get              gort__mcache_get
 #define mcache_new              gort__mcache_new
 #define mcache_owned_span_freed gort__mcache_owned_span_freed
@@ -50,6 +51,7 @@ typedef struct mcache {
                                               frees), by class; local frees are not counted:
                                               memstats derives them from the spans */
     mspan *alloc_gc[NUM_SIZE_CLASSES * 2]; /* GC memory, by span class */
+    uint32_t gc_flushgen;                  /* the GC's flush generation it last matched */
     uintptr_t tiny;                        /* current 16-byte tiny block, or 0 */
     uintptr_t tinyoffset;                  /* next free byte in it */
     uint64_t tiny_allocs;                  /* tiny objects combined into blocks */
@@ -88,6 +90,8 @@ mspan *mcache_refill_malloc(mcache *c, unsigned sc);
 void mcache_owned_span_freed(mcache *c, mspan *s);
 /* A remote free cleared TFREE_NOTIFY on s: hand s to its owner or its central. */
 void span_notify(mspan *s);
+/* Installed by the GC layer: gives back c's GC spans (mcache_flush calls it). */
+extern void (*mcache_gc_flush_hook)(mcache *c);
 /* Flushes the calling thread's large-span cache. */
 void mcache_flush_large(mcache *c);
 /* fork handlers for the mcache pool's lock. */

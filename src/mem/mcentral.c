@@ -18,13 +18,13 @@ typedef struct mcentral {
     char pad[64 - sizeof(lock_t) - sizeof(mspan *)];
 } __attribute__((aligned(64))) mcentral;
 
-/* [0][sizeclass] explicit memory; [1][sizeclass << 1 | noscan] GC memory. */
+/* Explicit memory, by size class (GC spans have the GC layer's centrals,
+ * src/gc/mgccentral.c). */
 static mcentral central_malloc[NUM_SIZE_CLASSES];
-static mcentral central_gc[NUM_SIZE_CLASSES * 2];
 
 static mcentral *central_of(uint8_t sizeclass, uint8_t kind, bool noscan) {
-    return kind == SPAN_MALLOC ? &central_malloc[sizeclass]
-                               : &central_gc[(unsigned)sizeclass << 1 | (noscan ? 1 : 0)];
+    (void)kind, (void)noscan;
+    return &central_malloc[sizeclass];
 }
 
 static void list_push(mcentral *m, mspan *s) {
@@ -70,7 +70,6 @@ size_t span_collect_tfree(mspan *s) {
 }
 
 static bool span_has_free(mspan *s) {
-    if (s->kind == SPAN_GC) return s->alloccount < s->nelems;
     return s->freelist || s->freeindex < s->nelems ||
            (atomic_load_relaxed(&s->tfree) & ~TFREE_NOTIFY);
 }
@@ -146,15 +145,12 @@ size_t mcentral_reclaim(void) {
 
 void mcentral_lock_all(void) {
     for (int i = 0; i < NUM_SIZE_CLASSES; i++) lock(&central_malloc[i].lock);
-    for (int i = 0; i < NUM_SIZE_CLASSES * 2; i++) lock(&central_gc[i].lock);
 }
 
 void mcentral_unlock_all(void) {
-    for (int i = NUM_SIZE_CLASSES * 2 - 1; i >= 0; i--) unlock(&central_gc[i].lock);
     for (int i = NUM_SIZE_CLASSES - 1; i >= 0; i--) unlock(&central_malloc[i].lock);
 }
 
 void mcentral_reinit_locks(void) {
     for (int i = 0; i < NUM_SIZE_CLASSES; i++) central_malloc[i].lock = (lock_t)LOCK_INIT;
-    for (int i = 0; i < NUM_SIZE_CLASSES * 2; i++) central_gc[i].lock = (lock_t)LOCK_INIT;
 }

@@ -95,7 +95,6 @@ mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool nos
         s->nelems = 1;
         s->divmagic = 0; /* every offset maps to object 0 */
     }
-    s->alloccache = ~(uint64_t)0;
     atomic_xadd(&mheap_stats.epoch, 1);
     arena_set_spans(base, npages, s);
     (void)released;

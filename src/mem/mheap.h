@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 /* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
+#define memstats_gc_hook      gort__memstats_gc_hook
 #define mheap_alloc_span      gort__mheap_alloc_span
 #define mheap_atfork_child    gort__mheap_atfork_child
 #define mheap_atfork_parent   gort__mheap_atfork_parent
@@ -37,6 +38,11 @@ struct mheap_stats {
 };
 extern struct mheap_stats mheap_stats;
 extern lock_t mheap_lock; /* guards the span fixalloc */
+
+/* Installed by the GC layer: adds the collector's figures to MemStats
+ * (gort_read_memstats calls it last). */
+struct gort_memstats;
+extern void (*memstats_gc_hook)(struct gort_memstats *ms);
 
 /* Makes the heap usable; idempotent and thread-safe. Returns 0 or -ENOMEM. */
 int mheap_init(void);

@@ -65,12 +65,18 @@ enum span_list { ON_NONE = 0, ON_CENTRAL = 1, ON_LOCAL_PARTIAL = 2, ON_LOCAL_FUL
 #define BITMAP_WORDS (MAX_OBJS_PER_SPAN / 64)
 
 struct mcache;
+struct special;
 
 typedef struct mspan {
     /* Line 0: everything malloc's and free's fast paths touch, including the
      * first word of allocbits (objects 0-63: all of them in the spans of
      * classes from 128 bytes up), so a free into a cold span misses once. */
-    void *freelist;       /* owner-local free objects, linked through their first word */
+    union {
+        void *freelist;      /* explicit: owner-local free objects, linked through their
+                                first word */
+        uint64_t alloccache; /* GC: Go's allocCache, the complement of allocbits from
+                                freeindex (in line 0: gort_new's fast path reads it) */
+    };
     uintptr_t base;       /* address of the first object (page-aligned) */
     struct mcache *owner; /* the mcache owning this span (SPAN_MALLOC) or caching it (GC) */
     uintptr_t tfree;      /* atomic: remotely freed objects | TFREE_NOTIFY */
@@ -78,7 +84,10 @@ typedef struct mspan {
     uint32_t elemsize;    /* object size; for large spans npages * PAGE_SIZE (0 if >= 4 GiB) */
     uint16_t freeindex;   /* first never-allocated slot (malloc) / Go's freeindex (gc) */
     uint16_t nelems;      /* objects in the span */
-    uint16_t allocated;   /* SPAN_MALLOC: live objects (remote frees count once taken over) */
+    union {
+        uint16_t allocated;  /* SPAN_MALLOC: live objects (remote frees count once taken over) */
+        uint16_t alloccount; /* SPAN_GC: objects allocated (Go's allocCount) */
+    };
     uint8_t sizeclass;    /* 0 for large spans */
     uint8_t small_malloc; /* 1: in use, SPAN_MALLOC, sizeclass != 0: the free fast path */
     uint8_t kind;         /* enum span_kind */
@@ -95,12 +104,22 @@ typedef struct mspan {
     size_t npages;
     struct mspan *next, *prev; /* the list named by on_list */
     struct mspan *xnext;       /* link on an mcache's ready stack */
-    uint64_t alloccache;       /* Go's allocCache: complement of allocbits from freeindex (gc) */
-    uint16_t alloccount;       /* SPAN_GC: objects allocated (Go's allocCount) */
     uint8_t xqueued;           /* atomic: on a ready stack (pushed at most once) */
     uint8_t noscan;            /* SPAN_GC: objects hold no pointers */
     uint8_t large_free;        /* large span parked free in an mcache's large cache */
     uint64_t markbits[BITMAP_WORDS];
+
+    /* GC spans (SPAN_GC): the collector's per-span state (src/gc). */
+    uint32_t sweepgen;        /* Go's protocol against gc_sweepgen (mgcsweep.c) */
+    uint32_t markgen;         /* the mark phase fi_markstart belongs to (gc_markgen) */
+    uint16_t fi_markstart;    /* freeindex when that mark phase first allocated here: the
+                                 slots handed out from there on are allocated black */
+    uint8_t heapbits;         /* small scan objects: pointer bits at the span's end (mbitmap.h) */
+    uint8_t sweep_on;         /* on a GC central list: which (enum gc_span_list) */
+    const void *largetype;    /* large GC objects: the object's type word (mbitmap.h) */
+    struct special *specials; /* finalizers, weak handles, cleanups by offset (mfinal.c) */
+    uint64_t *checkbits;      /* GORT_GODEBUG=gccheckmark: this span's check marks */
+    uint32_t checkgen;        /* the check pass checkbits belongs to */
 } __attribute__((aligned(64))) mspan;
 
 _Static_assert(__builtin_offsetof(mspan, key) == 56, "the fast paths' fields share line 0");

@@ -23,6 +23,8 @@
 
 #include <string.h>
 
+void (*memstats_gc_hook)(gort_memstats *ms);
+
 static uint64_t frees_seen[NUM_SIZE_CLASSES]; /* the highest derived so far, by class */
 
 /* Adds the live small objects of every in-use span, by class. Racy reads
@@ -140,4 +142,6 @@ GORT_API void gort_read_memstats(gort_memstats *ms) {
     ms->sys = ms->heap_sys + ms->stack_sys + ms->mspan_sys + ms->mcache_sys + ms->buck_hash_sys +
               ms->gc_sys + ms->other_sys;
     ms->enable_gc = true;
+    void (*gc)(gort_memstats *) = memstats_gc_hook;
+    if (gc) gc(ms);
 }

@@ -66,17 +66,27 @@
  *
  * Deadlock (checkdead): when the last M goes idle with nothing runnable, no
  * goroutine in a syscall (its M is not idle), no timer armed (the M that
- * would sleep until it is not idle either), no external waiter and no
- * thread that gort did not start (a plain thread may still complete what
- * the goroutines wait for; sysmon looks again every 100 ms until none is
- * left), the program dies with Go's message and the goroutine dump.
+ * would sleep until it is not idle either), no external waiter (a
+ * goroutine parked on I/O, which the poller will wake) and no thread that
+ * gort did not start (a plain thread may still complete what the goroutines
+ * wait for; sysmon looks again every 100 ms until none is left), the
+ * program dies with Go's message and the goroutine dump.
+ *
+ * The network poller (src/net, through sched_netpoll; runtime2.h) enters
+ * the scheduler at three places, as in Go's findRunnable and sysmon:
+ * find_runnable polls without blocking before it steals, while goroutines
+ * wait on I/O and no M is blocked in the poller; the timer sleeper (below)
+ * sleeps in the poller instead of on its futex once the poller is in use,
+ * and a kick (sched_timer_kick) then reaches it through the poller's
+ * eventfd; and sysmon polls when nobody has for 10 ms. What a poll unblocks
+ * is made runnable by injectglist.
  *
  * Elsewhere: sysmon and its policies (retake, preemption, stack trimming,
  * schedtrace) in sysmon.c, the goroutine dump in traceback.c, both behind
  * proc.h; stop-the-world by signals in stw.c; timers in time.c. Not here:
- * netpoll (sched.external_waiters is its hook) and asynchronous
- * preemption of C code (unsafe: a goroutine stopped anywhere may hold a
- * libc lock; docs/design.md). */
+ * the poller itself (src/net) and asynchronous preemption of C code
+ * (unsafe: a goroutine stopped anywhere may hold a libc lock;
+ * docs/design.md). */
 #define _GNU_SOURCE
 #include "sched/proc.h"
 
@@ -107,6 +117,8 @@
 schedt sched = {.lock = LOCK_INIT, .gflock = LOCK_INIT};
 p *allp[MAX_GOMAXPROCS];
 __thread m *tls_m __attribute__((tls_model("initial-exec")));
+g *(*sched_netpoll)(int64_t delay_ns, int32_t *n);
+void (*sched_netpoll_break)(void);
 
 const char *const wait_reason_strings[WAIT_REASON_COUNT] = {
     [WAIT_REASON_ZERO] = "",
@@ -138,9 +150,12 @@ const char *const wait_reason_strings[WAIT_REASON_COUNT] = {
     [WAIT_REASON_DEBUG_CALL] = "debug call",
 };
 
-static m *m0;                         /* the thread that called gort_main */
-static m *allm;                       /* all Ms, push-only (acquire loads) */
-g *allgs;                             /* all user Gs ever made, push-only (acquire loads) */
+static m *m0;   /* the thread that called gort_main */
+static m *allm; /* all Ms, push-only (acquire loads) */
+g *allgs;       /* all user Gs ever made, push-only (acquire loads) */
+void (*sched_gc_newproc_hook)(void *arg);
+void (*sched_gc_sysmon_hook)(void);
+uintptr_t sched_main_stack_lo, sched_main_stack_hi;
 static lock_t alloc_lock = LOCK_INIT; /* the G, M and P pools; leaf */
 static fixalloc g_pool, m_pool;
 static uint64_t sched_sys; /* bytes mapped for G/M/P records */
@@ -150,13 +165,8 @@ static sigset_t user_sigmask;  /* restored on every M: goroutines see the progra
 static uint32_t exit_park_word;
 
 /* The thread stack of an M (its g0: the scheduler, timers' callbacks, the
- * fatal-error dump) and of sysmon. The default (RLIMIT_STACK, 8 MiB) would
- * be address space for nothing: Go's g0 has 16 KiB. */
-#if GORT_HAVE_ASAN
-#define M_STACK_SIZE ((size_t)4 << 20)
-#else
-#define M_STACK_SIZE ((size_t)1 << 20)
-#endif
+ * fatal-error dump) and of sysmon: a runtime thread's (Go's g0 has 16 KiB). */
+#define M_STACK_SIZE OS_THREAD_STACK
 
 enum {
     GOIDCACHE = 16,
@@ -867,6 +877,7 @@ static __attribute__((aligned(64))) void *resume_hook(void *arg) {
 static void execute(m *mp, g *gp, bool inherit) {
     mp->curg = gp;
     gp->m = mp;
+    gp->runseq++; /* before the status: a concurrent stack scan checks both */
     setgstatus(gp, G_RUNNABLE, G_RUNNING);
     gp->preempt = false;
     if (!inherit) {
@@ -905,6 +916,7 @@ static __attribute__((aligned(64))) m *switch_out(m *mp, g *gp, bool dying) {
     if (!next) return gswitch(mp, gp, mp->g0, dying);
     mp->curg = next;
     next->m = mp;
+    next->runseq++;
     setgstatus(next, G_RUNNABLE, G_RUNNING);
     next->preempt = false;
     if (!inherit) {
@@ -980,32 +992,61 @@ static g *steal_work(m *mp, bool *new_work) {
     return NULL;
 }
 
-/* Sleeps until the earliest timer (or a kick), as the one timer sleeper.
- * False if another M already is. On g0, no P. */
-static bool timer_sleep(m *mp, int64_t until) {
+/* Sleeps until the earliest timer (until; 0: none) or a kick, as the one
+ * sleeper: on the futex tsleep_seq, or, once the network poller is in use,
+ * in the poller (epoll_wait until the timer; a kick is an eventfd write), and
+ * then returns in *list the n goroutines it unblocked (G_WAITING). False if
+ * another M already is the sleeper. On g0, no P.
+ *
+ * A kicker (sched_timer_kick) reads tsleep_until and then tsleep_poll: the
+ * sleeper publishes tsleep_poll before tsleep_until (a release store), so a
+ * kicker that sees until sees the mode; one that sees 0 kicks both ways. */
+static bool timer_sleep(m *mp, int64_t until, g **list, int32_t *n) {
     (void)mp;
+    *list = NULL;
+    *n = 0;
     uint32_t z = 0;
     if (!atomic_cas(&sched.tsleeping, &z, 1)) return false;
     uint32_t seq = atomic_load_acq(&sched.tsleep_seq);
-    atomic_store_relaxed(&sched.tsleep_until, until);
+    g *(*poll)(int64_t, int32_t *) = atomic_load_acq(&sched_netpoll);
+    atomic_store_relaxed(&sched.tsleep_poll, poll != NULL);
+    atomic_store_rel(&sched.tsleep_until, until ? until : INT64_MAX);
     atomic_fence(); /* pairs with sched_timer_armed: one of us sees the other */
     int64_t u2 = timers_next_when();
-    if (u2 != 0 && u2 < until) until = u2;
+    if (u2 != 0 && (until == 0 || u2 < until)) until = u2;
     int64_t now = nanotime();
-    if (until > now && !atomic_load_acq(&sched.exiting))
-        futex_sleep(&sched.tsleep_seq, seq, until - now);
+    if (!atomic_load_acq(&sched.exiting)) {
+        if (poll) {
+            *list = poll(until == 0 ? -1 : until > now ? until - now : 0, n);
+            atomic_store_relaxed(&sched.lastpoll, nanotime());
+        } else if (until > now) {
+            futex_sleep(&sched.tsleep_seq, seq, until - now);
+        }
+    }
     atomic_store_relaxed(&sched.tsleep_until, 0);
     atomic_store_rel(&sched.tsleeping, 0);
     return true;
 }
 
+/* Wakes the sleeper whichever way it sleeps (both when unknown). */
+static void sleeper_wake(bool futex, bool poll) {
+    if (futex) {
+        atomic_xadd(&sched.tsleep_seq, 1);
+        futex_wake(&sched.tsleep_seq, 1);
+    }
+    void (*brk)(void) = atomic_load_acq(&sched_netpoll_break);
+    if (poll && brk) brk();
+}
+
 bool sched_timer_kick(int64_t when) {
     atomic_fence();
     if (!atomic_load_acq(&sched.tsleeping)) return false;
-    int64_t u = atomic_load_relaxed(&sched.tsleep_until);
-    if (u == 0 || when < u) {
-        atomic_xadd(&sched.tsleep_seq, 1);
-        futex_wake(&sched.tsleep_seq, 1);
+    int64_t u = atomic_load_acq(&sched.tsleep_until);
+    if (u == 0) {
+        sleeper_wake(true, true); /* it has not said how it sleeps yet */
+    } else if (when < u) {
+        bool poll = atomic_load_relaxed(&sched.tsleep_poll);
+        sleeper_wake(!poll, poll);
     }
     return true;
 }
@@ -1014,6 +1055,56 @@ void sched_timer_armed(int64_t when) {
     if (sched_timer_kick(when)) return;
     m *mp = tls_m;
     if (!mp || !mp->p) wakep(); /* an M with a P runs its own timers */
+}
+
+/* Whether an M looking for work should poll the network without blocking:
+ * goroutines wait on it and no M is blocked in the poller (which would see
+ * the same events; Go's "lastpoll != 0"). */
+static inline bool netpoll_worth_polling(void) {
+    return atomic_load_relaxed(&sched_netpoll) != NULL &&
+           atomic_load_relaxed(&sched.external_waiters) > 0 &&
+           !(atomic_load_relaxed(&sched.tsleeping) && atomic_load_relaxed(&sched.tsleep_poll));
+}
+
+/* Starts Ms for up to n idle Ps (Go's startIdle). No lock held. */
+static void start_idle(int32_t n) {
+    for (; n > 0 && atomic_load_relaxed(&sched.npidle) > 0; n--) startm(NULL, false);
+}
+
+void injectglist(m *mp, g *list, int32_t n) {
+    if (!list) return;
+    g *tail = list;
+    for (g *gp = list; gp; gp = gp->schedlink) {
+        ready_status(gp);
+        tail = gp;
+    }
+    p *pp = mp ? mp->p : NULL;
+    if (!pp) {
+        lock(&sched.lock);
+        globrunqputbatch(list, tail, n);
+        unlock(&sched.lock);
+        start_idle(n);
+        return;
+    }
+    /* As many as there are idle Ps go to the global queue, each with an M
+     * to run it; the rest onto our own queue (Go's injectglist). */
+    int32_t nglob = (int32_t)atomic_load_relaxed(&sched.npidle);
+    if (nglob > n) nglob = n;
+    if (nglob > 0) {
+        g *last = list;
+        for (int32_t i = 1; i < nglob; i++) last = last->schedlink;
+        g *rest = last->schedlink;
+        lock(&sched.lock);
+        globrunqputbatch(list, last, nglob);
+        unlock(&sched.lock);
+        start_idle(nglob);
+        list = rest;
+    }
+    while (list) {
+        g *next = list->schedlink; /* runqput may relink it */
+        runqput(pp, list, false);
+        list = next;
+    }
 }
 
 /* Finds a runnable G (Go's findRunnable): local queue, global queue,
@@ -1031,6 +1122,19 @@ top:;
         gp = globrunqget(pp, 0);
         unlock(&sched.lock);
         if (gp) {
+            *inherit = false;
+            return gp;
+        }
+    }
+    /* The network, without blocking, before stealing (Go's findRunnable). */
+    if (netpoll_worth_polling()) {
+        int32_t n;
+        g *list = sched_netpoll(0, &n);
+        atomic_store_relaxed(&sched.lastpoll, nanotime());
+        if (list) {
+            gp = list;
+            ready_status(gp);
+            injectglist(mp, gp->schedlink, n - 1);
             *inherit = false;
             return gp;
         }
@@ -1093,19 +1197,35 @@ top:;
             }
         }
     }
-    /* Timers: one M sleeps until the earliest, then runs them. */
+    /* Timers and the network: one M sleeps until the earliest timer, in the
+     * poller once it is in use (and then, while goroutines wait on I/O, even
+     * with no timer armed), and runs what it finds. */
     int64_t until = timers_next_when();
-    if (until != 0) {
-        if (timer_sleep(mp, until)) {
+    bool poll =
+        atomic_load_acq(&sched_netpoll) != NULL && atomic_load_relaxed(&sched.external_waiters) > 0;
+    if (until != 0 || poll) {
+        g *list;
+        int32_t n;
+        if (timer_sleep(mp, until, &list, &n)) {
             lock(&sched.lock);
             p *p2 = pidleget();
             unlock(&sched.lock);
             if (p2) {
                 acquirep(mp, p2);
                 run_all_timers();
+                if (list) {
+                    gp = list;
+                    ready_status(gp);
+                    injectglist(mp, gp->schedlink, n - 1);
+                    *inherit = false;
+                    return gp;
+                }
                 goto top;
             }
-        } else {
+            injectglist(mp, list, n); /* no P: the global queue */
+        } else if (poll && !atomic_load_acq(&sched.tsleep_poll)) {
+            sleeper_wake(true, false); /* it sleeps on the futex: have it poll */
+        } else if (until != 0) {
             sched_timer_kick(until); /* the sleeper may sleep too long */
         }
     }
@@ -1266,15 +1386,31 @@ static void schedule(m *mp) {
 }
 
 /* A new M's thread. */
+/* The top of the calling thread's stack (0 if unknown): os_thread_start's
+ * record, or (m0) pthread_getattr_np's, which would allocate with libc's
+ * malloc on a new thread (base/thread.c says why not). */
+static uintptr_t thread_stack_hi(void) {
+    uintptr_t hi = os_thread_stack_hi();
+    if (hi) return hi;
+    pthread_attr_t a;
+    void *addr = NULL;
+    size_t size = 0;
+    if (pthread_getattr_np(pthread_self(), &a) != 0) return 0;
+    pthread_attr_getstack(&a, &addr, &size);
+    pthread_attr_destroy(&a);
+    return addr ? (uintptr_t)addr + size : 0;
+}
+
 static void mstart(void *arg) {
     m *mp = arg;
     tls_m = mp;
     mp->tid = os_gettid();
-    mp->thread = pthread_self();
-    atomic_store_rel(&mp->thread_valid, true);
+    mp->st.thread = pthread_self();
+    atomic_store_rel(&mp->st.thread_valid, true);
     pthread_sigmask(SIG_SETMASK, &user_sigmask, NULL);
     stw_thread_init();
     if (stack_thread_init() < 0) throw("cannot set up the signal stack of a new M");
+    mp->stack_hi = thread_stack_hi();
     acquirep(mp, mp->nextp);
     mp->nextp = NULL;
     schedule(mp);
@@ -1399,6 +1535,7 @@ static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, int 
     gp->fn = fn;
     gp->arg = arg;
     gp->param = NULL;
+    if (unlikely(sched_gc_newproc_hook != NULL)) sched_gc_newproc_hook(arg);
     gp->preempt = false;
     gp->waitreason = 0;
     gp->lockedm = NULL;
@@ -1544,12 +1681,17 @@ void sched_external_waiters_add(int delta) {
 
 /* ---- syscalls ---------------------------------------------------------------------------- */
 
-void gort_syscall_enter(void) {
+/* gort_syscall_enter is an assembler stub (src/arch) that passes the
+ * caller's callee-saved registers and stack pointer, which the GC scans
+ * instead of stopping the thread. */
+void syscall_enter_regs(const uintptr_t *regs, uintptr_t sp) {
     m *mp = tls_m;
     if (!mp || !mp->curg) return;
     g *gp = mp->curg;
     if (unlikely(!mp->p)) throw("gort_syscall_enter: already in a syscall (calls do not nest)");
     p *pp = mp->p;
+    for (int i = 0; i < 6; i++) gp->syscall_regs[i] = regs[i];
+    gp->syscallsp = sp;
     setgstatus(gp, G_RUNNING, G_SYSCALL);
     pp->syscalltick++;
     mp->oldp = pp;
@@ -1592,6 +1734,7 @@ void gort_syscall_exit(void) {
         atomic_store_rel(&oldp->m, mp);
         mp->saved_mcache = tls_mcache;
         tls_mcache = oldp->mcache;
+        gp->runseq++;
         setgstatus(gp, G_SYSCALL, G_RUNNING);
         stw_check(mp);
         return;
@@ -1602,6 +1745,7 @@ void gort_syscall_exit(void) {
         unlock(&sched.lock);
         if (pp) {
             acquirep(mp, pp);
+            gp->runseq++;
             setgstatus(gp, G_SYSCALL, G_RUNNING);
             return;
         }
@@ -1641,15 +1785,17 @@ void gort_unlock_os_thread(void) {
  * syscall), as a thread that is not the forking one is gone in any child.
  * Every other goroutine is kept: parked ones stay parked, runnable ones run.
  *
- * Before (fork_prepare, in the forking thread): every M that holds a P is
- * asked to park at the top of schedule(), on g0, where none of its
- * goroutines is in flight and its queues are whole (forkwait and
- * must_sched); the fork waits for that up to FORK_WAIT_NS. Then the world
- * stops (stw.c): Ms that did not park (a goroutine in a C loop without a
- * preemption point) stop by signal, outside runtime locks. Then the
- * scheduler's locks are taken (sched.lock, every P's timers_lock, gflock,
- * alloc_lock), so that sysmon, Ms without a P and plain threads are out of
- * them; the allocator's and the stack pool's own fork handlers take theirs.
+ * Before (fork_prepare, in the forking thread): the collector waits out a
+ * cycle in progress (sched_gc_fork_hook). Every M that holds a P is asked
+ * to park at the top of schedule(), on g0, where none of its goroutines is
+ * in flight and its queues are whole (forkwait and must_sched); the fork
+ * waits for that up to FORK_WAIT_NS. Then the world stops (stw.c): Ms that
+ * did not park (a goroutine in a C loop without a preemption point) and
+ * registered foreign threads stop by signal, outside runtime locks. Then
+ * the scheduler's locks are taken (sched.lock, every P's timers_lock,
+ * gflock, alloc_lock), the stack pool's, the collector's, and last (its own
+ * handlers) the allocator's: so no thread holds one of them at the fork.
+ * One pthread_atfork triple (sched_fork_register) keeps that order.
  *
  * In the child (fork_child): the locks are fresh; every other M is marked
  * dead; a P held by a parked M or idle keeps its goroutines (they move to
@@ -1671,10 +1817,12 @@ void gort_unlock_os_thread(void) {
 
 #define FORK_WAIT_NS ((int64_t)5 * 1000 * 1000)
 
-static uint32_t fork_mu;    /* one fork at a time: 0 free, 1 held, 2 with waiters */
-static bool fork_active;    /* fork_prepare did its work (parent and child undo it) */
-static int fork_lock_depth; /* the forking thread's lock_depth before the locks */
-static uint32_t fork_gen;   /* forkmark of the current rebuild */
+static uint32_t fork_mu;  /* one fork at a time: 0 free, 1 held, 2 with waiters */
+static bool fork_active;  /* the scheduler's part ran (gort_main had started) */
+static uint32_t fork_gen; /* forkmark of the current rebuild */
+
+static void fork_child(void);
+static void fork_rebuild(void);
 
 /* At the top of schedule(): a fork waits for this M to stop with nothing in
  * flight. Keeps its P; returns when the fork is done (in the parent). */
@@ -1686,51 +1834,79 @@ static __attribute__((noinline)) void fork_park(m *mp) {
     atomic_store_rel(&mp->fork_parked, false);
 }
 
+void (*sched_gc_fork_hook)(int phase);
+static int fork_depth0;           /* the forking thread's lock_depth before any */
+static void (*fork_gc_hook)(int); /* the hook of this fork */
+
+/* The fork handlers' order (pthread_atfork calls these before the
+ * allocator's, whose locks come after every one of ours): the collector
+ * waits out a cycle; Ms park, then the world stops; the scheduler's locks;
+ * the stack pool's; the collector's. Without gort_main, only the
+ * stop-the-world mutexes and the collector's part. */
 static void fork_prepare(void) {
-    if (!atomic_load_acq(&started)) return;
+    fork_depth0 = lock_depth;
     uint32_t z = 0;
     if (!atomic_cas(&fork_mu, &z, 1))
         while (atomic_xchg(&fork_mu, 2) != 0) futex_sleep(&fork_mu, 2, -1);
-    m *self = tls_m;
-    atomic_store_rel(&sched.forkparked, 0);
-    atomic_store_rel(&sched.forkwait, 1);
-    int32_t np = atomic_load_acq(&sched.nallp);
-    for (int32_t i = 0; i < np; i++) atomic_store_rel(&allp[i]->must_sched, 1);
-    int64_t deadline = nanotime() + FORK_WAIT_NS;
-    for (;;) {
-        bool all = true;
-        for (int32_t i = 0; i < np && all; i++) {
-            p *pp = allp[i];
-            m *pm = atomic_load_acq(&pp->m);
-            if (atomic_load_acq(&pp->status) == P_RUNNING && pm && pm != self &&
-                !atomic_load_acq(&pm->fork_parked))
-                all = false;
+    fork_gc_hook = atomic_load_acq(&sched_gc_fork_hook);
+    if (fork_gc_hook) fork_gc_hook(0);
+    fork_active = atomic_load_acq(&started);
+    if (!fork_active) {
+        stw_atfork_prepare();
+    } else {
+        m *self = tls_m;
+        atomic_store_rel(&sched.forkparked, 0);
+        atomic_store_rel(&sched.forkwait, 1);
+        int32_t np = atomic_load_acq(&sched.nallp);
+        for (int32_t i = 0; i < np; i++) atomic_store_rel(&allp[i]->must_sched, 1);
+        int64_t deadline = nanotime() + FORK_WAIT_NS;
+        for (;;) {
+            bool all = true;
+            for (int32_t i = 0; i < np && all; i++) {
+                p *pp = allp[i];
+                m *pm = atomic_load_acq(&pp->m);
+                if (atomic_load_acq(&pp->status) == P_RUNNING && pm && pm != self &&
+                    !atomic_load_acq(&pm->fork_parked))
+                    all = false;
+            }
+            if (all || nanotime() > deadline) break;
+            uint32_t seen = atomic_load_acq(&sched.forkparked);
+            futex_sleep(&sched.forkparked, seen, 100 * 1000);
         }
-        if (all || nanotime() > deadline) break;
-        uint32_t seen = atomic_load_acq(&sched.forkparked);
-        futex_sleep(&sched.forkparked, seen, 100 * 1000);
+        stop_the_world("fork"); /* holds stop-the-world's mutexes until the end */
+        lock(&sched.lock);
+        for (int32_t i = 0; i < np; i++) lock(&allp[i]->timers_lock);
+        lock(&sched.gflock);
+        lock(&alloc_lock);
     }
-    stop_the_world("fork");
-    fork_lock_depth = lock_depth;
-    lock(&sched.lock);
-    for (int32_t i = 0; i < np; i++) lock(&allp[i]->timers_lock);
-    lock(&sched.gflock);
-    lock(&alloc_lock);
-    fork_active = true;
+    stack_atfork_prepare();
+    if (fork_gc_hook) fork_gc_hook(1);
 }
 
 static void fork_parent(void) {
-    if (!fork_active) return;
+    if (fork_gc_hook) fork_gc_hook(2);
+    stack_atfork_parent();
+    if (!fork_active) {
+        stw_atfork_parent();
+    } else {
+        int32_t np = atomic_load_acq(&sched.nallp);
+        unlock(&alloc_lock);
+        unlock(&sched.gflock);
+        for (int32_t i = np - 1; i >= 0; i--) unlock(&allp[i]->timers_lock);
+        unlock(&sched.lock);
+        atomic_store_rel(&sched.forkwait, 0);
+        futex_wake(&sched.forkwait, INT32_MAX);
+        start_the_world();
+    }
+    if (fork_gc_hook) fork_gc_hook(3);
     fork_active = false;
-    int32_t np = atomic_load_acq(&sched.nallp);
-    unlock(&alloc_lock);
-    unlock(&sched.gflock);
-    for (int32_t i = np - 1; i >= 0; i--) unlock(&allp[i]->timers_lock);
-    unlock(&sched.lock);
-    atomic_store_rel(&sched.forkwait, 0);
-    futex_wake(&sched.forkwait, INT32_MAX);
-    start_the_world();
     if (atomic_xchg(&fork_mu, 0) == 2) futex_wake(&fork_mu, 1);
+}
+
+void sched_fork_register(void) {
+    static uint32_t done;
+    uint32_t z = 0;
+    if (atomic_cas(&done, &z, 1)) pthread_atfork(fork_prepare, fork_parent, fork_child);
 }
 
 /* Child: gp goes on the global queue, once. */
@@ -1772,8 +1948,17 @@ static void fork_resume(m *gm, g *gp) {
 }
 
 static void fork_child(void) {
-    if (!fork_active) return;
+    stack_atfork_child();
+    stw_atfork_child();
+    if (fork_active) fork_rebuild();
+    if (fork_gc_hook) fork_gc_hook(4); /* it may start threads: after the rebuild */
+    lock_depth = fork_depth0;          /* the locks were reset, not unlocked */
     fork_active = false;
+    fork_mu = 0;
+}
+
+/* The child's scheduler: see the section's comment. */
+static void fork_rebuild(void) {
     m *self = tls_m;
     /* Fresh locks: the ones prepare took, and nothing else of the parent's. */
     sched.lock = (lock_t)LOCK_INIT;
@@ -1781,20 +1966,17 @@ static void fork_child(void) {
     alloc_lock = (lock_t)LOCK_INIT;
     int32_t np = sched.nallp;
     for (int32_t i = 0; i < np; i++) allp[i]->timers_lock = (lock_t)LOCK_INIT;
-    lock_depth = fork_lock_depth;
-    stw_atfork_child();
     sched.forkwait = sched.forkparked = 0;
-    fork_mu = 0;
     fork_gen++;
 
     /* Ms: self alone exists. sysmon starts again at the next schedule(). */
     for (m *mp = allm; mp; mp = mp->alllink) {
         if (mp == self) continue;
         mp->dead = true;
-        mp->thread_valid = false;
+        mp->st.thread_valid = false;
         mp->on_midle = false;
         mp->spinning = false;
-        mp->suspend_req = 0;
+        mp->st.suspend_req = 0;
     }
     sched.midle = NULL;
     sched.nmidle = sched.nmidlelocked = sched.nmsys = 0;
@@ -1867,7 +2049,7 @@ static void fork_child(void) {
         case G_RUNNING:
         case G_SYSCALL: {
             m *gm = gp->m;
-            const suspend_ctx *sc = gm && gm->dead ? stw_suspended(gm) : NULL;
+            const suspend_ctx *sc = gm && gm->dead ? stw_suspended(&gm->st) : NULL;
             bool executing = !sc || (sc->sp >= gp->stack.lo && sc->sp <= gp->stack.hi);
             if (gm && gm->fork_parked) executing = false; /* its M was on g0 */
             if (gp->status == G_RUNNING && !executing) {
@@ -2063,6 +2245,7 @@ static void main_entry(void *arg) {
         if (was_idle || m0->lockedg) note_wakeup(&m0->park);
         atomic_xadd(&sched.tsleep_seq, 1);
         futex_wake(&sched.tsleep_seq, 1 << 30);
+        sleeper_wake(false, true); /* m0 may be the sleeper, in the poller */
         exit_wait_m0(mp, r);
     }
     mp->pend = PEND_MAIN_DONE;
@@ -2074,6 +2257,12 @@ static void main_entry(void *arg) {
 
 int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
     if (started) throw("gort_main called twice");
+    /* The program's frames above us hold its locals (GC pointers among
+     * them) while gort_main runs: spill the callee-saved registers into
+     * this frame and make [here, the stack's top) a root. */
+    __builtin_unwind_init();
+    uintptr_t sp;
+    __asm__ __volatile__("mov %%rsp, %0" : "=r"(sp));
     env_init();
     int rc = stack_init(on_stack_overflow);
     if (rc < 0) throw("cannot initialize goroutine stacks");
@@ -2086,15 +2275,15 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
 
     int n = pending_gomaxprocs > 0 ? pending_gomaxprocs : default_procs();
     if (stw_init() < 0) throw("cannot install the stop-the-world signal");
-    pthread_atfork(stack_atfork_prepare, stack_atfork_parent, stack_atfork_child);
-    /* Registered after the stack pool's and the allocator's: its prepare
-     * runs first (it stops the world), its child handler last. */
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    sched_fork_register(); /* the stack pool's handlers too (proc.c, "fork") */
     m0 = allocm();
     m0->tid = os_gettid();
-    m0->thread = pthread_self();
-    atomic_store_rel(&m0->thread_valid, true);
+    m0->st.thread = pthread_self();
+    atomic_store_rel(&m0->st.thread_valid, true);
     tls_m = m0;
+    m0->stack_hi = thread_stack_hi();
+    sched_main_stack_hi = m0->stack_hi;
+    sched_main_stack_lo = m0->stack_hi ? sp : 0;
     stw_thread_init();
     if (stack_thread_init() < 0) throw("cannot set up the signal stack of the main thread");
     lock(&sched.lock);

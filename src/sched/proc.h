@@ -13,6 +13,7 @@
 #define dump_goroutines       gort__dump_goroutines
 #define globrunqputbatch      gort__globrunqputbatch
 #define handoffp              gort__handoffp
+#define injectglist           gort__injectglist
 #define on_stack_overflow     gort__on_stack_overflow
 #define runqgrab              gort__runqgrab
 #define sched_checkdead_again gort__sched_checkdead_again
@@ -70,6 +71,12 @@ void startm(p *pp, bool spinning);
 void wakep(void);
 /* Hands off pp from a blocked M (syscall, locked wait) or from sysmon. */
 void handoffp(p *pp);
+/* Makes the n goroutines of list (linked by schedlink, G_WAITING, unblocked
+ * by the network poller) runnable (Go's injectglist): onto mp's P's queue,
+ * except as many as there are idle Ps, which go to the global queue with an
+ * M started for each; all to the global queue when mp (NULL for sysmon) has
+ * no P. No lock held. */
+void injectglist(m *mp, g *list, int32_t n);
 /* The deadlock check again (sysmon, while sched.deadlock_suspect): it was
  * quiet only because threads outside gort existed. */
 void sched_checkdead_again(void);

@@ -40,12 +40,21 @@
 
 /* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
 #define fastrand                   gort__fastrand
+#define sched_fork_register        gort__sched_fork_register
+#define sched_gc_fork_hook         gort__sched_gc_fork_hook
+#define sched_gc_newproc_hook      gort__sched_gc_newproc_hook
+#define sched_gc_sysmon_hook       gort__sched_gc_sysmon_hook
+#define sched_main_stack_hi        gort__sched_main_stack_hi
+#define sched_main_stack_lo        gort__sched_main_stack_lo
+#define syscall_enter_regs         gort__syscall_enter_regs
 #define allp                       gort__allp
 #define check_timers               gort__check_timers
 #define sched                      gort__sched
 #define sched_allm                 gort__sched_allm
 #define sched_external_waiters_add gort__sched_external_waiters_add
 #define sched_getg                 gort__sched_getg
+#define sched_netpoll              gort__sched_netpoll
+#define sched_netpoll_break        gort__sched_netpoll_break
 #define sched_park                 gort__sched_park
 #define sched_ready                gort__sched_ready
 #define sched_shrink_period_ns     gort__sched_shrink_period_ns
@@ -147,7 +156,15 @@ typedef struct g {
     uint32_t shrunkseq;     /* sysmon: parkseq + 1 when it last shrank this G's stack */
     bool stack_dirty;       /* dead, and its stack not trimmed since it last ran */
     uint32_t forkmark;      /* a forked child's rebuild: seen on a queue (proc.c) */
-    timer sleep_timer;      /* gort_sleep */
+    /* For the GC's stack scan (src/gc/mgcmark.c), which reads a goroutine
+     * that is not running without stopping it: runseq changes whenever it
+     * starts running (a scan that saw it change retries); syscallsp and
+     * syscall_regs are its stack pointer and callee-saved registers as
+     * gort_syscall_enter left them. */
+    uint32_t runseq;
+    uintptr_t syscallsp;
+    uintptr_t syscall_regs[6];
+    timer sleep_timer; /* gort_sleep */
     /* ASan: the fake stack saved while suspended, and the stack's bounds (for
      * g0, learned from ASan at its first switch out). */
     void *asan_fake;
@@ -176,23 +193,17 @@ typedef struct m {
     struct p *nextp; /* the P to attach when woken (startm) */
     struct p *oldp;  /* the P it had before a syscall */
     int64_t id;
-    int tid;          /* the OS thread id */
-    bool spinning;    /* out of work, looking for it (counted in sched.nmspinning) */
-    pthread_t thread; /* for stop-the-world's signal */
-    bool thread_valid;
-    bool stw_signalled;   /* the current stop-the-world signalled this M */
-    bool suspend_valid;   /* suspend holds what the handler published */
-    uint32_t suspended;   /* atomic: stopped by stop-the-world */
-    uint32_t suspend_req; /* atomic: sched_suspend_g asks this M alone to stop */
-    suspend_ctx suspend;  /* the interrupted context of a stopped M */
-    bool on_midle;        /* on sched.midle (under sched.lock) */
-    bool exiting_park;    /* parked for good: the runtime is exiting */
-    bool fork_parked;     /* parked at the top of schedule() for a fork (proc.c) */
-    bool dead;            /* its thread does not exist (a forked child's other Ms) */
-    note_t park;          /* where it sleeps when idle */
-    struct m *schedlink;  /* sched.midle */
-    struct m *alllink;    /* all Ms */
-    g *lockedg;           /* gort_lock_os_thread */
+    int tid;             /* the OS thread id */
+    bool spinning;       /* out of work, looking for it (counted in sched.nmspinning) */
+    stw_thread st;       /* stop-the-world's view of this thread (stw.h) */
+    bool on_midle;       /* on sched.midle (under sched.lock) */
+    bool exiting_park;   /* parked for good: the runtime is exiting */
+    bool fork_parked;    /* parked at the top of schedule() for a fork (proc.c) */
+    bool dead;           /* its thread does not exist (a forked child's other Ms) */
+    note_t park;         /* where it sleeps when idle */
+    struct m *schedlink; /* sched.midle */
+    struct m *alllink;   /* all Ms */
+    g *lockedg;          /* gort_lock_os_thread */
     uint32_t lockedcount;
     uint64_t fastrand;
     struct mcache *saved_mcache; /* the thread's own tls_mcache while it holds a P */
@@ -204,6 +215,7 @@ typedef struct m {
     bool nextg_inherit; /* ... and it inherits the time slice */
     g *switch_from;     /* ASan: the context that made the latest switch */
     int64_t syscall_when;
+    uintptr_t stack_hi; /* the top of the thread's own stack (g0), for the GC */
 } m;
 
 /* ---- P ------------------------------------------------------------------ */
@@ -286,11 +298,13 @@ typedef struct schedt {
     bool main_done;
     int main_result;
     /* The M sleeping until the next timer, if any (not on midle). */
-    uint32_t tsleep_seq;       /* futex word: bumped to kick it */
-    uint32_t tsleeping;        /* 1 while an M sleeps on tsleep_seq */
-    int64_t tsleep_until;      /* when it will wake on its own */
-    int32_t external_waiters;  /* goroutines that a non-scheduler source will wake (netpoll) */
-    int32_t sysmon_holding;    /* runnable Gs sysmon has taken from a P and not yet queued */
+    uint32_t tsleep_seq;  /* futex word: bumped to kick it */
+    uint32_t tsleeping;   /* 1 while an M sleeps on tsleep_seq */
+    int64_t tsleep_until; /* when it will wake on its own */
+    uint32_t tsleep_poll; /* ... and it sleeps in the poller (sched_netpoll), not on the futex */
+    int32_t external_waiters; /* goroutines that a non-scheduler source will wake (netpoll) */
+    int64_t lastpoll;         /* nanotime of the latest poll of the network (sysmon's 10 ms rule) */
+    int32_t sysmon_holding;   /* runnable Gs sysmon has taken from a P and not yet queued */
     uint32_t deadlock_suspect; /* checkdead found a deadlock but for foreign threads */
     int32_t nmfreed;           /* Ms that no longer exist (a forked child's; Go's) */
     uint32_t forkwait;         /* futex word: 1 while a fork waits for Ms to park (proc.c) */
@@ -375,8 +389,50 @@ extern int64_t sched_shrink_period_ns;
 /* All Ms (a push-only list linked by alllink). */
 m *sched_allm(void);
 /* Counts goroutines that something outside the scheduler will wake (netpoll
- * waiters): while nonzero, the deadlock check stays quiet. */
+ * waiters): while nonzero, the deadlock check stays quiet, and an idle M
+ * waits for them in the poller. */
 void sched_external_waiters_add(int delta);
+/* gort_syscall_enter's body (its assembler stub passes the caller's
+ * callee-saved registers rbx, rbp, r12-r15 and its stack pointer). */
+void syscall_enter_regs(const uintptr_t *regs, uintptr_t sp);
+
+/* Installed by the GC layer: called by gort_go with the new goroutine's
+ * argument while the collector marks (the new stack starts black, so what
+ * it is handed must be shaded), and by sysmon on each round (the forced
+ * cycle every 2 minutes). */
+extern void (*sched_gc_newproc_hook)(void *arg);
+extern void (*sched_gc_sysmon_hook)(void);
+/* fork (proc.c, "fork"): the GC layer's part, set by gc_init. phase 0: before
+ * the world stops for the fork (wait for a cycle, hold its start); 1: the
+ * world stopped and the scheduler's locks held (take the collector's
+ * locks); 2: in the parent, before the world starts (release them); 3: in
+ * the parent, after (release the start); 4: in the child. */
+extern void (*sched_gc_fork_hook)(int phase);
+/* Registers the fork handlers of the scheduler, stop-the-world, the stack
+ * pool and the hook above, once (gort_main and gc_init call it): one
+ * pthread_atfork triple, so that their order is the scheduler's. */
+void sched_fork_register(void);
+/* The main thread's frames above gort_main (the program's main()), a GC
+ * root while gort_main runs; 0 before. */
+extern uintptr_t sched_main_stack_lo, sched_main_stack_hi;
+
+/* ---- the network poller's hooks (src/net installs them; NULL until then) -----
+ *
+ * The scheduler is below the poller (docs/HACKING.md, "Layers and hooks"), so
+ * it reaches it through these two pointers, set once by the poller's first
+ * use (release stores; read with acquire loads). While they are NULL the
+ * scheduler never polls: a program that does no I/O pays one load.
+ *
+ * sched_netpoll(delay_ns, &n): waits for I/O readiness, at most delay_ns
+ * (< 0: until something is ready or sched_netpoll_break; 0: does not wait),
+ * and returns the goroutines it unblocked, linked by schedlink, n of them,
+ * still G_WAITING: the caller makes them runnable (injectglist). Called on
+ * any thread, with no lock held; several may poll at once.
+ * sched_netpoll_break(): makes a sched_netpoll blocked now (or the next one
+ * to block) return at once. Lock-free (one write to an eventfd). */
+extern g *(*sched_netpoll)(int64_t delay_ns, int32_t *n);
+extern void (*sched_netpoll_break)(void);
+
 /* Tests only: sysmon calls it in preemptone while it holds a batch of runnable
  * Gs taken from a P and not yet queued (to widen that window). */
 extern void (*sched_test_sysmon_hook)(void);

@@ -1,4 +1,4 @@
-/* Goroutine stacks (DESIGN.md section 4).
+/* Goroutine stacks (docs/design.md, "Stacks").
  *
  * C code holds raw pointers into its stack, so stacks never move. A stack is
  * reserved address space committed lazily by the kernel as it is touched

@@ -5,6 +5,8 @@
  * round:
  * - starts an M when timers are overdue and nobody sleeps until them, and
  *   wakes a spinning M when the global queue has work and a P is idle;
+ * - polls the network when nobody has for 10 ms and no M is blocked in the
+ *   poller (Go's sysmon does: under load every P may be busy for long);
  * - retakes (retake): a P whose M has been in a syscall since its previous
  *   look (>= 20 us) is handed off, unless it has nothing to run and other
  *   Ms are looking for work anyway; a P whose G has run SYSMON_RETAKE_NS
@@ -241,6 +243,28 @@ static void shrink_parked_stacks(void) {
     shrink_cursor = gp; /* NULL: start over from the newest goroutines next time */
 }
 
+/* Go's sysmon poll: if the poller is in use, nobody has polled for 10 ms and
+ * no M is blocked in it, poll without blocking and queue what it unblocked.
+ * True if it found something. */
+#define NETPOLL_SYSMON_NS (10 * 1000 * 1000)
+
+static bool netpoll_overdue(int64_t now) {
+    g *(*poll)(int64_t, int32_t *) = atomic_load_acq(&sched_netpoll);
+    if (!poll || atomic_load_relaxed(&sched.lastpoll) + NETPOLL_SYSMON_NS > now) return false;
+    if (atomic_load_relaxed(&sched.tsleeping) && atomic_load_relaxed(&sched.tsleep_poll))
+        return false;
+    atomic_store_relaxed(&sched.lastpoll, now);
+    /* The list is only on this stack until it is queued: checkdead must not
+     * take its goroutines for lost meanwhile (they no longer count as
+     * waiters). */
+    atomic_xadd(&sched.sysmon_holding, 1);
+    int32_t n = 0;
+    g *list = poll(0, &n);
+    injectglist(NULL, list, n);
+    atomic_xadd(&sched.sysmon_holding, -1);
+    return list != NULL;
+}
+
 void sysmon(void *arg) {
     (void)arg;
     int64_t delay = 0, idle = 0, lasttrace = 0, lastshrink = nanotime(), lasttrim = lastshrink;
@@ -269,6 +293,7 @@ void sysmon(void *arg) {
             wakep();
             busy = true;
         }
+        if (netpoll_overdue(now)) busy = true;
         uint32_t before = 0;
         for (int32_t i = 0; i < atomic_load_acq(&sched.nallp); i++) before += allp[i]->syscalltick;
         retake(now);
@@ -290,6 +315,8 @@ void sysmon(void *arg) {
             lastdead = now;
             sched_checkdead_again();
         }
+        void (*gc_tick)(void) = sched_gc_sysmon_hook;
+        if (gc_tick) gc_tick(); /* the forced GC every 2 minutes */
         int ms = opts.debug.schedtrace;
         if (ms > 0 && lasttrace + (int64_t)ms * 1000000 <= now) {
             lasttrace = now;

@@ -1,0 +1,55 @@
+/* Object layout and pointer lookup (Go's mbitmap.go): which words of a GC
+ * object hold pointers, and which object a pointer points into.
+ *
+ * Layout (gc.h, "object layout", as Go 1.22's):
+ * - noscan span classes: no pointer information at all;
+ * - scan objects up to GC_HEAPBITS_MAX bytes: one bit per word in a bitmap
+ *   at the end of their span, written by the allocating thread (the span's
+ *   owner, so plain stores), read by the marker only for objects allocated
+ *   before the mark phase began (objects allocated during it are black and
+ *   never scanned);
+ * - larger scan objects: a header word with the type;
+ * - large objects: the type word in the span.
+ *
+ * gc_findobject is what makes conservative scanning (stacks, registers,
+ * globals, gort_alloc_conservative objects) exact about the heap: a word is
+ * taken for a pointer only if it points into an allocated object of a GC
+ * span, interior pointers included. A free slot, the heap-bits area, an
+ * explicit (gort_malloc) object or an address outside the heap is ignored. */
+#include "gc/gc.h"
+
+#include "base/atomic.h"
+#include "mem/arena.h"
+
+/* Every word a pointer: the type of gort_alloc_conservative's objects. */
+static const gort_field conservative_field = {0, sizeof(void *)};
+const gort_type gc_conservative_type = {sizeof(void *), sizeof(void *), 1, &conservative_field,
+                                        "conservative", ~(uint64_t)0,   1};
+
+struct gc_heap_range gc_heap_range;
+
+uintptr_t gc_findobject(uintptr_t p, mspan **sp, uint32_t *idx) {
+    mspan *s = span_of(p);
+    if (!s || atomic_load_relaxed(&s->kind) != SPAN_GC ||
+        atomic_load_relaxed(&s->state) != SPAN_IN_USE)
+        return 0;
+    uintptr_t base = s->base;
+    /* s may be a record being reused for another span under us (the page
+     * was freed and its map entry not yet cleared when we read it): p must
+     * lie inside the span the record now describes. */
+    if (p - base >= s->npages * PAGE_SIZE) return 0;
+    if (s->sizeclass == 0) {
+        *sp = s;
+        *idx = 0;
+        return base;
+    }
+    uint32_t i = span_obj_index(s, p);
+    if (i >= s->nelems) return 0; /* the tail or the heap bits */
+    /* Allocated: below freeindex, or marked in allocbits at the last sweep. */
+    if (i >= atomic_load_relaxed(&s->freeindex) &&
+        !((atomic_load_relaxed(&s->allocbits[i >> 6]) >> (i & 63)) & 1))
+        return 0;
+    *sp = s;
+    *idx = i;
+    return base + (uintptr_t)i * s->elemsize;
+}

@@ -1,0 +1,134 @@
+/* The pacer (Go 1.18's gcControllerState, mgcpacer.go): when a cycle starts
+ * and how much marking each byte of allocation must pay for.
+ *
+ * Goal: with GOGC = 100, the heap may reach twice what the last cycle
+ * found live, plus GOGC% of the stacks and globals it scanned (Go 1.18's
+ * heap goal counts them), and at least 4 MiB * GOGC/100 (heapMinimum).
+ *
+ * Trigger: the cycle must start early enough to finish by the goal with the
+ * background workers at their 25% (plus 5% of assists, gcGoalUtilization
+ * 30%). From the measured cons/mark ratio (bytes the program allocates per
+ * byte the collector scans, at those utilizations) the runway is
+ *     cons_mark * (1 - 0.3) / 0.3 * (heap_scan + stacks + globals),
+ * and the trigger is goal - runway, clamped to [heap_marked + 0.7 * (goal -
+ * heap_marked), heap_marked + 0.95 * (goal - heap_marked)] (and goal - 4 MiB
+ * for large heaps), as Go's.
+ *
+ * Assists: assist_work_per_byte = expected scan work left / heap left
+ * before the goal, revised as marking goes (gc_pacer_revise). */
+#include "gc/gc.h"
+
+#include "base/atomic.h"
+#include "base/env.h"
+#include "base/nanotime.h"
+
+#include <stdint.h>
+
+#define HEAP_MINIMUM         ((uint64_t)4 << 20)
+#define GOAL_UTILIZATION     0.30
+#define BG_UTILIZATION       0.25
+#define MIN_TRIGGER_FRACTION 0.70
+#define MAX_TRIGGER_FRACTION 0.95
+
+struct gc_pacer gc_pacer = {
+    .gcpercent = 100,
+    .memory_limit = INT64_MAX,
+    .heap_goal = HEAP_MINIMUM,
+    .trigger = HEAP_MINIMUM * 7 / 8,
+    .cons_mark = 1.0,
+};
+
+/* The heap goal from GOGC (0 with GOGC off and no limit: no goal). */
+static uint64_t heap_goal_for(uint64_t marked) {
+    int pct = gc_pacer.gcpercent;
+    uint64_t goal = UINT64_MAX;
+    if (pct >= 0) {
+        uint64_t roots = gc_pacer.stack_scan + gc_pacer.globals_scan;
+        goal = marked + (marked + roots) / 100 * (uint64_t)pct;
+        uint64_t min = HEAP_MINIMUM / 100 * (uint64_t)pct;
+        if (goal < min) goal = min;
+    }
+    if (gc_pacer.memory_limit != INT64_MAX) {
+        /* Issue 10's memory limit: the heap goal is the lower of the two
+         * (the limit's share for the heap; the rest of gort's memory is
+         * counted by mgclimit.c when it lands). */
+        uint64_t lim = (uint64_t)gc_pacer.memory_limit;
+        if (lim < goal) goal = lim;
+    }
+    return goal;
+}
+
+void gc_pacer_end_cycle(void) {
+    uint64_t marked = gc_pacer.heap_marked;
+    uint64_t goal = heap_goal_for(marked);
+    gc_pacer.heap_goal = goal;
+    if (goal == UINT64_MAX) {
+        gc_pacer.trigger = UINT64_MAX;
+        return;
+    }
+    if (goal <= marked) goal = marked + 1;
+    uint64_t lo = marked + (uint64_t)((double)(goal - marked) * MIN_TRIGGER_FRACTION);
+    uint64_t hi = marked + (uint64_t)((double)(goal - marked) * MAX_TRIGGER_FRACTION);
+    if (goal > HEAP_MINIMUM && goal - HEAP_MINIMUM > hi) hi = goal - HEAP_MINIMUM;
+    if (hi < lo) hi = lo;
+    double scan = (double)(gc_pacer.last_heap_scan + gc_pacer.stack_scan + gc_pacer.globals_scan);
+    double runway = gc_pacer.cons_mark * (1 - GOAL_UTILIZATION) / GOAL_UTILIZATION * scan;
+    uint64_t trigger = runway >= (double)goal ? lo : goal - (uint64_t)runway;
+    if (trigger < lo) trigger = lo;
+    if (trigger > hi) trigger = hi;
+    atomic_store_rel(&gc_pacer.trigger, trigger);
+}
+
+void gc_pacer_start_cycle(void) {
+    gc_pacer.heap_live_at_start = atomic_load_relaxed(&gc_pacer.heap_live);
+    gc_pacer.mark_start_ns = nanotime();
+    gc_pacer.bg_scan_credit = 0;
+    int procs = gc_pacer.nprocs > 0 ? gc_pacer.nprocs : 1;
+    double total = procs * BG_UTILIZATION;
+    int dedicated = (int)(total + 0.5);
+    double err = total > 0 ? dedicated / total - 1 : 0;
+    gc_pacer.fractional_goal = 0;
+    if (err < -0.3 || err > 0.3) {
+        if (dedicated > total) dedicated--;
+        gc_pacer.fractional_goal = (total - dedicated) / procs;
+    }
+    gc_pacer.dedicated_workers = dedicated;
+    gc_pacer.heap_goal = heap_goal_for(gc_pacer.heap_marked);
+    if (gc_pacer.heap_goal == UINT64_MAX) /* a forced cycle with GOGC off */
+        gc_pacer.heap_goal = gc_pacer.heap_live_at_start * 2 + HEAP_MINIMUM;
+    gc_pacer_revise();
+}
+
+/* Go's revise: the assist ratio from the work and the heap left. */
+void gc_pacer_revise(void) {
+    uint64_t live = atomic_load_relaxed(&gc_pacer.heap_live);
+    uint64_t goal = gc_pacer.heap_goal;
+    double expected =
+        (double)(gc_pacer.last_heap_scan + gc_pacer.stack_scan + gc_pacer.globals_scan);
+    double done = (double)atomic_load_relaxed(&gc_state.scan_work);
+    double work_left = expected - done;
+    if (work_left < expected * 0.1) work_left = expected * 0.1; /* the estimate may be low */
+    if (work_left < 1000) work_left = 1000;
+    /* Past the goal: aim at 110% of it (Go's hard goal), so that assists
+     * grow steep but not infinite. */
+    uint64_t hard = goal + goal / 10;
+    uint64_t target = live < goal ? goal : hard;
+    double heap_left = live < target ? (double)(target - live) : 64 * 1024.0;
+    if (heap_left < 64 * 1024.0) heap_left = 64 * 1024.0;
+    gc_pacer.assist_work_per_byte = work_left / heap_left;
+}
+
+/* At mark termination: the measured cons/mark ratio (Go 1.18). */
+void gc_pacer_update_cons_mark(int64_t mark_ns, int64_t cpu_ns, int nprocs) {
+    uint64_t live = atomic_load_relaxed(&gc_pacer.heap_live);
+    double allocated =
+        live > gc_pacer.heap_live_at_start ? (double)(live - gc_pacer.heap_live_at_start) : 0;
+    double work = (double)atomic_load_relaxed(&gc_state.scan_work);
+    if (mark_ns <= 0 || work <= 0 || nprocs <= 0) return;
+    double util = (double)cpu_ns / ((double)mark_ns * nprocs);
+    if (util <= 0) util = BG_UTILIZATION;
+    if (util >= 1) util = 0.99;
+    double cm = allocated * util / (work * (1 - util));
+    /* Go 1.19 smooths with the previous cycles; a running mean of two. */
+    gc_pacer.cons_mark = (gc_pacer.cons_mark + cm) / 2;
+}
