@@ -240,6 +240,74 @@ static int once_nil_after_main(int argc, char **argv) {
     return 0;
 }
 
+/* ---- the rest of the misuse table (docs/misuse.md) ------------------------------------- */
+
+static int ticker_zero(int argc, char **argv) {
+    (void)argc, (void)argv;
+    gort_ticker_new(0);
+    return 0;
+}
+static int ticker_reset_zero(int argc, char **argv) {
+    (void)argc, (void)argv;
+    gort_timer_reset(gort_ticker_new(1000000), -1);
+    return 0;
+}
+static int send_null_elem(int argc, char **argv) {
+    (void)argc, (void)argv;
+    gort_chan_send(gort_chan_make(8, 1), NULL);
+    return 0;
+}
+static int select_bad_dir(int argc, char **argv) {
+    (void)argc, (void)argv;
+    gort_case c[1] = {{gort_chan_make(8, 1), 7, NULL, false}};
+    gort_select(c, 1, false);
+    return 0;
+}
+static int typed_bad(int argc, char **argv) {
+    (void)argc, (void)argv;
+    static const gort_type bad = {8, 16, 0, NULL, "bad", 0, 0}; /* ptrdata past its size */
+    gort_chan_make_typed(&bad, 1);
+    return 0;
+}
+static int main_twice(int argc, char **argv) {
+    (void)argc, (void)argv;
+    gort_main(main_twice, 0, NULL);
+    return 0;
+}
+static int rwmutex_unlock_unlocked(int argc, char **argv) {
+    (void)argc, (void)argv;
+    gort_rwmutex rw = GORT_RWMUTEX_INIT;
+    gort_rwmutex_unlock(&rw);
+    return 0;
+}
+
+/* Outside a goroutine (a plain thread, or before gort_main). */
+static void exit_outside(void) {
+    gort_exit();
+}
+static void recv_outside(void) {
+    gort_chan_recv(gort_chan_make(8, 0), NULL);
+}
+static void send_outside(void) {
+    int64_t v = 1;
+    gort_chan_send(gort_chan_make(8, 0), &v);
+}
+static void select_outside(void) {
+    gort_case c[1] = {{gort_chan_make(8, 0), GORT_RECV, NULL, false}};
+    gort_select(c, 1, true);
+}
+static void nil_recv_outside(void) {
+    gort_chan_recv(NULL, NULL);
+}
+
+static void outside(const char *name, void (*fn)(void), const char *msg) {
+    if (!test_selected(name)) return;
+    fprintf(stderr, "=== %s\n", name);
+    test_current_ = name;
+    test_ran_++;
+    expect_death(fn, 2, msg);
+}
+
 /* ---- stdout is flushed before a fatal error ------------------------------------------- */
 
 static int flush_main(int argc, char **argv) {
@@ -320,6 +388,24 @@ int main(int argc, char **argv) {
     death("pool_get_nil", pool_get_nil, NIL_MSG, SEGV_MSG);
     death("pool_put_nil", pool_put_nil, NIL_MSG, SEGV_MSG);
     death("pool_init_nil", pool_init_nil, NIL_MSG, SEGV_MSG);
+    death("ticker_zero", ticker_zero, "panic: non-positive interval for NewTicker", NULL);
+    death("ticker_reset_zero", ticker_reset_zero, "panic: non-positive interval for Ticker.Reset",
+          NULL);
+    death("send_null_elem", send_null_elem,
+          "fatal error: chan send: NULL elem with a non-zero element size", NULL);
+    death("select_bad_dir", select_bad_dir, "fatal error: select: bad case direction", NULL);
+    death("makechan_bad_type", typed_bad, "fatal error: makechan: bad element type", NULL);
+    death("main_twice", main_twice, "fatal error: gort_main called twice", NULL);
+    death("rwmutex_unlock_unlocked", rwmutex_unlock_unlocked,
+          "fatal error: sync: Unlock of unlocked RWMutex", NULL);
+    outside("exit_outside", exit_outside, "fatal error: gort_exit called outside a goroutine");
+    outside("recv_outside", recv_outside,
+            "fatal error: chan receive would block outside a goroutine");
+    outside("send_outside", send_outside, "fatal error: chan send would block outside a goroutine");
+    outside("select_outside", select_outside,
+            "fatal error: select would block outside a goroutine");
+    outside("nil_recv_outside", nil_recv_outside,
+            "fatal error: channel operation blocks forever outside a goroutine");
     in_child("once_nil_after_first_call", once_nil_after_main, 0);
     RUN(test_fatal_flushes_stdout);
     fprintf(stderr, "all hostile tests passed\n");
