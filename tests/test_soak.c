@@ -25,7 +25,7 @@
 #define NLOCK         4
 #define NALLOC        2
 #define NPROG         (NPAIR + NYIELD + NSEL + NLOCK + NALLOC + 1) /* + the forker */
-#define FORKER_WINDOW 5
+#define FORKER_WINDOW (TEST_ASAN ? 15 : 5)
 
 static long prog[NPROG]; /* per goroutine: iterations so far */
 static long stop;

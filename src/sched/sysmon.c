@@ -127,6 +127,9 @@ static void preemptone(p *pp) {
     m *mp = atomic_load_acq(&pp->m);
     g *gp = mp ? atomic_load_relaxed(&mp->curg) : NULL;
     if (!gp) return;
+    /* Asked 10 ms ago already and still running: it reaches no preemption
+     * point (a C loop), or its thread has not run (the machine is loaded). */
+    bool ignored = atomic_load_relaxed(&gp->preempt);
     atomic_store_relaxed(&gp->preempt, true);
     atomic_store_relaxed(&pp->slice_over, 1);
     atomic_store_rel(&pp->must_sched, 1);
@@ -134,10 +137,11 @@ static void preemptone(p *pp) {
     /* While the batch is only on this stack, no queue holds it: an M going
      * idle meanwhile must not take the program for deadlocked (checkdead). */
     atomic_xadd(&sched.sysmon_holding, 1);
-    /* Half the ring each time, and runnext once the ring is empty: a G
-     * that never reaches a preemption point must not keep the G it readied
-     * (in runnext) from running elsewhere. */
-    uint32_t n = runqgrab(pp, batch, 0, true);
+    /* Half the ring each time, and, from a G that ignored the previous
+     * request, runnext once the ring is empty: a G that never reaches a
+     * preemption point must not keep the G it readied from running
+     * elsewhere. */
+    uint32_t n = runqgrab(pp, batch, 0, ignored);
     if (n > 0 && unlikely(sched_test_sysmon_hook != NULL)) sched_test_sysmon_hook();
     lock(&sched.lock);
     if (n > 0) {
@@ -152,7 +156,7 @@ static void preemptone(p *pp) {
      * whose holder, or the sleeper if it is idle, runs them. */
     int32_t np = gomaxprocs();
     int64_t when = atomic_load_relaxed(&pp->timer0when);
-    if (np > 1 && when != 0 && when <= nanotime() && pp->id < np)
+    if (ignored && np > 1 && when != 0 && when <= nanotime() && pp->id < np)
         timers_move(pp, allp[(pp->id + 1) % np]);
     uint32_t idle = atomic_load_relaxed(&sched.npidle);
     for (uint32_t i = 0; i < n && i < idle; i++) startm(NULL, false);
