@@ -16,6 +16,7 @@
  * scheduler comes back to it. */
 #define _GNU_SOURCE
 #include "gort/chan.h"
+#include "gort/gc.h"
 #include "gort/sched.h"
 
 #include "bench.h"
@@ -123,8 +124,8 @@ static int bench(int argc, char **argv) {
         gort_go(latency ? worker_latency : worker, (void *)(intptr_t)i);
     static gort_chan *chans[NPAIRS][2];
     for (int i = 0; i < NPAIRS; i++) {
-        chans[i][0] = gort_chan_make(sizeof(int64_t), 0);
-        chans[i][1] = gort_chan_make(sizeof(int64_t), 0);
+        GORT_STORE(chans[i][0], gort_chan_make(sizeof(int64_t), 0)); /* a root: a global */
+        GORT_STORE(chans[i][1], gort_chan_make(sizeof(int64_t), 0));
         gort_go(echo, chans[i]);
         gort_go(pinger, chans[i]);
     }

@@ -16,6 +16,7 @@
 #include "test_gort.h"
 
 #include "gort/chan.h"
+#include "gort/gc.h"
 #include "gort/malloc.h"
 #include "gort/sched.h"
 #include "gort/sync.h"
@@ -66,9 +67,9 @@ static void child_work(void) {
     enum { NW = 6 };
     gort_waitgroup_add(&child_wg, NW);
     for (int i = 0; i < NW; i++) {
-        gort_chan **c = gort_malloc(2 * sizeof *c);
-        c[0] = gort_chan_make(sizeof(int64_t), 0);
-        c[1] = gort_chan_make(sizeof(int64_t), 0);
+        gort_chan **c = gort_alloc_conservative(2 * sizeof *c); /* a GC object: it keeps them */
+        GORT_STORE(c[0], gort_chan_make(sizeof(int64_t), 0));
+        GORT_STORE(c[1], gort_chan_make(sizeof(int64_t), 0));
         CHECK_GT(gort_go(child_echo, c), 0);
         CHECK_GT(gort_go(child_worker, c), 0);
     }
@@ -162,9 +163,9 @@ static void load_hog(void *arg) {
 
 static void start_load(void) {
     for (int i = 0; i < 2; i++) {
-        gort_chan **c = gort_malloc(2 * sizeof *c);
-        c[0] = gort_chan_make(sizeof(int64_t), 0);
-        c[1] = gort_chan_make(sizeof(int64_t), 0);
+        gort_chan **c = gort_alloc_conservative(2 * sizeof *c); /* a GC object: it keeps them */
+        GORT_STORE(c[0], gort_chan_make(sizeof(int64_t), 0));
+        GORT_STORE(c[1], gort_chan_make(sizeof(int64_t), 0));
         gort_go(load_echo, c);
         gort_go(load_pinger, c);
     }

@@ -8,6 +8,7 @@
 #include "test_gort.h"
 
 #include "gort/chan.h"
+#include "gort/gc.h"
 #include "gort/sched.h"
 #include "gort/sync.h"
 #include "sched/runtime2.h"
@@ -241,7 +242,7 @@ static void *pt_done(void *arg) {
 
 static int plain_thread_main(int argc, char **argv) {
     (void)argc, (void)argv;
-    pt_chan = gort_chan_make(sizeof(int64_t), 0);
+    GORT_STORE(pt_chan, gort_chan_make(sizeof(int64_t), 0));
     pthread_t th;
     TCHECK(pthread_create(&th, NULL, pt_sender, NULL) == 0);
     int64_t v = 0;
@@ -990,8 +991,9 @@ static int fair_main(int argc, char **argv) {
     static struct fair_pair pairs[FAIR_PAIRS];
     for (int i = 0; i < FAIR_WORKERS; i++) gort_go(fair_worker, &fair_cnt[i]);
     for (int i = 0; i < FAIR_PAIRS; i++) {
-        pairs[i] =
-            (struct fair_pair){gort_chan_make(8, 0), gort_chan_make(8, 0), &fair_pair_cnt[i]};
+        GORT_STORE(pairs[i].a, gort_chan_make(8, 0)); /* globals: roots, with the barrier */
+        GORT_STORE(pairs[i].b, gort_chan_make(8, 0));
+        pairs[i].cnt = &fair_pair_cnt[i];
         gort_go(fair_echo, &pairs[i]);
         gort_go(fair_pinger, &pairs[i]);
     }

@@ -15,6 +15,7 @@
 
 #include "base/os.h"
 #include "gort/chan.h"
+#include "gort/gc.h"
 #include "gort/malloc.h"
 #include "gort/sched.h"
 #include "gort/sync.h"
@@ -188,7 +189,9 @@ static int soak_main(int argc, char **argv) {
     int n = 0;
     static struct pair pairs[NPAIR];
     for (int i = 0; i < NPAIR; i++, n++) {
-        pairs[i] = (struct pair){gort_chan_make(8, 0), gort_chan_make(8, 0), n};
+        GORT_STORE(pairs[i].a, gort_chan_make(8, 0)); /* globals: roots, with the barrier */
+        GORT_STORE(pairs[i].b, gort_chan_make(8, 0));
+        pairs[i].id = n;
         names[n] = "ping-pong pair";
         gort_go(echo, &pairs[i]);
         gort_go(pinger, &pairs[i]);
@@ -197,7 +200,7 @@ static int soak_main(int argc, char **argv) {
         names[n] = "yielder";
         gort_go(yielder, (void *)(intptr_t)n);
     }
-    sel_events = gort_chan_make(sizeof(int64_t), 0);
+    GORT_STORE(sel_events, gort_chan_make(sizeof(int64_t), 0));
     gort_go(event_source, NULL);
     for (int i = 0; i < NSEL; i++, n++) {
         names[n] = "select with timeout";

@@ -14,6 +14,7 @@
 #include "test_gort.h"
 
 #include "gort/chan.h"
+#include "gort/gc.h"
 #include "gort/sched.h"
 
 #include <pthread.h>
@@ -144,8 +145,8 @@ static void *conc_thread(void *arg) {
 
 static int concurrent_main(int argc, char **argv) {
     (void)argc, (void)argv;
-    shared_t = gort_timer_new(1 * MS);
-    shared_tk = gort_ticker_new(1 * MS);
+    GORT_STORE(shared_t, gort_timer_new(1 * MS)); /* globals: roots, with the barrier */
+    GORT_STORE(shared_tk, gort_ticker_new(1 * MS));
     enum { NG = 8, NT = 2 };
     for (int i = 0; i < NG; i++) gort_go(conc_goroutine, (void *)(uintptr_t)(i + 1));
     pthread_t th[NT];
@@ -180,7 +181,7 @@ static void *pt_thread(void *arg) {
 
 static int plain_thread_main(int argc, char **argv) {
     (void)argc, (void)argv;
-    pt_chan = gort_chan_make(sizeof(gort_chan *), 1);
+    GORT_STORE(pt_chan, gort_chan_make(sizeof(gort_chan *), 1));
     pthread_t th;
     CHECK(pthread_create(&th, NULL, pt_thread, NULL) == 0);
     gort_chan *c;

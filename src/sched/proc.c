@@ -19,7 +19,7 @@
  * such a pair would hold its P until sysmon ends the slice after 10 ms.
  * Two limits bound what the other Gs of the P wait: the slice ends after
  * HANDOFF_MAX inherited switches in a row when other Gs wait
- * (handoffs_over: one increment on the handoff path), and sysmon ends it
+ * (handoffs_over: one decrement on the handoff path), and sysmon ends it
  * after 10 ms of running (slice_over), which also covers a pair whose
  * goroutines work between handoffs. Either way runnext goes behind the
  * waiting Gs. docs/scheduler.md, "Fairness", states the bound.
@@ -341,7 +341,7 @@ static inline __attribute__((always_inline)) g *runqget(p *pp, bool *inherit) {
     return pp->yqhead ? yq_get(pp) : NULL; /* the ring is empty: the private queue's oldest */
 }
 
-static __attribute__((noinline)) g *handoffs_over(p *pp, g *gp, bool *inherit);
+static __attribute__((noinline)) g *handoffs_over(p *pp, g *gp);
 
 /* Owner only: runqget, and the handoff budget. A G taken from runnext
  * inherits the time slice (Go's runnext: goroutines that hand off to each
@@ -349,7 +349,14 @@ static __attribute__((noinline)) g *handoffs_over(p *pp, g *gp, bool *inherit);
  * in a row while other Gs wait: then the slice ends (handoffs_over). */
 static inline __attribute__((always_inline)) g *runq_next(p *pp, bool *inherit) {
     g *gp = runqget(pp, inherit);
-    if (*inherit && unlikely(++pp->handoffs >= HANDOFF_MAX)) gp = handoffs_over(pp, gp, inherit);
+    if (*inherit && unlikely(--pp->handoffs_left <= 0)) {
+        /* (inherit's address does not escape: it stays in a register) */
+        g *other = handoffs_over(pp, gp);
+        if (other != gp) {
+            gp = other;
+            *inherit = false;
+        }
+    }
     return gp;
 }
 
@@ -882,7 +889,7 @@ static void execute(m *mp, g *gp, bool inherit) {
     gp->preempt = false;
     if (!inherit) {
         mp->p->schedtick++;
-        mp->p->handoffs = 0;
+        mp->p->handoffs_left = HANDOFF_MAX;
     }
     gswitch(mp, mp->g0, gp, false);
 }
@@ -921,7 +928,7 @@ static __attribute__((aligned(64))) m *switch_out(m *mp, g *gp, bool dying) {
     next->preempt = false;
     if (!inherit) {
         pp->schedtick++;
-        pp->handoffs = 0;
+        pp->handoffs_left = HANDOFF_MAX;
     }
     return gswitch(mp, gp, next, dying);
 }
@@ -1256,22 +1263,22 @@ static void retire_p(p *pp) {
  * If other Gs wait, on the P's queue or the global one, the slice ends here:
  * gp goes to the ring's tail and the oldest waiting G runs, with a fresh
  * slice. Without this only sysmon would end such a slice, after 10-20 ms;
- * counting costs the handoff path one increment. Otherwise gp runs. */
-static __attribute__((noinline)) g *handoffs_over(p *pp, g *gp, bool *inherit) {
-    pp->handoffs = 0;
+ * counting costs the handoff path one decrement. Otherwise gp runs.
+ * Returns the G to run (not gp: it does not inherit). */
+static __attribute__((noinline)) g *handoffs_over(p *pp, g *gp) {
+    pp->handoffs_left = HANDOFF_MAX;
     g *other = NULL;
     if (!runqempty_all(pp)) {
         runqput(pp, gp, false);
-        other = runqget(pp, inherit); /* the ring's head (runnext is empty) */
+        bool inh;
+        other = runqget(pp, &inh); /* the ring's head (runnext is empty) */
     } else if (atomic_load_relaxed(&sched.runqsize) > 0) {
         lock(&sched.lock);
         other = globrunqget(pp, 1);
         unlock(&sched.lock);
         if (other) runqput(pp, gp, false);
     }
-    if (!other) return gp; /* nobody waits: gp keeps the slice */
-    *inherit = false;
-    return other;
+    return other ? other : gp; /* nobody waits: gp keeps the slice */
 }
 
 /* sysmon found pp's time slice over: one G, and those that it handed to in
@@ -1648,12 +1655,16 @@ void gort_preempt_check(void) {
 
 /* ---- park / ready ---------------------------------------------------------------------- */
 
+/* sched_park's misuse: one cold call, so that the park itself needs no frame. */
+static __attribute__((noreturn, cold, noinline)) void park_misuse(g *gp) {
+    if (!gp) throw("sched_park: not on a goroutine");
+    throw("goroutine blocks between gort_syscall_enter and gort_syscall_exit");
+}
+
 void sched_park(bool (*unlockf)(g *, void *), void *lk, int reason) {
     m *mp = tls_m;
     g *gp = mp ? mp->curg : NULL;
-    if (!gp) throw("sched_park: not on a goroutine");
-    if (unlikely(!mp->p))
-        throw("goroutine blocks between gort_syscall_enter and gort_syscall_exit");
+    if (unlikely(!gp || !mp->p)) park_misuse(gp);
     gp->waitreason = (uint8_t)reason;
     mp->pend = PEND_PARK;
     mp->pend_g = gp;

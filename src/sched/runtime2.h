@@ -233,13 +233,13 @@ enum pstatus {
 
 typedef struct p {
     int32_t id;
-    uint32_t status;      /* enum pstatus; atomic (syscall <-> idle by CAS) */
-    uint32_t schedtick;   /* incremented on every scheduler call */
-    uint32_t syscalltick; /* incremented on every syscall */
-    uint32_t must_sched;  /* nonzero: leave the fast path (preempt, retire, exit, stw) */
-    uint32_t slice_over;  /* sysmon: the time slice ran 10 ms; runnext does not inherit it */
-    uint32_t handoffs;    /* Gs that inherited the current slice (owner only; proc.c) */
-    struct {              /* sysmon's last observation */
+    uint32_t status;       /* enum pstatus; atomic (syscall <-> idle by CAS) */
+    uint32_t schedtick;    /* incremented on every scheduler call */
+    uint32_t syscalltick;  /* incremented on every syscall */
+    uint32_t must_sched;   /* nonzero: leave the fast path (preempt, retire, exit, stw) */
+    uint32_t slice_over;   /* sysmon: the time slice ran 10 ms; runnext does not inherit it */
+    int32_t handoffs_left; /* more Gs that may inherit the current slice (owner only; proc.c) */
+    struct {               /* sysmon's last observation */
         uint32_t schedtick, syscalltick;
         int64_t schedwhen, syscallwhen;
     } sysmontick;
