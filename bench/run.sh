@@ -6,7 +6,7 @@
 # BUILD_DIR is an already built tree (this script builds nothing): it runs
 # BUILD_DIR/bench/<program> and preloads BUILD_DIR/libgort-malloc.so.
 # NAME selects what to run: a family (malloc, pagealloc, ctxswitch, sched, chan, stw,
-# sync, http, gc), a single malloc
+# sync, http, gc, starve), a single malloc
 # pattern (hot-16, hot-64, hot-256, hot-4096, hot-65536, fifo, random,
 # xthread, xbatch) or a single gc workload (binarytrees, gcpause, allocfree).
 # No NAME: everything.
@@ -37,7 +37,8 @@
 # something did, 2 on bad usage.
 #
 # Sections: one function per benchmark family (bench_malloc, bench_pagealloc,
-# bench_ctxswitch, bench_sched, bench_chan, bench_stw, bench_sync, bench_http, bench_gc);
+# bench_ctxswitch, bench_sched, bench_chan, bench_stw, bench_sync, bench_http, bench_gc,
+# bench_starve);
 # add a family by writing bench_<family>, listing it in FAMILIES and, if it
 # takes sub-names, teaching select_names about them.
 set -u -o pipefail
@@ -1100,7 +1101,110 @@ bench_gc() {
     echo
 }
 
-FAMILIES=(malloc pagealloc ctxswitch sched chan stw sync http gc)
+# ---- family: starve (bench/starve_bench.c against the Go peers starve/ and
+#      starvelat/: fairness and scheduling latency under handoffs) ----
+
+# starve_figure LOG WORKLOAD PEER KEY: KEY's figure of the last RESULT line of PEER
+starve_figure() {
+    grep "^RESULT $2 $3 " "$1" | tail -n 1 | sed -n "s/.* $4=\([0-9.]*\).*/\1/p"
+}
+
+bench_starve() {
+    local exe="$BUILD_DIR/bench/starve_bench"
+    echo "== starve: 4 yielding workers and 3 ping-pong pairs on GOMAXPROCS=2 (peers README" \
+        "section 15), gort against Go 1.19, $REPS rep(s) each, interleaved; logs in $LOGS"
+    if [ ! -x "$exe" ]; then
+        echo "FAIL starve: $exe not built"
+        FAILED=1
+        return
+    fi
+    local tmp gs="" gl="" why=""
+    tmp=$(mktemp -d) || {
+        echo "FAIL starve: mktemp -d failed"
+        FAILED=1
+        return
+    }
+    if [ ! -x "$GO" ]; then
+        why="$GO not found (apt-get install golang-1.19-go, or set GO=)"
+    elif ! (export GO111MODULE=off GOCACHE="$tmp/cache" GOPATH="$tmp/gopath"
+        "$GO" build -o "$tmp/starve" "$PEERS_DIR/starve/main.go" &&
+            "$GO" build -o "$tmp/starvelat" "$PEERS_DIR/starvelat/main.go") \
+        >"$LOGS/starve.build.log" 2>&1; then
+        why="go build failed (log: $LOGS/starve.build.log)"
+    else
+        gs="$tmp/starve" gl="$tmp/starvelat"
+    fi
+    if [ -n "$why" ]; then echo "SKIP go peers: $why"; fi
+
+    # raw figures, per (side, key); a side whose run fails is FAIL
+    declare -A vals=() failed=()
+    local rep log side key v
+    starve_run() { # SIDE WORKLOAD LABEL KEYS... -- CMD...
+        local side=$1 wl=$2 label=$3 keys=() k
+        shift 3
+        while [ "$1" != -- ]; do keys+=("$1"); shift; done
+        shift
+        log="$LOGS/starve.$side.$rep.log"
+        if ! run_logged "$log" "" "$@"; then
+            failed[$side]=1
+            echo "FAIL starve $side rep $rep: $(fail_reason "$log") (log: $log)"
+            return
+        fi
+        for k in "${keys[@]}"; do
+            v=$(starve_figure "$log" "$wl" "$label" "$k")
+            if [ -z "$v" ]; then
+                failed[$side]=1
+                echo "FAIL starve $side rep $rep: no $k figure (log: $log)"
+                return
+            fi
+            vals["$side $k"]+="$v"$'\n'
+        done
+    }
+    for ((rep = 1; rep <= REPS; rep++)); do
+        starve_run gort starve gort-p2 workers least -- env GORT_GOMAXPROCS=2 "$exe"
+        [ -n "$gs" ] && starve_run go starve go-p2 workers least -- env GOMAXPROCS=2 "$gs"
+        starve_run gortlat starve-latency gort-p2 p50 p99 p999 max -- \
+            env GORT_GOMAXPROCS=2 "$exe" latency
+        [ -n "$gl" ] && starve_run golat starve-latency go-p2 p50 p99 p999 max -- \
+            env GOMAXPROCS=2 "$gl"
+    done
+    rm -rf "$tmp"
+
+    # medians; FAIL if any rep failed, SKIP without a peer
+    starve_med() { # SIDE KEY HAVE [FORMAT]
+        if [ -z "$3" ]; then echo SKIP
+        elif [ -n "${failed[$1]:-}" ]; then echo FAIL
+        else printf '%s' "${vals["$1 $2"]:-}" | median "${4:-%.1f}"; fi
+    }
+    local w_g w_go l_g l_go gleast_min
+    w_g=$(starve_med gort workers 1 %.0f) w_go=$(starve_med go workers "$gs" %.0f)
+    l_g=$(starve_med gort least 1 %.0f) l_go=$(starve_med go least "$gs" %.0f)
+    gleast_min=$(printf '%s' "${vals["gort least"]:-}" | sort -g | head -n 1)
+    [ "$w_g" = FAIL ] && FAILED=1
+
+    echo
+    printf '%-15s | %-28s | %14s | %14s | %9s\n' workload metric gort go gort/go
+    printf '%-15s | %-28s | %14s | %14s | %9s\n' starve "workers' iterations (4 s)" "$w_g" "$w_go" "$(ratio "$w_g" "$w_go")"
+    printf '%-15s | %-28s | %14s | %14s | %9s\n' starve "least-served worker" "$l_g" "$l_go" "$(ratio "$l_g" "$l_go")"
+    for key in p50 p99 p999 max; do
+        local a b
+        a=$(starve_med gortlat "$key" 1) b=$(starve_med golat "$key" "$gl")
+        [ "$a" = FAIL ] && FAILED=1
+        printf '%-15s | %-28s | %14s | %14s | %9s\n' starve-latency "gap between turns, $key (us)" "$a" "$b" "$(ratio "$a" "$b")"
+    done
+    echo
+    v="VERDICT starve gort:"
+    if [ "$w_g" = FAIL ]; then v+=" FAIL (see the FAIL lines above)"
+    elif ! cmp 0 "<" "${gleast_min:-0}"; then v+=" MISS (a worker made no progress in some rep)"
+    elif [ "$w_go" = SKIP ]; then v+=" n/a (no Go figure; every worker progressed, ${w_g} iterations)"
+    elif cmp "$w_go" "<=" "$w_g"; then
+        v+=" PASS (every worker progressed in every rep; workers ${w_g} against Go's ${w_go}, need >= Go's)"
+    else v+=" MISS (workers ${w_g} against Go's ${w_go}, need >= Go's)"; fi
+    echo "$v"
+    echo
+}
+
+FAMILIES=(malloc pagealloc ctxswitch sched chan stw sync http gc starve)
 
 declare -A WANT=()   # family -> 1
 SEL_MALLOC=()        # malloc patterns, in the order given
@@ -1127,6 +1231,7 @@ select_names() {
         stw) WANT[stw]=1 ;;
         sync) WANT[sync]=1 ;;
         http) WANT[http]=1 ;;
+        starve) WANT[starve]=1 ;;
         gc)
             WANT[gc]=1
             SEL_GC+=(binarytrees gcpause allocfree)
@@ -1167,6 +1272,7 @@ echo
 [ -n "${WANT[sync]:-}" ] && bench_sync
 [ -n "${WANT[http]:-}" ] && bench_http
 [ -n "${WANT[gc]:-}" ] && bench_gc "${SEL_GC[@]}"
+[ -n "${WANT[starve]:-}" ] && bench_starve
 
 if [ "$FAILED" -ne 0 ]; then
     echo "some runs FAILED (logs in $LOGS)"

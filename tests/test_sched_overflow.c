@@ -115,12 +115,62 @@ static void die_by_fault(void) {
 
 static void test_fault_reported(void) {
     if (TEST_ASAN) TEST_SKIP("ASan's SIGSEGV handler, installed first, reports the fault");
-    const char *out = expect_death(die_by_fault, 2,
-                                   "fatal error: unexpected signal during runtime execution\n"
-                                   "[signal SIGSEGV: segmentation violation code=0x1 addr=0x8 pc=");
+    const char *out =
+        expect_death(die_by_fault, 2,
+                     "panic: runtime error: invalid memory address or nil pointer dereference\n"
+                     "[signal SIGSEGV: segmentation violation code=0x1 addr=0x8 pc=");
     const char *g2 = strstr(out, "goroutine 2 [running]:\n");
     CHECK(g2 != NULL);
     if (g2) CHECK(strncmp(g2 + strlen("goroutine 2 [running]:\n"), "nil_deref(", 10) == 0);
+}
+
+static void wild_faulter(void *arg) {
+    nil_deref((volatile int *)((uintptr_t)arg << 12));
+}
+
+static int main_wild(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    gort_go(wild_faulter, (void *)(uintptr_t)0xdead);
+    gort_sleep(10LL * 1000 * 1000 * 1000);
+    return 0;
+}
+
+static void die_by_wild(void) {
+    char *argv[] = {"x", NULL};
+    gort_main(main_wild, 1, argv);
+}
+
+/* A fault at an address past the first page is Go's "unexpected fault address". */
+static void test_fault_wild(void) {
+    if (TEST_ASAN) TEST_SKIP("ASan's SIGSEGV handler, installed first, reports the fault");
+    const char *out = expect_death(die_by_wild, 2, "unexpected fault address 0xdead000\n"
+                                                   "fatal error: fault\n"
+                                                   "[signal SIGSEGV: segmentation violation code=");
+    CHECK(strstr(out, "nil_deref(") != NULL);
+}
+
+/* Inside the runtime (a bogus channel, not NULL: the send faults in
+ * gort's own code): "unexpected signal during runtime execution". */
+static int main_runtime_fault(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    int64_t v = 1;
+    gort_chan_send((gort_chan *)(uintptr_t)0x10, &v);
+    return 0;
+}
+
+static void die_by_runtime_fault(void) {
+    char *argv[] = {"x", NULL};
+    gort_main(main_runtime_fault, 1, argv);
+}
+
+static void test_fault_in_runtime(void) {
+    if (TEST_ASAN) TEST_SKIP("ASan's SIGSEGV handler, installed first, reports the fault");
+    const char *out = expect_death(die_by_runtime_fault, 2,
+                                   "fatal error: unexpected signal during runtime execution\n"
+                                   "[signal SIGSEGV: segmentation violation code=0x1 addr=0x");
+    CHECK(strstr(out, "goroutine 1 [running]:") != NULL);
 }
 
 static void on_user_segv(int sig) {
@@ -169,6 +219,8 @@ int main(int argc, char **argv) {
     RUN(test_overflow_dies);
     RUN(test_overflow_dies_mprotect_guard);
     RUN(test_fault_reported);
+    RUN(test_fault_wild);
+    RUN(test_fault_in_runtime);
     RUN(test_fault_user_handler_kept);
     return test_result();
 }

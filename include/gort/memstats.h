@@ -48,7 +48,7 @@ typedef struct gort_memstats {
     uint64_t pause_ns[256];  /* circular buffer of recent pause times */
     uint64_t pause_end[256]; /* circular buffer of recent pause end times */
     uint32_t num_gc;         /* completed GC cycles */
-    uint32_t num_forced_gc;  /* GC cycles forced by gort_gc */
+    uint32_t num_forced_gc;  /* GC cycles forced by the program (runtime.GC) */
     double gc_cpu_fraction;  /* fraction of CPU time used by the GC */
     bool enable_gc;          /* always true, as Go's */
     bool debug_gc;           /* currently unused, as Go's */

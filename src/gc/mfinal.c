@@ -198,7 +198,8 @@ static void start_runner(void) {
     if (!atomic_cas(&runner_kind, &z, gor ? 1 : 2)) return;
     if (gor) {
         if (gort_go(fin_goroutine, NULL) < 0) throw("cannot start the finalizer goroutine");
-    } else if (os_thread_start(fin_thread, NULL, 0, "gort-finalizer") < 0) {
+    } else if (os_thread_start(fin_thread, NULL, (size_t)8 << 20, "gort-finalizer") < 0) {
+        /* (a thread's usual 8 MiB: it runs the program's finalizers) */
         throw("cannot start the finalizer thread");
     }
 }

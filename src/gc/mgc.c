@@ -523,50 +523,56 @@ void gc_sysmon_tick(void) {
  * A fork waits for a cycle in progress to end (a child could not finish
  * it: the workers are threads, gone in the child) and holds every lock of
  * the collector across the fork, in the order the collector takes them:
- * the cycle's start mutex, stop-the-world's mutexes, then runtime locks.
- * In the child the collector's threads are restarted on demand. */
-static int fork_lock_depth; /* the forking thread's lock_depth before prepare */
+ * the cycle's start mutex, then (the scheduler has meanwhile stopped the
+ * world, which holds stop-the-world's mutexes) runtime locks. The
+ * scheduler's fork handlers call this at each phase (sched_gc_fork_hook),
+ * so that the world stops after the cycle ends and before these locks are
+ * taken. In the child the collector's threads are restarted on demand. */
+static int fork_lock_depth; /* the forking thread's lock_depth before our locks */
 
-static void fork_prepare(void) {
-    fmutex_lock(&start_mutex);
-    while (gc_phase() != GC_OFF) {
-        uint32_t s = atomic_load_acq(&cycle_done_seq);
-        if (gc_phase() == GC_OFF) break;
-        futex_sleep(&cycle_done_seq, s, 10 * 1000 * 1000);
+static void fork_hook(int phase) {
+    switch (phase) {
+    case 0: /* before the world stops */
+        fmutex_lock(&start_mutex);
+        while (gc_phase() != GC_OFF) {
+            uint32_t s = atomic_load_acq(&cycle_done_seq);
+            if (gc_phase() == GC_OFF) break;
+            futex_sleep(&cycle_done_seq, s, 10 * 1000 * 1000);
+        }
+        break;
+    case 1: /* the world stopped */
+        fork_lock_depth = lock_depth;
+        lock(&gc_state.lock);
+        gc_thread_fork(0);
+        gc_mark_fork(0);
+        gc_final_fork(0);
+        gc_central_lock_all();
+        gc_work_fork(0);
+        break;
+    case 2: /* parent, before the world starts */
+        gc_work_fork(1);
+        gc_central_unlock_all();
+        gc_final_fork(1);
+        gc_mark_fork(1);
+        gc_thread_fork(1);
+        unlock(&gc_state.lock);
+        break;
+    case 3: /* parent, after */
+        fmutex_unlock(&start_mutex);
+        break;
+    default: /* child */
+        gc_work_fork(2);
+        gc_central_reinit_locks();
+        gc_final_fork(2);
+        gc_mark_fork(2);
+        gc_thread_fork(2);
+        gc_state.lock = (lock_t)LOCK_INIT;
+        lock_depth = fork_lock_depth; /* the locks were reset, not unlocked */
+        start_mutex = 0;
+        nworkers = 0; /* started again by the next cycle */
+        gc_sweep_fork_child();
+        break;
     }
-    stw_atfork_prepare();
-    fork_lock_depth = lock_depth;
-    lock(&gc_state.lock);
-    gc_thread_fork(0);
-    gc_mark_fork(0);
-    gc_final_fork(0);
-    gc_central_lock_all();
-    gc_work_fork(0);
-}
-
-static void fork_parent(void) {
-    gc_work_fork(1);
-    gc_central_unlock_all();
-    gc_final_fork(1);
-    gc_mark_fork(1);
-    gc_thread_fork(1);
-    unlock(&gc_state.lock);
-    stw_atfork_parent();
-    fmutex_unlock(&start_mutex);
-}
-
-static void fork_child(void) {
-    gc_work_fork(2);
-    gc_central_reinit_locks();
-    gc_final_fork(2);
-    gc_mark_fork(2);
-    gc_thread_fork(2);
-    gc_state.lock = (lock_t)LOCK_INIT;
-    lock_depth = fork_lock_depth; /* the locks were reset, not unlocked */
-    stw_atfork_child();
-    start_mutex = 0;
-    nworkers = 0; /* started again by the next cycle */
-    gc_sweep_fork_child();
 }
 
 /* ---- init ---- */
@@ -627,7 +633,8 @@ void gc_init(void) {
     memstats_gc_hook = memstats_hook;
     sched_gc_sysmon_hook = sysmon_hook;
     gc_sweeper_start();
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    atomic_store_rel(&sched_gc_fork_hook, fork_hook);
+    sched_fork_register();
     gc_state.enabled = true;
     atomic_store_rel(&state, 2);
 }

@@ -370,6 +370,7 @@ __attribute__((noinline, cold)) static void free_owner_checked(mcache *c, mspan 
 
 __attribute__((noinline)) static void free_slow(uintptr_t p, mspan *s) {
     if (!p) return;
+    if (!s && malloc_direct_free(p)) return;
     if (!s || s->state != SPAN_IN_USE || s->kind != SPAN_MALLOC) bad_pointer("gort_free", p, s);
     free_large(s, p);
 }
@@ -466,6 +467,8 @@ GORT_API void *gort_calloc(size_t count, size_t size) {
 
 GORT_API size_t gort_usable_size(const void *ptr) {
     if (!ptr) return 0;
+    size_t direct = span_of((uintptr_t)ptr) ? 0 : malloc_direct_size((uintptr_t)ptr);
+    if (direct) return direct;
     mspan *s = check_live("gort_usable_size", (uintptr_t)ptr);
     return s->sizeclass ? s->elemsize : s->npages * PAGE_SIZE;
 }
@@ -476,8 +479,11 @@ GORT_API void *gort_realloc(void *ptr, size_t n) {
         gort_free(ptr);
         return NULL;
     }
-    mspan *s = check_live("gort_realloc", (uintptr_t)ptr);
-    size_t have = s->sizeclass ? s->elemsize : s->npages * PAGE_SIZE;
+    size_t have = span_of((uintptr_t)ptr) ? 0 : malloc_direct_size((uintptr_t)ptr);
+    if (!have) {
+        mspan *s = check_live("gort_realloc", (uintptr_t)ptr);
+        have = s->sizeclass ? s->elemsize : s->npages * PAGE_SIZE;
+    }
     /* Stay in place when the block fits and would not waste over half of it. */
     if (n <= have && (n > have / 2 || have <= 16)) return ptr;
     void *q = gort_malloc(n);
@@ -500,9 +506,11 @@ static void *malloc_class(unsigned sc) {
 }
 
 GORT_API int gort_posix_memalign(void **out, size_t align, size_t n) {
-    if (align < sizeof(void *) || (align & (align - 1))) return -EINVAL;
+    if (align < sizeof(void *) || (align & (align - 1))) return EINVAL;
     void *p;
-    if (align <= 8) {
+    if (align > MALLOC_DIRECT_ALIGN) {
+        p = malloc_direct(n, align); /* not the heap: see malloc_direct.c */
+    } else if (align <= 8) {
         p = gort_malloc(n); /* every object is 8-aligned */
     } else if (align <= PAGE_SIZE && n <= MAX_SMALL_SIZE) {
         /* Spans are page-aligned, so a class whose size is a multiple of align
@@ -519,7 +527,7 @@ GORT_API int gort_posix_memalign(void **out, size_t align, size_t n) {
         bool z;
         p = malloc_large(n ? n : 1, align, &z);
     }
-    if (!p) return -ENOMEM;
+    if (!p) return ENOMEM;
     *out = p;
     return 0;
 }

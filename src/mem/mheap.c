@@ -10,6 +10,7 @@
 #include "base/fatal.h"
 #include "mem/fixalloc.h"
 #include "mem/mcache.h"
+#include "mem/malloc.h"
 #include "mem/mcentral.h"
 #include "mem/mpagealloc.h"
 #include "mem/scavenge.h"
@@ -148,11 +149,13 @@ void mheap_atfork_prepare(void) {
     pagealloc_atfork_prepare();
     arena_atfork_prepare();
     mcache_atfork_prepare();
+    malloc_direct_atfork_prepare();
     persistent_atfork_prepare();
 }
 
 void mheap_atfork_parent(void) {
     persistent_atfork_parent();
+    malloc_direct_atfork_parent();
     mcache_atfork_parent();
     arena_atfork_parent();
     pagealloc_atfork_parent();
@@ -163,6 +166,7 @@ void mheap_atfork_parent(void) {
 
 void mheap_atfork_child(void) {
     persistent_atfork_child();
+    malloc_direct_atfork_child();
     mcache_atfork_child();
     arena_atfork_child();
     pagealloc_atfork_child();

@@ -139,8 +139,9 @@ int stack_thread_init(void);
 void stack_thread_exit(void);
 
 /* A stack whose class is at least size bytes (0: GORT_STACKSIZE): size
- * rounded up to a power of two, at least 16 KiB, at most 16 GiB. 0, or
- * -ENOMEM (also for a size over 16 GiB). */
+ * rounded up to a power of two, at least 16 KiB, at most 16 GiB
+ * (STACK_SIZE_MAX). 0, or -ENOMEM (also for a size over 16 GiB). */
+#define STACK_SIZE_MAX ((size_t)16 << 30)
 int stack_alloc(stack_cache *c, gstack *st, size_t size);
 /* Frees a stack from stack_alloc; a stack that is not allocated (a double
  * free) is a fatal error, and so is a written canary (stack_check_canary:

@@ -12,6 +12,7 @@
 #include "sched/proc.h"
 
 #include "base/fatal.h"
+#include "base/lock.h"
 #include "base/print.h"
 #include "base/symtab.h"
 #include "sched/stack.h"
@@ -104,6 +105,7 @@ void dump_goroutines(void) {
  * The stack's owner, not tls_m->curg, names the goroutine: a fault can hit in
  * the middle of a switch. */
 void on_stack_overflow(uintptr_t addr) {
+    fatal_in_signal = 1; /* the fault may have hit inside stdio */
     struct stack_fault f;
     g *gp = NULL;
     if (stack_fault_info(&f)) {
@@ -124,10 +126,16 @@ void on_stack_overflow(uintptr_t addr) {
     throw("stack overflow");
 }
 
-/* The crash hook (stack.c): a SIGSEGV or SIGBUS that no handler wanted, in
- * the runtime or in the program; Go's report, then the dump, starting from
- * the faulting frame (on the goroutine's stack, or a thread's own stack:
- * "runtime stack"). */
+/* The crash hook (stack.c): a SIGSEGV or SIGBUS that no handler wanted.
+ * Reported in Go's three forms, chosen as Go's canpanic chooses: off a
+ * goroutine's stack (a runtime thread, a scheduler stack) or inside a
+ * runtime critical section (lock_depth, Go's m.locks), "fatal error:
+ * unexpected signal during runtime execution"; on a goroutine,
+ * a nil dereference (an address in the first page) is Go's runtime-error
+ * panic and any other address "unexpected fault address" and "fatal error:
+ * fault". Each with Go's [signal ...] line, then the dump from the faulting
+ * frame (on the goroutine's stack, or a thread's own stack: "runtime
+ * stack"), exit 2. */
 void on_unexpected_signal(int sig, int code, uintptr_t addr) {
     struct stack_fault f;
     memset(&f, 0, sizeof f);
@@ -142,7 +150,17 @@ void on_unexpected_signal(int sig, int code, uintptr_t addr) {
         sysfault_fp = f.fp;
         sysfault_pc = f.pc;
     }
-    throwf("unexpected signal during runtime execution\n[signal %s code=0x%x addr=%p pc=%p]",
-           sig == SIGBUS ? "SIGBUS: bus error" : "SIGSEGV: segmentation violation", (unsigned)code,
-           (void *)addr, (void *)f.pc);
+    char line[160];
+    snprint(line, sizeof line, "[signal %s code=0x%x addr=%p pc=%p]",
+            sig == SIGBUS ? "SIGBUS: bus error" : "SIGSEGV: segmentation violation",
+            (unsigned)code, (void *)addr, (void *)f.pc);
+    if (!fault_g || lock_depth > 0) throwf("unexpected signal during runtime execution\n%s", line);
+    if (addr < 4096) {
+        char msg[256];
+        snprint(msg, sizeof msg, "runtime error: invalid memory address or nil pointer dereference\n%s",
+                line);
+        gopanic(msg);
+    }
+    print("unexpected fault address %p\n", (void *)addr);
+    throwf("fault\n%s", line);
 }
