@@ -8,6 +8,7 @@
 #include "base/thread.h"
 #include "gort/malloc.h"
 #include "mem/arena.h"
+#include "mem/fixalloc.h"
 #include "mem/mcache.h"
 #include "mem/mcentral.h"
 #include "mem/mpagealloc.h"
@@ -21,6 +22,10 @@ static uint64_t inuse_peak;  /* peak of heap_inuse since the last step (bytes) *
 static uint64_t freed_since; /* bytes of pages freed since the last inline step */
 static lock_t step_lock = LOCK_INIT;
 int scavenger_started;
+int64_t mem_limit = INT64_MAX;
+uint64_t mem_limit_extra;
+uint32_t mem_limit_assist_off;
+void (*free_os_memory_gc_hook)(void);
 
 static uint64_t heap_inuse_now(struct pagealloc_stats *st) {
     return (st->mapped_pages - st->free_pages) * PAGE_SIZE;
@@ -40,32 +45,81 @@ void scavenge_note_free(size_t npages) {
 #endif
 }
 
-uint64_t scavenge_goal(void) {
+static void view_of(const struct pagealloc_stats *st, struct mem_limit_view *v) {
+    v->heap_retained = (st->mapped_pages - st->released_pages) * PAGE_SIZE;
+    v->heap_free = (st->free_pages - st->released_pages) * PAGE_SIZE;
+    v->heap_inuse = heap_inuse_now((struct pagealloc_stats *)st);
+    v->counted = v->heap_retained + atomic_load_relaxed(&persistent_bytes) +
+                 atomic_load_relaxed(&mem_limit_extra);
+}
+
+void mem_limit_read(struct mem_limit_view *v) {
     struct pagealloc_stats st;
     pagealloc_read_stats(&st);
-    uint64_t inuse = heap_inuse_now(&st);
+    view_of(&st, v);
+}
+
+/* The goal, from stats already read. */
+static uint64_t goal_of(struct pagealloc_stats *st) {
+    uint64_t inuse = heap_inuse_now(st);
     uint64_t peak = atomic_load_relaxed(&inuse_peak);
     if (inuse > peak) peak = inuse;
     uint64_t goal = peak + peak / 10;
     if (goal < inuse + SCAV_MIN_SLACK) goal = inuse + SCAV_MIN_SLACK;
-    if (opts.memlimit != INT64_MAX) {
-        uint64_t lim = (uint64_t)opts.memlimit / 100 * 95;
+    int64_t limit = atomic_load_relaxed(&mem_limit);
+    if (limit != INT64_MAX) {
+        /* Go's memoryLimitGoal: 95% of the limit for everything counted,
+         * so the heap's share is that less the rest. */
+        struct mem_limit_view v;
+        view_of(st, &v);
+        uint64_t other = v.counted - v.heap_retained;
+        uint64_t lim = (uint64_t)limit / 100 * 95;
+        lim = lim > other ? lim - other : 0;
         if (goal > lim) goal = lim > inuse ? lim : inuse;
     }
     return goal;
+}
+
+uint64_t scavenge_goal(void) {
+    struct pagealloc_stats st;
+    pagealloc_read_stats(&st);
+    return goal_of(&st);
+}
+
+/* Bytes by which what the limit counts exceeds it (0: under, or no limit). */
+static uint64_t over_limit(struct pagealloc_stats *st) {
+    int64_t limit = atomic_load_relaxed(&mem_limit);
+    if (limit == INT64_MAX) return 0;
+    struct mem_limit_view v;
+    view_of(st, &v);
+    return v.counted > (uint64_t)limit ? v.counted - (uint64_t)limit : 0;
+}
+
+void scavenge_alloc_assist(size_t npages) {
+    (void)npages; /* already counted: the pages are in use now */
+    if (atomic_load_relaxed(&mem_limit) == INT64_MAX || atomic_load_relaxed(&mem_limit_assist_off))
+        return;
+    struct pagealloc_stats st;
+    pagealloc_read_stats(&st);
+    uint64_t over = over_limit(&st);
+    if (over) pagealloc_scavenge((size_t)((over + PAGE_SIZE - 1) / PAGE_SIZE));
 }
 
 uint64_t scavenge_step(uint64_t max_bytes) {
     lock(&step_lock);
     struct pagealloc_stats st;
     pagealloc_read_stats(&st);
-    uint64_t goal = scavenge_goal();
+    uint64_t goal = goal_of(&st);
     uint64_t retained = (st.mapped_pages - st.released_pages) * PAGE_SIZE;
     uint64_t done = 0;
     if (retained > goal) {
         uint64_t want = retained - goal;
         if (want > max_bytes) want = max_bytes;
-        done = (uint64_t)pagealloc_scavenge((size_t)(want / PAGE_SIZE)) * PAGE_SIZE;
+        /* Over the memory limit: all of the overage now (eagerly). */
+        uint64_t over = over_limit(&st);
+        if (want < over) want = over < retained - goal ? over : retained - goal;
+        done =
+            (uint64_t)pagealloc_scavenge((size_t)((want + PAGE_SIZE - 1) / PAGE_SIZE)) * PAGE_SIZE;
     }
     /* The peak decays: the next period's goal follows the heap down. */
     atomic_store_relaxed(&inuse_peak, heap_inuse_now(&st));
@@ -120,6 +174,8 @@ void scavenge_atfork_child(void) {
 }
 
 GORT_API void gort_free_os_memory(void) {
+    void (*gc)(void) = free_os_memory_gc_hook;
+    if (gc) gc(); /* a full collection first, as Go's debug.FreeOSMemory */
     mcache *c = tls_mcache;
     if (c != &empty_mcache) mcache_flush(c);
     mcentral_reclaim();
