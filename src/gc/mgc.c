@@ -266,6 +266,7 @@ static void worker_main(void *arg) {
         }
         uint32_t cyc = atomic_load_acq(&gc_state.markgen);
         int64_t mark_start = gc_pacer.mark_start_ns;
+        worker_busy_ns[id] = 0; /* the fractional share is of this cycle's mark */
         bool active = false; /* a cycle starts with every worker counted idle */
         while (gc_phase() == GC_MARK && atomic_load_acq(&gc_state.markgen) == cyc) {
             int64_t now = nanotime();
