@@ -64,6 +64,7 @@
 #define gc_checkmark_visit        gort__gc_checkmark_visit
 #define gc_conservative_type      gort__gc_conservative_type
 #define gc_drain                  gort__gc_drain
+#define gc_finalizer_runner_start gort__gc_finalizer_runner_start
 #define gc_finalizers_run         gort__gc_finalizers_run
 #define gc_findobject             gort__gc_findobject
 #define gc_finish_sweep           gort__gc_finish_sweep
@@ -85,6 +86,7 @@
 #define gc_pacer_update_cons_mark gort__gc_pacer_update_cons_mark
 #define gc_pool_cleanup_hook      gort__gc_pool_cleanup_hook
 #define gc_prepare_roots          gort__gc_prepare_roots
+#define gc_queue_call             gort__gc_queue_call
 #define gc_roots_pending          gort__gc_roots_pending
 #define gc_scan_data_again        gort__gc_scan_data_again
 #define gc_scan_roots_stw         gort__gc_scan_roots_stw
@@ -94,6 +96,8 @@
 #define gc_scan_deferred          gort__gc_scan_deferred
 #define gc_record_extra_pause     gort__gc_record_extra_pause
 #define gc_shade                  gort__gc_shade
+#define gc_special_cleanup        gort__gc_special_cleanup
+#define gc_special_weak           gort__gc_special_weak
 #define gc_start                  gort__gc_start
 #define gc_state                  gort__gc_state
 #define gc_sweep_credit           gort__gc_sweep_credit
@@ -412,6 +416,23 @@ void gc_sweep_credit_reset(void);
 void gc_mark_specials(gcwork *w);
 bool gc_sweep_specials(mspan *s, uint64_t *live);
 extern uint64_t gc_finalizers_run;
+enum gc_special_kind { GC_SPECIAL_FINALIZER = 1, GC_SPECIAL_WEAK = 2, GC_SPECIAL_CLEANUP = 3 };
+/* A weak handle (mweak.c): a noscan GC object, so the marker never sees
+ * target as a pointer; the sweeper clears target when the object dies. */
+struct gort_weak {
+    uintptr_t target; /* atomic: the object's address as given to gort_weak_make; 0 once dead */
+    uintptr_t unused; /* a 16-byte slot of its own, not a tiny block shared with others */
+};
+/* The weak handle of obj (an address in slot of s), or, if it has none,
+ * fresh installed as its handle (fresh NULL: only look). */
+gort_weak *gc_special_weak(uintptr_t obj, uintptr_t slot, mspan *s, gort_weak *fresh);
+/* Adds a cleanup fn(arg) to obj: 0 or -ENOMEM. */
+int gc_special_cleanup(uintptr_t obj, uintptr_t slot, mspan *s, void (*fn)(void *), void *arg);
+/* Queues fn(arg) to run on the finalizer goroutine (or thread). */
+void gc_queue_call(void (*fn)(void *arg), void *arg);
+/* Starts the finalizer goroutine (or thread) if it is not running: from a
+ * program's thread (a goroutine is started on the caller's P). */
+void gc_finalizer_runner_start(void);
 /* mgcmark.c */
 bool gc_roots_pending(void);
 void gc_scan_deferred(gcwork *w);
