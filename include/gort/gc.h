@@ -1,6 +1,6 @@
 /* The garbage-collected heap (Go's new, runtime.GC, SetFinalizer, KeepAlive,
- * AddCleanup, weak.Pointer, debug.SetGCPercent and debug.FreeOSMemory), for
- * C. docs/gc.md is the guide.
+ * AddCleanup, weak.Pointer, debug.SetGCPercent, debug.SetMemoryLimit and
+ * debug.FreeOSMemory), for C. docs/gc.md is the guide.
  *
  *     struct node { struct node *left, *right; long key; };
  *     GORT_TYPE(node, left, right);              // at file scope
@@ -115,6 +115,35 @@ GORT_API int gort_add_cleanup(void *obj, void (*fn)(void *arg), void *arg);
 typedef struct gort_weak gort_weak;
 GORT_API gort_weak *gort_weak_make(void *obj);
 GORT_API void *gort_weak_get(gort_weak *w);
+
+/* Sets the memory limit (debug.SetMemoryLimit; GORT_GOMEMLIMIT at start,
+ * with Go's syntax: 512MiB, 2GiB, off): a soft limit on everything gort maps
+ * for the program (the heap, goroutine stacks, the runtime's metadata) less
+ * what it returned to the OS. The collector's heap goal becomes the lower
+ * of GOGC's and the limit's, and the scavenger returns free memory eagerly
+ * when the process is above it. With GOGC off (gort_set_gc_percent(-1)) the
+ * heap grows until the limit, and only then is collected. INT64_MAX: no
+ * limit. bytes < 0 only queries. Returns the previous limit. A live set
+ * near or over the limit would have the collector run all the time: the GC
+ * CPU limiter then caps the collector at about half the CPU (Go's 50% over
+ * a window of GOMAXPROCS seconds) and lets the heap pass the limit rather
+ * than stall the program; MemStats (limiter_*) and gctrace ("GC CPU limiter
+ * on") show it. */
+GORT_API int64_t gort_set_memory_limit(int64_t bytes);
+/* Beyond Go: fn(arg) is called on a runtime goroutine (the finalizer
+ * goroutine, or thread) when the GC CPU limiter has been engaged for a
+ * sustained period (1 s): the live heap does not fit in the memory limit,
+ * and a server can shed load before it runs out. Called again only after
+ * the limiter has let go (its bucket half drained) and engaged again for
+ * as long. fn should return soon (start a goroutine for long work). fn NULL
+ * removes the callback. */
+GORT_API void gort_set_memory_limit_callback(void (*fn)(void *arg), void *arg);
+/* Runs a full collection (gort_gc), then returns every free page of the
+ * heap and every cached goroutine stack to the OS (debug.FreeOSMemory):
+ * what stays resident is the live heap, its fragmentation and the runtime's
+ * metadata. Also declared in gort/malloc.h (without a collection when the
+ * program never used the GC heap). */
+GORT_API void gort_free_os_memory(void);
 
 /* Registers [start, start + len) as a root: every aligned word in it that
  * points into a GC object keeps that object alive. Stores of GC pointers

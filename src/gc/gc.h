@@ -35,6 +35,7 @@
 #ifndef GORT_GC_GC_H
 #define GORT_GC_GC_H
 
+#include "base/atomic.h"
 #include "base/lock.h"
 #include "gort/gc.h"
 #include "gort/type.h"
@@ -69,11 +70,17 @@
 #define gc_findobject             gort__gc_findobject
 #define gc_finish_sweep           gort__gc_finish_sweep
 #define gc_flush_wbbuf            gort__gc_flush_wbbuf
+#define gc_free_os_memory_hook    gort__gc_free_os_memory_hook
 #define gc_greyobject             gort__gc_greyobject
 #define gc_heap_range             gort__gc_heap_range
 #define gc_init                   gort__gc_init
 #define gc_internal_thread        gort__gc_internal_thread
 #define gc_is_marked              gort__gc_is_marked
+#define gc_limiter_add            gort__gc_limiter_add
+#define gc_limiter_enabled        gort__gc_limiter_enabled
+#define gc_limiter_memstats       gort__gc_limiter_memstats
+#define gc_limiter_poll           gort__gc_limiter_poll
+#define gc_limiter_trace          gort__gc_limiter_trace
 #define gc_mark_specials          gort__gc_mark_specials
 #define gc_mark_termination_scan  gort__gc_mark_termination_scan
 #define gc_mark_tiny_allocs       gort__gc_mark_tiny_allocs
@@ -81,6 +88,7 @@
 #define gc_mcache_prepare         gort__gc_mcache_prepare
 #define gc_pacer                  gort__gc_pacer
 #define gc_pacer_end_cycle        gort__gc_pacer_end_cycle
+#define gc_pacer_limit_update     gort__gc_pacer_limit_update
 #define gc_pacer_revise           gort__gc_pacer_revise
 #define gc_pacer_start_cycle      gort__gc_pacer_start_cycle
 #define gc_pacer_update_cons_mark gort__gc_pacer_update_cons_mark
@@ -372,9 +380,14 @@ size_t gc_sweepone(void);
 /* ---- pacer (mgcpacer.c): Go 1.18's gcControllerState ------------------------- */
 
 extern struct gc_pacer {
-    int gcpercent;           /* GOGC; < 0 off */
-    int64_t memory_limit;    /* bytes (INT64_MAX: none) */
-    uint64_t heap_live;      /* atomic: bytes allocated since the last mark plus marked */
+    int gcpercent;      /* GOGC; < 0 off (the memory limit is mem_limit, mem/scavenge.h) */
+    uint64_t heap_live; /* atomic: bytes allocated since the last mark plus marked */
+    /* atomic: bytes of GC slots allocated and not yet freed by a sweep (Go's
+     * heapAlloc, totalAlloc - totalFree; like heap_live, a cached span's
+     * free slots count until it is given back): what the memory limit's
+     * goal takes for heap objects, dead but unswept ones included. */
+    uint64_t heap_alloc;
+    uint64_t limit_check;    /* atomic: heap_live at which the limit's goal is next recomputed */
     uint64_t heap_marked;    /* bytes marked by the last cycle */
     uint64_t heap_goal;      /* the heap size the current cycle aims to finish by */
     uint64_t trigger;        /* heap_live at which the next cycle starts */
@@ -394,8 +407,45 @@ extern struct gc_pacer {
 /* The heap goal and trigger for the next cycle (after mark termination or
  * a GOGC change). */
 void gc_pacer_end_cycle(void);
+/* Under a memory limit: the goal and trigger again from what the limit
+ * counts now (Go recomputes its heapGoal at every trigger check; we do at
+ * every few MiB of allocation, gc_pacer_limit_poll). */
+void gc_pacer_limit_update(void);
+static inline void gc_pacer_limit_poll(void) {
+    if (__builtin_expect(atomic_load_relaxed(&gc_pacer.heap_live) >=
+                             atomic_load_relaxed(&gc_pacer.limit_check),
+                         0))
+        gc_pacer_limit_update();
+}
+
 /* At mark start: the assist ratio and the workers for this cycle. */
 void gc_pacer_start_cycle(void);
+
+/* ---- the GC CPU limiter (mgclimit.c): Go's gcCPULimiter ---------------------- */
+
+enum gc_limiter_kind {
+    GC_LIM_ASSIST, /* mark assists (ns) */
+    GC_LIM_WORKER, /* background workers on the program's CPU share (ns) */
+    GC_LIM_IDLE,   /* workers on idle Ps' time (ns): idle CPU, not the program's */
+    GC_LIM_PAUSE,  /* a stop of the world (ns of wall time; counted on every P) */
+};
+/* Atomic: nonzero while the limiter is on (the bucket is full): assists
+ * stop, allocation does not scavenge inline. */
+extern uint32_t gc_limiter_enabled;
+static inline bool gc_limiter_on(void) {
+    return atomic_load_relaxed(&gc_limiter_enabled) != 0;
+}
+/* Adds GC CPU time to the next update. */
+void gc_limiter_add(enum gc_limiter_kind kind, int64_t ns);
+/* Updates the bucket if the last update is 10 ms old (any thread, no lock
+ * held; calls the memory-limit callback when the limiter has been on for a
+ * sustained period). */
+void gc_limiter_poll(int64_t now);
+/* MemStats' limiter and memory-limit fields. */
+struct gort_memstats;
+void gc_limiter_memstats(struct gort_memstats *ms);
+/* gctrace: whether the limiter was on at some point since the last call. */
+bool gc_limiter_trace(void);
 
 /* ---- declarations shared between the layer's files ----------------------- */
 
@@ -455,6 +505,9 @@ void gc_scan_data_again(gcwork *w);
  * cache; called with the world stopped as a cycle starts (Go's
  * clearpools). */
 extern void (*gc_pool_cleanup_hook)(void);
+/* mgc.c: installed as mem's free_os_memory_gc_hook: a full collection
+ * and every cached stack back (gort_free_os_memory). */
+void gc_free_os_memory_hook(void);
 /* mgc.c: sysmon's tick (forced cycles); whether gort_main runs the
  * scheduler. */
 void gc_sysmon_tick(void);

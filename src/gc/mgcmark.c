@@ -621,10 +621,12 @@ void gc_assist(gcthread *t, int64_t bytes) {
     if (gc_phase() != GC_MARK) return;
     t->assist_credit -= bytes;
     if (t->assist_credit >= 0) return;
+    gc_limiter_poll(nanotime());
+    if (gc_limiter_on()) return; /* the GC CPU limiter: no assist (the debt stays) */
     gc_pacer_revise();
     double ratio = gc_pacer.assist_work_per_byte;
     int64_t owed = (int64_t)((double)-t->assist_credit * ratio);
-    int64_t t0 = nanotime();
+    int64_t t0 = nanotime(), tl = t0;
     for (int waits = 0; owed > 0 && gc_phase() == GC_MARK;) {
         owed -= steal_credit(owed);
         if (owed <= 0) break;
@@ -635,15 +637,24 @@ void gc_assist(gcthread *t, int64_t bytes) {
         gcw_dispose(&t->w);
         if (--lock_depth == 0 && lock_suspend_pending) lock_suspend_now();
         owed -= done;
+        int64_t now = nanotime(); /* the limiter may engage mid-assist (Go's gcDrainN) */
+        gc_limiter_add(GC_LIM_ASSIST, now - tl);
+        tl = now;
+        gc_limiter_poll(now);
+        if (gc_limiter_on()) break;
         if (done > 0) continue;
         /* No work to take. Go parks the goroutine until the workers pay;
          * so do we, while the heap is past its goal (else the debt is
          * forgiven: the workers are about to finish the cycle). */
-        if (atomic_load_relaxed(&gc_pacer.heap_live) < gc_pacer.heap_goal || ++waits > 1000) break;
+        if (atomic_load_relaxed(&gc_pacer.heap_live) < gc_pacer.heap_goal || ++waits > 1000 ||
+            gc_limiter_on())
+            break;
         uint32_t q = atomic_load_acq(&gc_state.mark_done_seq);
         futex_sleep(&gc_state.mark_done_seq, q, 50 * 1000);
     }
-    atomic_xadd(&gc_state.gc_cpu_ns, nanotime() - t0);
-    atomic_xadd(&gc_state.assist_ns, nanotime() - t0);
+    int64_t t1 = nanotime();
+    atomic_xadd(&gc_state.gc_cpu_ns, t1 - t0);
+    atomic_xadd(&gc_state.assist_ns, t1 - t0);
+    gc_limiter_add(GC_LIM_ASSIST, t1 - tl);
     t->assist_credit = owed > 0 ? 0 : (int64_t)((double)-owed / (ratio > 0 ? ratio : 1));
 }
