@@ -93,6 +93,11 @@
 #define gc_pacer_start_cycle      gort__gc_pacer_start_cycle
 #define gc_pacer_update_cons_mark gort__gc_pacer_update_cons_mark
 #define gc_pool_cleanup_hook      gort__gc_pool_cleanup_hook
+#define gc_final_fork             gort__gc_final_fork
+#define gc_mark_fork              gort__gc_mark_fork
+#define gc_work_fork              gort__gc_work_fork
+#define gc_thread_fork            gort__gc_thread_fork
+#define gc_sweep_fork_child       gort__gc_sweep_fork_child
 #define gc_prepare_roots          gort__gc_prepare_roots
 #define gc_queue_call             gort__gc_queue_call
 #define gc_roots_pending          gort__gc_roots_pending
@@ -345,10 +350,11 @@ void gc_scanblock(uintptr_t b, uintptr_t n, gcwork *w);
 void gc_scanobject(uintptr_t b, gcwork *w);
 /* Counts and lists the root jobs of a cycle (at mark start, world stopped). */
 void gc_prepare_roots(void);
-/* Runs root jobs and drains grey objects until there is no more work, or
- * until budget bytes of scan work were done (budget < 0: no limit), or
- * *stop becomes nonzero. Returns the scan work done. */
-int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop);
+/* Drains grey objects (and, with roots, runs root jobs first: the
+ * workers only, see mgcmark.c) until there is no more work, or until budget
+ * bytes of scan work were done (budget < 0: no limit), or *stop becomes
+ * nonzero. Returns the scan work done. */
+int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop, bool roots);
 /* World stopped, at mark termination: scans the registers and stacks of the
  * threads that were running, and flushes every thread's barrier buffer. */
 void gc_mark_termination_scan(gcwork *w);
@@ -492,6 +498,13 @@ void gc_record_extra_pause(int64_t ns);
 /* mgcpacer.c */
 void gc_pacer_revise(void);
 void gc_pacer_update_cons_mark(int64_t mark_ns, int64_t cpu_ns, int nprocs);
+/* fork handlers of each file (0 prepare, 1 parent, 2 child), called by
+ * mgc.c's, which pthread_atfork registers at gc_init. */
+void gc_final_fork(int which);
+void gc_mark_fork(int which);
+void gc_work_fork(int which);
+void gc_thread_fork(int which);
+void gc_sweep_fork_child(void);
 /* mcheckmark.c: GORT_GODEBUG=gccheckmark=1, at mark termination. */
 void gc_checkmark(void);
 extern bool gc_checkmark_mode; /* scanning visits for the check (mgcmark.c's scan_word) */

@@ -146,14 +146,29 @@ static void gctrace_line(void) {
     print("%s", line);
 }
 
+/* Grey objects termination may find and still drain with the world stopped;
+ * beyond this, marking goes back to being concurrent (Go's gcMarkDone
+ * restarts the same way when its ragged barrier finds work). */
+#define TERM_DRAIN_MAX 4096
+
+/* World stopped: flushes the barrier buffers and rescans the running
+ * threads; false (the work handed to the workers) if that found too much
+ * to drain now. */
+static bool mark_termination_scan(void) {
+    gcwork w = {0};
+    gc_mark_termination_scan(&w);
+    uint64_t n = (w.wbuf1 ? w.wbuf1->nobj : 0) + (w.wbuf2 ? w.wbuf2->nobj : 0);
+    bool small = n <= TERM_DRAIN_MAX && gcw_global_empty();
+    if (small) gc_drain(&w, -1, NULL, false);
+    gcw_dispose(&w);
+    return small;
+}
+
 /* World stopped: the end of the mark phase. */
 static void mark_termination(int64_t stop_ns) {
     int64_t t0 = nanotime();
     gcwork w = {0};
-    gc_mark_termination_scan(&w);
-    gc_drain(&w, -1, NULL);
-    gcw_dispose(&w);
-    gc_drain(&w, -1, NULL); /* what others disposed meanwhile (nobody runs) */
+    gc_drain(&w, -1, NULL, false); /* what others disposed meanwhile (nobody runs) */
     gcw_dispose(&w);
     gcw_reset_global();
     if (opts.debug.gccheckmark) gc_checkmark();
@@ -199,6 +214,8 @@ static void wake_workers(void) {
     futex_wake(&gc_state.mark_done_seq, INT32_MAX);
 }
 
+static int term_restarts; /* of this cycle's termination (under the stop) */
+
 /* Run by the worker that found marking done (see the header). */
 static void try_terminate(void) {
     lock(&gc_state.lock);
@@ -213,6 +230,19 @@ static void try_terminate(void) {
     wake_workers(); /* they see MARKTERM and stay idle */
     int64_t t0 = nanotime();
     stop_the_world("GC mark termination");
+    if (!mark_termination_scan() && term_restarts < 3) {
+        /* Too much left: back to concurrent marking. */
+        term_restarts++;
+        lock(&gc_state.lock);
+        atomic_store_rel(&gc_state.stop_drain, 0);
+        atomic_store_rel(&gc_state.phase, GC_MARK);
+        unlock(&gc_state.lock);
+        record_pause(nanotime() - t0);
+        start_the_world();
+        wake_workers();
+        return;
+    }
+    term_restarts = 0;
     mark_termination(t0);
     start_the_world();
     if (opts.debug.gctrace) gctrace_line();
@@ -298,7 +328,7 @@ static void worker_main(void *arg) {
             }
             int64_t done = 0, t0 = now, d;
             do {
-                d = gc_drain(&w, GC_SLICE_WORK, &gc_state.stop_drain);
+                d = gc_drain(&w, GC_SLICE_WORK, &gc_state.stop_drain, true);
                 done += d;
             } while (d > 0 && nanotime() - t0 < GC_SLICE_NS && gc_phase() == GC_MARK);
             int64_t dt = nanotime() - t0;
@@ -505,6 +535,57 @@ void gc_sysmon_tick(void) {
         gc_start(GC_TRIGGER_TIME, false);
 }
 
+/* ---- fork ----
+ *
+ * A fork waits for a cycle in progress to end (a child could not finish
+ * it: the workers are threads, gone in the child) and holds every lock of
+ * the collector across the fork, in the order the collector takes them:
+ * the cycle's start mutex, stop-the-world's mutexes, then runtime locks.
+ * In the child the collector's threads are restarted on demand. */
+static int fork_lock_depth; /* the forking thread's lock_depth before prepare */
+
+static void fork_prepare(void) {
+    fmutex_lock(&start_mutex);
+    while (gc_phase() != GC_OFF) {
+        uint32_t s = atomic_load_acq(&cycle_done_seq);
+        if (gc_phase() == GC_OFF) break;
+        futex_sleep(&cycle_done_seq, s, 10 * 1000 * 1000);
+    }
+    stw_atfork_prepare();
+    fork_lock_depth = lock_depth;
+    lock(&gc_state.lock);
+    gc_thread_fork(0);
+    gc_mark_fork(0);
+    gc_final_fork(0);
+    gc_central_lock_all();
+    gc_work_fork(0);
+}
+
+static void fork_parent(void) {
+    gc_work_fork(1);
+    gc_central_unlock_all();
+    gc_final_fork(1);
+    gc_mark_fork(1);
+    gc_thread_fork(1);
+    unlock(&gc_state.lock);
+    stw_atfork_parent();
+    fmutex_unlock(&start_mutex);
+}
+
+static void fork_child(void) {
+    gc_work_fork(2);
+    gc_central_reinit_locks();
+    gc_final_fork(2);
+    gc_mark_fork(2);
+    gc_thread_fork(2);
+    gc_state.lock = (lock_t)LOCK_INIT;
+    lock_depth = fork_lock_depth; /* the locks were reset, not unlocked */
+    stw_atfork_child();
+    start_mutex = 0;
+    nworkers = 0; /* started again by the next cycle */
+    gc_sweep_fork_child();
+}
+
 /* ---- init ---- */
 
 static void flush_hook(mcache *c) {
@@ -564,6 +645,7 @@ void gc_init(void) {
     free_os_memory_gc_hook = gc_free_os_memory_hook;
     sched_gc_sysmon_hook = sysmon_hook;
     gc_sweeper_start();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
     gc_state.enabled = true;
     atomic_store_rel(&state, 2);
 }

@@ -521,9 +521,8 @@ static bool run_root_job(gcwork *w) {
  * Frampton's "Effective prefetch for mark-sweep garbage collection"). */
 #define PREFETCH_RING 16
 
-int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop) {
+int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop, bool roots) {
     int64_t start = w->scan_work;
-    bool roots = budget < 0 || stop; /* workers only (see the header) */
     uintptr_t ring[PREFETCH_RING];
     unsigned rh = 0, rn = 0;
     uint32_t n = 0;
@@ -633,7 +632,7 @@ void gc_assist(gcthread *t, int64_t bytes) {
         /* Scan in chunks, each a critical section of its own (a stop of the
          * world must not find this gcw half used, nor wait long for it). */
         lock_depth++;
-        int64_t done = gc_drain(&t->w, owed < ASSIST_CHUNK ? owed : ASSIST_CHUNK, NULL);
+        int64_t done = gc_drain(&t->w, owed < ASSIST_CHUNK ? owed : ASSIST_CHUNK, NULL, false);
         gcw_dispose(&t->w);
         if (--lock_depth == 0 && lock_suspend_pending) lock_suspend_now();
         owed -= done;
@@ -657,4 +656,18 @@ void gc_assist(gcthread *t, int64_t bytes) {
     atomic_xadd(&gc_state.assist_ns, t1 - t0);
     gc_limiter_add(GC_LIM_ASSIST, t1 - tl);
     t->assist_credit = owed > 0 ? 0 : (int64_t)((double)-owed / (ratio > 0 ? ratio : 1));
+}
+
+void gc_mark_fork(int which) {
+    if (which == 0) {
+        lock(&roots_lock);
+        lock(&deferred_lock);
+        lock(&gcursor_lock);
+    } else if (which == 1) {
+        unlock(&gcursor_lock);
+        unlock(&deferred_lock);
+        unlock(&roots_lock);
+    } else {
+        roots_lock = deferred_lock = gcursor_lock = (lock_t)LOCK_INIT;
+    }
 }

@@ -166,10 +166,11 @@ static void bgsweep(void *arg) {
     }
 }
 
+static uint32_t sweeper_started;
+
 void gc_sweeper_start(void) {
-    static uint32_t started;
     uint32_t z = 0;
-    if (!atomic_cas(&started, &z, 1)) return;
+    if (!atomic_cas(&sweeper_started, &z, 1)) return;
     if (os_thread_start(bgsweep, NULL, 0, "gort-gcsweep") < 0)
         throw("cannot start the GC's background sweeper");
 }
@@ -231,4 +232,11 @@ void gc_sweep_credit(size_t bytes) {
         }
         atomic_xadd(&pages_swept, n);
     }
+}
+
+/* In a forked child the sweeper thread is gone: start another. */
+void gc_sweep_fork_child(void) {
+    sweeper_started = 0;
+    gc_state.sweepers = 0;
+    gc_sweeper_start();
 }

@@ -165,3 +165,12 @@ void gcw_reset_global(void) {
      * it with the world stopped. */
     if (atomic_load_acq(&nfull) != 0) throw("GC: work left after mark termination");
 }
+
+void gc_work_fork(int which) {
+    if (which == 0)
+        lock(&lists_lock);
+    else if (which == 1)
+        unlock(&lists_lock);
+    else
+        lists_lock = (lock_t)LOCK_INIT;
+}
