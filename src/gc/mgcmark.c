@@ -559,6 +559,8 @@ int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop, bool 
 
 /* ---- mark termination ---- */
 
+#define G0_STACK_MAX ((uintptr_t)1 << 30) /* an M's own stack is below this */
+
 static void rescan_thread(stw_thread *st, uintptr_t slo, uintptr_t shi, gcwork *w) {
     const suspend_ctx *ctx = stw_suspended(st);
     if (ctx) scan_suspended(ctx, slo, shi, w);
@@ -575,11 +577,19 @@ void gc_mark_termination_scan(gcwork *w) {
     for (m *mp = sched_allm(); mp; mp = mp->alllink) {
         const suspend_ctx *ctx = stw_suspended(&mp->st);
         if (!ctx) continue;
-        g *gp = mp->curg;
+        /* The stack sp is on: curg's, or the goroutine a switch is leaving
+         * or entering (pend_g: a stop can fall between the switch of curg
+         * and that of sp), or the thread's own (g0), which is below
+         * stack_hi (bounded: an sp elsewhere would scan the address space). */
+        g *gp = mp->curg, *pg = mp->pend_g;
         if (gp && ctx->sp >= gp->stack.lo && ctx->sp <= gp->stack.hi)
             scan_suspended(ctx, gp->stack.lo, gp->stack.hi, w);
-        else if (mp->stack_hi)
+        else if (pg && ctx->sp >= pg->stack.lo && ctx->sp <= pg->stack.hi)
+            scan_suspended(ctx, pg->stack.lo, pg->stack.hi, w);
+        else if (mp->stack_hi && ctx->sp < mp->stack_hi && mp->stack_hi - ctx->sp < G0_STACK_MAX)
             scan_suspended(ctx, ctx->sp - STW_RED_ZONE, mp->stack_hi, w);
+        else
+            scan_regs(ctx, w);
     }
     for (gcthread *t = atomic_load_acq(&gc_threads); t; t = t->next_all)
         if (atomic_load_acq(&t->foreign)) rescan_thread(&t->stw, t->stack_lo, t->stack_hi, w);
