@@ -94,6 +94,7 @@
 #define gc_pacer_update_cons_mark gort__gc_pacer_update_cons_mark
 #define gc_pool_cleanup_hook      gort__gc_pool_cleanup_hook
 #define gc_final_fork             gort__gc_final_fork
+#define gc_limiter_fork           gort__gc_limiter_fork
 #define gc_mark_fork              gort__gc_mark_fork
 #define gc_work_fork              gort__gc_work_fork
 #define gc_thread_fork            gort__gc_thread_fork
@@ -501,6 +502,7 @@ void gc_pacer_update_cons_mark(int64_t mark_ns, int64_t cpu_ns, int nprocs);
 /* fork handlers of each file (0 prepare, 1 parent, 2 child), called by
  * mgc.c's, which pthread_atfork registers at gc_init. */
 void gc_final_fork(int which);
+void gc_limiter_fork(int which);
 void gc_mark_fork(int which);
 void gc_work_fork(int which);
 void gc_thread_fork(int which);

@@ -554,6 +554,7 @@ static void fork_prepare(void) {
     stw_atfork_prepare();
     fork_lock_depth = lock_depth;
     lock(&gc_state.lock);
+    gc_limiter_fork(0);
     gc_thread_fork(0);
     gc_mark_fork(0);
     gc_final_fork(0);
@@ -567,6 +568,7 @@ static void fork_parent(void) {
     gc_final_fork(1);
     gc_mark_fork(1);
     gc_thread_fork(1);
+    gc_limiter_fork(1);
     unlock(&gc_state.lock);
     stw_atfork_parent();
     fmutex_unlock(&start_mutex);
@@ -578,6 +580,7 @@ static void fork_child(void) {
     gc_final_fork(2);
     gc_mark_fork(2);
     gc_thread_fork(2);
+    gc_limiter_fork(2);
     gc_state.lock = (lock_t)LOCK_INIT;
     lock_depth = fork_lock_depth; /* the locks were reset, not unlocked */
     stw_atfork_child();

@@ -179,3 +179,19 @@ GORT_API void gort_set_memory_limit_callback(void (*fn)(void *arg), void *arg) {
     callback_arg = fn ? arg : NULL;
     unlock(&callback_lock);
 }
+
+/* fork (mgc.c's handlers): 0 prepare, 1 parent, 2 child. Taken before the
+ * finalizer queue's lock (an update queues the callback under ours). */
+void gc_limiter_fork(int which) {
+    if (which == 0) {
+        uint32_t z;
+        while (z = 0, !atomic_cas(&lim.lock, &z, 1)) cpu_relax();
+        lock(&callback_lock);
+    } else if (which == 1) {
+        unlock(&callback_lock);
+        atomic_store_rel(&lim.lock, 0);
+    } else {
+        callback_lock = (lock_t)LOCK_INIT;
+        atomic_store_rel(&lim.lock, 0);
+    }
+}
