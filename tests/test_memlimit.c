@@ -43,8 +43,15 @@ struct small { /* 1 KiB garbage */
 };
 GORT_TYPE(small, next);
 
+struct node { /* 64 bytes, two pointers: a live set that costs marking */
+    struct node *left, *right;
+    long pad[6];
+};
+GORT_TYPE(node, left, right);
+
 static struct big *live;
 static struct small *sink;
+static struct node *tree;
 
 static long status_kib(const char *key) {
     FILE *f = fopen("/proc/self/status", "r");
@@ -71,6 +78,20 @@ static void build_live(int64_t bytes) {
         GORT_STORE(b->next, live);
         GORT_STORE(live, b);
     }
+}
+
+/* A balanced tree of n nodes. */
+static struct node *build_tree(long n) {
+    if (n <= 0) return NULL;
+    struct node *t = gort_new(&node_type);
+    CHECK(t != NULL);
+    GORT_STORE(t->left, build_tree((n - 1) / 2));
+    GORT_STORE(t->right, build_tree(n - 1 - (n - 1) / 2));
+    return t;
+}
+
+static long count_tree(const struct node *t) {
+    return t ? 1 + count_tree(t->left) + count_tree(t->right) : 0;
 }
 
 static int64_t count_live(void) {
@@ -204,6 +225,7 @@ static int fits_main(int argc, char **argv) {
 /* ---- a live set that does not fit: the limiter ---- */
 
 #define SPIRAL_LIMIT (64 * MiB)
+#define SPIRAL_NODES (SPIRAL_LIMIT / 2 * 3 / 64)
 static long callbacks;
 static int64_t callback_ns;
 
@@ -213,12 +235,13 @@ static void on_limit(void *arg) {
         __atomic_store_n(&callback_ns, test_now_ns(), __ATOMIC_RELEASE);
 }
 
-/* GC CPU over the program's between two reads, as the limiter counts it. */
+/* GC CPU over the program's between two reads, as the limiter counts it
+ * (with the stops of the world or without). */
 static double gc_fraction(const gort_memstats *a, const gort_memstats *b, int64_t wall_ns,
-                          int procs) {
+                          int procs, bool pauses) {
     double gc = (double)(b->gc_assist_ns - a->gc_assist_ns) +
                 (double)(b->gc_worker_ns - a->gc_worker_ns) +
-                (double)(b->gc_pause_cpu_ns - a->gc_pause_cpu_ns);
+                (pauses ? (double)(b->gc_pause_cpu_ns - a->gc_pause_cpu_ns) : 0);
     double total = (double)wall_ns * procs - (double)(b->gc_idle_ns - a->gc_idle_ns);
     return total > 0 ? gc / total : 0;
 }
@@ -248,15 +271,18 @@ static int spiral_main(int argc, char **argv) {
     (void)argc, (void)argv;
     int procs = gort_gomaxprocs(0);
     gort_set_memory_limit_callback(on_limit, &callbacks);
-    build_live(SPIRAL_LIMIT / 2 * 3); /* 96 MiB live under a 64 MiB limit */
+    /* 96 MiB live under a 64 MiB limit, in 64-byte nodes: each cycle scans
+     * 1.5 million objects, and the allocating goroutines pay for it in
+     * assists unless the limiter stops them. */
+    GORT_STORE(tree, build_tree(SPIRAL_NODES));
     gort_waitgroup_add(&spiral_wg, procs);
     for (int i = 0; i < procs; i++) gort_go(spiral_alloc, NULL);
     gort_memstats m0 = ms_now(), m1 = m0;
     int64_t t0 = test_now_ns(), t1 = t0, end = t0 + 25 * 1000000000ll;
     long allocated_at_engage = 0;
     uint64_t peak = 0;
-    /* Until the callback ran and 2 s more passed after the limiter first
-     * engaged (25 s at most). */
+    /* Until the callback ran and 3 s more passed after the limiter first
+     * engaged (25 s at most): the bucket averages over GOMAXPROCS s. */
     while (test_now_ns() < end) {
         gort_sleep(10 * 1000 * 1000);
         gort_memstats ms = ms_now();
@@ -267,22 +293,24 @@ static int spiral_main(int argc, char **argv) {
             allocated_at_engage = atomic_load(&spiral_bytes);
         }
         if (t1 != t0 && __atomic_load_n(&callbacks, __ATOMIC_ACQUIRE) &&
-            test_now_ns() - t1 > 2000000000ll)
+            test_now_ns() - t1 > 3000000000ll)
             break;
     }
     int64_t t2 = test_now_ns();
     gort_memstats m2 = ms_now();
     atomic_store(&spiral_stop, 1);
     gort_waitgroup_wait(&spiral_wg);
-    double before = gc_fraction(&m0, &m1, t1 - t0, procs);
-    double after = gc_fraction(&m1, &m2, t2 - t1, procs);
+    double before = gc_fraction(&m0, &m1, t1 - t0, procs, true);
+    double after = gc_fraction(&m1, &m2, t2 - t1, procs, true);
+    double after_np = gc_fraction(&m1, &m2, t2 - t1, procs, false);
     double rate = (double)(atomic_load(&spiral_bytes) - allocated_at_engage) / MiB /
                   ((double)(t2 - t1) / 1e9);
-    printf("spiral: engaged after %.2f s (GC CPU %.0f%% before), then %.2f s at GC CPU %.0f%%, "
+    printf("spiral: engaged after %.2f s (GC CPU %.0f%% before), then %.2f s at GC CPU %.0f%% "
+           "(%.0f%% without the stops of the world), "
            "%.0f MiB/s allocated, %u cycles, limiter engaged %.2f s, overflow %.2f s, "
            "callbacks %ld (%.2f s after it engaged), peak counted %llu MiB (limit %lld MiB)\n",
-           (double)(t1 - t0) / 1e9, 100 * before, (double)(t2 - t1) / 1e9, 100 * after, rate,
-           m2.num_gc - m0.num_gc, (double)m2.limiter_engaged_ns / 1e9,
+           (double)(t1 - t0) / 1e9, 100 * before, (double)(t2 - t1) / 1e9, 100 * after,
+           100 * after_np, rate, m2.num_gc - m0.num_gc, (double)m2.limiter_engaged_ns / 1e9,
            (double)m2.limiter_overflow_ns / 1e9, callbacks,
            callback_ns ? (double)(callback_ns - t1) / 1e9 : -1.0, (unsigned long long)(peak / MiB),
            (long long)(SPIRAL_LIMIT / MiB));
@@ -290,10 +318,16 @@ static int spiral_main(int argc, char **argv) {
     CHECK_GE(callbacks, 1); /* and the callback ran */
     CHECK_GT(m2.limiter_engaged_ns, 0);
     CHECK_GT(m2.num_gc - m1.num_gc, 3); /* cycles back to back */
-    CHECK_FLE(after, 0.65);             /* held near half the CPU, not a spiral */
-    CHECK_GT(rate, 1.0);                /* the program went on */
-    CHECK_GT(peak, SPIRAL_LIMIT);       /* rather than stall, the heap passed the limit */
-    CHECK_EQ(count_live(), SPIRAL_LIMIT / 2 * 3 / 4096);
+    /* Held near half the CPU, not a spiral (95-170% before it engaged).
+     * What the limiter controls is assists: the stops of the world count as
+     * GC CPU too, and mark termination's can take 50-140 ms here (with a
+     * live heap of 1.5 million objects under two allocating goroutines), so
+     * the bound with them is looser. */
+    CHECK_FLE(after_np, 0.65);
+    CHECK_FLE(after, 0.90);
+    CHECK_GT(rate, 1.0);          /* the program went on */
+    CHECK_GT(peak, SPIRAL_LIMIT); /* rather than stall, the heap passed the limit */
+    CHECK_EQ(count_tree(tree), SPIRAL_NODES);
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static int64_t fail_countdown; /* > 0: fail when it reaches zero */
@@ -84,6 +85,12 @@ size_t os_rss(void) {
         }
     }
     return 0;
+}
+
+int64_t os_thread_cpu_ns(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 int os_ncpu(void) {

@@ -81,6 +81,7 @@
 #define gc_limiter_memstats       gort__gc_limiter_memstats
 #define gc_limiter_poll           gort__gc_limiter_poll
 #define gc_limiter_trace          gort__gc_limiter_trace
+#define gc_limiter_worker         gort__gc_limiter_worker
 #define gc_mark_specials          gort__gc_mark_specials
 #define gc_mark_termination_scan  gort__gc_mark_termination_scan
 #define gc_mark_tiny_allocs       gort__gc_mark_tiny_allocs
@@ -444,6 +445,9 @@ static inline bool gc_limiter_on(void) {
 }
 /* Adds GC CPU time to the next update. */
 void gc_limiter_add(enum gc_limiter_kind kind, int64_t ns);
+/* A worker's slice of dt ns of wall time ended at now (its CPU time counts,
+ * or on an idle P its wall time as idle), and a poll. */
+void gc_limiter_worker(bool on_idle, int64_t dt, int64_t now);
 /* Updates the bucket if the last update is 10 ms old (any thread, no lock
  * held; calls the memory-limit callback when the limiter has been on for a
  * sustained period). */

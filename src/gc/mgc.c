@@ -336,8 +336,7 @@ static void worker_main(void *arg) {
             atomic_xadd(&gc_state.gc_cpu_ns, dt);
             atomic_xadd(&gc_state.mark_cpu_bg, dt);
             if (on_idle) atomic_xadd(&gc_state.idle_ns, dt);
-            gc_limiter_add(on_idle ? GC_LIM_IDLE : GC_LIM_WORKER, dt);
-            gc_limiter_poll(t0 + dt);
+            gc_limiter_worker(on_idle, dt, t0 + dt);
             if (done > 0) atomic_xadd(&gc_pacer.bg_scan_credit, done);
             if (d > 0) continue;
             /* No work: idle until some appears or the cycle ends. */

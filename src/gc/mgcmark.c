@@ -660,6 +660,10 @@ void gc_assist(gcthread *t, int64_t bytes) {
             break;
         uint32_t q = atomic_load_acq(&gc_state.mark_done_seq);
         futex_sleep(&gc_state.mark_done_seq, q, 50 * 1000);
+        /* Waiting is not GC CPU: Go's parked assist leaves its P idle. */
+        now = nanotime();
+        gc_limiter_add(GC_LIM_IDLE, now - tl);
+        tl = now;
     }
     int64_t t1 = nanotime();
     atomic_xadd(&gc_state.gc_cpu_ns, t1 - t0);
