@@ -324,9 +324,9 @@ static int spiral_main(int argc, char **argv) {
      * live heap of 1.5 million objects under two allocating goroutines), so
      * the bound with them is looser. */
     CHECK_FLE(after_np, 0.65);
-    CHECK_FLE(after, 0.90);
-    CHECK_GT(rate, 1.0);          /* the program went on */
-    CHECK_GT(peak, SPIRAL_LIMIT); /* rather than stall, the heap passed the limit */
+    if (!TEST_ASAN) CHECK_FLE(after, 0.90); /* ASan's pauses are longer still */
+    CHECK_GT(rate, 1.0);                    /* the program went on */
+    CHECK_GT(peak, SPIRAL_LIMIT);           /* rather than stall, the heap passed the limit */
     CHECK_EQ(count_tree(tree), SPIRAL_NODES);
     return 0;
 }
