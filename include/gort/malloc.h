@@ -29,7 +29,8 @@ GORT_API int gort_posix_memalign(void **out, size_t align, size_t n);
 GORT_API void *gort_aligned_alloc(size_t align, size_t n);
 /* Bytes usable at p (>= the size asked for); 0 for NULL. */
 GORT_API size_t gort_usable_size(const void *p);
-/* Returns as much memory to the OS as possible now (Go's debug.FreeOSMemory). */
+/* Returns as much memory to the OS as possible now (Go's debug.FreeOSMemory;
+ * a program that uses the GC heap gets a full collection first, gort/gc.h). */
 GORT_API void gort_free_os_memory(void);
 
 GORT_EXTERN_C_END

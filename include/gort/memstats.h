@@ -59,6 +59,24 @@ typedef struct gort_memstats {
         uint64_t mallocs; /* cumulative count of objects allocated in this class */
         uint64_t frees;   /* cumulative count of objects freed in this class */
     } by_size[61];
+
+    /* Beyond Go's MemStats (Go shows these in runtime/metrics): the memory
+     * limit and the GC CPU limiter (docs/gc.md, "The memory limit"). */
+    int64_t memory_limit;          /* bytes (GORT_GOMEMLIMIT, gort_set_memory_limit); INT64_MAX:
+                                      none */
+    uint64_t memory_limit_counted; /* what the limit counts now: heap_sys - heap_released, the
+                                      runtime's metadata and the goroutine stacks (estimated) */
+    uint64_t gc_assist_ns;         /* cumulative CPU ns of mark assists (waits for the workers
+                                      included: the program's thread is held) */
+    uint64_t gc_worker_ns;         /* cumulative CPU ns of mark workers on the program's share */
+    uint64_t gc_idle_ns;           /* cumulative CPU ns of mark workers on idle Ps */
+    uint64_t gc_pause_cpu_ns;      /* cumulative stop-the-world ns times GOMAXPROCS */
+    uint64_t limiter_engaged_ns;   /* total time the GC CPU limiter has been on */
+    uint64_t limiter_overflow_ns;  /* GC CPU ns the limiter's full bucket had no room for */
+    uint32_t limiter_enabled;      /* 1 while the limiter is on: assists are off, the heap may
+                                      pass its goal and the limit */
+    uint32_t limiter_last_enabled; /* the cycle (num_gc + 1 then) in which it last engaged (Go's
+                                      /gc/limiter/last-enabled:gc-cycle); 0: never */
 } gort_memstats;
 
 /* Fills *ms; the figures are consistent with each other as Go's are

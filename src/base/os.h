@@ -24,6 +24,7 @@
 #define os_map          gort__os_map
 #define os_ncpu         gort__os_ncpu
 #define os_nthreads     gort__os_nthreads
+#define os_thread_cpu_ns gort__os_thread_cpu_ns
 #define os_page_size    gort__os_page_size
 #define os_reserve      gort__os_reserve
 #define os_rss          gort__os_rss
@@ -46,6 +47,8 @@ size_t os_rss(void);
 int os_ncpu(void);
 /* Threads in this process (the kernel's count), or -1 if unknown. */
 int os_nthreads(void);
+/* CPU time the calling thread has used, in ns (0 if unknown). */
+int64_t os_thread_cpu_ns(void);
 
 /* Fault injection for tests: the n-th os_map/os_reserve/os_commit from now fails
  * with -ENOMEM (n = 0 disables). Lua's tests do this for its allocator. */

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int64_t fail_countdown; /* > 0: fail when it reaches zero */
@@ -110,6 +111,12 @@ int os_nthreads(void) {
     int v = 0;
     for (p++; *p >= '0' && *p <= '9'; p++) v = v * 10 + (*p - '0');
     return v > 0 ? v : -1;
+}
+
+int64_t os_thread_cpu_ns(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 int os_ncpu(void) {

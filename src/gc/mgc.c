@@ -44,6 +44,7 @@
 #include "mem/mheap.h"
 #include "mem/scavenge.h"
 #include "sched/proc.h"
+#include "sched/stack.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -101,6 +102,7 @@ static void record_pause(int64_t ns) {
     clock_gettime(CLOCK_REALTIME, &ts);
     gc_state.pause_end[i] = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     gc_state.pause_total_ns += ns;
+    gc_limiter_add(GC_LIM_PAUSE, ns);
 }
 
 void gc_record_extra_pause(int64_t ns) {
@@ -138,6 +140,9 @@ static void gctrace_line(void) {
         (unsigned long long)(gc_pacer.heap_marked >> 20), (unsigned long long)(cycle_goal >> 20),
         (unsigned long long)(gc_pacer.stack_scan >> 20),
         (unsigned long long)(gc_pacer.globals_scan >> 20), procs, forced_cycle ? " (forced)" : "");
+    /* The GC CPU limiter engaged since the last line (mgclimit.c). */
+    if (gc_limiter_trace() && n > 0 && n < sizeof line - 21)
+        n += snprint(line + n - 1, sizeof line - n + 1, " (GC CPU limiter on)\n") - 1;
     print("%s", line);
 }
 
@@ -296,6 +301,8 @@ static void worker_main(void *arg) {
         }
         uint32_t cyc = atomic_load_acq(&gc_state.markgen);
         int64_t mark_start = gc_pacer.mark_start_ns;
+        /* The fractional worker's share is of this cycle's mark. */
+        worker_busy_ns[id] = 0;
         bool active = false; /* a cycle starts with every worker counted idle */
         while (gc_phase() == GC_MARK && atomic_load_acq(&gc_state.markgen) == cyc) {
             int64_t now = nanotime();
@@ -329,6 +336,7 @@ static void worker_main(void *arg) {
             atomic_xadd(&gc_state.gc_cpu_ns, dt);
             atomic_xadd(&gc_state.mark_cpu_bg, dt);
             if (on_idle) atomic_xadd(&gc_state.idle_ns, dt);
+            gc_limiter_worker(on_idle, dt, t0 + dt);
             if (done > 0) atomic_xadd(&gc_pacer.bg_scan_credit, done);
             if (d > 0) continue;
             /* No work: idle until some appears or the cycle ends. */
@@ -391,6 +399,7 @@ static void gc_start_n(enum gc_trigger why, uint32_t n) {
     heap0 = atomic_load_relaxed(&gc_pacer.heap_live);
     forced_cycle = why == GC_TRIGGER_CYCLE;
     int64_t t0 = nanotime();
+    gc_limiter_poll(t0);
     stop_the_world("GC sweep termination");
     /* Mcaches that never allocated since the last cycle flush now (their
      * spans are swept as they are given back). */
@@ -512,6 +521,13 @@ GORT_API int gort_remove_roots(void *start, size_t len) {
     return gc_add_root_range(lo, lo + len, false);
 }
 
+/* gort_free_os_memory (mem's hook): debug.FreeOSMemory's collection first,
+ * and the goroutine stacks the scheduler keeps cached. */
+void gc_free_os_memory_hook(void) {
+    gort_gc();
+    if (sched_started_now()) stack_scavenge();
+}
+
 /* sysmon's forced cycle (Go's forcegc): every 2 minutes without one. */
 void gc_sysmon_tick(void) {
     if (gc_state.enabled && gc_phase() == GC_OFF && trigger_holds(GC_TRIGGER_TIME, 0))
@@ -543,6 +559,7 @@ static void fork_hook(int phase) {
     case 1: /* the world stopped */
         fork_lock_depth = lock_depth;
         lock(&gc_state.lock);
+        gc_limiter_fork(0);
         gc_thread_fork(0);
         gc_mark_fork(0);
         gc_final_fork(0);
@@ -555,6 +572,7 @@ static void fork_hook(int phase) {
         gc_final_fork(1);
         gc_mark_fork(1);
         gc_thread_fork(1);
+        gc_limiter_fork(1);
         unlock(&gc_state.lock);
         break;
     case 3: /* parent, after */
@@ -566,6 +584,7 @@ static void fork_hook(int phase) {
         gc_final_fork(2);
         gc_mark_fork(2);
         gc_thread_fork(2);
+        gc_limiter_fork(2);
         gc_state.lock = (lock_t)LOCK_INIT;
         lock_depth = fork_lock_depth; /* the locks were reset, not unlocked */
         start_mutex = 0;
@@ -607,6 +626,7 @@ static void memstats_hook(gort_memstats *ms) {
     ms->heap_objects = ms->mallocs > ms->frees ? ms->mallocs - ms->frees : 0;
     uint64_t ha = ms->heap_alloc > lb ? ms->heap_alloc - lb : 0;
     ms->heap_alloc = ms->alloc = ha;
+    gc_limiter_memstats(ms);
 }
 
 static void sysmon_hook(void) {
@@ -625,12 +645,12 @@ void gc_init(void) {
     if (mheap_init() < 0) throw("cannot initialize the heap");
     if (stw_init() < 0) throw("cannot install the stop-the-world signal");
     gc_pacer.gcpercent = opts.gogc;
-    gc_pacer.memory_limit = opts.memlimit;
     gc_pacer_end_cycle();
     gc_state.start_ns = nanotime();
     gc_state.last_mark_end_ns = (uint64_t)gc_state.start_ns;
     mcache_gc_flush_hook = flush_hook;
     memstats_gc_hook = memstats_hook;
+    free_os_memory_gc_hook = gc_free_os_memory_hook;
     sched_gc_sysmon_hook = sysmon_hook;
     gc_sweeper_start();
     atomic_store_rel(&sched_gc_fork_hook, fork_hook);

@@ -50,6 +50,7 @@ int mheap_init(void) {
         return 0;
     }
     env_init();
+    atomic_store_relaxed(&mem_limit, opts.memlimit);
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
         struct timespec ts;
@@ -98,7 +99,7 @@ mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool nos
     }
     atomic_xadd(&mheap_stats.epoch, 1);
     arena_set_spans(base, npages, s);
-    (void)released;
+    if (released) scavenge_alloc_assist(released); /* the process grew: the memory limit */
     return s;
 }
 

@@ -8,6 +8,7 @@
 #include "base/thread.h"
 #include "gort/malloc.h"
 #include "mem/arena.h"
+#include "mem/fixalloc.h"
 #include "mem/mcache.h"
 #include "mem/mcentral.h"
 #include "mem/mpagealloc.h"
@@ -29,6 +30,10 @@ static uint64_t freed_since; /* bytes of pages freed since the last period (memo
 __attribute__((unused)) static int64_t next_period; /* LD_PRELOAD: when the next period is due */
 static lock_t step_lock = LOCK_INIT;
 int scavenger_started;
+int64_t mem_limit = INT64_MAX;
+uint64_t mem_limit_extra;
+uint32_t mem_limit_assist_off;
+void (*free_os_memory_gc_hook)(void);
 
 static uint64_t heap_inuse_now(struct pagealloc_stats *st) {
     return (st->mapped_pages - st->free_pages) * PAGE_SIZE;
@@ -38,7 +43,7 @@ void scavenge_note_free(size_t npages) {
 #ifdef GORT_PRELOAD
     /* Pressure: under a memory limit, 16 MiB freed make the next tick run
      * the period at once, whatever the clock says. */
-    if (opts.memlimit != INT64_MAX &&
+    if (atomic_load_relaxed(&mem_limit) != INT64_MAX &&
         atomic_xadd_relaxed(&freed_since, npages * PAGE_SIZE) + npages * PAGE_SIZE >= SCAV_PRESSURE)
         atomic_store_relaxed(&next_period, 0);
 #else
@@ -47,23 +52,65 @@ void scavenge_note_free(size_t npages) {
 #endif
 }
 
-/* The goal for a heap whose in-use peak over the window is peak. */
-static uint64_t goal_of(uint64_t inuse, uint64_t peak) {
+static void view_of(const struct pagealloc_stats *st, struct mem_limit_view *v) {
+    v->heap_retained = (st->mapped_pages - st->released_pages) * PAGE_SIZE;
+    v->heap_free = (st->free_pages - st->released_pages) * PAGE_SIZE;
+    v->heap_inuse = heap_inuse_now((struct pagealloc_stats *)st);
+    v->counted = v->heap_retained + atomic_load_relaxed(&persistent_bytes) +
+                 atomic_load_relaxed(&mem_limit_extra);
+}
+
+void mem_limit_read(struct mem_limit_view *v) {
+    struct pagealloc_stats st;
+    pagealloc_read_stats(&st);
+    view_of(&st, v);
+}
+
+/* The goal for the heap st describes, whose in-use peak over the window is
+ * peak. */
+static uint64_t goal_of(const struct pagealloc_stats *st, uint64_t peak) {
+    uint64_t inuse = heap_inuse_now((struct pagealloc_stats *)st);
     if (inuse > peak) peak = inuse;
     uint64_t goal = peak + peak / 10;
     if (goal < peak + SCAV_MIN_SLACK) goal = peak + SCAV_MIN_SLACK;
-    if (opts.memlimit != INT64_MAX) {
-        uint64_t lim = (uint64_t)opts.memlimit / 100 * 95;
+    int64_t limit = atomic_load_relaxed(&mem_limit);
+    if (limit != INT64_MAX) {
+        /* Go's memoryLimitGoal: 95% of the limit for everything counted,
+         * so the heap's share is that less the rest. */
+        struct mem_limit_view v;
+        view_of(st, &v);
+        uint64_t other = v.counted - v.heap_retained;
+        uint64_t lim = (uint64_t)limit / 100 * 95;
+        lim = lim > other ? lim - other : 0;
         if (goal > lim) goal = lim > inuse ? lim : inuse;
     }
     return goal;
+}
+
+/* Bytes by which what the limit counts exceeds it (0: under, or no limit). */
+static uint64_t over_limit(const struct pagealloc_stats *st) {
+    int64_t limit = atomic_load_relaxed(&mem_limit);
+    if (limit == INT64_MAX) return 0;
+    struct mem_limit_view v;
+    view_of(st, &v);
+    return v.counted > (uint64_t)limit ? v.counted - (uint64_t)limit : 0;
+}
+
+void scavenge_alloc_assist(size_t npages) {
+    (void)npages; /* already counted: the pages are in use now */
+    if (atomic_load_relaxed(&mem_limit) == INT64_MAX || atomic_load_relaxed(&mem_limit_assist_off))
+        return;
+    struct pagealloc_stats st;
+    pagealloc_read_stats(&st);
+    uint64_t over = over_limit(&st);
+    if (over) pagealloc_scavenge((size_t)((over + PAGE_SIZE - 1) / PAGE_SIZE));
 }
 
 uint64_t scavenge_goal(void) {
     struct pagealloc_stats st;
     pagealloc_read_stats(&st);
     uint64_t peak = st.peak_inuse_pages * PAGE_SIZE, prev = atomic_load_relaxed(&peak_prev);
-    return goal_of(heap_inuse_now(&st), peak > prev ? peak : prev);
+    return goal_of(&st, peak > prev ? peak : prev);
 }
 
 uint64_t scavenge_step(uint64_t max_bytes) {
@@ -78,7 +125,7 @@ uint64_t scavenge_step(uint64_t max_bytes) {
     struct pagealloc_stats st;
     pagealloc_reset_peak(&st);
     uint64_t peak = st.peak_inuse_pages * PAGE_SIZE, prev = atomic_load_relaxed(&peak_prev);
-    uint64_t goal = goal_of(heap_inuse_now(&st), peak > prev ? peak : prev);
+    uint64_t goal = goal_of(&st, peak > prev ? peak : prev);
     peak_ring[peak_next] = peak;
     peak_next = (peak_next + 1) % (SCAV_WINDOW - 1);
     prev = 0;
@@ -91,6 +138,9 @@ uint64_t scavenge_step(uint64_t max_bytes) {
     if (retained > goal) {
         uint64_t want = retained - goal;
         if (want > max_bytes) want = max_bytes;
+        /* Over the memory limit: all of the overage now (eagerly). */
+        uint64_t over = over_limit(&st);
+        if (want < over) want = over < retained - goal ? over : retained - goal;
         done = (uint64_t)pagealloc_scavenge((size_t)(want / PAGE_SIZE)) * PAGE_SIZE;
     }
     unlock(&step_lock);
@@ -155,6 +205,8 @@ void scavenge_atfork_child(void) {
 }
 
 GORT_API void gort_free_os_memory(void) {
+    void (*gc)(void) = free_os_memory_gc_hook;
+    if (gc) gc(); /* a full collection first, as Go's debug.FreeOSMemory */
     mcache *c = tls_mcache;
     if (c != &empty_mcache) mcache_flush(c);
     mcentral_reclaim();

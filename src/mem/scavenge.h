@@ -20,7 +20,25 @@
  * never runs it: until 2026-11 the freeing thread released pages inline
  * after every 16 MiB freed, which cost a producer/consumer program 15,577
  * madvise calls and 13 times mimalloc's page faults in 5 s. Pressure: under
- * a memory limit, 16 MiB of freed pages make the next tick run at once. */
+ * a memory limit, 16 MiB of freed pages make the next tick run at once.
+ *
+ * The memory limit (Go's GOMEMLIMIT: GORT_GOMEMLIMIT, gort_set_memory_limit)
+ * counts what Go's counts, everything the runtime maps minus what it gave
+ * back: the heap's retained pages, the runtime's metadata (every byte of
+ * persistent_alloc: span records, mcaches, page-allocator and arena records,
+ * the collector's work buffers and specials, goroutine records, ...) and
+ * what the layers above publish in mem_limit_extra (goroutine stacks, as the
+ * collector estimates them). Under a limit:
+ *   - the retained goal is at most 95% of the limit less the non-heap part
+ *     (Go's memoryLimitGoal), and a wake that finds the process over the
+ *     limit itself releases all of the overage at once, not 64 MiB;
+ *   - allocation scavenges inline (Go's scavenge assist in allocSpan): a
+ *     span that took released pages grew the process; if that puts it over
+ *     the limit, as many other free pages go back at once
+ *     (scavenge_alloc_assist), unless the GC CPU limiter is on
+ *     (mem_limit_assist_off: a program in a death spiral should not pay for
+ *     page faults too, Go's rule);
+ *   - the collector lowers its heap goal to fit (src/gc/mgcpacer.c). */
 #ifndef GORT_MEM_SCAVENGE_H
 #define GORT_MEM_SCAVENGE_H
 
@@ -37,6 +55,12 @@
 #define scavenge_tick           gort__scavenge_tick
 #define scavenger_start         gort__scavenger_start
 #define scavenger_started       gort__scavenger_started
+#define scavenge_alloc_assist   gort__scavenge_alloc_assist
+#define free_os_memory_gc_hook  gort__free_os_memory_gc_hook
+#define mem_limit               gort__mem_limit
+#define mem_limit_assist_off    gort__mem_limit_assist_off
+#define mem_limit_extra         gort__mem_limit_extra
+#define mem_limit_read          gort__mem_limit_read
 
 /* Called by mheap (any lock may be held; it takes none): pages given back
  * to the page heap. */
@@ -60,5 +84,33 @@ void scavenge_atfork_child(void);
  * it; returns bytes released. Exported for tests. */
 uint64_t scavenge_goal(void);
 uint64_t scavenge_step(uint64_t max_bytes);
+
+/* The memory limit in bytes, INT64_MAX for none (atomic): GORT_GOMEMLIMIT
+ * at start (mheap_init), then gort_set_memory_limit (src/gc). */
+extern int64_t mem_limit;
+/* Atomic: bytes the layers above count toward the limit that the heap
+ * cannot see (goroutine stacks; published by the collector). */
+extern uint64_t mem_limit_extra;
+/* Atomic: nonzero while the GC CPU limiter is on (no inline scavenging). */
+extern uint32_t mem_limit_assist_off;
+
+/* What the memory limit counts, now (Go's mappedReady and its parts). */
+struct mem_limit_view {
+    uint64_t counted;       /* heap_retained + persistent_bytes + mem_limit_extra */
+    uint64_t heap_retained; /* heap pages mapped and not released (HeapSys - HeapReleased) */
+    uint64_t heap_free;     /* of those, the free ones (HeapIdle - HeapReleased): reusable
+                               without asking the OS */
+    uint64_t heap_inuse;    /* pages in spans (HeapInuse) */
+};
+void mem_limit_read(struct mem_limit_view *v);
+
+/* Called by mheap_alloc_span when the span took npages released pages
+ * (see the header). No lock held but the allocation's critical section. */
+void scavenge_alloc_assist(size_t npages);
+
+/* Installed by the collector: gort_free_os_memory runs a full collection
+ * first (Go's debug.FreeOSMemory), so that what it returns is everything
+ * the collector can free. */
+extern void (*free_os_memory_gc_hook)(void);
 
 #endif
