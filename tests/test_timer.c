@@ -10,11 +10,14 @@
  *   whether the call kept a value from being received.
  * - Every operation is safe from many goroutines and plain threads at once
  *   (two resets used to kill the process: "timer_add: timer already armed").
- * - Timers used before gort_main are a fatal error with a message. */
+ * - Timers used before gort_main are a fatal error with a message.
+ * - Timers, tickers and channels are GC objects: made and dropped in a loop
+ *   (fired, stopped, or never received), the heap reaches a steady size. */
 #include "test_gort.h"
 
 #include "gort/chan.h"
 #include "gort/gc.h"
+#include "gort/memstats.h"
 #include "gort/sched.h"
 
 #include <pthread.h>
@@ -191,6 +194,57 @@ static int plain_thread_main(int argc, char **argv) {
     return 0;
 }
 
+/* ---- a steady heap ------------------------------------------------------------------
+ * Every iteration drops a received gort_after channel, an unreceived one (it
+ * fires later into nobody's channel), a stopped timer, a stopped ticker and
+ * a buffered channel holding a pointer: before timers and channels were GC
+ * objects each leaked. After each round of ROUND iterations a full
+ * collection; the live heap after the last round must be no larger than
+ * after the second (the first warms caches) plus a small slack, and the
+ * collector must have freed nearly everything made. (An armed timer or a
+ * running ticker is kept by its P's timer heap until it fires or is stopped,
+ * as in Go before 1.23: docs/channels.md.) */
+enum { STEADY_ROUNDS = 8, ROUND = 4000 };
+
+static void steady_round(void) {
+    for (int i = 0; i < ROUND; i++) {
+        CHECK(gort_chan_recv(gort_after(1), NULL));
+        (void)gort_after(1);
+        gort_timer *t = gort_timer_new(INT64_MAX);
+        gort_timer_stop(t);
+        gort_timer *tk = gort_ticker_new(MS);
+        gort_timer_stop(tk);
+        gort_chan *c = gort_chan_make(sizeof(void *), 4);
+        void *p = gort_alloc_noscan(64);
+        CHECK(gort_chan_trysend(c, &p));
+    }
+    gort_sleep(5 * MS); /* the unreceived gort_after timers fire */
+}
+
+static int steady_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    uint64_t live[STEADY_ROUNDS];
+    gort_memstats m0, m;
+    gort_read_memstats(&m0);
+    for (int r = 0; r < STEADY_ROUNDS; r++) {
+        steady_round();
+        gort_gc();
+        gort_gc(); /* the first may leave the last round's objects to its sweep */
+        gort_read_memstats(&m);
+        live[r] = m.heap_alloc;
+    }
+    uint64_t made = (uint64_t)STEADY_ROUNDS * ROUND * 6; /* at least: 5 timers or channels and p */
+    fprintf(stderr, "    live heap after each round of %d:", ROUND);
+    for (int r = 0; r < STEADY_ROUNDS; r++) fprintf(stderr, " %llu", (unsigned long long)live[r] >> 10);
+    fprintf(stderr, " KiB; %llu objects freed of %llu made, %u cycles\n",
+            (unsigned long long)(m.frees - m0.frees), (unsigned long long)(m.mallocs - m0.mallocs),
+            m.num_gc - m0.num_gc);
+    CHECK_LE(live[STEADY_ROUNDS - 1], live[1] + (256u << 10));
+    CHECK_GE(m.mallocs - m0.mallocs, made);
+    CHECK_GE(m.frees - m0.frees, made - made / 20);
+    return 0;
+}
+
 /* ---- before gort_main -------------------------------------------------------------- */
 
 static void after_before_main(void) {
@@ -215,6 +269,7 @@ int main(int argc, char **argv) {
     in_child("test_timer_stale_p2", stale_main, 2);
     in_child("test_timer_concurrent", concurrent_main, 2);
     in_child("test_timer_plain_thread", plain_thread_main, 2);
+    in_child("test_timer_steady_heap", steady_main, 2);
     RUN(test_before_main);
     fprintf(stderr, "all timer tests passed\n");
     return test_result();
