@@ -235,7 +235,8 @@ static int steady_main(int argc, char **argv) {
     }
     uint64_t made = (uint64_t)STEADY_ROUNDS * ROUND * 6; /* at least: 5 timers or channels and p */
     fprintf(stderr, "    live heap after each round of %d:", ROUND);
-    for (int r = 0; r < STEADY_ROUNDS; r++) fprintf(stderr, " %llu", (unsigned long long)live[r] >> 10);
+    for (int r = 0; r < STEADY_ROUNDS; r++)
+        fprintf(stderr, " %llu", (unsigned long long)live[r] >> 10);
     fprintf(stderr, " KiB; %llu objects freed of %llu made, %u cycles\n",
             (unsigned long long)(m.frees - m0.frees), (unsigned long long)(m.mallocs - m0.mallocs),
             m.num_gc - m0.num_gc);

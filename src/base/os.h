@@ -17,18 +17,18 @@
 #include <stdint.h>
 
 /* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
-#define os_commit       gort__os_commit
-#define os_decommit     gort__os_decommit
-#define os_fail_after   gort__os_fail_after
-#define os_fail_pending gort__os_fail_pending
-#define os_map          gort__os_map
-#define os_ncpu         gort__os_ncpu
-#define os_nthreads     gort__os_nthreads
+#define os_commit        gort__os_commit
+#define os_decommit      gort__os_decommit
+#define os_fail_after    gort__os_fail_after
+#define os_fail_pending  gort__os_fail_pending
+#define os_map           gort__os_map
+#define os_ncpu          gort__os_ncpu
+#define os_nthreads      gort__os_nthreads
 #define os_thread_cpu_ns gort__os_thread_cpu_ns
-#define os_page_size    gort__os_page_size
-#define os_reserve      gort__os_reserve
-#define os_rss          gort__os_rss
-#define os_unmap        gort__os_unmap
+#define os_page_size     gort__os_page_size
+#define os_reserve       gort__os_reserve
+#define os_rss           gort__os_rss
+#define os_unmap         gort__os_unmap
 
 /* Maps len bytes of fresh zero memory read/write, preferably at hint (0: anywhere).
  * With exact, fails with -EEXIST rather than map elsewhere than hint. */

@@ -162,21 +162,45 @@ void gc_pacer_start_cycle(void) {
     gc_pacer_revise();
 }
 
-/* Go's revise: the assist ratio from the work and the heap left. */
+/* Go's revise: the assist ratio from the work and the heap left.
+ *
+ * The work expected is what the last cycle scanned. When marking has done
+ * more than that, the heap grew since (the first cycle expects next to
+ * nothing: no cycle measured it), so, as Go 1.19, the work left is taken
+ * from the worst case instead, all of the scannable heap (heap_scan) live,
+ * and the goal is pushed back in proportion, at most to (1 + GOGC/100)
+ * times itself. Without this the floor of the work left made the ratio
+ * next to zero in such a cycle: the program allocated past the goal as
+ * fast as it could while the workers marked (a first cycle under a 256 MiB
+ * memory limit took the heap from 239 to 282 MB with 0.2 ms of assists;
+ * under CPU contention, when the workers got less of a core, peak RSS
+ * passed the limit by up to 90%). */
 void gc_pacer_revise(void) {
     uint64_t live = atomic_load_relaxed(&gc_pacer.heap_live);
-    uint64_t goal = gc_pacer.heap_goal;
-    double expected =
-        (double)(gc_pacer.last_heap_scan + gc_pacer.stack_scan + gc_pacer.globals_scan);
+    double goal = (double)gc_pacer.heap_goal;
+    double roots = (double)(gc_pacer.stack_scan + gc_pacer.globals_scan);
+    double expected = (double)gc_pacer.last_heap_scan + roots;
+    double max_work = (double)atomic_load_relaxed(&gc_pacer.heap_scan) + roots;
     double done = (double)atomic_load_relaxed(&gc_state.scan_work);
+    double start = (double)gc_pacer.heap_live_at_start;
+    if (done > expected && max_work > expected) {
+        double ext = goal;
+        if (expected > 0 && goal > start) ext = (goal - start) / expected * max_work + start;
+        int pct = gc_pacer.gcpercent;
+        double hard = pct >= 0 ? goal * (1 + pct / 100.0) : goal;
+        goal = ext > hard ? hard : ext;
+        expected = max_work;
+    }
+    if ((double)live > goal) {
+        /* Past the goal, even the pushed-back one: aim at 110% of it (Go's
+         * maxOvershoot), with the worst-case work, so that assists grow
+         * steep but not infinite. */
+        goal *= 1.1;
+        expected = max_work > expected ? max_work : expected;
+    }
     double work_left = expected - done;
-    if (work_left < expected * 0.1) work_left = expected * 0.1; /* the estimate may be low */
     if (work_left < 1000) work_left = 1000;
-    /* Past the goal: aim at 110% of it (Go's hard goal), so that assists
-     * grow steep but not infinite. */
-    uint64_t hard = goal + goal / 10;
-    uint64_t target = live < goal ? goal : hard;
-    double heap_left = live < target ? (double)(target - live) : 64 * 1024.0;
+    double heap_left = goal - (double)live;
     if (heap_left < 64 * 1024.0) heap_left = 64 * 1024.0;
     gc_pacer.assist_work_per_byte = work_left / heap_left;
 }
