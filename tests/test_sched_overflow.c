@@ -144,9 +144,10 @@ static void die_by_wild(void) {
 /* A fault at an address past the first page is Go's "unexpected fault address". */
 static void test_fault_wild(void) {
     if (TEST_ASAN) TEST_SKIP("ASan's SIGSEGV handler, installed first, reports the fault");
-    const char *out = expect_death(die_by_wild, 2, "unexpected fault address 0xdead000\n"
-                                                   "fatal error: fault\n"
-                                                   "[signal SIGSEGV: segmentation violation code=");
+    const char *out = expect_death(die_by_wild, 2,
+                                   "unexpected fault address 0xdead000\n"
+                                   "fatal error: fault\n"
+                                   "[signal SIGSEGV: segmentation violation code=");
     CHECK(strstr(out, "nil_deref(") != NULL);
 }
 

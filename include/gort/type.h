@@ -180,8 +180,7 @@ static inline int gort_type_is_pointer(const gort_type *t, size_t i) {
 /* At file scope: defines const gort_type T_type for struct T, whose named
  * fields hold pointers: GORT_TYPE(T, fields...), or GORT_TYPE(T) for a
  * pointer-free type (C only: C++ forbids the type in sizeof). */
-#define GORT_TYPE(...)                                                                             \
-    GORT__TYPE_(GORT__HEAD(__VA_ARGS__), GORT__NARGS(__VA_ARGS__), __VA_ARGS__)
+#define GORT_TYPE(...)         GORT__TYPE_(GORT__HEAD(__VA_ARGS__), GORT__NARGS(__VA_ARGS__), __VA_ARGS__)
 #define GORT__TYPE_(T, n, ...) GORT__TYPE(T, n, __VA_ARGS__) /* expands T before ## */
 
 GORT_EXTERN_C_END

@@ -27,8 +27,8 @@ struct gort_options {
         int scheddetail;
         int gccheckmark;
         int scavtrace;
-        int madvdontneed; /* accepted for Go compatibility: we always use MADV_DONTNEED */
-        int clobberfree;  /* the sweeper fills freed GC objects with 0xdeadbeef */
+        int madvdontneed;   /* accepted for Go compatibility: we always use MADV_DONTNEED */
+        int clobberfree;    /* the sweeper fills freed GC objects with 0xdeadbeef */
         int gcstoptheworld; /* 1: mark with the world stopped (Go's debugging mode) */
     } debug;
 };

@@ -69,8 +69,8 @@ size_t arena_reserved_bytes;
 uint64_t arena_meta_bytes;
 
 static lock_t arena_lock = LOCK_INIT;
-static unsigned hint_region; /* current hint region; HINT_NREG: none left */
-static uintptr_t hint_addr;  /* next address to try in that region (0: its start) */
+static unsigned hint_region;  /* current hint region; HINT_NREG: none left */
+static uintptr_t hint_addr;   /* next address to try in that region (0: its start) */
 static uintptr_t flat_mapped; /* bytes of heap_flat.map mapped (under arena_lock) */
 static bool flat_stopped;     /* the flat map grows no more */
 

@@ -160,7 +160,7 @@ static struct {
     uint64_t inuse_bytes, inuse_stacks, sys_bytes, meta_bytes, nguard[3];
     uintptr_t default_size;
     struct sclass cls[NCLASS];
-    void (*hook)(uintptr_t); /* the overflow hook (atomic: read by the handler) */
+    void (*hook)(uintptr_t);            /* the overflow hook (atomic: read by the handler) */
     void (*crash)(int, int, uintptr_t); /* stack_set_crash_hook's (atomic) */
     struct sigaction old_segv, old_bus;
 } pool = {.lock = LOCK_INIT};

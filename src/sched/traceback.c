@@ -152,13 +152,13 @@ void on_unexpected_signal(int sig, int code, uintptr_t addr) {
     }
     char line[160];
     snprint(line, sizeof line, "[signal %s code=0x%x addr=%p pc=%p]",
-            sig == SIGBUS ? "SIGBUS: bus error" : "SIGSEGV: segmentation violation",
-            (unsigned)code, (void *)addr, (void *)f.pc);
+            sig == SIGBUS ? "SIGBUS: bus error" : "SIGSEGV: segmentation violation", (unsigned)code,
+            (void *)addr, (void *)f.pc);
     if (!fault_g || lock_depth > 0) throwf("unexpected signal during runtime execution\n%s", line);
     if (addr < 4096) {
         char msg[256];
-        snprint(msg, sizeof msg, "runtime error: invalid memory address or nil pointer dereference\n%s",
-                line);
+        snprint(msg, sizeof msg,
+                "runtime error: invalid memory address or nil pointer dereference\n%s", line);
         gopanic(msg);
     }
     print("unexpected fault address %p\n", (void *)addr);

@@ -71,8 +71,7 @@ static inline void pool_barrier(void *old, void *new_) {
 }
 
 static void roots(void *p, size_t len, bool add) {
-    if (gc_add_root_range((uintptr_t)p, (uintptr_t)p + len, add) == -ENOMEM)
-        throw_oom(len);
+    if (gc_add_root_range((uintptr_t)p, (uintptr_t)p + len, add) == -ENOMEM) throw_oom(len);
 }
 
 static void cleanup_hook(void);

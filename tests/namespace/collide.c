@@ -8,13 +8,19 @@
 
 int sched = 7;
 void *allp[4];
-int timer_add(int a, int b) { return a + b; }
-char *stack_alloc(void) { return "mine"; }
+int timer_add(int a, int b) {
+    return a + b;
+}
+char *stack_alloc(void) {
+    return "mine";
+}
 int mallocgc = 3;
 long lock_depth = 11;
 
 static int64_t ran;
-static void child(void *arg) { ran = (int64_t)(intptr_t)arg; }
+static void child(void *arg) {
+    ran = (int64_t)(intptr_t)arg;
+}
 
 static int real_main(int argc, char **argv) {
     (void)argc, (void)argv;
@@ -31,4 +37,6 @@ static int real_main(int argc, char **argv) {
     return 0;
 }
 
-int main(int argc, char **argv) { return gort_main(real_main, argc, argv); }
+int main(int argc, char **argv) {
+    return gort_main(real_main, argc, argv);
+}
