@@ -72,6 +72,7 @@
 #define gc_flush_wbbuf            gort__gc_flush_wbbuf
 #define gc_free_os_memory_hook    gort__gc_free_os_memory_hook
 #define gc_greyobject             gort__gc_greyobject
+#define gc_heapbits_set           gort__gc_heapbits_set
 #define gc_heap_range             gort__gc_heap_range
 #define gc_init                   gort__gc_init
 #define gc_internal_thread        gort__gc_internal_thread
@@ -150,8 +151,11 @@ enum gc_trigger { GC_TRIGGER_HEAP, GC_TRIGGER_TIME, GC_TRIGGER_CYCLE };
  * pointer, bit 0 set when the header is 16 bytes (to keep the data
  * 16-aligned); the program gets the address after the header. Large
  * objects keep their type word in span.largetype. gc_conservative_type
- * (every word a pointer) stands for gort_alloc_conservative. As Go 1.22. */
+ * (every word a pointer) stands for gort_alloc_conservative. As Go 1.22,
+ * except that a heap-bit span whose objects all have one layout keeps it
+ * once (span.umask) and writes no per-object bits (mbitmap.c). */
 #define GC_HEAPBITS_MAX 512
+_Static_assert(GC_HEAPBITS_MAX <= 64 * 8, "a heap-bit object's bits fit one word");
 extern const gort_type gc_conservative_type;
 
 static inline uint64_t *span_heapbits(const mspan *s) {
@@ -178,6 +182,17 @@ static inline void heapbits_write(const mspan *s, uintptr_t v, size_t nw, uint64
         size_t sh = 64 - b;
         hb[i + 1] = (hb[i + 1] & ~(full >> sh)) | (bits >> sh);
     }
+}
+
+/* Records that the object at v of heap-bit span s (its owner allocating it)
+ * has pointer bits bits (its elemsize / 8 words): nothing while s is of one
+ * layout (span.umask), else the bits at the span's end (mbitmap.c). */
+void gc_heapbits_set(mspan *s, uintptr_t v, uint64_t bits);
+
+/* The pointer bits of the object at v of heap-bit span s, for the marker. */
+static inline uint64_t heapbits_object(const mspan *s, uintptr_t v) {
+    uint64_t m = __atomic_load_n(&s->umask, __ATOMIC_ACQUIRE);
+    return m ? m : heapbits_read(s, v, s->elemsize / 8);
 }
 
 /* The object containing p, or 0: its span and index through *sp and *idx.

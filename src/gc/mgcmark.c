@@ -185,13 +185,9 @@ void gc_scanobject(uintptr_t b, gcwork *w) {
         return;
     }
     size_t size = s->elemsize;
-    if (s->heapbits) {
-        size_t nw = size / 8;
-        for (size_t i = 0; i < nw; i += 64) {
-            size_t k = nw - i < 64 ? nw - i : 64;
-            for (uint64_t m = heapbits_read(s, b + i * 8, k); m; m &= m - 1)
-                scan_word(*(const uintptr_t *)(b + (i + (size_t)__builtin_ctzll(m)) * 8), w);
-        }
+    if (s->heapbits) { /* at most 64 words (GC_HEAPBITS_MAX) */
+        for (uint64_t m = heapbits_object(s, b); m; m &= m - 1)
+            scan_word(*(const uintptr_t *)(b + (size_t)__builtin_ctzll(m) * 8), w);
         w->scan_work += (int64_t)size;
         return;
     }
