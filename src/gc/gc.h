@@ -112,6 +112,7 @@
 #define gc_scan_deferred          gort__gc_scan_deferred
 #define gc_record_extra_pause     gort__gc_record_extra_pause
 #define gc_shade                  gort__gc_shade
+#define gc_shade_buf              gort__gc_shade_buf
 #define gc_special_cleanup        gort__gc_special_cleanup
 #define gc_special_weak           gort__gc_special_weak
 #define gc_start                  gort__gc_start
@@ -368,6 +369,8 @@ void gc_greyobject(uintptr_t obj, mspan *s, uint32_t idx, gcwork *w);
 /* Greys the object containing p, if any (the write barrier's shade, and
  * conservative words). */
 void gc_shade(uintptr_t p, gcwork *w);
+/* gc_shade of each of v[0..n) (a write-barrier buffer). */
+void gc_shade_buf(const uintptr_t *v, uint32_t n, gcwork *w);
 /* Scans [b, b + n) conservatively (n a multiple of the word size). */
 void gc_scanblock(uintptr_t b, uintptr_t n, gcwork *w);
 /* Scans a grey object (or one oblet of a large one) by its type. */

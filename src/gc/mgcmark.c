@@ -140,6 +140,10 @@ void gc_shade(uintptr_t p, gcwork *w) {
     scan_word(p, w);
 }
 
+void gc_shade_buf(const uintptr_t *v, uint32_t n, gcwork *w) {
+    for (uint32_t i = 0; i < n; i++) scan_word(v[i], w);
+}
+
 /* Conservative: every aligned word of [b, b + n). Reads stack memory that
  * ASan may consider poisoned (redzones of live frames). */
 NO_ASAN void gc_scanblock(uintptr_t b, uintptr_t n, gcwork *w) {
