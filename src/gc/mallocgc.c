@@ -4,12 +4,14 @@
  * Small objects come from the calling thread's mcache (its P's while it
  * runs goroutines), one span per span class (size class << 1 | noscan),
  * through Go's allocCache: a 64-bit window of the span's free slots, so the
- * fast path is a count-trailing-zeros and a shift. Then the object's pointer
- * bits are written (typed objects up to GC_HEAPBITS_MAX bytes: one
- * read-modify-write of a bitmap word, from the type's compile-time mask) or
- * its header (larger ones), and the slot is zeroed if the span's memory may
- * hold old data. Noscan objects under 16 bytes share 16-byte blocks (Go's
- * tiny allocator). Large objects get their own span.
+ * fast path is a count-trailing-zeros and a shift. Then the slot is zeroed
+ * if the span's memory may hold old data, and the object's pointer bits
+ * recorded (typed objects up to GC_HEAPBITS_MAX bytes: nothing when the
+ * span is of the object's layout, which gort_new checks with one compare
+ * of the type's compile-time mask with span.umask; else a read-modify-write
+ * of a bitmap word, mbitmap.c) or its header written (larger ones).
+ * Noscan objects under 16 bytes share 16-byte blocks (Go's tiny
+ * allocator). Large objects get their own span.
  *
  * No atomic instruction on the fast path, and no check of the GC's phase:
  * objects allocated while the collector marks are black because the span
@@ -249,7 +251,7 @@ static void *alloc_small(mcache *c, size_t size, const gort_type *t, size_t nele
             bits = ~(uint64_t)0 >> (64 - (size + 7) / 8);
         else
             bits = array_bits(t, nelem, type_mask(t));
-        heapbits_write(s, v, s->elemsize / 8, bits);
+        gc_heapbits_set(s, v, bits);
         return (void *)v;
     }
     /* A header: the type word; 16 bytes when the data must stay 16-aligned. */
@@ -338,6 +340,14 @@ __attribute__((noinline)) static void *noscan_slow_cs(size_t size) {
     return gc_alloc(size, NULL, true);
 }
 
+/* gort_new's object in a span not (yet) of its type's layout: its heap
+ * bits, then the end of the critical section. */
+__attribute__((noinline)) static void *new_bits_cs(mspan *s, uintptr_t v, const gort_type *t) {
+    gc_heapbits_set(s, v, t->ptrmask);
+    cs_exit();
+    return (void *)v;
+}
+
 /* The fast path (both entry points): the current span of the class has a
  * slot in its allocCache, not at a 64-slot boundary, and the mcache is not
  * stale. */
@@ -366,9 +376,9 @@ GORT_API void *gort_new(const gort_type *t) {
     mspan *s;
     uintptr_t v;
     FAST_SLOT(c, sc << 1, sc, s, v, return new_slow_cs(t));
-    size_t esz = s->elemsize;
-    if (s->needzero) zero_small(v, esz);
-    heapbits_write(s, v, esz / 8, t->ptrmask);
+    if (s->needzero) zero_small(v, s->elemsize);
+    /* A span of this layout (mbitmap.c): no heap bits to write. */
+    if (__builtin_expect(s->umask != t->ptrmask, 0)) return new_bits_cs(s, v, t);
     __asm__ __volatile__("" ::: "memory");
     if (__builtin_expect(--lock_depth == 0 && lock_suspend_pending, 0))
         return suspend_then((void *)v);

@@ -91,7 +91,10 @@ static mspan *grow(unsigned spc) {
     bool noscan = spc & 1;
     mspan *s = mheap_alloc_span(class_to_allocnpages[sc], (uint8_t)sc, SPAN_GC, noscan);
     if (!s) return NULL;
+    s->umask = 0; /* the heap bits decide until the first object (mbitmap.c) */
+    s->hbfresh = 0;
     if (!noscan && s->elemsize <= GC_HEAPBITS_MAX) {
+        s->hbfresh = 1;
         /* The span's last npages * PAGE_SIZE / 64 bytes hold its heap bits. */
         s->heapbits = 1;
         size_t usable = s->npages * PAGE_SIZE - s->npages * (PAGE_SIZE / 64);

@@ -87,6 +87,24 @@ void gc_greyobject(uintptr_t obj, mspan *s, uint32_t idx, gcwork *w) {
  * scanning visits objects for the check instead of greying them. */
 bool gc_checkmark_mode;
 
+/* Greys the object of small span s (at base) that p points into, unless it
+ * is marked, free or allocated black: scan_word's tail. */
+static inline __attribute__((always_inline)) void mark_slot(uintptr_t p, mspan *s, uintptr_t base,
+                                                            gcwork *w) {
+    uint32_t i = span_obj_index(s, p);
+    uint64_t bit = (uint64_t)1 << (i & 63);
+    uint64_t *mw = &s->markbits[i >> 6];
+    if (atomic_load_relaxed(mw) & bit) return; /* marked already: the common case */
+    /* Allocated: below freeindex, or in allocbits (a free slot is ignored). */
+    if (i >= atomic_load_relaxed(&s->freeindex) &&
+        !(atomic_load_relaxed(&s->allocbits[i >> 6]) & bit))
+        return;
+    if (allocated_black(s, i)) return;
+    if (atomic_or(mw, bit) & bit) return;
+    w->bytes_marked += s->elemsize;
+    if (!s->noscan) gcw_put(w, base + (uintptr_t)i * s->elemsize);
+}
+
 /* The marker's inner step for one word that may be a pointer: gc_findobject
  * and gc_greyobject, inlined, with the common case first (a small object
  * already marked, or marked now and pushed). */
@@ -108,18 +126,7 @@ static inline __attribute__((always_inline)) void scan_word(uintptr_t p, gcwork 
             gc_greyobject(obj, s2, idx, w);
         return;
     }
-    uint32_t i = span_obj_index(s, p);
-    uint64_t bit = (uint64_t)1 << (i & 63);
-    uint64_t *mw = &s->markbits[i >> 6];
-    if (atomic_load_relaxed(mw) & bit) return; /* marked already: the common case */
-    /* Allocated: below freeindex, or in allocbits (a free slot is ignored). */
-    if (i >= atomic_load_relaxed(&s->freeindex) &&
-        !(atomic_load_relaxed(&s->allocbits[i >> 6]) & bit))
-        return;
-    if (allocated_black(s, i)) return;
-    if (atomic_or(mw, bit) & bit) return;
-    w->bytes_marked += s->elemsize;
-    if (!s->noscan) gcw_put(w, base + (uintptr_t)i * s->elemsize);
+    mark_slot(p, s, base, w);
 }
 
 /* Whether the object at idx of s is marked in this cycle (mark bit, or
@@ -131,6 +138,10 @@ bool gc_is_marked(const mspan *s, uint32_t idx) {
 
 void gc_shade(uintptr_t p, gcwork *w) {
     scan_word(p, w);
+}
+
+void gc_shade_buf(const uintptr_t *v, uint32_t n, gcwork *w) {
+    for (uint32_t i = 0; i < n; i++) scan_word(v[i], w);
 }
 
 /* Conservative: every aligned word of [b, b + n). Reads stack memory that
@@ -171,6 +182,22 @@ static void scan_typed(uintptr_t d, uintptr_t b, uintptr_t e, const gort_type *t
     w->scan_work += (int64_t)(e - b);
 }
 
+/* A heap-bit object b of span s (not in checkmark mode). A pointer into
+ * b's own span (most are: an object's children are usually allocated right
+ * after it) needs no span lookup and no check of the span's kind and
+ * state. */
+static inline __attribute__((always_inline)) void scan_small(uintptr_t b, mspan *s, gcwork *w) {
+    uintptr_t base = s->base, size = s->elemsize, len = (uintptr_t)s->nelems * size;
+    for (uint64_t m = heapbits_object(s, b); m; m &= m - 1) {
+        uintptr_t p = *(const uintptr_t *)(b + (size_t)__builtin_ctzll(m) * 8);
+        if (p - base < len)
+            mark_slot(p, s, base, w);
+        else
+            scan_word(p, w);
+    }
+    w->scan_work += (int64_t)size;
+}
+
 void gc_scanobject(uintptr_t b, gcwork *w) {
     mspan *s = span_of(b);
     if (!s) throw("scanobject: not a heap address");
@@ -185,13 +212,13 @@ void gc_scanobject(uintptr_t b, gcwork *w) {
         return;
     }
     size_t size = s->elemsize;
-    if (s->heapbits) {
-        size_t nw = size / 8;
-        for (size_t i = 0; i < nw; i += 64) {
-            size_t k = nw - i < 64 ? nw - i : 64;
-            for (uint64_t m = heapbits_read(s, b + i * 8, k); m; m &= m - 1)
-                scan_word(*(const uintptr_t *)(b + (i + (size_t)__builtin_ctzll(m)) * 8), w);
+    if (s->heapbits) { /* at most 64 words (GC_HEAPBITS_MAX) */
+        if (!gc_checkmark_mode) {
+            scan_small(b, s, w);
+            return;
         }
+        for (uint64_t m = heapbits_object(s, b); m; m &= m - 1)
+            scan_word(*(const uintptr_t *)(b + (size_t)__builtin_ctzll(m) * 8), w);
         w->scan_work += (int64_t)size;
         return;
     }
@@ -522,12 +549,14 @@ static bool run_root_job(gcwork *w) {
 #define PREFETCH_RING 16
 
 int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop, bool roots) {
-    int64_t start = w->scan_work;
+    int64_t start = w->scan_work, limit = budget >= 0 ? start + budget : INT64_MAX;
     uintptr_t ring[PREFETCH_RING];
     unsigned rh = 0, rn = 0;
     uint32_t n = 0;
     while (!(stop && *stop)) {
-        if (roots && gc_roots_pending()) {
+        /* Root jobs first, then every 64 objects (measured: a check per
+         * object was 15 instructions of the ~230 per object). */
+        if (roots && (n & 63) == 0 && gc_roots_pending()) {
             if (run_root_job(w)) continue;
         }
         uintptr_t b = gcw_get(w);
@@ -548,8 +577,15 @@ int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop, bool 
         } else {
             break;
         }
-        gc_scanobject(b, w);
-        if (budget >= 0 && w->scan_work - start >= budget) break;
+        /* The small objects' scan inline, gc_scanobject for the rest
+         * (measured, callgrind on binarytrees: the call's register saves
+         * were 18 of the ~170 instructions per object). */
+        mspan *s = span_of(b);
+        if (__builtin_expect(s && s->heapbits && !gc_checkmark_mode, 1))
+            scan_small(b, s, w);
+        else
+            gc_scanobject(b, w);
+        if (w->scan_work >= limit) break;
         if ((++n & 63) == 0) gcw_balance(w);
     }
     /* Objects still in the ring are grey: back to the work buffer. */

@@ -101,7 +101,7 @@ void gcw_put_slow(gcwork *w, uintptr_t obj) {
     b->obj[b->nobj++] = obj;
 }
 
-uintptr_t gcw_get(gcwork *w) {
+uintptr_t gcw_get_slow(gcwork *w) {
     workbuf *b = w->wbuf1;
     if (b && b->nobj) return b->obj[--b->nobj];
     if (!b) {

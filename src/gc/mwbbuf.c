@@ -33,7 +33,7 @@ static inline bool heap_candidate(uintptr_t p) {
 void gc_flush_wbbuf(gcthread *t, gcwork *w) {
     uint32_t n = t->wbn;
     t->wbn = 0;
-    for (uint32_t i = 0; i < n; i++) gc_shade(t->wb[i], w);
+    gc_shade_buf(t->wb, n, w); /* a call per entry was 8 of ~136 instructions per barrier */
 }
 
 static __attribute__((noinline)) void wb_flush_own(gcthread *t) {

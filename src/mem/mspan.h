@@ -139,7 +139,12 @@ typedef struct mspan {
     uint8_t on_list;      /* enum span_list */
     uint8_t needzero;     /* never-used slots may hold old data */
     uint32_t limit_off;   /* explicit small spans: freeindex * elemsize (free's check) */
-    uintptr_t key;        /* explicit small spans: the mask of free-list links */
+    union {
+        uintptr_t key;  /* explicit small spans: the mask of free-list links */
+        uint64_t umask; /* GC heap-bit spans: nonzero, every object's pointer bits (the
+                           span is of one layout and keeps no per-object bits); 0, the
+                           bits at the span's end (mbitmap.c; in line 0: gort_new reads it) */
+    };
 
     /* Cold. */
     /* Large spans: bit 0 set while the object is allocated. GC spans: Go's
@@ -161,6 +166,7 @@ typedef struct mspan {
     uint16_t fi_markstart;    /* freeindex when that mark phase first allocated here: the
                                  slots handed out from there on are allocated black */
     uint8_t heapbits;         /* small scan objects: pointer bits at the span's end (mbitmap.h) */
+    uint8_t hbfresh;          /* heap-bit span, no object allocated since it was made */
     uint8_t sweep_on;         /* on a GC central list: which (enum gc_span_list) */
     const void *largetype;    /* large GC objects: the object's type word (mbitmap.h) */
     struct special *specials; /* finalizers, weak handles, cleanups by offset (mfinal.c) */
