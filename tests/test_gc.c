@@ -1137,6 +1137,93 @@ static int roots_go_arg_mark_main(int argc, char **argv) {
     return 0;
 }
 
+/* Parks for ever on the channel arg (never closed). */
+static void ds_filler_on(void *arg) {
+    gort_chan_recv((gort_chan *)arg, NULL);
+}
+
+/* gort_go during the mark phase, with an argument that only main's stack
+ * held (main, the oldest goroutine, is scanned last): the new goroutine is
+ * not on this cycle's list of stacks to scan, and it parks at once holding
+ * the argument; only the shading of the argument at gort_go keeps it
+ * (newproc_hook). Thousands of parked fillers make the stack scan long. */
+#define GM_NEW    8
+#define GM_CYCLES 12
+static gort_chan *gm_go, *gm_fill;
+static long gm_kick, gm_kicked, gm_ready, gm_checked, gm_bad;
+
+static void gm_holder(void *arg) {
+    struct obj *o = arg;
+    uint64_t seed = o ? o->seed : 0; /* read before the cycle ends: intact then */
+    __atomic_fetch_add(&gm_ready, 1, __ATOMIC_RELEASE);
+    gort_chan_recv(gm_go, NULL); /* parked, holding o, until the cycle is swept */
+    if (seed < 0x1900 || seed >= 0x1900 + GM_NEW * (GM_CYCLES + 1) || !chain_ok(o, seed, 4))
+        __atomic_fetch_add(&gm_bad, 1, __ATOMIC_RELEASE);
+    __atomic_fetch_add(&gm_checked, 1, __ATOMIC_RELEASE);
+}
+
+static void *gm_kicker(void *arg) {
+    (void)arg;
+    for (long k = 1; k <= GM_CYCLES; k++) {
+        int64_t end = test_now_ns() + 60000000000LL;
+        while (__atomic_load_n(&gm_kick, __ATOMIC_ACQUIRE) < k && test_now_ns() < end) {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);
+        }
+        gc_now();
+        __atomic_store_n(&gm_kicked, k, __ATOMIC_RELEASE);
+    }
+    return NULL;
+}
+
+static __attribute__((noinline)) void gm_make(struct obj **box, long c) {
+    for (int i = 0; i < GM_NEW; i++) box[i] = chain_new(0x1900 + (uint64_t)(c * GM_NEW + i), 4);
+}
+
+static __attribute__((noinline)) void gm_spawn(struct obj **box, int64_t step) {
+    int64_t t0 = test_now_ns();
+    for (int i = 0; i < GM_NEW; i++) {
+        while (test_now_ns() < t0 + step * i) {
+        }
+        CHECK_GT(gort_go(gm_holder, box[i]), 0);
+        box[i] = NULL;
+    }
+}
+
+static int roots_go_arg_new_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    pin_heap_base();
+    gm_go = gort_chan_make(0, 0);
+    gm_fill = gort_chan_make(0, 0);
+    for (int i = 0; i < 5000; i++) gort_go(ds_filler_on, gm_fill);
+    pthread_t k;
+    CHECK_EQ(pthread_create(&k, NULL, gm_kicker, NULL), 0);
+    struct obj *box[GM_NEW];
+    for (long c = 1; c <= GM_CYCLES; c++) {
+        gm_make(box, c);
+        __atomic_store_n(&gm_kick, c, __ATOMIC_RELEASE);
+        int64_t end = test_now_ns() + 10000000000LL;
+        while (!gort__writebarrier && __atomic_load_n(&gm_kicked, __ATOMIC_ACQUIRE) < c &&
+               test_now_ns() < end) {
+        }
+        gm_spawn(box, (int64_t)(c % 4 + 1) * 300000);
+        scrub();
+        CHECK_WAIT(wait_for(&gm_kicked, c, 30000));
+        CHECK_WAIT(wait_for(&gm_ready, c * GM_NEW, 10000));
+        churn(64 << 10, (uint64_t)c); /* sweeps this goroutine's cached spans (BUG-GC-1) */
+        gc_now();
+        for (int i = 0; i < GM_NEW; i++) gort_chan_send(gm_go, NULL);
+        CHECK_WAIT(wait_for(&gm_checked, c * GM_NEW, 10000));
+    }
+    gort_syscall_enter();
+    pthread_join(k, NULL);
+    gort_syscall_exit();
+    fprintf(stderr, "%ld of %d arguments of goroutines started during a mark phase were lost\n",
+            gm_bad, GM_CYCLES * GM_NEW);
+    CHECK_EQ(gm_bad, 0);
+    return 0;
+}
+
 /* Only a gort_alloc_conservative object points to the chains: a small one
  * (an odd word) and a large one (its last word). */
 static void **g_cons_small, **g_cons_large;
@@ -1369,7 +1456,12 @@ static int fin_one_gc_main(int argc, char **argv) {
  * objects is never finalized. */
 static uint32_t fin_at_gc[NFIN];
 static void fin_order_fn(void *obj, void *arg) {
-    fin_at_gc[(long)arg] = stats()->num_gc;
+    long i = (long)arg;
+    struct obj *o = obj;
+    fin_at_gc[i] = stats()->num_gc;
+    /* It and the next one, which only it reaches, are intact. */
+    if (!obj_ok(o, 0xf02, (uint64_t)(i - 1)) || (i < 5 && !obj_ok(o->next, 0xf02, (uint64_t)i)))
+        __atomic_fetch_add(&fin_bad, 1, __ATOMIC_RELEASE);
     fin_count(obj, arg);
 }
 
@@ -1396,6 +1488,7 @@ static int fin_order_main(int argc, char **argv) {
         sleep_ns(20000000);
     }
     CHECK_EQ(fin_total, 5);
+    CHECK_EQ(fin_bad, 0);
     for (long i = 0; i < 5; i++) CHECK_EQ(fin_order[i], i + 1);
     for (long i = 1; i < 5; i++) CHECK_GT(fin_at_gc[i + 1], fin_at_gc[i]);
     gc_full();
@@ -2238,11 +2331,6 @@ static int first_object_main(int argc, char **argv) {
 static gort_chan *ds_in[DS_RECV], *ds_go[DS_RECV], *ds_fill_ch;
 static long ds_ready, ds_checked, ds_bad, ds_kick, ds_kicked;
 
-static void ds_filler(void *arg) {
-    (void)arg;
-    gort_chan_recv(ds_fill_ch, NULL);
-}
-
 static void ds_receiver(void *arg) {
     long i = (long)arg;
     for (long c = 1;; c++) {
@@ -2289,7 +2377,7 @@ static int roots_chan_direct_main(int argc, char **argv) {
     (void)argc, (void)argv;
     pin_heap_base();
     ds_fill_ch = gort_chan_make(0, 0);
-    for (int i = 0; i < DS_FILL; i++) gort_go(ds_filler, NULL);
+    for (int i = 0; i < DS_FILL; i++) gort_go(ds_filler_on, ds_fill_ch);
     for (long i = 0; i < DS_RECV; i++) {
         ds_in[i] = gort_chan_make(sizeof(struct obj *), 0);
         ds_go[i] = gort_chan_make(0, 0);
@@ -2414,6 +2502,7 @@ static const gc_case cases[] = {
     {.name = "roots_chan_direct", .fn = roots_chan_direct_main, .procs = 2, .bug = "BUG-GC-4"},
     {.name = "roots_go_arg", .fn = roots_go_arg_main, .procs = 1},
     {.name = "roots_go_arg_mark", .fn = roots_go_arg_mark_main, .procs = 2, .asan_bug = "BUG-GC-8"},
+    {.name = "roots_go_arg_new", .fn = roots_go_arg_new_main, .procs = 2},
     {.name = "roots_conservative", .fn = roots_conservative_main},
     {.name = "roots_arrays", .fn = roots_arrays_main},
     {.name = "notroot_malloc", .fn = notroot_malloc_main},
