@@ -5,9 +5,11 @@
 #
 # BUILD_DIR is an already built tree (this script builds nothing): it runs
 # BUILD_DIR/bench/<program> and preloads BUILD_DIR/libgort-malloc.so.
-# NAME selects what to run: a family (malloc, pagealloc, ctxswitch, sched, chan, stw, sync) or a single malloc
+# NAME selects what to run: a family (malloc, pagealloc, ctxswitch, sched, chan, stw,
+# sync, http, gc, starve), a single malloc
 # pattern (hot-16, hot-64, hot-256, hot-4096, hot-65536, fifo, random,
-# xthread). No NAME: everything.
+# xthread, xbatch) or a single gc workload (binarytrees, gcpause, allocfree, memlimit).
+# No NAME: everything.
 #
 # Environment:
 #   BENCH_REPS     processes per (pattern, allocator); medians are reported (3)
@@ -17,9 +19,14 @@
 #   MALLOC_ITERS   iteration count passed to every malloc pattern (default:
 #                  the program's own per-pattern default)
 #   MIMALLOC_SO, JEMALLOC_SO   the peer libraries (Debian paths by default)
-#   GO            the Go toolchain for the Go peers of sched, chan and sync (/usr/lib/go-1.19/bin/go)
+#   GO            the Go toolchain for the Go peers of sched, chan, sync, http and gc
+#                 (/usr/lib/go-1.19/bin/go)
+#   GC_MAXRSS_KIB  gc family: a run whose RSS passes this is killed and FAILs (6291456)
+#   BENCH_GC_QUICK gc family: set to smoke-test the script on small sizes (figures meaningless)
 #   PEERS_DIR     the peers' sources (bench/peers of this repository; the
 #                 workloads are defined in bench/peers/README.md)
+#   HTTP_DURATION wrk's -d for the http family (10s), HTTP_PROCS the GOMAXPROCS of
+#                 both servers there (2)
 #   FCONTEXT_SRC  the ctxswitch peer's source, built with g++ -O2 -lboost_context
 #                 when Boost.Context is installed (default:
 #                 PEERS_DIR/ctxswitch/boost_fcontext.cpp)
@@ -30,7 +37,8 @@
 # something did, 2 on bad usage.
 #
 # Sections: one function per benchmark family (bench_malloc, bench_pagealloc,
-# bench_ctxswitch, bench_sched);
+# bench_ctxswitch, bench_sched, bench_chan, bench_stw, bench_sync, bench_http, bench_gc,
+# bench_starve);
 # add a family by writing bench_<family>, listing it in FAMILIES and, if it
 # takes sub-names, teaching select_names about them.
 set -u -o pipefail
@@ -136,7 +144,10 @@ fail_reason() {
 
 # ---- family: malloc (bench/mallocbench.c) ------------------------------------
 
-MALLOC_PATTERNS=(hot-16 hot-64 hot-256 hot-4096 hot-65536 fifo random xthread)
+MALLOC_PATTERNS=(hot-16 hot-64 hot-256 hot-4096 hot-65536 fifo random xthread xbatch)
+# gort's time may take at most this many times the better of mimalloc and
+# jemalloc (1.20 unless listed); peak RSS at most 1.20x theirs
+declare -A MALLOC_TIME_TARGET=([xbatch]=1.10)
 ALLOCS=(gort glibc mimalloc jemalloc)
 declare -A ALLOC_SO=(
     [gort]="$BUILD_DIR/libgort-malloc.so"
@@ -235,17 +246,18 @@ bench_malloc() {
         malloc_row "malloc-$p" "$g" "$gl" "$mi" "$je" "$r_best" "$r_glibc" \
             "$g_rss" "$best_rss" "$r_rss"
 
-        # verdict against the target: time <= 1.2x best(mi,je) and < glibc;
+        # verdict against the target: time <= 1.2x best(mi,je) (or the
+        # pattern's MALLOC_TIME_TARGET) and < glibc;
         # peak RSS <= 1.2x best(mi,je)
         local v="VERDICT malloc-$p gort:"
         case "$g" in
         SKIP) v+=" SKIP (${ALLOC_SO[gort]} not built)" ;;
         FAIL) v+=" FAIL (see the FAIL lines above)" ;;
         *)
-            local t_ok=PASS r_ok=PASS
+            local t_ok=PASS r_ok=PASS target=${MALLOC_TIME_TARGET[$p]:-1.20}
             if [ "$r_best" = - ]; then
                 t_ok="n/a"
-            elif ! cmp "$r_best" "<=" 1.2; then
+            elif ! cmp "$r_best" "<=" "$target"; then
                 t_ok=MISS
             fi
             if [ "$t_ok" != "n/a" ] && [ "$r_glibc" != - ] && ! cmp "$g" "<" "$gl"; then
@@ -256,13 +268,24 @@ bench_malloc() {
             elif ! cmp "$r_rss" "<=" 1.2; then
                 r_ok=MISS
             fi
-            v+=" time $t_ok (${r_best}x best(mi,je), need <= 1.20x; ${r_glibc}x glibc, need < 1.00x)"
+            v+=" time $t_ok (${r_best}x best(mi,je), need <= ${target}x; ${r_glibc}x glibc, need < 1.00x)"
             v+=" rss $r_ok (${r_rss}x best(mi,je), need <= 1.20x)"
             ;;
         esac
         verdicts+=("$v")
     done
+    # what the good reps of a failed side measured (the table says FAIL)
+    local key n
     echo
+    for key in "${!GC_FAIL[@]}"; do
+        w=${key%%|*} p=${key#*|}
+        for m in wall peak_rss max_stall alloc num_gc; do
+            n=$(printf '%s' "${GC_VALS["$w|$p|$m"]:-}" | grep -c .)
+            [ "$n" -gt 0 ] || continue
+            echo "INFO $w $p failed some reps; its $n good rep(s): $m median" \
+                "$(printf '%s' "${GC_VALS["$w|$p|$m"]}" | median)"
+        done
+    done | sort
     printf '%s\n' "${verdicts[@]}"
     echo
 }
@@ -611,16 +634,635 @@ bench_sync() {
     echo
 }
 
-FAMILIES=(malloc pagealloc ctxswitch sched chan stw sync)
+# ---- family: http (examples/http_hello.c against Go's net/http, the peer httphello) ----
+#
+# Both servers answer "Hello, World!\n" on 127.0.0.1, one goroutine per
+# connection; each rep starts one, checks one HTTP/1.0 answer (the server must
+# close after it), runs wrk -t2 -c100 --latency against it, and stops it by
+# its pid; gort and Go alternate. wrk shares the cores with the server, as in
+# the peer's drive.sh (bench/peers' httphello, workload 9).
+
+HTTP_RPS_TARGET=1.20 # gort's requests/s at least this many times Go's, p99 no worse
+HTTP_DURATION=${HTTP_DURATION:-10s}
+HTTP_PROCS=${HTTP_PROCS:-2}
+
+# http_figures LOG: "REQUESTS_PER_S P99_MS" from wrk --latency's output
+http_figures() {
+    awk '/^Requests\/sec:/ { r = $2 }
+         $1 == "99%" { v = $2; u = v; sub(/^[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+                       p = u == "us" ? v / 1000 : u == "s" ? v * 1000 : v }
+         END { if (r != "" && p != "") printf "%s %.3f\n", r, p }' "$1"
+}
+
+# http_side NAME LOGTAG CMD...: one rep of one server; appends to NAME_rps and
+# NAME_p99, or sets NAME_fail
+http_side() {
+    local name=$1 tag=$2
+    shift 2
+    local log="$LOGS/http-$tag.log" slog="$LOGS/http-$tag.server.log" addr="" ok=1 resp f i
+    "$@" >"$slog" 2>&1 &
+    local spid=$!
+    for i in $(seq 1 100); do
+        addr=$(sed -n 's/^LISTENING //p' "$slog" | head -n 1)
+        [ -n "$addr" ] && break
+        sleep 0.05
+    done
+    if [ -z "$addr" ]; then
+        echo "BAD server did not start" >"$log"
+        ok=0
+    else
+        resp=$(timeout 5 bash -c 'exec 3<>"/dev/tcp/${1%:*}/${1##*:}" &&
+            printf "GET / HTTP/1.0\r\nHost: %s\r\n\r\n" "$1" >&3 && cat <&3' _ "$addr" 2>/dev/null |
+            tr -d '\r' | tail -n 1)
+        if [ "$resp" != "Hello, World!" ]; then
+            echo "BAD response to HTTP/1.0: '$resp'" >"$log"
+            ok=0
+        elif ! timeout "$TIMEOUT" wrk -t2 -c100 -d"$HTTP_DURATION" --latency "http://$addr/" >"$log" 2>&1; then
+            ok=0
+        fi
+    fi
+    kill "$spid" 2>/dev/null
+    wait "$spid" 2>/dev/null
+    HTTP_LAST=""
+    if [ "$ok" = 1 ] && f=$(http_figures "$log") && [ -n "$f" ]; then
+        HTTP_LAST=${f% *}
+        eval "${name}_rps+=\"\${f% *}\"\$'\\n'"
+        eval "${name}_p99+=\"\${f#* }\"\$'\\n'"
+    else
+        eval "${name}_fail=1"
+        echo "FAIL http $tag: $(head -n 1 "$log") (log: $log)"
+    fi
+}
+
+bench_http() {
+    local exe="$BUILD_DIR/examples/http_hello"
+    echo "== http: $exe against Go 1.19 net/http (httphello), wrk -t2 -c100 -d$HTTP_DURATION" \
+        "on loopback, GOMAXPROCS=$HTTP_PROCS, $REPS rep(s) each, interleaved; logs in $LOGS"
+    if [ ! -x "$exe" ]; then
+        echo "FAIL http: $exe not built"
+        FAILED=1
+        return
+    fi
+    if ! command -v wrk >/dev/null; then
+        echo "SKIP http: wrk not installed (apt-get install wrk)"
+        echo
+        return
+    fi
+    local tmp peer="" why=""
+    tmp=$(mktemp -d) || return
+    if [ ! -x "$GO" ]; then
+        why="$GO not found (apt-get install golang-1.19-go, or set GO=)"
+    elif ! (export GO111MODULE=off GOCACHE="$tmp/cache" GOPATH="$tmp/gopath"
+        "$GO" build -o "$tmp/httphello" "$PEERS_DIR/httphello/main.go") >"$LOGS/http.build.log" 2>&1; then
+        why="go build failed (log: $LOGS/http.build.log)"
+    else
+        peer="$tmp/httphello"
+    fi
+    if [ -n "$why" ]; then echo "SKIP go peer: $why"; fi
+
+    local g_rps="" g_p99="" g_fail="" o_rps="" o_p99="" o_fail="" pair="" rep gort_rps
+    for ((rep = 1; rep <= REPS; rep++)); do
+        http_side g "gort.$rep" env GORT_GOMAXPROCS="$HTTP_PROCS" "$exe" 127.0.0.1:0 600
+        gort_rps=$HTTP_LAST
+        [ -n "$peer" ] || continue
+        http_side o "go.$rep" env GOMAXPROCS="$HTTP_PROCS" "$peer" 600
+        # the ratio of this rep's pair, run back to back (the machine's load
+        # changes less within a pair than across the whole run)
+        pair+="$(ratio "$gort_rps" "$HTTP_LAST")"$'\n'
+    done
+    rm -rf "$tmp"
+
+    local gr gp or op
+    if [ -n "$g_fail" ]; then
+        gr=FAIL gp=FAIL
+        FAILED=1
+    else
+        gr=$(printf '%s' "$g_rps" | median %.0f) gp=$(printf '%s' "$g_p99" | median)
+    fi
+    if [ -z "$peer" ]; then
+        or=SKIP op=SKIP
+    elif [ -n "$o_fail" ]; then
+        or=FAIL op=FAIL
+        FAILED=1
+    else
+        or=$(printf '%s' "$o_rps" | median %.0f) op=$(printf '%s' "$o_p99" | median)
+    fi
+    local rr rp
+    rr=$(ratio "$gr" "$or")
+    rp=$(ratio "$gp" "$op")
+    echo
+    printf '%-10s | %-14s | %10s | %10s | %8s\n' workload metric gort go gort/go
+    printf '%-10s | %-14s | %10s | %10s | %8s\n' httphello "requests/s" "$gr" "$or" "$rr"
+    printf '%-10s | %-14s | %10s | %10s | %8s\n' httphello "p99 latency ms" "$gp" "$op" "$rp"
+    echo "(median of the back-to-back pairs' requests/s ratios: $(grep -E '^[0-9.]+$' <<<"$pair" |
+        median))"
+    echo
+    local v="VERDICT http gort:"
+    if [ "$gr" = FAIL ]; then
+        v+=" FAIL (see the FAIL lines above)"
+    elif [ "$rr" = - ] || [ "$rp" = - ]; then
+        v+=" n/a (no Go figure; gort $gr requests/s, p99 $gp ms)"
+    elif cmp "$HTTP_RPS_TARGET" "<=" "$rr" && cmp "$gp" "<=" "$op"; then
+        v+=" PASS (${rr}x Go's requests/s, need >= ${HTTP_RPS_TARGET}x; p99 ${gp} ms vs ${op} ms, need <=)"
+    else
+        v+=" MISS (${rr}x Go's requests/s, need >= ${HTTP_RPS_TARGET}x; p99 ${gp} ms vs ${op} ms, need <=)"
+    fi
+    echo "$v"
+    echo
+}
+
+# ---- family: gc (bench/binarytrees_gort.c, gcpause_gort.c, allocfree_gort.c,
+#      memlimit_gort.c against the Go and Boehm peers binarytrees/, gcpause/,
+#      allocfree/, memlimit/) ----------
+#
+# Every side of a workload runs once per rep, the sides interleaved, each in
+# its own process under gc_run (BENCH_TIMEOUT, and an RSS cap: a collector
+# that stops collecting would otherwise take the machine down). Targets:
+#   binarytrees 21: gort-seq-p2's wall <= 0.60x go-seq-p2's, its peak RSS <= go-seq-p2's;
+#   gcpause: gort-p2's max stall <= 0.50x go-p2's, every stop-the-world pause
+#            (MemStats.pause_ns of a cycle that ended in the loop, max over the
+#            reps) < 500 us;
+#   allocfree-16/64/256: gort (typed) <= 0.60x go, gort-noscan <= 0.60x go-noscan;
+#   memlimit (GOGC off, a 400 MiB limit): gort-p2's peak RSS <= 420 MiB and its
+#            wall <= go-p2's; memlimit-defaults (the same program, no limit):
+#            gort-p2's peak RSS <= go-p2's.
+
+GC_BT_WALL_TARGET=0.60  # binarytrees: gort's wall at most this many times go-seq-p2's
+GC_BT_RSS_TARGET=1.00   # binarytrees: gort's peak RSS at most this many times go-seq-p2's
+GC_STALL_TARGET=0.50    # gcpause: gort's max stall at most this many times go-p2's
+GC_STW_TARGET_US=500    # gcpause: every STW pause under this many us
+GC_ALLOC_TARGET=0.60    # allocfree: gort at most this many times go (and noscan go-noscan)
+GC_ML_RSS_MIB=420       # memlimit: gort's peak RSS at most this many MiB (the limit is 400 MiB)
+GC_ML_WALL_TARGET=1.00  # memlimit: gort's wall at most this many times go-p2's
+GC_ML_DEF_RSS_TARGET=1.00 # memlimit-defaults: gort's peak RSS at most this many times go-p2's
+GC_MAXRSS_KIB=${GC_MAXRSS_KIB:-6291456} # a run whose RSS passes this is killed (FAIL)
+GC_SIZES=(16 64 256)
+
+# gc_run LOG CMD...: runs CMD without LD_PRELOAD, stdout into LOG, stderr into
+# LOG.err; kills it past BENCH_TIMEOUT or past GC_MAXRSS_KIB of RSS (polled
+# every 0.2 s); appends "EXIT rc" and "WATCH hwm=KiB" (the last peak RSS
+# seen) to LOG, and "KILLED why" when it killed it. Returns 0 if the run
+# counts as good: exit 0, not killed, no BAD line.
+gc_run() {
+    local log=$1
+    shift
+    env -u LD_PRELOAD "$@" >"$log" 2>"$log.err" &
+    local pid=$! start=$SECONDS why="" hwm=0 rss state k v rest rc
+    while kill -0 "$pid" 2>/dev/null; do
+        rss=0 state=""
+        while read -r k v rest; do
+            case $k in
+            State:) state=$v ;;
+            VmRSS:) rss=$v ;;
+            VmHWM:) hwm=$v ;;
+            esac
+        done <"/proc/$pid/status" 2>/dev/null
+        [ "$state" = Z ] && break
+        if [ "$rss" -gt "$GC_MAXRSS_KIB" ]; then
+            why="RSS $rss KiB over GC_MAXRSS_KIB=$GC_MAXRSS_KIB"
+        elif [ $((SECONDS - start)) -ge "$TIMEOUT" ]; then
+            why="timed out after ${TIMEOUT}s (BENCH_TIMEOUT)"
+        fi
+        if [ -n "$why" ]; then
+            kill -KILL "$pid" 2>/dev/null
+            break
+        fi
+        sleep 0.2
+    done
+    wait "$pid" 2>/dev/null
+    rc=$?
+    echo "EXIT $rc" >>"$log"
+    echo "WATCH hwm=$hwm KiB" >>"$log"
+    if [ -n "$why" ]; then
+        echo "KILLED $why" >>"$log"
+        return 1
+    fi
+    [ "$rc" -eq 0 ] || return 1
+    grep -q '^BAD' "$log" && return 1
+    return 0
+}
+
+# gc_why LOG: one line saying why the run logged in LOG failed
+gc_why() {
+    local why
+    why=$(grep -m1 -E '^BAD|^KILLED' "$1") && { echo "$why"; return; }
+    why=$(grep -m1 -E 'fatal error|panic|throw|Segmentation' "$1.err") && { echo "$why"; return; }
+    grep -m1 '^EXIT' "$1"
+}
+
+# Raw figures: GC_VALS["workload|peer|metric"] newline-separated values;
+# GC_FAIL["workload|peer"] set when a rep failed; GC_SIDES[workload] the peers in order.
+declare -A GC_VALS=() GC_FAIL=() GC_SIDES=()
+
+# gc_side WL PEER TAG EXPECT CMD...: one rep of one side. Runs CMD, checks it
+# (and, with EXPECT a file, that its stdout less RESULT/INFO lines is EXPECT
+# byte for byte), and records every figure of its "RESULT WL PEER m=v ..."
+# lines (every m=v on the line; GC_RESULT_WL, if set, is the WL those lines
+# name: the memlimit programs print "memlimit" for memlimit-defaults too),
+# its INFO p99.9/p99.99/over1ms/numgc figures, the longest single pause of
+# its gctrace lines (stw_trace, us: Go's and gort's both print them), and
+# the watcher's peak RSS (hwm, KiB).
+gc_side() {
+    local wl=$1 peer=$2 tag=$3 expect=$4 log
+    shift 4
+    [[ " ${GC_SIDES[$wl]:-} " == *" $peer "* ]] || GC_SIDES[$wl]+=" $peer"
+    log="$LOGS/gc-$tag.log"
+    if ! gc_run "$log" "$@"; then
+        GC_FAIL["$wl|$peer"]=1
+        FAILED=1
+        echo "FAIL $wl $peer ($tag): $(gc_why "$log") (log: $log)"
+        return
+    fi
+    if [ -n "$expect" ] && ! diff -q <(grep -v -E '^(RESULT|INFO|EXIT|WATCH)' "$log") "$expect" >/dev/null; then
+        GC_FAIL["$wl|$peer"]=1
+        FAILED=1
+        echo "FAIL $wl $peer ($tag): output differs from $expect (log: $log)"
+        return
+    fi
+    local figs rwl=${GC_RESULT_WL:-$wl}
+    figs=$(awk -v w="$rwl" -v p="$peer" '$1 == "RESULT" && $2 == w && $3 == p {
+            for (i = 4; i <= NF; i++) if ($i ~ /^[a-z0-9_.]+=[0-9.]+$/) { split($i, kv, "="); print kv[1], kv[2] } }' "$log")
+    if [ -z "$figs" ]; then
+        GC_FAIL["$wl|$peer"]=1
+        FAILED=1
+        echo "FAIL $wl $peer ($tag): no RESULT $rwl $peer line (log: $log)"
+        return
+    fi
+    figs+=$'\n'$(grep '^INFO' "$log" | tr ' ' '\n' |
+        sed -n 's/^\(p99\.9\|p99\.99\|over1ms\|numgc\)=\([0-9.]*\)$/\1 \2/p')
+    figs+=$'\n'$(awk '/^gc [0-9]+ @/ { for (i = 1; i < NF; i++) if ($(i + 1) == "ms" && $(i + 2) == "clock,") {
+                n = split($i, p, "+"); if (p[1] + 0 > m) m = p[1] + 0; if (p[n] + 0 > m) m = p[n] + 0 } }
+            END { if (m != "") printf "stw_trace %.1f\n", m * 1000 }' "$log.err")
+    figs+=$'\n'"hwm $(sed -n 's/^WATCH hwm=\([0-9]*\) KiB$/\1/p' "$log")"
+    local m v
+    while read -r m v; do
+        [ -n "$m" ] && [ -n "$v" ] && GC_VALS["$wl|$peer|$m"]+="$v"$'\n'
+    done <<<"$figs"
+}
+
+# gc_med WL PEER METRIC [FORMAT]: the median, FAIL if a rep failed, "-" if none
+gc_med() {
+    if [ -n "${GC_FAIL["$1|$2"]:-}" ]; then echo FAIL; return; fi
+    local v
+    v=$(printf '%s' "${GC_VALS["$1|$2|$3"]:-}" | median "${4:-%.2f}")
+    echo "${v:--}"
+}
+
+# gc_max WL PEER METRIC: the largest value over the reps ("-" if none)
+gc_max() {
+    local v
+    v=$(printf '%s' "${GC_VALS["$1|$2|$3"]:-}" | sort -g | tail -n 1)
+    echo "${v:--}"
+}
+
+# gc_verdict LABEL VALUE TARGET UNIT-TEXT: "PASS (...)" or "MISS (...)" or n/a
+gc_verdict() {
+    local what=$1 r=$2 target=$3 text=$4
+    if [ "$r" = FAIL ]; then echo "$what FAIL (see the FAIL lines above)"
+    elif [ "$r" = - ]; then echo "$what n/a ($text)"
+    elif cmp "$r" "<=" "$target"; then echo "$what PASS ($text)"
+    else echo "$what MISS ($text)"; fi
+}
+
+bench_gc() {
+    local wls=("$@")
+    local bt="$BUILD_DIR/bench/binarytrees_gort" gp="$BUILD_DIR/bench/gcpause_gort"
+    local af="$BUILD_DIR/bench/allocfree_gort" ml="$BUILD_DIR/bench/memlimit_gort" exe
+    echo "== gc: ${wls[*]} against Go 1.19 and Boehm (peers in $PEERS_DIR), $REPS rep(s)" \
+        "per side, interleaved; RSS cap ${GC_MAXRSS_KIB} KiB; logs in $LOGS"
+    for exe in "$bt" "$gp" "$af" "$ml"; do
+        if [ ! -x "$exe" ]; then
+            echo "FAIL gc: $exe not built"
+            FAILED=1
+            return
+        fi
+    done
+
+    # the peers, built afresh: Go (GOPATH mode, a private cache) and Boehm (gcc -O2 -lgc)
+    local tmp w
+    tmp=$(mktemp -d) || {
+        echo "FAIL gc: mktemp -d failed"
+        FAILED=1
+        return
+    }
+    local go_ok="" boehm_ok=""
+    if [ ! -x "$GO" ]; then
+        echo "SKIP go peers: $GO not found (apt-get install golang-1.19-go, or set GO=)"
+    elif (export GO111MODULE=off GOCACHE="$tmp/cache" GOPATH="$tmp/gopath"
+        for w in binarytrees gcpause allocfree memlimit; do
+            "$GO" build -o "$tmp/$w-go" "$PEERS_DIR/$w/main.go" || exit 1
+        done) >"$LOGS/gc.build.log" 2>&1; then
+        go_ok=1
+    else
+        echo "SKIP go peers: go build failed (log: $LOGS/gc.build.log)"
+    fi
+    if [ ! -f /usr/include/gc.h ]; then
+        echo "SKIP boehm peers: Boehm GC not installed (apt-get install libgc-dev)"
+    elif (cd "$PEERS_DIR" &&
+        gcc -O2 -DUSE_BOEHM -o "$tmp/binarytrees-boehm" binarytrees/binarytrees.c -lgc &&
+        gcc -O2 -o "$tmp/gcpause-boehm" gcpause/gcpause_boehm.c -lgc &&
+        gcc -O2 -DUSE_BOEHM -o "$tmp/allocfree-boehm" allocfree/allocfree.c -lgc) \
+        >>"$LOGS/gc.build.log" 2>&1; then
+        boehm_ok=1
+    else
+        echo "SKIP boehm peers: build failed (log: $LOGS/gc.build.log)"
+    fi
+
+    # BENCH_GC_QUICK=1: a smoke run of the script (depth 16, 2 s, 5,000,000
+    # iterations): not the workloads, so the figures mean nothing
+    local expect="$PEERS_DIR/binarytrees/expected-21.txt" depth=21 secs=10 af_n=() rep s
+    local ml_args=(256 4096) ml_limit=400MiB
+    if [ -n "${BENCH_GC_QUICK:-}" ]; then
+        expect="" depth=16 secs=2 af_n=(5000000) ml_args=(64 512) ml_limit=100MiB
+        echo "INFO BENCH_GC_QUICK: depth $depth, $secs s, ${af_n[0]} iterations," \
+            "memlimit ${ml_args[*]} MiB under $ml_limit (smoke run only)"
+    fi
+    for ((rep = 1; rep <= REPS; rep++)); do
+        for w in "${wls[@]}"; do
+            case $w in
+            binarytrees)
+                gc_side binarytrees gort-seq-p2 "binarytrees.gort-seq-p2.$rep" "$expect" \
+                    GORT_GOMAXPROCS=2 "$bt" "$depth" main
+                gc_side binarytrees gort-plain "binarytrees.gort-plain.$rep" "$expect" "$bt" "$depth" plain
+                if [ -n "$go_ok" ]; then
+                    gc_side binarytrees go-seq-p2 "binarytrees.go-seq-p2.$rep" "$expect" \
+                        GOMAXPROCS=2 "$tmp/binarytrees-go" "$depth" seq
+                    gc_side binarytrees go-par-p2 "binarytrees.go-par-p2.$rep" "$expect" \
+                        GOMAXPROCS=2 "$tmp/binarytrees-go" "$depth" par
+                fi
+                [ -n "$boehm_ok" ] && gc_side binarytrees c-boehm "binarytrees.c-boehm.$rep" \
+                    "$expect" "$tmp/binarytrees-boehm" "$depth"
+                ;;
+            gcpause)
+                gc_side gcpause gort-p2 "gcpause.gort-p2.$rep" "" \
+                    GORT_GOMAXPROCS=2 GORT_GODEBUG=gctrace=1 "$gp" "$secs" 256
+                [ -n "$go_ok" ] && gc_side gcpause go-p2 "gcpause.go-p2.$rep" "" \
+                    GOMAXPROCS=2 GODEBUG=gctrace=1 "$tmp/gcpause-go" "$secs" 256
+                if [ -n "$boehm_ok" ]; then
+                    gc_side gcpause c-boehm "gcpause.c-boehm.$rep" "" "$tmp/gcpause-boehm" "$secs" 256 0
+                    gc_side gcpause c-boehm-incr "gcpause.c-boehm-incr.$rep" "" \
+                        "$tmp/gcpause-boehm" "$secs" 256 1
+                    gc_side gcpause c-boehm-par "gcpause.c-boehm-par.$rep" "" \
+                        "$tmp/gcpause-boehm" "$secs" 256 2
+                fi
+                ;;
+            allocfree)
+                for s in "${GC_SIZES[@]}"; do
+                    gc_side "allocfree-$s" gort "allocfree-$s.gort.$rep" "" \
+                        GORT_GOMAXPROCS=2 "$af" "$s" scan "${af_n[@]}"
+                    gc_side "allocfree-$s" gort-noscan "allocfree-$s.gort-noscan.$rep" "" \
+                        GORT_GOMAXPROCS=2 "$af" "$s" noscan "${af_n[@]}"
+                    if [ -n "$go_ok" ]; then
+                        gc_side "allocfree-$s" go "allocfree-$s.go.$rep" "" \
+                            GOMAXPROCS=2 "$tmp/allocfree-go" "$s" scan "${af_n[@]}"
+                        gc_side "allocfree-$s" go-noscan "allocfree-$s.go-noscan.$rep" "" \
+                            GOMAXPROCS=2 "$tmp/allocfree-go" "$s" noscan "${af_n[@]}"
+                    fi
+                    [ -n "$boehm_ok" ] && gc_side "allocfree-$s" c-boehm \
+                        "allocfree-$s.c-boehm.$rep" "" "$tmp/allocfree-boehm" "$s" scan "${af_n[@]}"
+                done
+                ;;
+            memlimit)
+                gc_side memlimit gort-p2 "memlimit.gort-p2.$rep" "" GORT_GOMAXPROCS=2 \
+                    GORT_GOGC=off GORT_GOMEMLIMIT=$ml_limit "$ml" "${ml_args[@]}"
+                [ -n "$go_ok" ] && gc_side memlimit go-p2 "memlimit.go-p2.$rep" "" GOMAXPROCS=2 \
+                    GOGC=off GOMEMLIMIT=$ml_limit "$tmp/memlimit-go" "${ml_args[@]}"
+                GC_RESULT_WL=memlimit gc_side memlimit-defaults gort-p2 \
+                    "memlimit-defaults.gort-p2.$rep" "" GORT_GOMAXPROCS=2 "$ml" "${ml_args[@]}"
+                [ -n "$go_ok" ] && GC_RESULT_WL=memlimit gc_side memlimit-defaults go-p2 \
+                    "memlimit-defaults.go-p2.$rep" "" GOMAXPROCS=2 "$tmp/memlimit-go" "${ml_args[@]}"
+                ;;
+            esac
+        done
+    done
+    rm -rf "$tmp"
+
+    local p verdicts=() r r2 g o
+    for w in "${wls[@]}"; do
+        echo
+        case $w in
+        binarytrees)
+            printf '%-16s | %10s | %17s | %12s | %12s\n' "binarytrees $depth" "wall ms" "peak RSS KiB" \
+                "wall/go-seq" "rss/go-seq"
+            local go_w go_r
+            go_w=$(gc_med binarytrees go-seq-p2 wall %.0f) go_r=$(gc_med binarytrees go-seq-p2 peak_rss %.0f)
+            for p in ${GC_SIDES[binarytrees]}; do
+                g=$(gc_med binarytrees "$p" wall %.0f) o=$(gc_med binarytrees "$p" peak_rss %.0f)
+                printf '%-16s | %10s | %17s | %12s | %12s\n' "$p" "$g" "$o" "$(ratio "$g" "$go_w")" \
+                    "$(ratio "$o" "$go_r")"
+            done
+            g=$(gc_med binarytrees gort-seq-p2 wall %.0f) o=$(gc_med binarytrees gort-seq-p2 peak_rss %.0f)
+            r=$(ratio "$g" "$go_w") r2=$(ratio "$o" "$go_r")
+            [ "$g" = FAIL ] && r=FAIL r2=FAIL
+            verdicts+=("VERDICT binarytrees gort-seq-p2: $(gc_verdict wall "$r" "$GC_BT_WALL_TARGET" \
+                "${r}x go-seq-p2, need <= ${GC_BT_WALL_TARGET}x") $(gc_verdict rss "$r2" \
+                "$GC_BT_RSS_TARGET" "${r2}x go-seq-p2, need <= ${GC_BT_RSS_TARGET}x")")
+            ;;
+        gcpause)
+            printf '%-13s | %10s | %8s | %8s | %9s | %8s | %4s | %12s | %14s\n' gcpause \
+                "max stall" "p99" "p99.9" "p99.99" "over1ms" gcs "max STW/cyc" "max STW trace"
+            printf '%-13s | %10s | %8s | %8s | %9s | %8s | %4s | %12s | %14s\n' "" us us us us \
+                count "" "us (max)" "us (max)"
+            for p in ${GC_SIDES[gcpause]}; do
+                printf '%-13s | %10s | %8s | %8s | %9s | %8s | %4s | %12s | %14s\n' "$p" \
+                    "$(gc_med gcpause "$p" max_stall %.0f)" "$(gc_med gcpause "$p" p99_stall %.3f)" \
+                    "$(gc_med gcpause "$p" p99.9 %.1f)" "$(gc_med gcpause "$p" p99.99 %.1f)" \
+                    "$(gc_med gcpause "$p" over1ms %.0f)" "$(gc_med gcpause "$p" gcs %.0f)" \
+                    "$(gc_max gcpause "$p" max_stw)" "$(gc_max gcpause "$p" stw_trace)"
+            done
+            g=$(gc_med gcpause gort-p2 max_stall %.0f)
+            r=$(ratio "$g" "$(gc_med gcpause go-p2 max_stall %.0f)")
+            [ "$g" = FAIL ] && r=FAIL
+            local stw
+            stw=$(gc_max gcpause gort-p2 max_stw)
+            [ "$g" = FAIL ] && stw=FAIL
+            local v2
+            if [ "$stw" = FAIL ]; then v2="stw FAIL (see the FAIL lines above)"
+            elif [ "$stw" = - ]; then v2="stw n/a (no max_stw figure)"
+            elif [ "$(gc_max gcpause gort-p2 gcs)" = 0 ]; then v2="stw n/a (no cycle ended in the loop)"
+            elif cmp "$stw" "<" "$GC_STW_TARGET_US"; then
+                v2="stw PASS (longest ${stw} us over the reps, need < ${GC_STW_TARGET_US} us)"
+            else v2="stw MISS (longest ${stw} us over the reps, need < ${GC_STW_TARGET_US} us)"; fi
+            verdicts+=("VERDICT gcpause gort-p2: $(gc_verdict stall "$r" "$GC_STALL_TARGET" \
+                "${r}x go-p2's max stall, need <= ${GC_STALL_TARGET}x") $v2")
+            ;;
+        allocfree)
+            printf '%-13s | %8s | %11s | %8s | %11s | %8s | %8s | %14s | %17s\n' allocfree \
+                "gort ns" "gort-noscan" "go ns" "go-noscan" "c-boehm" "gort/go" \
+                "noscan/go-nosc" "hwm KiB gort/nosc"
+            for s in "${GC_SIZES[@]}"; do
+                local wl="allocfree-$s" gt gn ot on
+                gt=$(gc_med "$wl" gort alloc) gn=$(gc_med "$wl" gort-noscan alloc)
+                ot=$(gc_med "$wl" go alloc) on=$(gc_med "$wl" go-noscan alloc)
+                r=$(ratio "$gt" "$ot") r2=$(ratio "$gn" "$on")
+                printf '%-13s | %8s | %11s | %8s | %11s | %8s | %8s | %14s | %17s\n' "$wl" \
+                    "$gt" "$gn" "$ot" "$on" "$(gc_med "$wl" c-boehm alloc)" "$r" "$r2" \
+                    "$(gc_max "$wl" gort hwm)/$(gc_max "$wl" gort-noscan hwm)"
+                [ "$gt" = FAIL ] && r=FAIL
+                [ "$gn" = FAIL ] && r2=FAIL
+                verdicts+=("VERDICT $wl gort: $(gc_verdict typed "$r" "$GC_ALLOC_TARGET" \
+                    "${r}x go, need <= ${GC_ALLOC_TARGET}x") $(gc_verdict noscan "$r2" \
+                    "$GC_ALLOC_TARGET" "${r2}x go-noscan, need <= ${GC_ALLOC_TARGET}x")")
+            done
+            ;;
+        memlimit)
+            printf '%-18s | %-7s | %9s | %13s | %6s | %8s | %8s\n' memlimit side "wall ms" \
+                "peak RSS MiB" num_gc "wall/go" "rss/go"
+            local mw go_w go_r g o n
+            for mw in memlimit memlimit-defaults; do
+                go_w=$(gc_med "$mw" go-p2 wall %.0f) go_r=$(gc_med "$mw" go-p2 peak_rss %.0f)
+                for p in ${GC_SIDES[$mw]:-}; do
+                    g=$(gc_med "$mw" "$p" wall %.0f) o=$(gc_med "$mw" "$p" peak_rss %.0f)
+                    n=$(gc_med "$mw" "$p" num_gc %.0f)
+                    printf '%-18s | %-7s | %9s | %13s | %6s | %8s | %8s\n' "$mw" "$p" "$g" "$o" \
+                        "$n" "$(ratio "$g" "$go_w")" "$(ratio "$o" "$go_r")"
+                done
+            done
+            g=$(gc_med memlimit gort-p2 wall %.0f) o=$(gc_med memlimit gort-p2 peak_rss %.0f)
+            r=$(ratio "$g" "$(gc_med memlimit go-p2 wall %.0f)")
+            [ "$g" = FAIL ] && r=FAIL
+            verdicts+=("VERDICT memlimit gort-p2: $(gc_verdict rss "$o" "$GC_ML_RSS_MIB" \
+                "peak RSS ${o} MiB, need <= ${GC_ML_RSS_MIB} MiB under the 400 MiB limit") $(gc_verdict \
+                wall "$r" "$GC_ML_WALL_TARGET" "${r}x go-p2, need <= ${GC_ML_WALL_TARGET}x")")
+            o=$(gc_med memlimit-defaults gort-p2 peak_rss %.0f)
+            r2=$(ratio "$o" "$(gc_med memlimit-defaults go-p2 peak_rss %.0f)")
+            [ "$o" = FAIL ] && r2=FAIL
+            verdicts+=("VERDICT memlimit-defaults gort-p2: $(gc_verdict rss "$r2" \
+                "$GC_ML_DEF_RSS_TARGET" "${r2}x go-p2's peak RSS, need <= ${GC_ML_DEF_RSS_TARGET}x")")
+            ;;
+        esac
+    done
+    # what the good reps of a failed side measured (the table says FAIL)
+    local key n
+    echo
+    for key in "${!GC_FAIL[@]}"; do
+        w=${key%%|*} p=${key#*|}
+        for m in wall peak_rss max_stall alloc; do
+            n=$(printf '%s' "${GC_VALS["$w|$p|$m"]:-}" | grep -c .)
+            [ "$n" -gt 0 ] || continue
+            echo "INFO $w $p failed some reps; its $n good rep(s): $m median" \
+                "$(printf '%s' "${GC_VALS["$w|$p|$m"]}" | median)"
+        done
+    done | sort
+    printf '%s\n' "${verdicts[@]}"
+    echo
+}
+
+# ---- family: starve (bench/starve_bench.c against the Go peers starve/ and
+#      starvelat/: fairness and scheduling latency under handoffs) ----
+
+# starve_figure LOG WORKLOAD PEER KEY: KEY's figure of the last RESULT line of PEER
+starve_figure() {
+    grep "^RESULT $2 $3 " "$1" | tail -n 1 | sed -n "s/.* $4=\([0-9.]*\).*/\1/p"
+}
+
+bench_starve() {
+    local exe="$BUILD_DIR/bench/starve_bench"
+    echo "== starve: 4 yielding workers and 3 ping-pong pairs on GOMAXPROCS=2 (peers README" \
+        "section 15), gort against Go 1.19, $REPS rep(s) each, interleaved; logs in $LOGS"
+    if [ ! -x "$exe" ]; then
+        echo "FAIL starve: $exe not built"
+        FAILED=1
+        return
+    fi
+    local tmp gs="" gl="" why=""
+    tmp=$(mktemp -d) || {
+        echo "FAIL starve: mktemp -d failed"
+        FAILED=1
+        return
+    }
+    if [ ! -x "$GO" ]; then
+        why="$GO not found (apt-get install golang-1.19-go, or set GO=)"
+    elif ! (export GO111MODULE=off GOCACHE="$tmp/cache" GOPATH="$tmp/gopath"
+        "$GO" build -o "$tmp/starve" "$PEERS_DIR/starve/main.go" &&
+            "$GO" build -o "$tmp/starvelat" "$PEERS_DIR/starvelat/main.go") \
+        >"$LOGS/starve.build.log" 2>&1; then
+        why="go build failed (log: $LOGS/starve.build.log)"
+    else
+        gs="$tmp/starve" gl="$tmp/starvelat"
+    fi
+    if [ -n "$why" ]; then echo "SKIP go peers: $why"; fi
+
+    # raw figures, per (side, key); a side whose run fails is FAIL
+    declare -A vals=() failed=()
+    local rep log side key v
+    starve_run() { # SIDE WORKLOAD LABEL KEYS... -- CMD...
+        local side=$1 wl=$2 label=$3 keys=() k
+        shift 3
+        while [ "$1" != -- ]; do keys+=("$1"); shift; done
+        shift
+        log="$LOGS/starve.$side.$rep.log"
+        if ! run_logged "$log" "" "$@"; then
+            failed[$side]=1
+            echo "FAIL starve $side rep $rep: $(fail_reason "$log") (log: $log)"
+            return
+        fi
+        for k in "${keys[@]}"; do
+            v=$(starve_figure "$log" "$wl" "$label" "$k")
+            if [ -z "$v" ]; then
+                failed[$side]=1
+                echo "FAIL starve $side rep $rep: no $k figure (log: $log)"
+                return
+            fi
+            vals["$side $k"]+="$v"$'\n'
+        done
+    }
+    for ((rep = 1; rep <= REPS; rep++)); do
+        starve_run gort starve gort-p2 workers least -- env GORT_GOMAXPROCS=2 "$exe"
+        [ -n "$gs" ] && starve_run go starve go-p2 workers least -- env GOMAXPROCS=2 "$gs"
+        starve_run gortlat starve-latency gort-p2 p50 p99 p999 max -- \
+            env GORT_GOMAXPROCS=2 "$exe" latency
+        [ -n "$gl" ] && starve_run golat starve-latency go-p2 p50 p99 p999 max -- \
+            env GOMAXPROCS=2 "$gl"
+    done
+    rm -rf "$tmp"
+
+    # medians; FAIL if any rep failed, SKIP without a peer
+    starve_med() { # SIDE KEY HAVE [FORMAT]
+        if [ -z "$3" ]; then echo SKIP
+        elif [ -n "${failed[$1]:-}" ]; then echo FAIL
+        else printf '%s' "${vals["$1 $2"]:-}" | median "${4:-%.1f}"; fi
+    }
+    local w_g w_go l_g l_go gleast_min
+    w_g=$(starve_med gort workers 1 %.0f) w_go=$(starve_med go workers "$gs" %.0f)
+    l_g=$(starve_med gort least 1 %.0f) l_go=$(starve_med go least "$gs" %.0f)
+    gleast_min=$(printf '%s' "${vals["gort least"]:-}" | sort -g | head -n 1)
+    [ "$w_g" = FAIL ] && FAILED=1
+
+    echo
+    printf '%-15s | %-28s | %14s | %14s | %9s\n' workload metric gort go gort/go
+    printf '%-15s | %-28s | %14s | %14s | %9s\n' starve "workers' iterations (4 s)" "$w_g" "$w_go" "$(ratio "$w_g" "$w_go")"
+    printf '%-15s | %-28s | %14s | %14s | %9s\n' starve "least-served worker" "$l_g" "$l_go" "$(ratio "$l_g" "$l_go")"
+    for key in p50 p99 p999 max; do
+        local a b
+        a=$(starve_med gortlat "$key" 1) b=$(starve_med golat "$key" "$gl")
+        [ "$a" = FAIL ] && FAILED=1
+        printf '%-15s | %-28s | %14s | %14s | %9s\n' starve-latency "gap between turns, $key (us)" "$a" "$b" "$(ratio "$a" "$b")"
+    done
+    echo
+    v="VERDICT starve gort:"
+    if [ "$w_g" = FAIL ]; then v+=" FAIL (see the FAIL lines above)"
+    elif ! cmp 0 "<" "${gleast_min:-0}"; then v+=" MISS (a worker made no progress in some rep)"
+    elif [ "$w_go" = SKIP ]; then v+=" n/a (no Go figure; every worker progressed, ${w_g} iterations)"
+    elif cmp "$w_go" "<=" "$w_g"; then
+        v+=" PASS (every worker progressed in every rep; workers ${w_g} against Go's ${w_go}, need >= Go's)"
+    else v+=" MISS (workers ${w_g} against Go's ${w_go}, need >= Go's)"; fi
+    echo "$v"
+    echo
+}
+
+FAMILIES=(malloc pagealloc ctxswitch sched chan stw sync http gc starve)
 
 declare -A WANT=()   # family -> 1
 SEL_MALLOC=()        # malloc patterns, in the order given
+SEL_GC=()            # gc workloads (binarytrees, gcpause, allocfree, memlimit), in the order given
 
 select_names() {
     local n p
     if [ $# -eq 0 ]; then
         for n in "${FAMILIES[@]}"; do WANT[$n]=1; done
         SEL_MALLOC=("${MALLOC_PATTERNS[@]}")
+        SEL_GC=(binarytrees gcpause allocfree memlimit)
         return
     fi
     for n in "$@"; do
@@ -635,6 +1277,16 @@ select_names() {
         chan) WANT[chan]=1 ;;
         stw) WANT[stw]=1 ;;
         sync) WANT[sync]=1 ;;
+        http) WANT[http]=1 ;;
+        starve) WANT[starve]=1 ;;
+        gc)
+            WANT[gc]=1
+            SEL_GC+=(binarytrees gcpause allocfree memlimit)
+            ;;
+        binarytrees | gcpause | allocfree | memlimit)
+            WANT[gc]=1
+            SEL_GC+=("$n")
+            ;;
         *)
             local found=0
             for p in "${MALLOC_PATTERNS[@]}"; do
@@ -646,7 +1298,7 @@ select_names() {
             done
             if [ "$found" = 0 ]; then
                 echo "run.sh: unknown benchmark '$n' (families: ${FAMILIES[*]};" \
-                    "malloc patterns: ${MALLOC_PATTERNS[*]})" >&2
+                    "malloc patterns: ${MALLOC_PATTERNS[*]}; gc workloads: binarytrees gcpause allocfree memlimit)" >&2
                 exit 2
             fi
             ;;
@@ -665,6 +1317,9 @@ echo
 [ -n "${WANT[chan]:-}" ] && bench_chan
 [ -n "${WANT[stw]:-}" ] && bench_stw
 [ -n "${WANT[sync]:-}" ] && bench_sync
+[ -n "${WANT[http]:-}" ] && bench_http
+[ -n "${WANT[gc]:-}" ] && bench_gc "${SEL_GC[@]}"
+[ -n "${WANT[starve]:-}" ] && bench_starve
 
 if [ "$FAILED" -ne 0 ]; then
     echo "some runs FAILED (logs in $LOGS)"

@@ -7,8 +7,10 @@
 
 #include "gort/config.h"
 #include "gort/chan.h"
+#include "gort/gc.h"
 #include "gort/malloc.h"
 #include "gort/memstats.h"
+#include "gort/net.h"
 #include "gort/sched.h"
 #include "gort/sync.h"
 #include "gort/type.h"

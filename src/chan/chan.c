@@ -26,6 +26,8 @@
 #include "chan/chan.h"
 
 #include "base/fatal.h"
+#include "gc/gc.h"
+#include "gort/gc.h"
 #include "gort/malloc.h"
 
 #include <string.h>
@@ -97,9 +99,28 @@ void chan_block_forever(int reason) {
     for (;;) sched_park(NULL, NULL, reason); /* nobody readies it */
 }
 
+/* The write barrier of element copies (Go's typedmemmove and typedmemclr
+ * in chan.go): while the collector marks, what dst held and what src holds
+ * are shaded, whichever memory dst is in (a buffer slot in the heap, or
+ * another goroutine's stack, which may already have been scanned: Go's
+ * sendDirect). Under the channel's lock, so a stop-the-world cannot fall
+ * between the barrier and the copy. src NULL: dst is being cleared. */
+static inline void elem_barrier(struct gort_chan *c, const void *dst, const void *src) {
+    if (__builtin_expect(gort__writebarrier != 0, 0) && c->scan != CHAN_SCAN_NONE)
+        gc_shade_elem(dst, src, c->elemsize, c->scan == CHAN_SCAN_TYPED ? c->elemtype : NULL);
+}
+
+static inline void elem_copy(struct gort_chan *c, void *dst, const void *src) {
+    elem_barrier(c, dst, src);
+    memcpy(dst, src, c->elemsize);
+}
+
 /* A receive's zero value: clears *ep (NULL: discarded). */
 static inline void chan_zero(gort_chan *c, void *ep) {
-    if (ep && c->elemsize) memset(ep, 0, c->elemsize);
+    if (ep && c->elemsize) {
+        elem_barrier(c, ep, NULL);
+        memset(ep, 0, c->elemsize);
+    }
 }
 
 static bool chanparkunlock(g *gp, void *l) {
@@ -122,7 +143,7 @@ static bool chan_wait(gort_chan *c, waitq *q, void *elem, int reason, const char
 }
 
 void chan_buf_put(struct gort_chan *c, const void *ep) {
-    if (c->elemsize) memcpy(chan_slot(c, c->sendx), ep, c->elemsize);
+    if (c->elemsize) elem_copy(c, chan_slot(c, c->sendx), ep);
     if (++c->sendx == c->dataqsiz) c->sendx = 0;
     __atomic_store_n(&c->qcount, c->qcount + 1, __ATOMIC_RELAXED);
 }
@@ -130,7 +151,8 @@ void chan_buf_put(struct gort_chan *c, const void *ep) {
 void chan_buf_take(struct gort_chan *c, void *ep) {
     char *slot = chan_slot(c, c->recvx);
     if (c->elemsize) {
-        if (ep) memcpy(ep, slot, c->elemsize);
+        if (ep) elem_copy(c, ep, slot);
+        elem_barrier(c, slot, NULL);
         memset(slot, 0, c->elemsize); /* drop references for the GC */
     }
     if (++c->recvx == c->dataqsiz) c->recvx = 0;
@@ -138,7 +160,7 @@ void chan_buf_take(struct gort_chan *c, void *ep) {
 }
 
 g *chan_send_to_waiter(struct gort_chan *c, sudog *sg, const void *ep) {
-    if (sg->elem && c->elemsize) memcpy(sg->elem, ep, c->elemsize);
+    if (sg->elem && c->elemsize) elem_copy(c, sg->elem, ep);
     sg->success = true;
     g *gp = sg->g;
     gp->param = sg;
@@ -147,14 +169,14 @@ g *chan_send_to_waiter(struct gort_chan *c, sudog *sg, const void *ep) {
 
 g *chan_recv_from_waiter(struct gort_chan *c, sudog *sg, void *ep) {
     if (c->dataqsiz == 0) {
-        if (ep && c->elemsize) memcpy(ep, sg->elem, c->elemsize);
+        if (ep && c->elemsize) elem_copy(c, ep, sg->elem);
     } else {
         /* The ring is full: take its head, put the sender's value in the slot
          * just freed (the tail), so FIFO order holds. */
         char *slot = chan_slot(c, c->recvx);
         if (c->elemsize) {
-            if (ep) memcpy(ep, slot, c->elemsize);
-            memcpy(slot, sg->elem, c->elemsize);
+            if (ep) elem_copy(c, ep, slot);
+            elem_copy(c, slot, sg->elem);
         }
         if (++c->recvx == c->dataqsiz) c->recvx = 0;
         c->sendx = c->recvx;
@@ -167,22 +189,49 @@ g *chan_recv_from_waiter(struct gort_chan *c, sudog *sg, void *ep) {
 
 /* ---- make ------------------------------------------------------------------- */
 
-#define MAX_CHAN_BYTES ((size_t)1 << 40) /* far beyond any real buffer */
+/* Go's maxAlloc on 64-bit Linux: no allocation can be larger. */
+#define MAX_ALLOC ((size_t)1 << 48)
+
+/* The channel header's layout for the collector, when its buffer is a
+ * separate typed object: buf is its one pointer. */
+static const gort_field hchan_buf_field = {offsetof(struct gort_chan, buf), sizeof(void *)};
+static const gort_type hchan_type = {sizeof(struct gort_chan),
+                                     offsetof(struct gort_chan, buf) + sizeof(void *),
+                                     1,
+                                     &hchan_buf_field,
+                                     "hchan",
+                                     (uint64_t)1
+                                         << (offsetof(struct gort_chan, buf) / sizeof(void *)),
+                                     1};
 
 static gort_chan *makechan(size_t elem_size, size_t cap, const gort_type *t, uint8_t scan) {
     size_t bytes;
-    if (__builtin_mul_overflow(elem_size, cap, &bytes) || bytes > MAX_CHAN_BYTES)
-        gopanic("makechan: size out of range");
     size_t hdr = (sizeof(struct gort_chan) + 15) & ~(size_t)15;
-    /* TODO(gc): a GC object (see chan.h); until then it is never freed. */
-    struct gort_chan *c = gort_malloc(hdr + bytes);
-    if (!c) gopanic("makechan: size out of range");
-    memset(c, 0, hdr + bytes);
+    /* Out of range as Go's: the buffer's size overflows or exceeds what any
+     * allocation can be. A size in range that cannot be had is out of
+     * memory, fatal as any runtime allocation's. */
+    if (__builtin_mul_overflow(elem_size, cap, &bytes) || bytes > MAX_ALLOC - hdr)
+        gopanic("makechan: size out of range");
+    /* A GC object, as Go's: with the buffer after the header when nothing
+     * in it needs a type (noscan, or scanned word by word), else the header
+     * typed (its buf pointer) and the buffer an array of the element type. */
+    struct gort_chan *c;
+    if (scan != CHAN_SCAN_TYPED) {
+        c = scan == CHAN_SCAN_NONE ? gort_alloc_noscan(hdr + bytes)
+                                   : gort_alloc_conservative(hdr + bytes);
+        if (!c) throw_oom(hdr + bytes);
+        c->buf = bytes ? (char *)c + hdr : NULL;
+    } else {
+        c = gort_new(&hchan_type);
+        void *buf = bytes ? gort_new_array(t, cap) : NULL;
+        if (!c || (bytes && !buf)) throw_oom(hdr + bytes);
+        c->buf = buf; /* both new: no barrier needed */
+    }
+    c->lock = (lock_t)LOCK_INIT;
     c->elemsize = elem_size;
     c->elemtype = t;
     c->scan = scan;
     c->dataqsiz = cap;
-    c->buf = bytes ? (char *)c + hdr : NULL;
     return c;
 }
 
@@ -200,12 +249,13 @@ gort_chan *gort_chan_make_noscan(size_t elem_size, size_t cap) {
     return makechan(elem_size, cap, NULL, CHAN_SCAN_NONE);
 }
 
+/* A timer's channel looks unbuffered, as Go 1.23's (time_chan.c). */
 size_t gort_chan_len(gort_chan *c) {
-    return c ? __atomic_load_n(&c->qcount, __ATOMIC_RELAXED) : 0;
+    return c && !c->timer ? __atomic_load_n(&c->qcount, __ATOMIC_RELAXED) : 0;
 }
 
 size_t gort_chan_cap(gort_chan *c) {
-    return c ? c->dataqsiz : 0;
+    return c && !c->timer ? c->dataqsiz : 0;
 }
 
 /* ---- send ------------------------------------------------------------------- */

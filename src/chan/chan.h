@@ -53,9 +53,10 @@ enum {
     CHAN_SCAN_NONE,         /* gort_chan_make_noscan, and pointer-free types */
 };
 
-/* Go's hchan. TODO(gc): allocated with gort_malloc for now; the GC layer
- * makes it a GC object (buffer scanned as scan says), with barriered
- * element copies. */
+/* Go's hchan: a GC object (chan.c's makechan): the header and the buffer in
+ * one noscan or conservative object, or a typed header pointing to a typed
+ * buffer array. Element copies go through the write barrier while the
+ * collector marks (chan.c's elem_copy). */
 struct gort_chan {
     lock_t lock;
     uint32_t closed;           /* nonzero once closed; written under lock, read atomically */
@@ -64,6 +65,7 @@ struct gort_chan {
     size_t elemsize;           /* bytes per element (0 allowed) */
     const gort_type *elemtype; /* gort_chan_make_typed's, else NULL */
     uint8_t scan;              /* CHAN_SCAN_*: how the GC is to scan the buffer */
+    uint8_t timer;             /* a timer's channel (time_chan.c): len and cap report 0 */
     size_t sendx;              /* next slot to send into */
     size_t recvx;              /* next slot to receive from */
     char *buf;                 /* the ring (right after the header), NULL when no bytes */

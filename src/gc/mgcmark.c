@@ -83,12 +83,50 @@ void gc_greyobject(uintptr_t obj, mspan *s, uint32_t idx, gcwork *w) {
     gcw_put(w, obj);
 }
 
+/* GORT_GODEBUG=gccheckmark=1: while set (world stopped, mcheckmark.c),
+ * scanning visits objects for the check instead of greying them. */
+bool gc_checkmark_mode;
+
+/* The marker's inner step for one word that may be a pointer: gc_findobject
+ * and gc_greyobject, inlined, with the common case first (a small object
+ * already marked, or marked now and pushed). */
 static inline __attribute__((always_inline)) void scan_word(uintptr_t p, gcwork *w) {
-    if (p - gc_heap_range.lo >= gc_heap_range.hi - gc_heap_range.lo) return;
-    mspan *s;
-    uint32_t idx;
-    uintptr_t obj = gc_findobject(p, &s, &idx);
-    if (obj) gc_greyobject(obj, s, idx, w);
+    if (!gc_heap_candidate(p)) return;
+    mspan *s = span_of(p);
+    if (!s || s->kind != SPAN_GC || s->state != SPAN_IN_USE) return;
+    uintptr_t base = s->base;
+    if (__builtin_expect(s->sizeclass == 0 || p - base >= (uintptr_t)s->nelems * s->elemsize ||
+                             gc_checkmark_mode,
+                         0)) {
+        mspan *s2;
+        uint32_t idx;
+        uintptr_t obj = gc_findobject(p, &s2, &idx);
+        if (!obj) return;
+        if (gc_checkmark_mode)
+            gc_checkmark_visit(obj, s2, idx, w);
+        else
+            gc_greyobject(obj, s2, idx, w);
+        return;
+    }
+    uint32_t i = span_obj_index(s, p);
+    uint64_t bit = (uint64_t)1 << (i & 63);
+    uint64_t *mw = &s->markbits[i >> 6];
+    if (atomic_load_relaxed(mw) & bit) return; /* marked already: the common case */
+    /* Allocated: below freeindex, or in allocbits (a free slot is ignored). */
+    if (i >= atomic_load_relaxed(&s->freeindex) &&
+        !(atomic_load_relaxed(&s->allocbits[i >> 6]) & bit))
+        return;
+    if (allocated_black(s, i)) return;
+    if (atomic_or(mw, bit) & bit) return;
+    w->bytes_marked += s->elemsize;
+    if (!s->noscan) gcw_put(w, base + (uintptr_t)i * s->elemsize);
+}
+
+/* Whether the object at idx of s is marked in this cycle (mark bit, or
+ * allocated black). */
+bool gc_is_marked(const mspan *s, uint32_t idx) {
+    return ((atomic_load_relaxed(&s->markbits[idx >> 6]) >> (idx & 63)) & 1) ||
+           allocated_black(s, idx);
 }
 
 void gc_shade(uintptr_t p, gcwork *w) {
@@ -218,6 +256,10 @@ static void scan_registered_roots(gcwork *w) {
 
 /* ---- data and bss ---- */
 
+#define MAX_DATA_RANGES 1024
+static root_range data_ranges[MAX_DATA_RANGES];
+static size_t ndata_ranges;
+
 static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg) {
     (void)size;
     gcwork *w = arg;
@@ -240,8 +282,16 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg) {
             gc_scanblock(lo, hi - lo, w);
         }
         atomic_xadd(&gc_state.globals_bytes, (int64_t)(hi - lo));
+        if (ndata_ranges < MAX_DATA_RANGES) data_ranges[ndata_ranges++] = (root_range){lo, hi};
     }
     return 0;
+}
+
+/* The writable segments the last data-and-bss job scanned (checkmark scans
+ * them again with the world stopped, without the loader's lock). */
+void gc_scan_data_again(gcwork *w) {
+    for (size_t i = 0; i < ndata_ranges; i++)
+        gc_scanblock(data_ranges[i].lo, data_ranges[i].hi - data_ranges[i].lo, w);
 }
 
 /* ---- stacks ---- */
@@ -268,11 +318,22 @@ static bool scan_suspended(const suspend_ctx *ctx, uintptr_t slo, uintptr_t shi,
     return true;
 }
 
+#define MAX_DEFERRED 256
+static lock_t deferred_lock = LOCK_INIT;
+static g *deferred[MAX_DEFERRED];
+static size_t ndeferred;
+static bool deferred_overflow;
+
 /* One goroutine's stack and its start argument (see the header). */
 static void scan_g(g *gp, gcwork *w) {
     scan_word((uintptr_t)atomic_load_relaxed(&gp->arg), w);
     scan_word((uintptr_t)atomic_load_relaxed(&gp->param), w);
     for (int tries = 0; tries < 1000; tries++) {
+        /* runseq before the status: a goroutine seen not running after
+         * seq was read has not run since, as long as seq stays the same
+         * (runseq moves before it can run again). Read the other way round,
+         * it could start running and stop again between the two reads. */
+        uint32_t seq = atomic_load_acq(&gp->runseq);
         uint32_t st = atomic_load_acq(&gp->status);
         if (st == G_DEAD || st == G_IDLE) return;
         uintptr_t lo = gp->stack.lo, hi = gp->stack.hi;
@@ -286,7 +347,6 @@ static void scan_g(g *gp, gcwork *w) {
             }
             continue; /* it stopped running: read it as parked */
         }
-        uint32_t seq = atomic_load_acq(&gp->runseq);
         uintptr_t sp;
         if (st == G_SYSCALL) {
             sp = atomic_load_relaxed(&gp->syscallsp);
@@ -297,8 +357,58 @@ static void scan_g(g *gp, gcwork *w) {
         if (sp >= lo && sp <= hi) scan_stack(sp, hi, w);
         atomic_fence();
         if (atomic_load_acq(&gp->runseq) == seq && atomic_load_acq(&gp->status) == st) return;
+        if (tries > 8) cpu_relax();
     }
-    throw("GC: cannot scan the stack of a goroutine that keeps running");
+    /* It keeps switching between running and not (two goroutines handing a
+     * value back and forth on two Ps, say): scan it with the world stopped,
+     * in a short stop of its own (gc_scan_deferred). */
+    lock(&deferred_lock);
+    if (ndeferred < MAX_DEFERRED)
+        deferred[ndeferred++] = gp;
+    else
+        deferred_overflow = true;
+    unlock(&deferred_lock);
+}
+
+/* With the world stopped: one goroutine's stack as it stands. */
+static void scan_g_stopped(g *gp, gcwork *w) {
+    uint32_t st = atomic_load_acq(&gp->status);
+    if (st == G_DEAD || st == G_IDLE) return;
+    scan_word((uintptr_t)gp->arg, w);
+    scan_word((uintptr_t)gp->param, w);
+    uintptr_t lo = gp->stack.lo, hi = gp->stack.hi;
+    if (st == G_RUNNING) {
+        m *mp = gp->m;
+        const suspend_ctx *ctx = mp ? stw_suspended(&mp->st) : NULL;
+        if (ctx && scan_suspended(ctx, lo, hi, w)) return;
+        scan_stack((uintptr_t)gp->ctx.sp, hi, w); /* the stopper's own, or not yet on it */
+        return;
+    }
+    uintptr_t sp = (uintptr_t)gp->ctx.sp;
+    if (st == G_SYSCALL) {
+        sp = gp->syscallsp;
+        for (int i = 0; i < 6; i++) scan_word(gp->syscall_regs[i], w);
+    }
+    if (sp >= lo && sp <= hi) scan_stack(sp, hi, w);
+}
+
+/* Goroutines whose concurrent scan kept failing: a brief stop of the world
+ * scans their stacks (no draining meanwhile: that goes on concurrently). */
+void gc_scan_deferred(gcwork *w) {
+    if (!atomic_load_acq(&ndeferred) && !atomic_load_acq(&deferred_overflow)) return;
+    stop_the_world("GC stack scan");
+    int64_t t0 = nanotime();
+    lock(&deferred_lock);
+    if (deferred_overflow) {
+        for (g *gp = atomic_load_acq(&allgs); gp; gp = gp->alllink) scan_g_stopped(gp, w);
+    } else {
+        for (size_t i = 0; i < ndeferred; i++) scan_g_stopped(deferred[i], w);
+    }
+    ndeferred = 0;
+    deferred_overflow = false;
+    unlock(&deferred_lock);
+    gc_record_extra_pause(nanotime() - t0);
+    start_the_world();
 }
 
 static lock_t gcursor_lock = LOCK_INIT;
@@ -316,14 +426,6 @@ static int take_gs(g **out, int n) {
     return k;
 }
 
-static void scan_foreign_cb(stw_thread *st, void *arg) {
-    gcthread *t = (gcthread *)((char *)st - __builtin_offsetof(gcthread, stw));
-    gcthread **list = arg;
-    /* Collected under the registry lock, scanned after (suspending needs it). */
-    (void)list;
-    (void)t;
-}
-
 static void scan_foreign_threads(gcwork *w) {
     for (gcthread *t = atomic_load_acq(&gc_threads); t; t = t->next_all) {
         if (!atomic_load_acq(&t->foreign)) continue;
@@ -333,7 +435,6 @@ static void scan_foreign_threads(gcwork *w) {
             throw("GC: a foreign thread's stack pointer is outside its stack");
         stw_resume_foreign(&t->stw);
     }
-    (void)scan_foreign_cb;
 }
 
 /* ---- runtime roots ---- */
@@ -365,14 +466,15 @@ void gc_prepare_roots(void) {
         if (ha->base + ARENA_BYTES > hi) hi = ha->base + ARENA_BYTES;
     }
     if (hi == 0) lo = hi = 0;
-    gc_heap_range.lo = lo;
-    gc_heap_range.hi = hi;
+    gc_heap_range.below = hi ? lo - 8 : 0;
+    gc_heap_range.len = hi ? hi - lo + 8 : 0;
 }
 
 /* Whether root work remains unclaimed. */
 bool gc_roots_pending(void) {
     return atomic_load_relaxed(&gc_state.root_next) < atomic_load_relaxed(&gc_state.root_jobs) ||
-           atomic_load_relaxed(&gcursor) != NULL;
+           atomic_load_relaxed(&gcursor) != NULL || atomic_load_relaxed(&ndeferred) != 0 ||
+           atomic_load_relaxed(&deferred_overflow);
 }
 
 /* Claims and runs one root job; false when none is left. */
@@ -381,6 +483,7 @@ static bool run_root_job(gcwork *w) {
     if (j < NFIXED_JOBS) {
         switch (j) {
         case JOB_DATA:
+            ndata_ranges = 0;
             dl_iterate_phdr(phdr_cb, w);
             break;
         case JOB_ROOTS:
@@ -402,27 +505,61 @@ static bool run_root_job(gcwork *w) {
     g *batch[16];
     int n = take_gs(batch, 16);
     for (int i = 0; i < n; i++) scan_g(batch[i], w);
-    return n > 0;
+    if (n > 0) return true;
+    if (atomic_load_acq(&ndeferred) || atomic_load_acq(&deferred_overflow)) {
+        gc_scan_deferred(w);
+        return true;
+    }
+    return false;
 }
 
-int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop) {
-    int64_t start = w->scan_work, done = 0;
-    bool roots = budget < 0 || stop; /* workers only (see the header) */
+/* Scanning is bound by memory latency (each grey object is usually not in
+ * the cache: measured 200+ ns per 16-byte tree node on the project's
+ * machine, nearly all of it the load of the object's first word). So
+ * objects taken from the work buffer are prefetched and scanned only
+ * PREFETCH_RING objects later (the prefetch FIFO of Garner, Blackburn and
+ * Frampton's "Effective prefetch for mark-sweep garbage collection"). */
+#define PREFETCH_RING 16
+
+int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop, bool roots) {
+    int64_t start = w->scan_work;
+    uintptr_t ring[PREFETCH_RING];
+    unsigned rh = 0, rn = 0;
+    uint32_t n = 0;
     while (!(stop && *stop)) {
         if (roots && gc_roots_pending()) {
             if (run_root_job(w)) continue;
         }
         uintptr_t b = gcw_get(w);
-        if (!b) break;
+        if (b) {
+            __builtin_prefetch((const void *)b);
+            if (rn < PREFETCH_RING) {
+                ring[(rh + rn++) % PREFETCH_RING] = b;
+                continue;
+            }
+            uintptr_t c = ring[rh];
+            ring[rh] = b;
+            rh = (rh + 1) % PREFETCH_RING;
+            b = c;
+        } else if (rn) {
+            b = ring[rh];
+            rh = (rh + 1) % PREFETCH_RING;
+            rn--;
+        } else {
+            break;
+        }
         gc_scanobject(b, w);
-        done = w->scan_work - start;
-        if (budget >= 0 && done >= budget) break;
-        if ((done & 0xffff) < 64) gcw_balance(w);
+        if (budget >= 0 && w->scan_work - start >= budget) break;
+        if ((++n & 63) == 0) gcw_balance(w);
     }
+    /* Objects still in the ring are grey: back to the work buffer. */
+    for (; rn; rn--, rh = (rh + 1) % PREFETCH_RING) gcw_put(w, ring[rh]);
     return w->scan_work - start;
 }
 
 /* ---- mark termination ---- */
+
+#define G0_STACK_MAX ((uintptr_t)1 << 30) /* an M's own stack is below this */
 
 static void rescan_thread(stw_thread *st, uintptr_t slo, uintptr_t shi, gcwork *w) {
     const suspend_ctx *ctx = stw_suspended(st);
@@ -440,14 +577,34 @@ void gc_mark_termination_scan(gcwork *w) {
     for (m *mp = sched_allm(); mp; mp = mp->alllink) {
         const suspend_ctx *ctx = stw_suspended(&mp->st);
         if (!ctx) continue;
-        g *gp = mp->curg;
+        /* The stack sp is on: curg's, or the goroutine a switch is leaving
+         * or entering (pend_g: a stop can fall between the switch of curg
+         * and that of sp), or the thread's own (g0), which is below
+         * stack_hi (bounded: an sp elsewhere would scan the address space). */
+        g *gp = mp->curg, *pg = mp->pend_g;
         if (gp && ctx->sp >= gp->stack.lo && ctx->sp <= gp->stack.hi)
             scan_suspended(ctx, gp->stack.lo, gp->stack.hi, w);
-        else if (mp->stack_hi)
+        else if (pg && ctx->sp >= pg->stack.lo && ctx->sp <= pg->stack.hi)
+            scan_suspended(ctx, pg->stack.lo, pg->stack.hi, w);
+        else if (mp->stack_hi && ctx->sp < mp->stack_hi && mp->stack_hi - ctx->sp < G0_STACK_MAX)
             scan_suspended(ctx, ctx->sp - STW_RED_ZONE, mp->stack_hi, w);
+        else
+            scan_regs(ctx, w);
     }
     for (gcthread *t = atomic_load_acq(&gc_threads); t; t = t->next_all)
         if (atomic_load_acq(&t->foreign)) rescan_thread(&t->stw, t->stack_lo, t->stack_hi, w);
+}
+
+/* Every root, with the world stopped (checkmark's pass): nothing is
+ * suspended one by one, every thread is already stopped. */
+void gc_scan_roots_stw(gcwork *w) {
+    gc_scan_data_again(w);
+    scan_registered_roots(w);
+    scan_timers(w);
+    gc_mark_specials(w);
+    if (sched_main_stack_hi) scan_stack(sched_main_stack_lo, sched_main_stack_hi, w);
+    for (g *gp = atomic_load_acq(&allgs); gp; gp = gp->alllink) scan_g_stopped(gp, w);
+    gc_mark_termination_scan(w); /* running Ms' own stacks, foreign threads, buffers */
 }
 
 void gc_mark_tiny_allocs(gcwork *w) {
@@ -457,35 +614,74 @@ void gc_mark_tiny_allocs(gcwork *w) {
 
 /* ---- assists ---- */
 
+/* Steals up to owed units of the workers' surplus scan credit. */
+static int64_t steal_credit(int64_t owed) {
+    int64_t credit = atomic_load_relaxed(&gc_pacer.bg_scan_credit);
+    while (credit > 0) {
+        int64_t take = credit < owed ? credit : owed;
+        if (atomic_cas(&gc_pacer.bg_scan_credit, &credit, credit - take)) return take;
+    }
+    return 0;
+}
+
+#define ASSIST_CHUNK ((int64_t)64 << 10) /* scan work between chances to stop the world */
+
 void gc_assist(gcthread *t, int64_t bytes) {
     if (gc_phase() != GC_MARK) return;
     t->assist_credit -= bytes;
     if (t->assist_credit >= 0) return;
+    gc_limiter_poll(nanotime());
+    if (gc_limiter_on()) return; /* the GC CPU limiter: no assist (the debt stays) */
+    gc_pacer_revise();
     double ratio = gc_pacer.assist_work_per_byte;
     int64_t owed = (int64_t)((double)-t->assist_credit * ratio);
-    if (owed <= 0) {
-        t->assist_credit = 0;
-        return;
-    }
-    /* Steal the workers' surplus first. */
-    int64_t credit = atomic_load_relaxed(&gc_pacer.bg_scan_credit);
-    while (credit > 0) {
-        int64_t take = credit < owed ? credit : owed;
-        if (atomic_cas(&gc_pacer.bg_scan_credit, &credit, credit - take)) {
-            owed -= take;
-            break;
-        }
-    }
-    if (owed > 0) {
-        int64_t t0 = nanotime();
-        lock_depth++; /* a stop-the-world must not find this gcw half used */
-        int64_t done = gc_drain(&t->w, owed, NULL);
+    int64_t t0 = nanotime(), tl = t0;
+    for (int waits = 0; owed > 0 && gc_phase() == GC_MARK;) {
+        owed -= steal_credit(owed);
+        if (owed <= 0) break;
+        /* Scan in chunks, each a critical section of its own (a stop of the
+         * world must not find this gcw half used, nor wait long for it). */
+        lock_depth++;
+        int64_t done = gc_drain(&t->w, owed < ASSIST_CHUNK ? owed : ASSIST_CHUNK, NULL, false);
         gcw_dispose(&t->w);
         if (--lock_depth == 0 && lock_suspend_pending) lock_suspend_now();
-        atomic_xadd(&gc_state.gc_cpu_ns, nanotime() - t0);
         owed -= done;
+        int64_t now = nanotime(); /* the limiter may engage mid-assist (Go's gcDrainN) */
+        gc_limiter_add(GC_LIM_ASSIST, now - tl);
+        tl = now;
+        gc_limiter_poll(now);
+        if (gc_limiter_on()) break;
+        if (done > 0) continue;
+        /* No work to take. Go parks the goroutine until the workers pay;
+         * so do we, while the heap is past its goal (else the debt is
+         * forgiven: the workers are about to finish the cycle). */
+        if (atomic_load_relaxed(&gc_pacer.heap_live) < gc_pacer.heap_goal || ++waits > 1000 ||
+            gc_limiter_on())
+            break;
+        uint32_t q = atomic_load_acq(&gc_state.mark_done_seq);
+        futex_sleep(&gc_state.mark_done_seq, q, 50 * 1000);
+        /* Waiting is not GC CPU: Go's parked assist leaves its P idle. */
+        now = nanotime();
+        gc_limiter_add(GC_LIM_IDLE, now - tl);
+        tl = now;
     }
-    /* Whatever could not be paid (no work left) is forgiven: the workers
-     * are about to finish the cycle. */
+    int64_t t1 = nanotime();
+    atomic_xadd(&gc_state.gc_cpu_ns, t1 - t0);
+    atomic_xadd(&gc_state.assist_ns, t1 - t0);
+    gc_limiter_add(GC_LIM_ASSIST, t1 - tl);
     t->assist_credit = owed > 0 ? 0 : (int64_t)((double)-owed / (ratio > 0 ? ratio : 1));
+}
+
+void gc_mark_fork(int which) {
+    if (which == 0) {
+        lock(&roots_lock);
+        lock(&deferred_lock);
+        lock(&gcursor_lock);
+    } else if (which == 1) {
+        unlock(&gcursor_lock);
+        unlock(&deferred_lock);
+        unlock(&roots_lock);
+    } else {
+        roots_lock = deferred_lock = gcursor_lock = (lock_t)LOCK_INIT;
+    }
 }

@@ -27,7 +27,7 @@
 GORT_API volatile uint32_t gort__writebarrier;
 
 static inline bool heap_candidate(uintptr_t p) {
-    return p - gc_heap_range.lo < gc_heap_range.hi - gc_heap_range.lo;
+    return gc_heap_candidate(p);
 }
 
 void gc_flush_wbbuf(gcthread *t, gcwork *w) {
@@ -87,6 +87,23 @@ GORT_API void gort_copy_typed(void *dst, const void *src, const gort_type *t, si
         shade_typed(th, src, t, n);
     }
     memmove(dst, src, bytes);
+    __asm__ __volatile__("" ::: "memory");
+    if (--lock_depth == 0 && lock_suspend_pending) lock_suspend_now();
+}
+
+void gc_shade_elem(const void *dst, const void *src, size_t n, const gort_type *t) {
+    lock_depth++;
+    __asm__ __volatile__("" ::: "memory");
+    if (gc_phase() != GC_OFF) {
+        gcthread *th = gc_thread_self();
+        if (t) {
+            shade_typed(th, dst, t, n / t->size);
+            if (src) shade_typed(th, src, t, n / t->size);
+        } else {
+            shade_typed(th, dst, &gc_conservative_type, n / sizeof(void *));
+            if (src) shade_typed(th, src, &gc_conservative_type, n / sizeof(void *));
+        }
+    }
     __asm__ __volatile__("" ::: "memory");
     if (--lock_depth == 0 && lock_suspend_pending) lock_suspend_now();
 }

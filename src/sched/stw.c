@@ -131,12 +131,20 @@ static void suspend_handler(int sig, siginfo_t *si, void *uctx) {
  * are spilled to its stack first, so the published stack pointer covers
  * them. */
 static __attribute__((noinline)) void suspend_here(stw_thread *t) {
+    /* Every callee-saved register is spilled into this frame and stays
+     * there while we wait (no tail call: the compiler would reload them
+     * first, and suspend_wait's frame, below the published pointer, would
+     * get them instead). The published pointer is where the stack stands
+     * now, so the spills are above it. */
     __builtin_unwind_init();
+    uintptr_t sp;
+    __asm__ __volatile__("mov %%rsp, %0" : "=r"(sp));
     memset(&t->suspend, 0, sizeof t->suspend);
-    t->suspend.sp = (uintptr_t)__builtin_frame_address(0);
+    t->suspend.sp = sp;
     t->suspend.pc = (uintptr_t)__builtin_return_address(0);
     t->suspend_valid = true;
     suspend_wait(t);
+    __asm__ __volatile__("" ::: "memory"); /* not a tail call */
 }
 
 static void deferred_suspend(void) {
@@ -204,6 +212,9 @@ void stop_the_world(const char *reason) {
         p *pp = allp[i];
         uint32_t st = P_SYSCALL;
         if (pp && atomic_cas(&pp->status, &st, P_GCSTOP)) pp->stw_taken = true;
+        /* gort_preempt_check stops there, at a known point, when it comes
+         * before the signal. */
+        if (pp) atomic_store_rel(&pp->must_sched, 1);
     }
     atomic_fence(); /* stw_active is published before any m->p is read */
     for (m *mp = sched_allm(); mp; mp = mp->alllink) {
@@ -360,4 +371,41 @@ void sched_resume_g(g *gp) {
     gp->suspended_on = NULL;
     resume_one(&mp->st);
     mutex_unlock();
+}
+
+/* ---- fork (called by the scheduler's fork handlers, proc.c) ---- */
+
+void stw_atfork_prepare(void) {
+    mutex_lock();
+    fmutex_lock(&reg_mutex);
+}
+
+void stw_atfork_parent(void) {
+    fmutex_unlock(&reg_mutex);
+    mutex_unlock();
+}
+
+/* The child has one thread: no other foreign thread exists any more, and
+ * the world the parent stopped for the fork (if it did) is started again,
+ * waking nobody: the Ps it took from syscalls are back in a syscall. */
+void stw_atfork_child(void) {
+    int32_t np = sched.nallp;
+    for (int32_t i = 0; i < np; i++) {
+        p *pp = allp[i];
+        if (!pp || !pp->stw_taken) continue;
+        pp->stw_taken = false;
+        if (pp->status == P_GCSTOP) pp->status = P_SYSCALL;
+    }
+    stw_active = 0;
+    stw_acks = 0;
+    stw_mutex = 0;
+    reg_mutex = 0;
+    stw_thread *self = tls_stw_foreign;
+    for (stw_thread *t = foreign_list; t; t = t->next) t->registered = t == self;
+    foreign_list = self && self->registered ? self : NULL;
+    if (foreign_list) foreign_list->next = NULL;
+    if (self) {
+        self->thread = pthread_self();
+        self->suspended = self->suspend_req = 0;
+    }
 }
