@@ -458,6 +458,7 @@ void gc_start(enum gc_trigger why, bool wait) {
 
 /* Waits (without holding a P) until cycle n has ended. */
 static void wait_cycle(uint32_t n) {
+    if ((int32_t)(atomic_load_acq(&gc_state.cycles) - n) >= 0) return;
     bool in_g = sched_getg() != NULL;
     if (in_g) gort_syscall_enter();
     while ((int32_t)(gc_state.cycles - n) < 0) {
@@ -475,9 +476,14 @@ GORT_API void gort_gc(void) {
     gc_thread_self();
     /* As runtime.GC: wait for a cycle in progress, run a new one to its end,
      * then finish its sweep, so that the heap is as collected as it gets. */
+    /* n is read once (Go's runtime.GC): a cycle started after this read is
+     * one the caller may count as its own. Reading started again after the
+     * wait lost a race with a cycle starting in between: gc_start_n found
+     * that cycle marking and declined, and wait_cycle(n + 1) then waited
+     * for a cycle nobody would start (gc_back_to_back, three goroutines
+     * calling gort_gc back to back, hung in about one run in eight). */
     uint32_t n = atomic_load_acq(&gc_state.started);
-    if (gc_phase() != GC_OFF) wait_cycle(n);
-    n = atomic_load_acq(&gc_state.started);
+    wait_cycle(n); /* the cycle in progress, if any */
     gc_start_n(GC_TRIGGER_CYCLE, n + 1);
     wait_cycle(n + 1);
     /* Every span swept, those still cached in mcaches too (Go's mark

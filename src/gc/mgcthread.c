@@ -53,7 +53,17 @@ static void on_thread_exit(void *arg) {
      * a cycle's start, which flushes stale mcaches). */
     mcache *c = tls_mcache;
     if (c != &empty_mcache && !tls_m) gc_mcache_flush(c);
+    if (--lock_depth == 0 && lock_suspend_pending) lock_suspend_now();
+    /* Unregistered outside the critical section: a stop in progress holds
+     * reg_mutex while it waits for every registered thread, us included, so
+     * we must stay stoppable (lock_depth 0) while we wait for it. With
+     * lock_depth raised, the signal handler only deferred our stop, and the
+     * stopper and we waited for each other until its 10 s timeout
+     * (plain_thread_exit in tests/test_gc.c: threads exiting while cycles
+     * run). Nothing of ours is left for a stop to miss: the buffer and the
+     * spans are flushed. */
     if (t->foreign) stw_unregister_foreign(&t->stw);
+    lock_depth++;
     tls_gct = NULL;
     lock(&gc_threads_lock);
     t->in_use = false;
