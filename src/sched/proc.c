@@ -89,6 +89,7 @@
 #include "gort/sched.h"
 #include "mem/fixalloc.h"
 #include "mem/mcache.h"
+#include "sched/traceback.h"
 
 #include <errno.h>
 #include <sys/mman.h>
@@ -1381,7 +1382,8 @@ static void return_trap(void) {
 }
 
 /* Creates a goroutine running fn(arg) and queues it on pp (Go's newproc1). */
-static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, int *err) {
+static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, uintptr_t gopc,
+                   int *err) {
     g *gp = gfget(pp);
     if (!gp) {
         lock(&alloc_lock);
@@ -1431,16 +1433,21 @@ static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, int 
         pp->goidcacheend = pp->goidcache + GOIDCACHE;
     }
     gp->goid = pp->goidcache++;
+    gp->gopc = gopc; /* for the dump's "created by" */
+    m *cm = tls_m;
+    gp->parentgoid = cm && cm->curg ? cm->curg->goid : 0;
     atomic_xadd(&sched.ngoroutines, 1);
     setgstatus(gp, G_DEAD, G_RUNNABLE);
     return gp;
 }
 
-int64_t gort_go_stack(gort_fn fn, void *arg, size_t stack_size) {
+/* gopc: the return address in the caller of gort_go (the dump's "created by"). */
+static __attribute__((noinline)) int64_t go_at(gort_fn fn, void *arg, size_t stack_size,
+                                               uintptr_t gopc) {
     m *mp = tls_m;
     if (!mp || !mp->p) return -EPERM; /* outside the scheduler (a foreign thread, a syscall) */
     int err = 0;
-    g *gp = newproc1(mp->p, fn, arg, stack_size, &err);
+    g *gp = newproc1(mp->p, fn, arg, stack_size, gopc, &err);
     if (!gp) return err;
     int64_t id = gp->goid;
     runqput(mp->p, gp, true);
@@ -1455,8 +1462,12 @@ int64_t gort_go_stack(gort_fn fn, void *arg, size_t stack_size) {
     return id;
 }
 
+int64_t gort_go_stack(gort_fn fn, void *arg, size_t stack_size) {
+    return go_at(fn, arg, stack_size, (uintptr_t)__builtin_return_address(0));
+}
+
 int64_t gort_go(gort_fn fn, void *arg) {
-    return gort_go_stack(fn, arg, 0);
+    return go_at(fn, arg, 0, (uintptr_t)__builtin_return_address(0));
 }
 
 __attribute__((aligned(64))) void gort_yield(void) {
@@ -1805,11 +1816,12 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
     main_args.argc = argc;
     main_args.argv = argv;
     int err = 0;
-    g *mg = newproc1(pp, main_entry, NULL, 0, &err);
+    g *mg = newproc1(pp, main_entry, NULL, 0, 0, &err);
     if (!mg) throw("cannot create the main goroutine");
     mg->is_main = true;
     runqput(pp, mg, true);
     dump_hook = dump_goroutines;
+    tb_sigquit_install(); /* the dump on SIGQUIT, then exit 2 (as Go) */
 
     lock(&sched.lock);
     sched.nmsys++;

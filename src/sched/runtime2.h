@@ -162,6 +162,13 @@ typedef struct g {
     uintptr_t syscallsp;
     uintptr_t syscall_regs[6];
     timer sleep_timer; /* gort_sleep */
+    /* For the dump and the profiles (src/sched/traceback.c, src/prof): the
+     * return address in the code that created it (gort_go's caller) and its
+     * creator's id; when sysmon first saw it parked in its current park
+     * (nanotime; valid while shrinkseen == parkseq + 1). */
+    uintptr_t gopc;
+    int64_t parentgoid;
+    int64_t waitsince;
     /* ASan: the fake stack saved while suspended, and the stack's bounds (for
      * g0, learned from ASan at its first switch out). */
     void *asan_fake;

@@ -142,6 +142,7 @@ static __attribute__((noinline)) void suspend_here(stw_thread *t) {
     memset(&t->suspend, 0, sizeof t->suspend);
     t->suspend.sp = sp;
     t->suspend.pc = (uintptr_t)__builtin_return_address(0);
+    t->suspend.regs[6] = (uintptr_t)__builtin_frame_address(0); /* rbp: for tracebacks */
     t->suspend_valid = true;
     suspend_wait(t);
     __asm__ __volatile__("" ::: "memory"); /* not a tail call */
