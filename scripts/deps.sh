@@ -2,7 +2,7 @@
 # Installs the Debian packages a target needs, only those that are missing.
 # Usage: scripts/deps.sh build|test|bench
 set -eu
-need=(cmake make gcc pkg-config)
+need=(cmake make gcc pkg-config zlib1g-dev)
 case "${1:-build}" in
   build) ;;
   test) need+=(python3 sqlite3 git clang libclang-rt-14-dev) ;;

@@ -602,6 +602,7 @@ void gc_assist(gcthread *t, int64_t bytes) {
         }
     }
     if (owed > 0) {
+        GC_HOOK(GC_EV_ASSIST_START, 0);
         int64_t t0 = nanotime();
         lock_depth++; /* a stop-the-world must not find this gcw half used */
         int64_t done = gc_drain(&t->w, owed, NULL);
@@ -609,6 +610,7 @@ void gc_assist(gcthread *t, int64_t bytes) {
         if (--lock_depth == 0 && lock_suspend_pending) lock_suspend_now();
         atomic_xadd(&gc_state.gc_cpu_ns, nanotime() - t0);
         owed -= done;
+        GC_HOOK(GC_EV_ASSIST_DONE, (uint64_t)done);
     }
     /* Whatever could not be paid (no work left) is forgiven: the workers
      * are about to finish the cycle. */

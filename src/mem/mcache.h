@@ -65,6 +65,11 @@ typedef struct mcache {
     struct mcache *next_all;               /* all mcaches, for MemStats */
     struct mcache *next_free;              /* free mcaches, for reuse */
     bool in_use;
+
+    /* Heap-profile sampling (msample.h): bytes to the next sample, and
+     * each class's nmalloc at its last slow path. */
+    int64_t next_sample;
+    uint64_t prof_seen[NUM_SIZE_CLASSES];
 } mcache;
 
 extern mcache empty_mcache;

@@ -89,6 +89,7 @@
 #include "gort/sched.h"
 #include "mem/fixalloc.h"
 #include "mem/mcache.h"
+#include "sched/schedhooks.h"
 #include "sched/traceback.h"
 
 #include <errno.h>
@@ -136,6 +137,10 @@ const char *const wait_reason_strings[WAIT_REASON_COUNT] = {
     [WAIT_REASON_GC_WORKER_IDLE] = "GC worker (idle)",
     [WAIT_REASON_PREEMPTED] = "preempted",
     [WAIT_REASON_DEBUG_CALL] = "debug call",
+    [WAIT_REASON_SYNC_MUTEX_LOCK] = "sync.Mutex.Lock",
+    [WAIT_REASON_SYNC_RWMUTEX_RLOCK] = "sync.RWMutex.RLock",
+    [WAIT_REASON_SYNC_RWMUTEX_LOCK] = "sync.RWMutex.Lock",
+    [WAIT_REASON_SYNC_WAITGROUP_WAIT] = "sync.WaitGroup.Wait",
 };
 
 static m *m0;   /* the thread that called gort_main */
@@ -188,6 +193,7 @@ static void ready_status(g *gp) {
         cpu_relax();
         old = G_WAITING;
     }
+    sched_hook_on_ready(gp); /* profiling and tracing (schedhooks.h) */
 }
 
 /* A transition made by the G's current owner, which nobody races (only
@@ -557,12 +563,14 @@ static void acquirep(m *mp, p *pp) {
     mp->saved_mcache = tls_mcache;
     tls_mcache = pp->mcache;
     stw_check(mp); /* it must not run goroutines while the world is stopped */
+    sched_hook_trace(SEV_PROC_START, NULL, mp, (uintptr_t)pp->id);
 }
 
 static p *releasep(m *mp) {
     p *pp = mp->p;
     if (!pp || pp->m != mp || atomic_load_relaxed(&pp->status) != P_RUNNING)
         throw("releasep: invalid p state");
+    sched_hook_trace(SEV_PROC_STOP, NULL, mp, (uintptr_t)pp->id);
     tls_mcache = mp->saved_mcache;
     atomic_store_rel(&pp->m, NULL);
     mp->p = NULL;
@@ -852,6 +860,7 @@ static void execute(m *mp, g *gp, bool inherit) {
     setgstatus(gp, G_RUNNABLE, G_RUNNING);
     gp->preempt = false;
     if (!inherit) mp->p->schedtick++;
+    sched_hook_on_start(mp, gp);
     gswitch(mp, mp->g0, gp, false);
 }
 
@@ -888,6 +897,7 @@ static __attribute__((aligned(64))) m *switch_out(m *mp, g *gp, bool dying) {
     setgstatus(next, G_RUNNABLE, G_RUNNING);
     next->preempt = false;
     if (!inherit) pp->schedtick++;
+    sched_hook_on_start(mp, next);
     return gswitch(mp, gp, next, dying);
 }
 
@@ -1364,6 +1374,7 @@ static void gentry(void *arg) {
 }
 
 static void goexit1(m *mp, g *gp) {
+    sched_hook_trace(SEV_GO_END, gp, mp, 0);
     if (gp->is_main) sched.main_goexited = true;
     atomic_xadd(&sched.ngoroutines, -1);
     if (mp->lockedg == gp) { /* Go would end the thread; we release it */
@@ -1438,6 +1449,7 @@ static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, uint
     gp->parentgoid = cm && cm->curg ? cm->curg->goid : 0;
     atomic_xadd(&sched.ngoroutines, 1);
     setgstatus(gp, G_DEAD, G_RUNNABLE);
+    if (unlikely(sched_hooks_active())) sched_hook_create(gp, cm);
     return gp;
 }
 
@@ -1484,6 +1496,7 @@ __attribute__((aligned(64))) void gort_yield(void) {
         !atomic_load_relaxed(&pp->runnext) && atomic_load_relaxed(&sched.runqsize) == 0 &&
         !atomic_load_relaxed(&pp->must_sched) && !atomic_load_relaxed(&pp->timer0when))
         return;
+    sched_hook_trace(SEV_GO_YIELD, gp, mp, 0);
     mp->pend = PEND_YIELD;
     mp->pend_g = gp;
     switch_out(mp, gp, false);
@@ -1509,12 +1522,21 @@ void gort_preempt_check(void) {
     g *gp;
     if (likely(!mp || !(gp = mp->curg) || !atomic_load_relaxed(&gp->preempt))) return;
     gp->preempt = false;
+    sched_hook_trace(SEV_GO_PREEMPT, gp, mp, 0);
     mp->pend = PEND_PREEMPT;
     mp->pend_g = gp;
     switch_out(mp, gp, false);
 }
 
 /* ---- park / ready ---------------------------------------------------------------------- */
+
+/* sched_park while profiling or tracing (schedhooks.h): not a tail call,
+ * so that the blocked goroutine reports its own wait once it runs again. */
+static __attribute__((noinline)) void park_hooked(m *mp, g *gp) {
+    sched_hook_park(gp, mp, gp->waitreason);
+    switch_out(mp, gp, false);
+    sched_hook_unpark(gp);
+}
 
 void sched_park(bool (*unlockf)(g *, void *), void *lk, int reason) {
     m *mp = tls_m;
@@ -1525,6 +1547,10 @@ void sched_park(bool (*unlockf)(g *, void *), void *lk, int reason) {
     mp->pend_g = gp;
     mp->pend_unlockf = unlockf;
     mp->pend_lock = lk;
+    if (unlikely(sched_hooks_active() & (SCHED_HOOK_TRACE | SCHED_HOOK_BLOCK))) {
+        park_hooked(mp, gp);
+        return;
+    }
     switch_out(mp, gp, false);
 }
 
@@ -1557,6 +1583,7 @@ void syscall_enter_regs(const uintptr_t *regs, uintptr_t sp) {
     p *pp = mp->p;
     for (int i = 0; i < 6; i++) gp->syscall_regs[i] = regs[i];
     gp->syscallsp = sp;
+    sched_hook_trace(SEV_GO_SYSCALL, gp, mp, 0);
     setgstatus(gp, G_RUNNING, G_SYSCALL);
     pp->syscalltick++;
     mp->oldp = pp;
@@ -1568,6 +1595,7 @@ void syscall_enter_regs(const uintptr_t *regs, uintptr_t sp) {
 
 /* On g0: gort_syscall_exit found no P (Go's exitsyscall0). */
 static void exitsyscall0(m *mp, g *gp) {
+    sched_hook_trace(SEV_GO_SYSEXIT, gp, mp, 0);
     setgstatus(gp, G_SYSCALL, G_RUNNABLE);
     gp->m = NULL;
     lock(&sched.lock);
@@ -1600,6 +1628,7 @@ void gort_syscall_exit(void) {
         gp->runseq++;
         setgstatus(gp, G_SYSCALL, G_RUNNING);
         stw_check(mp);
+        sched_hook_trace(SEV_GO_SYSEXIT, gp, mp, 0);
         return;
     }
     if (atomic_load_relaxed(&sched.npidle) > 0) {
@@ -1610,6 +1639,7 @@ void gort_syscall_exit(void) {
             acquirep(mp, pp);
             gp->runseq++;
             setgstatus(gp, G_SYSCALL, G_RUNNING);
+            sched_hook_trace(SEV_GO_SYSEXIT, gp, mp, 0);
             return;
         }
     }

@@ -32,6 +32,7 @@
 #include "base/lock.h"
 #include "base/nanotime.h"
 #include "sched/runtime2.h"
+#include "sched/schedhooks.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -202,7 +203,7 @@ static void signal_thread(stw_thread *t, const char *what) {
 }
 
 void stop_the_world(const char *reason) {
-    (void)reason; /* for the execution trace, when it exists */
+    sched_hook_trace(SEV_STW_START, NULL, tls_m, (uintptr_t)reason); /* the execution trace */
     int64_t t0 = nanotime();
     mutex_lock();
     fmutex_lock(&reg_mutex); /* no foreign thread comes or goes meanwhile */
@@ -241,6 +242,7 @@ void stop_the_world(const char *reason) {
 }
 
 void start_the_world(void) {
+    sched_hook_trace(SEV_STW_DONE, NULL, tls_m, 0); /* the execution trace */
     int32_t np = atomic_load_acq(&sched.nallp);
     for (int32_t i = 0; i < np; i++) {
         p *pp = allp[i];
