@@ -23,6 +23,16 @@
  * slot's count. A full table counts the sample lost (the profile's comment
  * says how many).
  *
+ * Frameless leaves. gcc (up to 13) ignores -mno-omit-leaf-frame-pointer:
+ * a leaf function that needs no stack keeps its caller's rbp, and a
+ * frame-pointer walk from there skips the leaf's caller (a function that
+ * burns CPU in a loop of its own is exactly such a leaf). So the handler
+ * also keeps the word at the interrupted sp when it points into an
+ * executable segment (a leaf that pushed nothing has its return address
+ * there), and the writer inserts it as the leaf's caller only if the code
+ * before it is a call of the leaf's own function (or an indirect call) and
+ * the leaf has no frame of its own; otherwise it is dropped.
+ *
  * Stopping: the helper deletes every timer; the handler is left installed
  * (a SIGPROF still pending must not meet the default action, which kills)
  * and ignores what arrives after; the previous handler comes back at the
@@ -31,6 +41,7 @@
 #include "prof/prof.h"
 
 #include "base/atomic.h"
+#include "base/symtab.h"
 #include "base/thread.h"
 #include "gort/prof.h"
 #include "gort/sched.h"
@@ -38,6 +49,7 @@
 #include "sched/traceback.h"
 
 #include <dirent.h>
+#include <link.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -59,9 +71,33 @@ typedef struct cpu_slot {
     uint64_t state; /* 0 empty, 1 being written, else the sample's hash | 1 */
     uint64_t count;
     int64_t goid;
+    uintptr_t ret0; /* the word at sp, if a code address: maybe a frameless leaf's return */
     int n;
     uintptr_t stk[CPU_FRAMES]; /* stk[0]: the interrupted pc */
 } cpu_slot;
+
+/* The executable segments, for the frameless-leaf check (at start). */
+#define CPU_TEXT_MAX 128
+static struct { uintptr_t lo, hi; } text_ranges[CPU_TEXT_MAX];
+static int ntext;
+
+static int text_cb(struct dl_phdr_info *info, size_t size, void *arg) {
+    (void)size, (void)arg;
+    for (int i = 0; i < info->dlpi_phnum && ntext < CPU_TEXT_MAX; i++) {
+        const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+        if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_X)) continue;
+        text_ranges[ntext].lo = info->dlpi_addr + ph->p_vaddr;
+        text_ranges[ntext].hi = text_ranges[ntext].lo + ph->p_memsz;
+        ntext++;
+    }
+    return 0;
+}
+
+static bool in_text(uintptr_t a) {
+    for (int i = 0; i < ntext; i++)
+        if (a - text_ranges[i].lo < text_ranges[i].hi - text_ranges[i].lo) return true;
+    return false;
+}
 
 static struct {
     lock_t lock; /* start/stop */
@@ -128,7 +164,12 @@ static void sigprof_handler(int sig, siginfo_t *si, void *uctx) {
     stk[0] = pc;
     int n = 1;
     if (fp >= sp || !hi) n += walk(fp, lo, hi, stk + 1, CPU_FRAMES - 1);
-    uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)goid;
+    uintptr_t ret0 = 0;
+    if (hi && sp >= lo && sp + 8 <= hi) {
+        uintptr_t c = *(const uintptr_t *)sp;
+        if (in_text(c) && (n < 2 || c != stk[1])) ret0 = c;
+    }
+    uint64_t h = 0xcbf29ce484222325ULL ^ (uint64_t)goid ^ ((uint64_t)ret0 << 1);
     for (int i = 0; i < n; i++) h = (h ^ stk[i]) * 0x100000001b3ULL;
     h |= 1;
     if (h == 1) h = 3;
@@ -141,6 +182,7 @@ static void sigprof_handler(int sig, siginfo_t *si, void *uctx) {
                 uint64_t z = 0;
                 if (atomic_cas(&s->state, &z, 1)) {
                     s->goid = goid;
+                    s->ret0 = ret0;
                     s->n = n;
                     memcpy(s->stk, stk, (size_t)n * sizeof *stk);
                     s->count = 1;
@@ -150,7 +192,7 @@ static void sigprof_handler(int sig, siginfo_t *si, void *uctx) {
                 }
                 st = z;
             }
-            if (st == h && s->goid == goid && s->n == n &&
+            if (st == h && s->goid == goid && s->ret0 == ret0 && s->n == n &&
                 memcmp(s->stk, stk, (size_t)n * sizeof *stk) == 0) {
                 atomic_xadd(&s->count, 1);
                 atomic_xadd(&cpu.samples, 1);
@@ -160,7 +202,7 @@ static void sigprof_handler(int sig, siginfo_t *si, void *uctx) {
         if (goid == 0) break;
         /* Crowded: the same stack without its goroutine. */
         goid = 0;
-        h = 0xcbf29ce484222325ULL;
+        h = 0xcbf29ce484222325ULL ^ ((uint64_t)ret0 << 1);
         for (int i = 0; i < n; i++) h = (h ^ stk[i]) * 0x100000001b3ULL;
         h |= 1;
         if (h == 1) h = 3;
@@ -256,6 +298,27 @@ static void helper(void *arg) {
     futex_wake(&cpu.helper_done, 1);
 }
 
+/* Whether ret is the return address of a call into the function holding
+ * pc (a direct call of its entry, or an indirect call), and that function
+ * has no frame of its own (no push %rbp at its entry, after an endbr64). */
+static bool leaf_caller(uintptr_t pc, uintptr_t ret) {
+    symtab_sym s;
+    if (!in_text(ret) || !in_text(ret - 6) || !symtab_lookup(pc, &s) || !s.func) return false;
+    const uint8_t *f = (const uint8_t *)s.start;
+    if (f[0] == 0xf3 && f[1] == 0x0f && f[2] == 0x1e && f[3] == 0xfa) f += 4; /* endbr64 */
+    if (f[0] == 0x55 && pc > (uintptr_t)f) return false; /* it has a frame, past its push */
+    const uint8_t *c = (const uint8_t *)ret;
+    if (c[-5] == 0xe8) {
+        int32_t d;
+        memcpy(&d, c - 4, 4);
+        return ret + (uintptr_t)(intptr_t)d == s.start;
+    }
+    if (c[-2] == 0xff && (c[-1] & 0xf8) == 0xd0) return true; /* call *%reg */
+    if (c[-6] == 0xff && c[-5] == 0x15) return true;          /* call *disp32(%rip) */
+    if (c[-3] == 0xff && (c[-2] & 0x38) == 0x10 && (c[-2] >> 6) == 1) return true; /* disp8 */
+    return false;
+}
+
 /* ---- start, stop ---- */
 
 GORT_API int gort_cpu_profile_start(int fd) {
@@ -289,6 +352,8 @@ GORT_API int gort_cpu_profile_start(int fd) {
         cpu.old = old;
         cpu.have_old = (old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL;
     }
+    ntext = 0;
+    dl_iterate_phdr(text_cb, NULL);
     cpu.start_ns = prof_nanotime();
     cpu.start_unix = prof_unix_nanos();
     atomic_store_rel(&cpu.on, 1);
@@ -334,7 +399,15 @@ GORT_API int gort_cpu_profile_stop(void) {
         if (atomic_load_acq(&t[i].state) <= 1) continue;
         int64_t v[2] = {(int64_t)t[i].count, (int64_t)t[i].count * period};
         pprof_label l = {"goroutine", NULL, t[i].goid, NULL};
-        pprof_add_sample(&p, t[i].stk, t[i].n, true, v, &l, t[i].goid ? 1 : 0);
+        uintptr_t stk[CPU_FRAMES + 1];
+        int n = t[i].n;
+        memcpy(stk, t[i].stk, (size_t)n * sizeof *stk);
+        if (t[i].ret0 && leaf_caller(t[i].stk[0], t[i].ret0)) { /* a frameless leaf's caller */
+            memmove(stk + 2, stk + 1, (size_t)(n - 1) * sizeof *stk);
+            stk[1] = t[i].ret0;
+            n++;
+        }
+        pprof_add_sample(&p, stk, n, true, v, &l, t[i].goid ? 1 : 0);
     }
     if (rc == 0 && cpu.lost) {
         char msg[96];

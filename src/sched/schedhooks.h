@@ -101,8 +101,10 @@ static inline void sched_hook_on_start(m *mp, g *gp) {
 
 /* A trace-only event. */
 static inline void sched_hook_trace(int ev, g *gp, m *mp, uintptr_t arg) {
-    if (__builtin_expect(atomic_load_relaxed(&sched_hooks_on) & SCHED_HOOK_TRACE, 0))
-        sched_hook_event(ev, gp, mp, arg);
+    if (__builtin_expect(atomic_load_relaxed(&sched_hooks_on) & SCHED_HOOK_TRACE, 0)) {
+        void (*f)(int, g *, m *, uintptr_t) = atomic_load_relaxed(&sched_hooks.event);
+        if (f) f(ev, gp, mp, arg);
+    }
 }
 
 #endif
