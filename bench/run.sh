@@ -6,9 +6,10 @@
 # BUILD_DIR is an already built tree (this script builds nothing): it runs
 # BUILD_DIR/bench/<program> and preloads BUILD_DIR/libgort-malloc.so.
 # NAME selects what to run: a family (malloc, pagealloc, ctxswitch, sched, chan, stw,
-# sync, http) or a single malloc
+# sync, http, gc), a single malloc
 # pattern (hot-16, hot-64, hot-256, hot-4096, hot-65536, fifo, random,
-# xthread). No NAME: everything.
+# xthread) or a single gc workload (binarytrees, gcpause, allocfree). No NAME:
+# everything.
 #
 # Environment:
 #   BENCH_REPS     processes per (pattern, allocator); medians are reported (3)
@@ -18,8 +19,10 @@
 #   MALLOC_ITERS   iteration count passed to every malloc pattern (default:
 #                  the program's own per-pattern default)
 #   MIMALLOC_SO, JEMALLOC_SO   the peer libraries (Debian paths by default)
-#   GO            the Go toolchain for the Go peers of sched, chan, sync and http
+#   GO            the Go toolchain for the Go peers of sched, chan, sync, http and gc
 #                 (/usr/lib/go-1.19/bin/go)
+#   GC_MAXRSS_KIB  gc family: a run whose RSS passes this is killed and FAILs (6291456)
+#   BENCH_GC_QUICK gc family: set to smoke-test the script on small sizes (figures meaningless)
 #   PEERS_DIR     the peers' sources (bench/peers of this repository; the
 #                 workloads are defined in bench/peers/README.md)
 #   HTTP_DURATION wrk's -d for the http family (10s), HTTP_PROCS the GOMAXPROCS of
@@ -34,7 +37,7 @@
 # something did, 2 on bad usage.
 #
 # Sections: one function per benchmark family (bench_malloc, bench_pagealloc,
-# bench_ctxswitch, bench_sched, bench_chan, bench_stw, bench_sync, bench_http);
+# bench_ctxswitch, bench_sched, bench_chan, bench_stw, bench_sync, bench_http, bench_gc);
 # add a family by writing bench_<family>, listing it in FAMILIES and, if it
 # takes sub-names, teaching select_names about them.
 set -u -o pipefail
@@ -266,7 +269,18 @@ bench_malloc() {
         esac
         verdicts+=("$v")
     done
+    # what the good reps of a failed side measured (the table says FAIL)
+    local key n
     echo
+    for key in "${!GC_FAIL[@]}"; do
+        w=${key%%|*} p=${key#*|}
+        for m in wall peak_rss max_stall alloc; do
+            n=$(printf '%s' "${GC_VALS["$w|$p|$m"]:-}" | grep -c .)
+            [ "$n" -gt 0 ] || continue
+            echo "INFO $w $p failed some reps; its $n good rep(s): $m median" \
+                "$(printf '%s' "${GC_VALS["$w|$p|$m"]}" | median)"
+        done
+    done | sort
     printf '%s\n' "${verdicts[@]}"
     echo
 }
@@ -752,16 +766,348 @@ bench_http() {
     echo
 }
 
-FAMILIES=(malloc pagealloc ctxswitch sched chan stw sync http)
+# ---- family: gc (bench/binarytrees_gort.c, gcpause_gort.c, allocfree_gort.c
+#      against the Go and Boehm peers binarytrees/, gcpause/, allocfree/) ----------
+#
+# Every side of a workload runs once per rep, the sides interleaved, each in
+# its own process under gc_run (BENCH_TIMEOUT, and an RSS cap: a collector
+# that stops collecting would otherwise take the machine down). Targets:
+#   binarytrees 21: gort-seq-p2's wall <= 0.60x go-seq-p2's, its peak RSS <= go-seq-p2's;
+#   gcpause: gort-p2's max stall <= 0.50x go-p2's, every stop-the-world pause
+#            (MemStats.pause_ns of a cycle that ended in the loop, max over the
+#            reps) < 500 us;
+#   allocfree-16/64/256: gort (typed) <= 0.60x go, gort-noscan <= 0.60x go-noscan.
+
+GC_BT_WALL_TARGET=0.60  # binarytrees: gort's wall at most this many times go-seq-p2's
+GC_BT_RSS_TARGET=1.00   # binarytrees: gort's peak RSS at most this many times go-seq-p2's
+GC_STALL_TARGET=0.50    # gcpause: gort's max stall at most this many times go-p2's
+GC_STW_TARGET_US=500    # gcpause: every STW pause under this many us
+GC_ALLOC_TARGET=0.60    # allocfree: gort at most this many times go (and noscan go-noscan)
+GC_MAXRSS_KIB=${GC_MAXRSS_KIB:-6291456} # a run whose RSS passes this is killed (FAIL)
+GC_SIZES=(16 64 256)
+
+# gc_run LOG CMD...: runs CMD without LD_PRELOAD, stdout into LOG, stderr into
+# LOG.err; kills it past BENCH_TIMEOUT or past GC_MAXRSS_KIB of RSS (polled
+# every 0.2 s); appends "EXIT rc" and "WATCH hwm=KiB" (the last peak RSS
+# seen) to LOG, and "KILLED why" when it killed it. Returns 0 if the run
+# counts as good: exit 0, not killed, no BAD line.
+gc_run() {
+    local log=$1
+    shift
+    env -u LD_PRELOAD "$@" >"$log" 2>"$log.err" &
+    local pid=$! start=$SECONDS why="" hwm=0 rss state k v rest rc
+    while kill -0 "$pid" 2>/dev/null; do
+        rss=0 state=""
+        while read -r k v rest; do
+            case $k in
+            State:) state=$v ;;
+            VmRSS:) rss=$v ;;
+            VmHWM:) hwm=$v ;;
+            esac
+        done <"/proc/$pid/status" 2>/dev/null
+        [ "$state" = Z ] && break
+        if [ "$rss" -gt "$GC_MAXRSS_KIB" ]; then
+            why="RSS $rss KiB over GC_MAXRSS_KIB=$GC_MAXRSS_KIB"
+        elif [ $((SECONDS - start)) -ge "$TIMEOUT" ]; then
+            why="timed out after ${TIMEOUT}s (BENCH_TIMEOUT)"
+        fi
+        if [ -n "$why" ]; then
+            kill -KILL "$pid" 2>/dev/null
+            break
+        fi
+        sleep 0.2
+    done
+    wait "$pid" 2>/dev/null
+    rc=$?
+    echo "EXIT $rc" >>"$log"
+    echo "WATCH hwm=$hwm KiB" >>"$log"
+    if [ -n "$why" ]; then
+        echo "KILLED $why" >>"$log"
+        return 1
+    fi
+    [ "$rc" -eq 0 ] || return 1
+    grep -q '^BAD' "$log" && return 1
+    return 0
+}
+
+# gc_why LOG: one line saying why the run logged in LOG failed
+gc_why() {
+    local why
+    why=$(grep -m1 -E '^BAD|^KILLED' "$1") && { echo "$why"; return; }
+    why=$(grep -m1 -E 'fatal error|panic|throw|Segmentation' "$1.err") && { echo "$why"; return; }
+    grep -m1 '^EXIT' "$1"
+}
+
+# Raw figures: GC_VALS["workload|peer|metric"] newline-separated values;
+# GC_FAIL["workload|peer"] set when a rep failed; GC_SIDES[workload] the peers in order.
+declare -A GC_VALS=() GC_FAIL=() GC_SIDES=()
+
+# gc_side WL PEER TAG EXPECT CMD...: one rep of one side. Runs CMD, checks it
+# (and, with EXPECT a file, that its stdout less RESULT/INFO lines is EXPECT
+# byte for byte), and records every figure of its "RESULT WL PEER m=v" lines,
+# its INFO p99.9/p99.99/over1ms/numgc figures, the longest single pause of
+# its gctrace lines (stw_trace, us: Go's and gort's both print them), and
+# the watcher's peak RSS (hwm, KiB).
+gc_side() {
+    local wl=$1 peer=$2 tag=$3 expect=$4 log
+    shift 4
+    [[ " ${GC_SIDES[$wl]:-} " == *" $peer "* ]] || GC_SIDES[$wl]+=" $peer"
+    log="$LOGS/gc-$tag.log"
+    if ! gc_run "$log" "$@"; then
+        GC_FAIL["$wl|$peer"]=1
+        FAILED=1
+        echo "FAIL $wl $peer ($tag): $(gc_why "$log") (log: $log)"
+        return
+    fi
+    if [ -n "$expect" ] && ! diff -q <(grep -v -E '^(RESULT|INFO|EXIT|WATCH)' "$log") "$expect" >/dev/null; then
+        GC_FAIL["$wl|$peer"]=1
+        FAILED=1
+        echo "FAIL $wl $peer ($tag): output differs from $expect (log: $log)"
+        return
+    fi
+    local figs
+    figs=$(sed -n "s/^RESULT $wl $peer \([a-z0-9_]*\)=\([0-9.]*\) .*/\1 \2/p" "$log")
+    if [ -z "$figs" ]; then
+        GC_FAIL["$wl|$peer"]=1
+        FAILED=1
+        echo "FAIL $wl $peer ($tag): no RESULT $wl $peer line (log: $log)"
+        return
+    fi
+    figs+=$'\n'$(grep '^INFO' "$log" | tr ' ' '\n' |
+        sed -n 's/^\(p99\.9\|p99\.99\|over1ms\|numgc\)=\([0-9.]*\)$/\1 \2/p')
+    figs+=$'\n'$(awk '/^gc [0-9]+ @/ { for (i = 1; i < NF; i++) if ($(i + 1) == "ms" && $(i + 2) == "clock,") {
+                n = split($i, p, "+"); if (p[1] + 0 > m) m = p[1] + 0; if (p[n] + 0 > m) m = p[n] + 0 } }
+            END { if (m != "") printf "stw_trace %.1f\n", m * 1000 }' "$log.err")
+    figs+=$'\n'"hwm $(sed -n 's/^WATCH hwm=\([0-9]*\) KiB$/\1/p' "$log")"
+    local m v
+    while read -r m v; do
+        [ -n "$m" ] && [ -n "$v" ] && GC_VALS["$wl|$peer|$m"]+="$v"$'\n'
+    done <<<"$figs"
+}
+
+# gc_med WL PEER METRIC [FORMAT]: the median, FAIL if a rep failed, "-" if none
+gc_med() {
+    if [ -n "${GC_FAIL["$1|$2"]:-}" ]; then echo FAIL; return; fi
+    local v
+    v=$(printf '%s' "${GC_VALS["$1|$2|$3"]:-}" | median "${4:-%.2f}")
+    echo "${v:--}"
+}
+
+# gc_max WL PEER METRIC: the largest value over the reps ("-" if none)
+gc_max() {
+    local v
+    v=$(printf '%s' "${GC_VALS["$1|$2|$3"]:-}" | sort -g | tail -n 1)
+    echo "${v:--}"
+}
+
+# gc_verdict LABEL VALUE TARGET UNIT-TEXT: "PASS (...)" or "MISS (...)" or n/a
+gc_verdict() {
+    local what=$1 r=$2 target=$3 text=$4
+    if [ "$r" = FAIL ]; then echo "$what FAIL (see the FAIL lines above)"
+    elif [ "$r" = - ]; then echo "$what n/a ($text)"
+    elif cmp "$r" "<=" "$target"; then echo "$what PASS ($text)"
+    else echo "$what MISS ($text)"; fi
+}
+
+bench_gc() {
+    local wls=("$@")
+    local bt="$BUILD_DIR/bench/binarytrees_gort" gp="$BUILD_DIR/bench/gcpause_gort"
+    local af="$BUILD_DIR/bench/allocfree_gort" exe
+    echo "== gc: ${wls[*]} against Go 1.19 and Boehm (peers in $PEERS_DIR), $REPS rep(s)" \
+        "per side, interleaved; RSS cap ${GC_MAXRSS_KIB} KiB; logs in $LOGS"
+    for exe in "$bt" "$gp" "$af"; do
+        if [ ! -x "$exe" ]; then
+            echo "FAIL gc: $exe not built"
+            FAILED=1
+            return
+        fi
+    done
+
+    # the peers, built afresh: Go (GOPATH mode, a private cache) and Boehm (gcc -O2 -lgc)
+    local tmp w
+    tmp=$(mktemp -d) || {
+        echo "FAIL gc: mktemp -d failed"
+        FAILED=1
+        return
+    }
+    local go_ok="" boehm_ok=""
+    if [ ! -x "$GO" ]; then
+        echo "SKIP go peers: $GO not found (apt-get install golang-1.19-go, or set GO=)"
+    elif (export GO111MODULE=off GOCACHE="$tmp/cache" GOPATH="$tmp/gopath"
+        for w in binarytrees gcpause allocfree; do
+            "$GO" build -o "$tmp/$w-go" "$PEERS_DIR/$w/main.go" || exit 1
+        done) >"$LOGS/gc.build.log" 2>&1; then
+        go_ok=1
+    else
+        echo "SKIP go peers: go build failed (log: $LOGS/gc.build.log)"
+    fi
+    if [ ! -f /usr/include/gc.h ]; then
+        echo "SKIP boehm peers: Boehm GC not installed (apt-get install libgc-dev)"
+    elif (cd "$PEERS_DIR" &&
+        gcc -O2 -DUSE_BOEHM -o "$tmp/binarytrees-boehm" binarytrees/binarytrees.c -lgc &&
+        gcc -O2 -o "$tmp/gcpause-boehm" gcpause/gcpause_boehm.c -lgc &&
+        gcc -O2 -DUSE_BOEHM -o "$tmp/allocfree-boehm" allocfree/allocfree.c -lgc) \
+        >>"$LOGS/gc.build.log" 2>&1; then
+        boehm_ok=1
+    else
+        echo "SKIP boehm peers: build failed (log: $LOGS/gc.build.log)"
+    fi
+
+    # BENCH_GC_QUICK=1: a smoke run of the script (depth 16, 2 s, 5,000,000
+    # iterations): not the workloads, so the figures mean nothing
+    local expect="$PEERS_DIR/binarytrees/expected-21.txt" depth=21 secs=10 af_n=() rep s
+    if [ -n "${BENCH_GC_QUICK:-}" ]; then
+        expect="" depth=16 secs=2 af_n=(5000000)
+        echo "INFO BENCH_GC_QUICK: depth $depth, $secs s, ${af_n[0]} iterations (smoke run only)"
+    fi
+    for ((rep = 1; rep <= REPS; rep++)); do
+        for w in "${wls[@]}"; do
+            case $w in
+            binarytrees)
+                gc_side binarytrees gort-seq-p2 "binarytrees.gort-seq-p2.$rep" "$expect" \
+                    GORT_GOMAXPROCS=2 "$bt" "$depth" main
+                gc_side binarytrees gort-plain "binarytrees.gort-plain.$rep" "$expect" "$bt" "$depth" plain
+                if [ -n "$go_ok" ]; then
+                    gc_side binarytrees go-seq-p2 "binarytrees.go-seq-p2.$rep" "$expect" \
+                        GOMAXPROCS=2 "$tmp/binarytrees-go" "$depth" seq
+                    gc_side binarytrees go-par-p2 "binarytrees.go-par-p2.$rep" "$expect" \
+                        GOMAXPROCS=2 "$tmp/binarytrees-go" "$depth" par
+                fi
+                [ -n "$boehm_ok" ] && gc_side binarytrees c-boehm "binarytrees.c-boehm.$rep" \
+                    "$expect" "$tmp/binarytrees-boehm" "$depth"
+                ;;
+            gcpause)
+                gc_side gcpause gort-p2 "gcpause.gort-p2.$rep" "" \
+                    GORT_GOMAXPROCS=2 GORT_GODEBUG=gctrace=1 "$gp" "$secs" 256
+                [ -n "$go_ok" ] && gc_side gcpause go-p2 "gcpause.go-p2.$rep" "" \
+                    GOMAXPROCS=2 GODEBUG=gctrace=1 "$tmp/gcpause-go" "$secs" 256
+                if [ -n "$boehm_ok" ]; then
+                    gc_side gcpause c-boehm "gcpause.c-boehm.$rep" "" "$tmp/gcpause-boehm" "$secs" 256 0
+                    gc_side gcpause c-boehm-incr "gcpause.c-boehm-incr.$rep" "" \
+                        "$tmp/gcpause-boehm" "$secs" 256 1
+                    gc_side gcpause c-boehm-par "gcpause.c-boehm-par.$rep" "" \
+                        "$tmp/gcpause-boehm" "$secs" 256 2
+                fi
+                ;;
+            allocfree)
+                for s in "${GC_SIZES[@]}"; do
+                    gc_side "allocfree-$s" gort "allocfree-$s.gort.$rep" "" \
+                        GORT_GOMAXPROCS=2 "$af" "$s" scan "${af_n[@]}"
+                    gc_side "allocfree-$s" gort-noscan "allocfree-$s.gort-noscan.$rep" "" \
+                        GORT_GOMAXPROCS=2 "$af" "$s" noscan "${af_n[@]}"
+                    if [ -n "$go_ok" ]; then
+                        gc_side "allocfree-$s" go "allocfree-$s.go.$rep" "" \
+                            GOMAXPROCS=2 "$tmp/allocfree-go" "$s" scan "${af_n[@]}"
+                        gc_side "allocfree-$s" go-noscan "allocfree-$s.go-noscan.$rep" "" \
+                            GOMAXPROCS=2 "$tmp/allocfree-go" "$s" noscan "${af_n[@]}"
+                    fi
+                    [ -n "$boehm_ok" ] && gc_side "allocfree-$s" c-boehm \
+                        "allocfree-$s.c-boehm.$rep" "" "$tmp/allocfree-boehm" "$s" scan "${af_n[@]}"
+                done
+                ;;
+            esac
+        done
+    done
+    rm -rf "$tmp"
+
+    local p verdicts=() r r2 g o
+    for w in "${wls[@]}"; do
+        echo
+        case $w in
+        binarytrees)
+            printf '%-16s | %10s | %17s | %12s | %12s\n' "binarytrees $depth" "wall ms" "peak RSS KiB" \
+                "wall/go-seq" "rss/go-seq"
+            local go_w go_r
+            go_w=$(gc_med binarytrees go-seq-p2 wall %.0f) go_r=$(gc_med binarytrees go-seq-p2 peak_rss %.0f)
+            for p in ${GC_SIDES[binarytrees]}; do
+                g=$(gc_med binarytrees "$p" wall %.0f) o=$(gc_med binarytrees "$p" peak_rss %.0f)
+                printf '%-16s | %10s | %17s | %12s | %12s\n' "$p" "$g" "$o" "$(ratio "$g" "$go_w")" \
+                    "$(ratio "$o" "$go_r")"
+            done
+            g=$(gc_med binarytrees gort-seq-p2 wall %.0f) o=$(gc_med binarytrees gort-seq-p2 peak_rss %.0f)
+            r=$(ratio "$g" "$go_w") r2=$(ratio "$o" "$go_r")
+            [ "$g" = FAIL ] && r=FAIL r2=FAIL
+            verdicts+=("VERDICT binarytrees gort-seq-p2: $(gc_verdict wall "$r" "$GC_BT_WALL_TARGET" \
+                "${r}x go-seq-p2, need <= ${GC_BT_WALL_TARGET}x") $(gc_verdict rss "$r2" \
+                "$GC_BT_RSS_TARGET" "${r2}x go-seq-p2, need <= ${GC_BT_RSS_TARGET}x")")
+            ;;
+        gcpause)
+            printf '%-13s | %10s | %8s | %8s | %9s | %8s | %4s | %12s | %14s\n' gcpause \
+                "max stall" "p99" "p99.9" "p99.99" "over1ms" gcs "max STW/cyc" "max STW trace"
+            printf '%-13s | %10s | %8s | %8s | %9s | %8s | %4s | %12s | %14s\n' "" us us us us \
+                count "" "us (max)" "us (max)"
+            for p in ${GC_SIDES[gcpause]}; do
+                printf '%-13s | %10s | %8s | %8s | %9s | %8s | %4s | %12s | %14s\n' "$p" \
+                    "$(gc_med gcpause "$p" max_stall %.0f)" "$(gc_med gcpause "$p" p99_stall %.3f)" \
+                    "$(gc_med gcpause "$p" p99.9 %.1f)" "$(gc_med gcpause "$p" p99.99 %.1f)" \
+                    "$(gc_med gcpause "$p" over1ms %.0f)" "$(gc_med gcpause "$p" gcs %.0f)" \
+                    "$(gc_max gcpause "$p" max_stw)" "$(gc_max gcpause "$p" stw_trace)"
+            done
+            g=$(gc_med gcpause gort-p2 max_stall %.0f)
+            r=$(ratio "$g" "$(gc_med gcpause go-p2 max_stall %.0f)")
+            [ "$g" = FAIL ] && r=FAIL
+            local stw
+            stw=$(gc_max gcpause gort-p2 max_stw)
+            [ "$g" = FAIL ] && stw=FAIL
+            local v2
+            if [ "$stw" = FAIL ]; then v2="stw FAIL (see the FAIL lines above)"
+            elif [ "$stw" = - ]; then v2="stw n/a (no max_stw figure)"
+            elif [ "$(gc_max gcpause gort-p2 gcs)" = 0 ]; then v2="stw n/a (no cycle ended in the loop)"
+            elif cmp "$stw" "<" "$GC_STW_TARGET_US"; then
+                v2="stw PASS (longest ${stw} us over the reps, need < ${GC_STW_TARGET_US} us)"
+            else v2="stw MISS (longest ${stw} us over the reps, need < ${GC_STW_TARGET_US} us)"; fi
+            verdicts+=("VERDICT gcpause gort-p2: $(gc_verdict stall "$r" "$GC_STALL_TARGET" \
+                "${r}x go-p2's max stall, need <= ${GC_STALL_TARGET}x") $v2")
+            ;;
+        allocfree)
+            printf '%-13s | %8s | %11s | %8s | %11s | %8s | %8s | %14s | %17s\n' allocfree \
+                "gort ns" "gort-noscan" "go ns" "go-noscan" "c-boehm" "gort/go" \
+                "noscan/go-nosc" "hwm KiB gort/nosc"
+            for s in "${GC_SIZES[@]}"; do
+                local wl="allocfree-$s" gt gn ot on
+                gt=$(gc_med "$wl" gort alloc) gn=$(gc_med "$wl" gort-noscan alloc)
+                ot=$(gc_med "$wl" go alloc) on=$(gc_med "$wl" go-noscan alloc)
+                r=$(ratio "$gt" "$ot") r2=$(ratio "$gn" "$on")
+                printf '%-13s | %8s | %11s | %8s | %11s | %8s | %8s | %14s | %17s\n' "$wl" \
+                    "$gt" "$gn" "$ot" "$on" "$(gc_med "$wl" c-boehm alloc)" "$r" "$r2" \
+                    "$(gc_max "$wl" gort hwm)/$(gc_max "$wl" gort-noscan hwm)"
+                [ "$gt" = FAIL ] && r=FAIL
+                [ "$gn" = FAIL ] && r2=FAIL
+                verdicts+=("VERDICT $wl gort: $(gc_verdict typed "$r" "$GC_ALLOC_TARGET" \
+                    "${r}x go, need <= ${GC_ALLOC_TARGET}x") $(gc_verdict noscan "$r2" \
+                    "$GC_ALLOC_TARGET" "${r2}x go-noscan, need <= ${GC_ALLOC_TARGET}x")")
+            done
+            ;;
+        esac
+    done
+    # what the good reps of a failed side measured (the table says FAIL)
+    local key n
+    echo
+    for key in "${!GC_FAIL[@]}"; do
+        w=${key%%|*} p=${key#*|}
+        for m in wall peak_rss max_stall alloc; do
+            n=$(printf '%s' "${GC_VALS["$w|$p|$m"]:-}" | grep -c .)
+            [ "$n" -gt 0 ] || continue
+            echo "INFO $w $p failed some reps; its $n good rep(s): $m median" \
+                "$(printf '%s' "${GC_VALS["$w|$p|$m"]}" | median)"
+        done
+    done | sort
+    printf '%s\n' "${verdicts[@]}"
+    echo
+}
+
+FAMILIES=(malloc pagealloc ctxswitch sched chan stw sync http gc)
 
 declare -A WANT=()   # family -> 1
 SEL_MALLOC=()        # malloc patterns, in the order given
+SEL_GC=()            # gc workloads (binarytrees, gcpause, allocfree), in the order given
 
 select_names() {
     local n p
     if [ $# -eq 0 ]; then
         for n in "${FAMILIES[@]}"; do WANT[$n]=1; done
         SEL_MALLOC=("${MALLOC_PATTERNS[@]}")
+        SEL_GC=(binarytrees gcpause allocfree)
         return
     fi
     for n in "$@"; do
@@ -777,6 +1123,14 @@ select_names() {
         stw) WANT[stw]=1 ;;
         sync) WANT[sync]=1 ;;
         http) WANT[http]=1 ;;
+        gc)
+            WANT[gc]=1
+            SEL_GC+=(binarytrees gcpause allocfree)
+            ;;
+        binarytrees | gcpause | allocfree)
+            WANT[gc]=1
+            SEL_GC+=("$n")
+            ;;
         *)
             local found=0
             for p in "${MALLOC_PATTERNS[@]}"; do
@@ -788,7 +1142,7 @@ select_names() {
             done
             if [ "$found" = 0 ]; then
                 echo "run.sh: unknown benchmark '$n' (families: ${FAMILIES[*]};" \
-                    "malloc patterns: ${MALLOC_PATTERNS[*]})" >&2
+                    "malloc patterns: ${MALLOC_PATTERNS[*]}; gc workloads: binarytrees gcpause allocfree)" >&2
                 exit 2
             fi
             ;;
@@ -808,6 +1162,7 @@ echo
 [ -n "${WANT[stw]:-}" ] && bench_stw
 [ -n "${WANT[sync]:-}" ] && bench_sync
 [ -n "${WANT[http]:-}" ] && bench_http
+[ -n "${WANT[gc]:-}" ] && bench_gc "${SEL_GC[@]}"
 
 if [ "$FAILED" -ne 0 ]; then
     echo "some runs FAILED (logs in $LOGS)"

@@ -7,6 +7,7 @@
 
 #include "gort/config.h"
 #include "gort/chan.h"
+#include "gort/gc.h"
 #include "gort/malloc.h"
 #include "gort/memstats.h"
 #include "gort/net.h"

@@ -37,8 +37,10 @@ typedef struct gort_type {
     const char *name;         /* the struct's tag */
     uint64_t ptrmask;         /* bit i set: word i holds pointers (words 0-63, what the
                                  collector keeps per object; GORT_TYPE computes it) */
-    int has_ptrmask;          /* ptrmask is filled in (a descriptor built by hand may
-                                 leave both 0: the collector then derives it from fields) */
+    int has_ptrmask;          /* nonzero: ptrmask is filled in (a descriptor built by hand
+                                 may leave both 0: the collector then derives it from
+                                 fields); 2: also, the type has pointers and is at most
+                                 512 bytes (gort_new's fastest path; GORT_TYPE sets it) */
 } gort_type;
 
 /* Whether word i (i * sizeof(void *) bytes in) of an object of type t may
@@ -136,7 +138,7 @@ static inline int gort_type_is_pointer(const gort_type *t, size_t i) {
                                 gort__fields_##T,                                                  \
                                 #T,                                                                \
                                 GORT__PTRMASK(T, __VA_ARGS__),                                     \
-                                1}
+                                1 + (GORT__NARGS(__VA_ARGS__) > 0 && sizeof(struct T) <= 512)}
 
 GORT_EXTERN_C_END
 

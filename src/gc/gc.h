@@ -83,6 +83,12 @@
 #define gc_pacer_revise           gort__gc_pacer_revise
 #define gc_pacer_start_cycle      gort__gc_pacer_start_cycle
 #define gc_pacer_update_cons_mark gort__gc_pacer_update_cons_mark
+#define gc_pool_cleanup_hook      gort__gc_pool_cleanup_hook
+#define gc_final_fork             gort__gc_final_fork
+#define gc_mark_fork              gort__gc_mark_fork
+#define gc_work_fork              gort__gc_work_fork
+#define gc_thread_fork            gort__gc_thread_fork
+#define gc_sweep_fork_child       gort__gc_sweep_fork_child
 #define gc_prepare_roots          gort__gc_prepare_roots
 #define gc_roots_pending          gort__gc_roots_pending
 #define gc_scan_data_again        gort__gc_scan_data_again
@@ -166,9 +172,20 @@ static inline void heapbits_write(const mspan *s, uintptr_t v, size_t nw, uint64
  * an address outside the heap gives 0). */
 uintptr_t gc_findobject(uintptr_t p, mspan **sp, uint32_t *idx);
 
-/* The lowest and highest addresses any arena covers (a fast reject for
- * conservative scanning; updated as arenas are added). */
-extern struct gc_heap_range { uintptr_t lo, hi; } gc_heap_range;
+/* The addresses the arenas cover (a fast reject for conservative scanning;
+ * set at each mark start). Stored as a base 8 bytes below the heap and a
+ * length, never as the heap's first address or its end: this variable is in
+ * the data segment, which is scanned conservatively, and the heap's first
+ * address is also its first object's (measured: it kept the first tree a
+ * program built alive forever). */
+extern struct gc_heap_range {
+    uintptr_t below; /* the lowest arena's base - 8 (not a heap address) */
+    uintptr_t len;   /* bytes from below to the end of the highest arena */
+} gc_heap_range;
+
+static inline bool gc_heap_candidate(uintptr_t p) {
+    return p - gc_heap_range.below < gc_heap_range.len;
+}
 
 /* ---- work buffers (mgcwork.c): Go's gcWork ----------------------------------- */
 
@@ -263,6 +280,8 @@ extern struct gc_state {
     uint32_t stop_drain;                     /* 1 from MARKTERM on: workers stop draining */
     int64_t mark_cpu_bg;                     /* ns of background workers this cycle */
     int64_t cpu_at_mark_start;               /* gc_cpu_ns when the mark began */
+    int64_t assist_ns;                       /* ns of mark assists this cycle */
+    int64_t idle_ns;                         /* ns of workers on idle Ps this cycle */
     uint64_t last_mark_end_ns;               /* nanotime of the last mark termination */
     /* Statistics (MemStats). */
     int64_t pause_total_ns;
@@ -320,10 +339,11 @@ void gc_scanblock(uintptr_t b, uintptr_t n, gcwork *w);
 void gc_scanobject(uintptr_t b, gcwork *w);
 /* Counts and lists the root jobs of a cycle (at mark start, world stopped). */
 void gc_prepare_roots(void);
-/* Runs root jobs and drains grey objects until there is no more work, or
- * until budget bytes of scan work were done (budget < 0: no limit), or
- * *stop becomes nonzero. Returns the scan work done. */
-int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop);
+/* Drains grey objects (and, with roots, runs root jobs first: the
+ * workers only, see mgcmark.c) until there is no more work, or until budget
+ * bytes of scan work were done (budget < 0: no limit), or *stop becomes
+ * nonzero. Returns the scan work done. */
+int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop, bool roots);
 /* World stopped, at mark termination: scans the registers and stacks of the
  * threads that were running, and flushes every thread's barrier buffer. */
 void gc_mark_termination_scan(gcwork *w);
@@ -408,6 +428,13 @@ void gc_record_extra_pause(int64_t ns);
 /* mgcpacer.c */
 void gc_pacer_revise(void);
 void gc_pacer_update_cons_mark(int64_t mark_ns, int64_t cpu_ns, int nprocs);
+/* fork handlers of each file (0 prepare, 1 parent, 2 child), called by
+ * mgc.c's, which pthread_atfork registers at gc_init. */
+void gc_final_fork(int which);
+void gc_mark_fork(int which);
+void gc_work_fork(int which);
+void gc_thread_fork(int which);
+void gc_sweep_fork_child(void);
 /* mcheckmark.c: GORT_GODEBUG=gccheckmark=1, at mark termination. */
 void gc_checkmark(void);
 extern bool gc_checkmark_mode; /* scanning visits for the check (mgcmark.c's scan_word) */
@@ -417,6 +444,10 @@ void gc_checkmark_visit(uintptr_t obj, mspan *s, uint32_t idx, gcwork *w);
 bool gc_is_marked(const mspan *s, uint32_t idx);
 void gc_scan_roots_stw(gcwork *w);
 void gc_scan_data_again(gcwork *w);
+/* mgc.c: installed by sync (pool.c): rotates every sync.Pool's victim
+ * cache; called with the world stopped as a cycle starts (Go's
+ * clearpools). */
+extern void (*gc_pool_cleanup_hook)(void);
 /* mgc.c: sysmon's tick (forced cycles); whether gort_main runs the
  * scheduler. */
 void gc_sysmon_tick(void);

@@ -305,30 +305,98 @@ out:
 
 /* ---- the public entry points ---- */
 
-/* The fast path for a typed object of at most GC_HEAPBITS_MAX bytes: the
- * current span has a slot in its allocCache. */
+/* The fast paths: the current span of the class has a slot in its
+ * allocCache (not at a 64-slot boundary) and the mcache is not stale. Kept
+ * small and leaf-like (measured with callgrind: the general path costs
+ * about 200 instructions, these about 40); anything else falls to
+ * gc_alloc, a tail call. */
+
+__attribute__((noinline)) static void *new_slow(const gort_type *t) {
+    if (!t) throw("gort_new: nil type");
+    if (!t->ptrdata) return gc_alloc(t->size, NULL, false);
+    return gc_alloc(t->size, t, false);
+}
+
+/* The end of a fast path when a stop-the-world was deferred meanwhile. */
+__attribute__((noinline)) static void *suspend_then(void *v) {
+    lock_suspend_now();
+    return v;
+}
+
+/* Zeroes a slot of at most 512 bytes with plain word stores (volatile, so
+ * that the compiler neither calls memset, which would make the fast path
+ * save registers, nor vectorises: these are short). */
+static inline __attribute__((always_inline)) void zero_small(uintptr_t p, size_t n) {
+    for (size_t i = 0; i < n; i += 8) *(volatile uint64_t *)(p + i) = 0;
+}
+
+/* The fast paths' fallbacks, entered inside the critical section: they end
+ * it and take the general path. Every call the fast paths make is a tail
+ * call, so that they save no register (measured: 9 + 9 instructions of
+ * prologue and epilogue otherwise, a fifth of a fast allocation). */
+__attribute__((noinline)) static void *new_slow_cs(const gort_type *t) {
+    cs_exit();
+    return new_slow(t);
+}
+
+__attribute__((noinline)) static void *noscan_slow_cs(size_t size) {
+    cs_exit();
+    return gc_alloc(size, NULL, true);
+}
+
+/* The fast path (both entry points): the current span of the class has a
+ * slot in its allocCache, not at a 64-slot boundary, and the mcache is not
+ * stale. */
+#define FAST_SLOT(c, spc, sc, s, v, fail)                                                          \
+    do {                                                                                           \
+        s = (c)->alloc_gc[spc];                                                                    \
+        uint64_t cache_ = s->alloccache;                                                           \
+        unsigned fi_ = s->freeindex;                                                               \
+        if (__builtin_expect(cache_ == 0 || (c)->gc_flushgen != gc_state.flushgen, 0)) fail;       \
+        unsigned bit_ = (unsigned)__builtin_ctzll(cache_);                                         \
+        unsigned idx_ = fi_ + bit_, next_ = idx_ + 1;                                              \
+        if (__builtin_expect(next_ >= s->nelems || (next_ & 63) == 0, 0)) fail;                    \
+        s->alloccache = cache_ >> (bit_ + 1); /* bit_ < 63, as next_ & 63 != 0 */                  \
+        s->freeindex = (uint16_t)next_;                                                            \
+        s->alloccount++;                                                                           \
+        (c)->nmalloc[sc]++;                                                                        \
+        v = s->base + (uintptr_t)idx_ * s->elemsize;                                               \
+    } while (0)
+
 GORT_API void *gort_new(const gort_type *t) {
-    if (__builtin_expect(!t, 0)) throw("gort_new: nil type");
-    size_t size = t->size;
-    if (__builtin_expect(size - 1 < GC_HEAPBITS_MAX && t->has_ptrmask && t->ptrmask, 1)) {
-        cs_enter();
-        mcache *c = tls_mcache;
-        if (__builtin_expect(c->gc_flushgen == atomic_load_relaxed(&gc_state.flushgen), 1)) {
-            unsigned sc = size_to_class8[(size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV];
-            mspan *s = c->alloc_gc[sc << 1];
-            uintptr_t v = next_free_fast(s);
-            if (__builtin_expect(v != 0, 1)) {
-                c->nmalloc[sc]++;
-                if (s->needzero) zero_words(v, s->elemsize);
-                heapbits_write(s, v, s->elemsize / 8, t->ptrmask);
-                cs_exit();
-                return (void *)v;
-            }
-        }
-        cs_exit();
-    }
-    if (!t->ptrdata) return gc_alloc(size, NULL, false);
-    return gc_alloc(size, t, false);
+    if (__builtin_expect(t == NULL || t->has_ptrmask != 2, 0)) return new_slow(t);
+    lock_depth++;
+    __asm__ __volatile__("" ::: "memory");
+    mcache *c = tls_mcache;
+    unsigned sc = size_to_class8[(t->size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV];
+    mspan *s;
+    uintptr_t v;
+    FAST_SLOT(c, sc << 1, sc, s, v, return new_slow_cs(t));
+    size_t esz = s->elemsize;
+    if (s->needzero) zero_small(v, esz);
+    heapbits_write(s, v, esz / 8, t->ptrmask);
+    __asm__ __volatile__("" ::: "memory");
+    if (__builtin_expect(--lock_depth == 0 && lock_suspend_pending, 0))
+        return suspend_then((void *)v);
+    return (void *)v;
+}
+
+/* Noscan objects of 16 to 512 bytes (smaller ones go to the tiny
+ * allocator), with malloc's alignment (align16). */
+GORT_API void *gort_alloc_noscan(size_t size) {
+    if (__builtin_expect(size - 16 > GC_HEAPBITS_MAX - 16, 0)) return gc_alloc(size, NULL, true);
+    lock_depth++;
+    __asm__ __volatile__("" ::: "memory");
+    mcache *c = tls_mcache;
+    unsigned sc = malloc_size_to_class8[(size + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV];
+    mspan *s;
+    uintptr_t v;
+    FAST_SLOT(c, sc << 1 | 1, sc, s, v, return noscan_slow_cs(size));
+    if (s->needzero) zero_small(v, s->elemsize);
+    __asm__ __volatile__("" ::: "memory");
+    if (__builtin_expect(--lock_depth == 0 && lock_suspend_pending, 0))
+        return suspend_then((void *)v);
+    return (void *)v;
 }
 
 GORT_API void *gort_new_array(const gort_type *t, size_t n) {
@@ -337,10 +405,6 @@ GORT_API void *gort_new_array(const gort_type *t, size_t n) {
     if (__builtin_mul_overflow(t->size, n, &size)) return NULL;
     if (n == 1) return gort_new(t);
     return gc_alloc(size, t->ptrdata ? t : NULL, false);
-}
-
-GORT_API void *gort_alloc_noscan(size_t size) {
-    return gc_alloc(size, NULL, true);
 }
 
 GORT_API void *gort_alloc_conservative(size_t size) {

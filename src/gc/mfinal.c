@@ -260,3 +260,20 @@ GORT_API void gort_keep_alive(void *obj) {
     gc_thread_self(); /* a thread that keeps a GC pointer is registered from now on */
     __asm__ __volatile__("" : : "r"(obj) : "memory");
 }
+
+/* fork (mgc.c's handlers): 0 prepare, 1 parent, 2 child. The finalizer
+ * thread does not exist in a child: the next finalizer starts another. */
+void gc_final_fork(int which) {
+    if (which == 0) {
+        lock(&specials_lock);
+        lock(&finq_lock);
+    } else if (which == 1) {
+        unlock(&finq_lock);
+        unlock(&specials_lock);
+    } else {
+        specials_lock = (lock_t)LOCK_INIT;
+        finq_lock = (lock_t)LOCK_INIT;
+        if (runner_kind == 2) runner_kind = 0;
+        fing_parked = NULL;
+    }
+}

@@ -51,6 +51,7 @@
 #include <time.h>
 
 struct gc_state gc_state = {.lock = LOCK_INIT};
+void (*gc_pool_cleanup_hook)(void);
 void (*gc_trace_hook)(int ev, uint64_t arg);
 
 #define GC_SLICE_NS     (1000 * 1000) /* a worker's unit of work between checks */
@@ -67,6 +68,7 @@ static int64_t stw1_ns, stw2_ns, mark_ns_wall, cycle_start_ns;
 static int64_t assist_ns_at_start;
 static uint64_t heap0, heap1; /* gctrace: heap at the start, at the end of mark */
 static uint32_t forced_cycle;
+static uint64_t cycle_goal; /* the heap goal of the cycle in progress (gctrace) */
 
 static void fmutex_lock(uint32_t *mu) {
     uint32_t z = 0;
@@ -107,13 +109,17 @@ void gc_record_extra_pause(int64_t ns) {
     record_pause(ns);
 }
 
+/* Go's gctrace line (runtime/extern.go's description): cycle number,
+ * seconds since start, percentage of CPU time spent in GC since start; the
+ * wall-clock times of the sweep-termination stop, the concurrent mark and
+ * the mark-termination stop; their CPU times (stops * P, then assist /
+ * background / idle marking); the heap at the cycle's start, at the end of
+ * mark, and the live heap marked; the goal of the cycle; stacks and
+ * globals scanned; the number of Ps. */
 static void gctrace_line(void) {
-    int64_t now = nanotime();
     int procs = gc_nprocs();
-    double since = (double)(now - gc_state.start_ns);
+    double since = (double)(nanotime() - gc_state.start_ns);
     int pct = since > 0 ? (int)(100.0 * (double)gc_state.gc_cpu_ns / (since * procs)) : 0;
-    int64_t assist_ns = atomic_load_relaxed(&gc_state.gc_cpu_ns) - assist_ns_at_start;
-    (void)assist_ns;
     char line[512];
     size_t n = snprint(line, sizeof line, "gc %u @%lld.%03llds %d%%: ", gc_state.cycles,
                        (long long)((cycle_start_ns - gc_state.start_ns) / 1000000000),
@@ -121,29 +127,45 @@ static void gctrace_line(void) {
 #define MS3(ns) (long long)((ns) / 1000000), (long long)((ns) / 1000 % 1000)
     n += snprint(line + n, sizeof line - n, "%lld.%03lld+%lld.%03lld+%lld.%03lld ms clock, ",
                  MS3(stw1_ns), MS3(mark_ns_wall), MS3(stw2_ns));
+    int64_t bg = gc_state.mark_cpu_bg - gc_state.idle_ns;
     n += snprint(line + n, sizeof line - n,
-                 "%lld.%03lld+%lld.%03lld/%lld.%03lld/0.000+%lld.%03lld ms cpu, ", MS3(stw1_ns),
-                 MS3(assist_ns), MS3((int64_t)gc_state.mark_cpu_bg), MS3(stw2_ns));
+                 "%lld.%03lld+%lld.%03lld/%lld.%03lld/%lld.%03lld+%lld.%03lld ms cpu, ",
+                 MS3(stw1_ns * procs), MS3(gc_state.assist_ns), MS3(bg > 0 ? bg : 0),
+                 MS3(gc_state.idle_ns), MS3(stw2_ns * procs));
 #undef MS3
-    n += snprint(line + n, sizeof line - n,
-                 "%llu->%llu->%llu MB, %llu MB goal, %llu MB stacks, %llu MB globals, %d P%s\n",
-                 (unsigned long long)(heap0 >> 20), (unsigned long long)(heap1 >> 20),
-                 (unsigned long long)(gc_pacer.heap_marked >> 20),
-                 (unsigned long long)(gc_pacer.heap_goal >> 20),
-                 (unsigned long long)(gc_pacer.stack_scan >> 20),
-                 (unsigned long long)(gc_pacer.globals_scan >> 20), procs,
-                 forced_cycle ? " (forced)" : "");
+    n += snprint(
+        line + n, sizeof line - n,
+        "%llu->%llu->%llu MB, %llu MB goal, %llu MB stacks, %llu MB globals, %d P%s\n",
+        (unsigned long long)(heap0 >> 20), (unsigned long long)(heap1 >> 20),
+        (unsigned long long)(gc_pacer.heap_marked >> 20), (unsigned long long)(cycle_goal >> 20),
+        (unsigned long long)(gc_pacer.stack_scan >> 20),
+        (unsigned long long)(gc_pacer.globals_scan >> 20), procs, forced_cycle ? " (forced)" : "");
     print("%s", line);
+}
+
+/* Grey objects termination may find and still drain with the world stopped;
+ * beyond this, marking goes back to being concurrent (Go's gcMarkDone
+ * restarts the same way when its ragged barrier finds work). */
+#define TERM_DRAIN_MAX 4096
+
+/* World stopped: flushes the barrier buffers and rescans the running
+ * threads; false (the work handed to the workers) if that found too much
+ * to drain now. */
+static bool mark_termination_scan(void) {
+    gcwork w = {0};
+    gc_mark_termination_scan(&w);
+    uint64_t n = (w.wbuf1 ? w.wbuf1->nobj : 0) + (w.wbuf2 ? w.wbuf2->nobj : 0);
+    bool small = n <= TERM_DRAIN_MAX && gcw_global_empty();
+    if (small) gc_drain(&w, -1, NULL, false);
+    gcw_dispose(&w);
+    return small;
 }
 
 /* World stopped: the end of the mark phase. */
 static void mark_termination(int64_t stop_ns) {
     int64_t t0 = nanotime();
     gcwork w = {0};
-    gc_mark_termination_scan(&w);
-    gc_drain(&w, -1, NULL);
-    gcw_dispose(&w);
-    gc_drain(&w, -1, NULL); /* what others disposed meanwhile (nobody runs) */
+    gc_drain(&w, -1, NULL, false); /* what others disposed meanwhile (nobody runs) */
     gcw_dispose(&w);
     gcw_reset_global();
     if (opts.debug.gccheckmark) gc_checkmark();
@@ -189,6 +211,8 @@ static void wake_workers(void) {
     futex_wake(&gc_state.mark_done_seq, INT32_MAX);
 }
 
+static int term_restarts; /* of this cycle's termination (under the stop) */
+
 /* Run by the worker that found marking done (see the header). */
 static void try_terminate(void) {
     lock(&gc_state.lock);
@@ -203,6 +227,19 @@ static void try_terminate(void) {
     wake_workers(); /* they see MARKTERM and stay idle */
     int64_t t0 = nanotime();
     stop_the_world("GC mark termination");
+    if (!mark_termination_scan() && term_restarts < 3) {
+        /* Too much left: back to concurrent marking. */
+        term_restarts++;
+        lock(&gc_state.lock);
+        atomic_store_rel(&gc_state.stop_drain, 0);
+        atomic_store_rel(&gc_state.phase, GC_MARK);
+        unlock(&gc_state.lock);
+        record_pause(nanotime() - t0);
+        start_the_world();
+        wake_workers();
+        return;
+    }
+    term_restarts = 0;
     mark_termination(t0);
     start_the_world();
     GC_HOOK(GC_EV_DONE, gc_state.cycles);
@@ -230,7 +267,9 @@ static void go_idle(gcwork *w, uint32_t cyc) {
     if (last) try_terminate();
 }
 
-static bool may_work(int id, int64_t mark_start, int64_t now) {
+/* Whether worker id may mark now; *idle: on an idle P's time. */
+static bool may_work(int id, int64_t mark_start, int64_t now, bool *idle_p) {
+    *idle_p = false;
     int ded = gc_pacer.dedicated_workers;
     if (!sched_started_now() && ded == 0) ded = 1; /* no Ps to be idle: one always runs */
     if (id < ded) return true;
@@ -238,7 +277,10 @@ static bool may_work(int id, int64_t mark_start, int64_t now) {
     int frac = gc_pacer.fractional_goal > 0 ? 1 : 0;
     int extra = idle > frac ? idle : frac;
     if (id >= ded + extra) return false;
-    if (idle > id - ded) return true; /* an idle P's worth of CPU */
+    if (idle > id - ded) { /* an idle P's worth of CPU */
+        *idle_p = true;
+        return true;
+    }
     /* The fractional worker: its share of the phase's wall time. */
     double goal = gc_pacer.fractional_goal * gc_nprocs();
     double elapsed = (double)(now - mark_start);
@@ -260,7 +302,8 @@ static void worker_main(void *arg) {
         bool active = false; /* a cycle starts with every worker counted idle */
         while (gc_phase() == GC_MARK && atomic_load_acq(&gc_state.markgen) == cyc) {
             int64_t now = nanotime();
-            if (!may_work(id, mark_start, now)) {
+            bool on_idle;
+            if (!may_work(id, mark_start, now, &on_idle)) {
                 if (active) {
                     active = false;
                     go_idle(&w, cyc);
@@ -281,13 +324,14 @@ static void worker_main(void *arg) {
             }
             int64_t done = 0, t0 = now, d;
             do {
-                d = gc_drain(&w, GC_SLICE_WORK, &gc_state.stop_drain);
+                d = gc_drain(&w, GC_SLICE_WORK, &gc_state.stop_drain, true);
                 done += d;
             } while (d > 0 && nanotime() - t0 < GC_SLICE_NS && gc_phase() == GC_MARK);
             int64_t dt = nanotime() - t0;
             worker_busy_ns[id] += dt;
             atomic_xadd(&gc_state.gc_cpu_ns, dt);
             atomic_xadd(&gc_state.mark_cpu_bg, dt);
+            if (on_idle) atomic_xadd(&gc_state.idle_ns, dt);
             if (done > 0) atomic_xadd(&gc_pacer.bg_scan_credit, done);
             if (d > 0) continue;
             /* No work: idle until some appears or the cycle ends. */
@@ -357,6 +401,8 @@ static void gc_start_n(enum gc_trigger why, uint32_t n) {
     for (mcache *c = mcache_all(); c; c = c->next_all)
         if (c->gc_flushgen != fg) gc_mcache_flush(c);
     gc_finish_sweep();
+    void (*pools)(void) = gc_pool_cleanup_hook;
+    if (pools) pools(); /* Go's clearpools */
     gc_state.started++;
     if (why == GC_TRIGGER_CYCLE) gc_state.forced++;
     gc_state.markgen++;
@@ -367,8 +413,10 @@ static void gc_start_n(enum gc_trigger why, uint32_t n) {
     gc_state.cpu_at_mark_start = gc_state.gc_cpu_ns;
     assist_ns_at_start = gc_state.gc_cpu_ns;
     gc_state.pause_ns[gc_state.cycles % 256] = 0;
+    gc_state.assist_ns = gc_state.idle_ns = 0;
     gc_prepare_roots();
     gc_pacer_start_cycle();
+    cycle_goal = gc_pacer.heap_goal;
     /* Allocate black from here in every span cached now. */
     uint32_t mg = gc_state.markgen;
     for (mcache *c = mcache_all(); c; c = c->next_all) {
@@ -427,7 +475,19 @@ GORT_API void gort_gc(void) {
     n = atomic_load_acq(&gc_state.started);
     gc_start_n(GC_TRIGGER_CYCLE, n + 1);
     wait_cycle(n + 1);
-    if (gc_phase() == GC_OFF) gc_finish_sweep();
+    /* Every span swept, those still cached in mcaches too (Go's mark
+     * termination flushes every P's mcache; ours flush on their next
+     * allocation): a brief stop flushes the ones that have not. */
+    fmutex_lock(&start_mutex);
+    if (gc_phase() == GC_OFF) {
+        stop_the_world("GC flush mcaches");
+        uint32_t fg = gc_state.flushgen;
+        for (mcache *c = mcache_all(); c; c = c->next_all)
+            if (c->gc_flushgen != fg) gc_mcache_flush(c);
+        start_the_world();
+        gc_finish_sweep();
+    }
+    fmutex_unlock(&start_mutex);
 }
 
 GORT_API int gort_set_gc_percent(int percent) {
@@ -460,6 +520,57 @@ GORT_API int gort_remove_roots(void *start, size_t len) {
 void gc_sysmon_tick(void) {
     if (gc_state.enabled && gc_phase() == GC_OFF && trigger_holds(GC_TRIGGER_TIME, 0))
         gc_start(GC_TRIGGER_TIME, false);
+}
+
+/* ---- fork ----
+ *
+ * A fork waits for a cycle in progress to end (a child could not finish
+ * it: the workers are threads, gone in the child) and holds every lock of
+ * the collector across the fork, in the order the collector takes them:
+ * the cycle's start mutex, stop-the-world's mutexes, then runtime locks.
+ * In the child the collector's threads are restarted on demand. */
+static int fork_lock_depth; /* the forking thread's lock_depth before prepare */
+
+static void fork_prepare(void) {
+    fmutex_lock(&start_mutex);
+    while (gc_phase() != GC_OFF) {
+        uint32_t s = atomic_load_acq(&cycle_done_seq);
+        if (gc_phase() == GC_OFF) break;
+        futex_sleep(&cycle_done_seq, s, 10 * 1000 * 1000);
+    }
+    stw_atfork_prepare();
+    fork_lock_depth = lock_depth;
+    lock(&gc_state.lock);
+    gc_thread_fork(0);
+    gc_mark_fork(0);
+    gc_final_fork(0);
+    gc_central_lock_all();
+    gc_work_fork(0);
+}
+
+static void fork_parent(void) {
+    gc_work_fork(1);
+    gc_central_unlock_all();
+    gc_final_fork(1);
+    gc_mark_fork(1);
+    gc_thread_fork(1);
+    unlock(&gc_state.lock);
+    stw_atfork_parent();
+    fmutex_unlock(&start_mutex);
+}
+
+static void fork_child(void) {
+    gc_work_fork(2);
+    gc_central_reinit_locks();
+    gc_final_fork(2);
+    gc_mark_fork(2);
+    gc_thread_fork(2);
+    gc_state.lock = (lock_t)LOCK_INIT;
+    lock_depth = fork_lock_depth; /* the locks were reset, not unlocked */
+    stw_atfork_child();
+    start_mutex = 0;
+    nworkers = 0; /* started again by the next cycle */
+    gc_sweep_fork_child();
 }
 
 /* ---- init ---- */
@@ -520,6 +631,7 @@ void gc_init(void) {
     memstats_gc_hook = memstats_hook;
     sched_gc_sysmon_hook = sysmon_hook;
     gc_sweeper_start();
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
     gc_state.enabled = true;
     atomic_store_rel(&state, 2);
 }

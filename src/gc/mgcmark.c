@@ -87,16 +87,39 @@ void gc_greyobject(uintptr_t obj, mspan *s, uint32_t idx, gcwork *w) {
  * scanning visits objects for the check instead of greying them. */
 bool gc_checkmark_mode;
 
+/* The marker's inner step for one word that may be a pointer: gc_findobject
+ * and gc_greyobject, inlined, with the common case first (a small object
+ * already marked, or marked now and pushed). */
 static inline __attribute__((always_inline)) void scan_word(uintptr_t p, gcwork *w) {
-    if (p - gc_heap_range.lo >= gc_heap_range.hi - gc_heap_range.lo) return;
-    mspan *s;
-    uint32_t idx;
-    uintptr_t obj = gc_findobject(p, &s, &idx);
-    if (!obj) return;
-    if (__builtin_expect(gc_checkmark_mode, 0))
-        gc_checkmark_visit(obj, s, idx, w);
-    else
-        gc_greyobject(obj, s, idx, w);
+    if (!gc_heap_candidate(p)) return;
+    mspan *s = span_of(p);
+    if (!s || s->kind != SPAN_GC || s->state != SPAN_IN_USE) return;
+    uintptr_t base = s->base;
+    if (__builtin_expect(s->sizeclass == 0 || p - base >= (uintptr_t)s->nelems * s->elemsize ||
+                             gc_checkmark_mode,
+                         0)) {
+        mspan *s2;
+        uint32_t idx;
+        uintptr_t obj = gc_findobject(p, &s2, &idx);
+        if (!obj) return;
+        if (gc_checkmark_mode)
+            gc_checkmark_visit(obj, s2, idx, w);
+        else
+            gc_greyobject(obj, s2, idx, w);
+        return;
+    }
+    uint32_t i = span_obj_index(s, p);
+    uint64_t bit = (uint64_t)1 << (i & 63);
+    uint64_t *mw = &s->markbits[i >> 6];
+    if (atomic_load_relaxed(mw) & bit) return; /* marked already: the common case */
+    /* Allocated: below freeindex, or in allocbits (a free slot is ignored). */
+    if (i >= atomic_load_relaxed(&s->freeindex) &&
+        !(atomic_load_relaxed(&s->allocbits[i >> 6]) & bit))
+        return;
+    if (allocated_black(s, i)) return;
+    if (atomic_or(mw, bit) & bit) return;
+    w->bytes_marked += s->elemsize;
+    if (!s->noscan) gcw_put(w, base + (uintptr_t)i * s->elemsize);
 }
 
 /* Whether the object at idx of s is marked in this cycle (mark bit, or
@@ -443,8 +466,8 @@ void gc_prepare_roots(void) {
         if (ha->base + ARENA_BYTES > hi) hi = ha->base + ARENA_BYTES;
     }
     if (hi == 0) lo = hi = 0;
-    gc_heap_range.lo = lo;
-    gc_heap_range.hi = hi;
+    gc_heap_range.below = hi ? lo - 8 : 0;
+    gc_heap_range.len = hi ? hi - lo + 8 : 0;
 }
 
 /* Whether root work remains unclaimed. */
@@ -498,9 +521,8 @@ static bool run_root_job(gcwork *w) {
  * Frampton's "Effective prefetch for mark-sweep garbage collection"). */
 #define PREFETCH_RING 16
 
-int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop) {
+int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop, bool roots) {
     int64_t start = w->scan_work;
-    bool roots = budget < 0 || stop; /* workers only (see the header) */
     uintptr_t ring[PREFETCH_RING];
     unsigned rh = 0, rn = 0;
     uint32_t n = 0;
@@ -582,37 +604,61 @@ void gc_mark_tiny_allocs(gcwork *w) {
 
 /* ---- assists ---- */
 
+/* Steals up to owed units of the workers' surplus scan credit. */
+static int64_t steal_credit(int64_t owed) {
+    int64_t credit = atomic_load_relaxed(&gc_pacer.bg_scan_credit);
+    while (credit > 0) {
+        int64_t take = credit < owed ? credit : owed;
+        if (atomic_cas(&gc_pacer.bg_scan_credit, &credit, credit - take)) return take;
+    }
+    return 0;
+}
+
+#define ASSIST_CHUNK ((int64_t)64 << 10) /* scan work between chances to stop the world */
+
 void gc_assist(gcthread *t, int64_t bytes) {
     if (gc_phase() != GC_MARK) return;
     t->assist_credit -= bytes;
     if (t->assist_credit >= 0) return;
+    gc_pacer_revise();
     double ratio = gc_pacer.assist_work_per_byte;
     int64_t owed = (int64_t)((double)-t->assist_credit * ratio);
-    if (owed <= 0) {
-        t->assist_credit = 0;
-        return;
-    }
-    /* Steal the workers' surplus first. */
-    int64_t credit = atomic_load_relaxed(&gc_pacer.bg_scan_credit);
-    while (credit > 0) {
-        int64_t take = credit < owed ? credit : owed;
-        if (atomic_cas(&gc_pacer.bg_scan_credit, &credit, credit - take)) {
-            owed -= take;
-            break;
-        }
-    }
-    if (owed > 0) {
-        GC_HOOK(GC_EV_ASSIST_START, 0);
-        int64_t t0 = nanotime();
-        lock_depth++; /* a stop-the-world must not find this gcw half used */
-        int64_t done = gc_drain(&t->w, owed, NULL);
+    int64_t t0 = nanotime();
+    GC_HOOK(GC_EV_ASSIST_START, 0); /* the execution trace */
+    for (int waits = 0; owed > 0 && gc_phase() == GC_MARK;) {
+        owed -= steal_credit(owed);
+        if (owed <= 0) break;
+        /* Scan in chunks, each a critical section of its own (a stop of the
+         * world must not find this gcw half used, nor wait long for it). */
+        lock_depth++;
+        int64_t done = gc_drain(&t->w, owed < ASSIST_CHUNK ? owed : ASSIST_CHUNK, NULL, false);
         gcw_dispose(&t->w);
         if (--lock_depth == 0 && lock_suspend_pending) lock_suspend_now();
-        atomic_xadd(&gc_state.gc_cpu_ns, nanotime() - t0);
         owed -= done;
-        GC_HOOK(GC_EV_ASSIST_DONE, (uint64_t)done);
+        if (done > 0) continue;
+        /* No work to take. Go parks the goroutine until the workers pay;
+         * so do we, while the heap is past its goal (else the debt is
+         * forgiven: the workers are about to finish the cycle). */
+        if (atomic_load_relaxed(&gc_pacer.heap_live) < gc_pacer.heap_goal || ++waits > 1000) break;
+        uint32_t q = atomic_load_acq(&gc_state.mark_done_seq);
+        futex_sleep(&gc_state.mark_done_seq, q, 50 * 1000);
     }
-    /* Whatever could not be paid (no work left) is forgiven: the workers
-     * are about to finish the cycle. */
+    GC_HOOK(GC_EV_ASSIST_DONE, 0);
+    atomic_xadd(&gc_state.gc_cpu_ns, nanotime() - t0);
+    atomic_xadd(&gc_state.assist_ns, nanotime() - t0);
     t->assist_credit = owed > 0 ? 0 : (int64_t)((double)-owed / (ratio > 0 ? ratio : 1));
+}
+
+void gc_mark_fork(int which) {
+    if (which == 0) {
+        lock(&roots_lock);
+        lock(&deferred_lock);
+        lock(&gcursor_lock);
+    } else if (which == 1) {
+        unlock(&gcursor_lock);
+        unlock(&deferred_lock);
+        unlock(&roots_lock);
+    } else {
+        roots_lock = deferred_lock = gcursor_lock = (lock_t)LOCK_INIT;
+    }
 }

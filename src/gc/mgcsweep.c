@@ -125,6 +125,8 @@ bool gc_sweep_span(mspan *s, bool preserve) {
     return true;
 }
 
+static uint32_t sweepers_waiting; /* someone sleeps until sweepers is 0 */
+
 size_t gc_sweepone(void) {
     static unsigned cursor;
     unsigned cur = atomic_load_relaxed(&cursor);
@@ -141,7 +143,9 @@ size_t gc_sweepone(void) {
             gc_central_put_swept(s);
         }
     }
-    atomic_xadd(&gc_state.sweepers, (uint32_t)-1);
+    if (atomic_xadd(&gc_state.sweepers, (uint32_t)-1) == 1 &&
+        atomic_load_relaxed(&sweepers_waiting))
+        futex_wake(&gc_state.sweepers, INT32_MAX);
     return pages;
 }
 
@@ -162,10 +166,11 @@ static void bgsweep(void *arg) {
     }
 }
 
+static uint32_t sweeper_started;
+
 void gc_sweeper_start(void) {
-    static uint32_t started;
     uint32_t z = 0;
-    if (!atomic_cas(&started, &z, 1)) return;
+    if (!atomic_cas(&sweeper_started, &z, 1)) return;
     if (os_thread_start(bgsweep, NULL, 0, "gort-gcsweep") < 0)
         throw("cannot start the GC's background sweeper");
 }
@@ -180,7 +185,16 @@ void gc_sweeper_wake(void) {
 void gc_finish_sweep(void) {
     while (gc_sweepone() != ~(size_t)0) {
     }
-    while (atomic_load_acq(&gc_state.sweepers) != 0) cpu_relax();
+    /* A sweeper may still be finishing a span it took: wait for it, asleep
+     * (the background sweeper runs at SCHED_IDLE: spinning here would keep
+     * it off the CPU). */
+    for (;;) {
+        uint32_t n = atomic_load_acq(&gc_state.sweepers);
+        if (n == 0) break;
+        atomic_store_rel(&sweepers_waiting, 1);
+        futex_sleep(&gc_state.sweepers, n, 1000 * 1000);
+    }
+    atomic_store_relaxed(&sweepers_waiting, 0);
 }
 
 /* ---- proportional sweep (Go's deductSweepCredit) ----
@@ -223,4 +237,11 @@ void gc_sweep_credit(size_t bytes) {
         swept += n;
     }
     GC_HOOK(GC_EV_SWEEP_DONE, swept);
+}
+
+/* In a forked child the sweeper thread is gone: start another. */
+void gc_sweep_fork_child(void) {
+    sweeper_started = 0;
+    gc_state.sweepers = 0;
+    gc_sweeper_start();
 }

@@ -48,6 +48,11 @@ static void on_thread_exit(void *arg) {
     lock_depth++; /* no stop while the record is half torn down */
     if (t->wbn) gc_flush_wbbuf(t, &t->w);
     gcw_dispose(&t->w);
+    /* Its mcache's GC spans, now, while a stop-the-world still stops it
+     * (mem's own exit handler may run after we unregister, concurrently with
+     * a cycle's start, which flushes stale mcaches). */
+    mcache *c = tls_mcache;
+    if (c != &empty_mcache && !tls_m) gc_mcache_flush(c);
     if (t->foreign) stw_unregister_foreign(&t->stw);
     tls_gct = NULL;
     lock(&gc_threads_lock);
@@ -109,4 +114,23 @@ gcthread *gc_thread_self(void) {
     gcthread *t = tls_gct;
     if (__builtin_expect(t != NULL, 1)) return t;
     return gc_thread_new();
+}
+
+void gc_thread_fork(int which) {
+    if (which == 0) {
+        lock(&gc_threads_lock);
+    } else if (which == 1) {
+        unlock(&gc_threads_lock);
+    } else {
+        gc_threads_lock = (lock_t)LOCK_INIT;
+        /* Every other thread is gone: their records are free again. */
+        for (gcthread *t = gc_threads; t; t = t->next_all) {
+            if (t == tls_gct || !t->in_use) continue;
+            t->in_use = false;
+            t->foreign = false;
+            t->wbn = 0;
+            t->stw.next = (stw_thread *)free_records;
+            free_records = t;
+        }
+    }
 }

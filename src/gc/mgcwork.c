@@ -151,8 +151,9 @@ void gcw_dispose(gcwork *w) {
 }
 
 void gcw_balance(gcwork *w) {
-    /* Others wait for work and we have a spare full buffer: share it. */
-    if (!w->wbuf2 || !w->wbuf2->nobj || atomic_load_relaxed(&gc_state.nwait) == 0) return;
+    /* The global list is empty and we have a spare buffer with work: share
+     * it, so that idle workers and assists find some (Go's balance). */
+    if (!w->wbuf2 || !w->wbuf2->nobj || atomic_load_relaxed(&nfull) != 0) return;
     if (w->wbuf2->nobj >= WORKBUF_OBJS / 2) {
         putfull(w->wbuf2);
         w->wbuf2 = getempty();
@@ -163,4 +164,13 @@ void gcw_reset_global(void) {
     /* At mark termination the full list must be empty: the terminator drained
      * it with the world stopped. */
     if (atomic_load_acq(&nfull) != 0) throw("GC: work left after mark termination");
+}
+
+void gc_work_fork(int which) {
+    if (which == 0)
+        lock(&lists_lock);
+    else if (which == 1)
+        unlock(&lists_lock);
+    else
+        lists_lock = (lock_t)LOCK_INIT;
 }

@@ -27,7 +27,7 @@
 GORT_API volatile uint32_t gort__writebarrier;
 
 static inline bool heap_candidate(uintptr_t p) {
-    return p - gc_heap_range.lo < gc_heap_range.hi - gc_heap_range.lo;
+    return gc_heap_candidate(p);
 }
 
 void gc_flush_wbbuf(gcthread *t, gcwork *w) {

@@ -372,3 +372,29 @@ void sched_resume_g(g *gp) {
     resume_one(&mp->st);
     mutex_unlock();
 }
+
+/* ---- fork (called by the GC layer's fork handlers) ---- */
+
+void stw_atfork_prepare(void) {
+    mutex_lock();
+    fmutex_lock(&reg_mutex);
+}
+
+void stw_atfork_parent(void) {
+    fmutex_unlock(&reg_mutex);
+    mutex_unlock();
+}
+
+/* The child has one thread: no other foreign thread exists any more. */
+void stw_atfork_child(void) {
+    stw_mutex = 0;
+    reg_mutex = 0;
+    stw_thread *self = tls_stw_foreign;
+    for (stw_thread *t = foreign_list; t; t = t->next) t->registered = t == self;
+    foreign_list = self && self->registered ? self : NULL;
+    if (foreign_list) foreign_list->next = NULL;
+    if (self) {
+        self->thread = pthread_self();
+        self->suspended = self->suspend_req = 0;
+    }
+}

@@ -33,6 +33,9 @@
 #define start_the_world        gort__start_the_world
 #define stop_the_world         gort__stop_the_world
 #define stw_active_now         gort__stw_active_now
+#define stw_atfork_child       gort__stw_atfork_child
+#define stw_atfork_parent      gort__stw_atfork_parent
+#define stw_atfork_prepare     gort__stw_atfork_prepare
 #define stw_check              gort__stw_check
 #define stw_foreign_each       gort__stw_foreign_each
 #define stw_init               gort__stw_init
@@ -119,6 +122,13 @@ void stw_resume_foreign(stw_thread *t);
 /* Calls fn(t, arg) for each registered foreign thread, under the registry's
  * lock (so none unregisters meanwhile). World stopped, or fn brief. */
 void stw_foreign_each(void (*fn)(stw_thread *t, void *arg), void *arg);
+
+/* fork: the stopper's mutex and the foreign registry held across fork; in
+ * the child, only the calling thread stays registered. Called by the GC
+ * layer's fork handlers (the first user of foreign threads). */
+void stw_atfork_prepare(void);
+void stw_atfork_parent(void);
+void stw_atfork_child(void);
 
 /* Statistics: stops so far, and the last and longest stop latency in ns. */
 void stw_stats(uint64_t *nstops, int64_t *last_ns, int64_t *max_ns);

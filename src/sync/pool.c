@@ -11,11 +11,16 @@
  * then the victim cache (own private, then every P's shared), then new_fn.
  * put: own private if empty, else own shared head.
  *
- * Victim cache (Go 1.13+): at each GC, sync_pool_gc_rotate drops the victim
- * cache and makes the primary cache the victim, so an object survives one
- * full GC cycle unused before it is dropped. Objects dropped belong to the
- * collector (they are expected to be GC objects); until the GC exists,
- * nothing calls the rotation and nothing is dropped.
+ * Victim cache (Go 1.13+): at the start of each GC cycle (with the world
+ * stopped, through gc_pool_cleanup_hook), sync_pool_gc_rotate drops the
+ * victim cache and makes the primary cache the victim, so an object
+ * survives one full GC cycle unused before it is dropped to the collector.
+ *
+ * The collector sees pooled objects: every pool's arrays and rings are
+ * registered roots (gc_add_root_range), cleared when their objects are
+ * dropped, and every store or removal of an object goes through the write
+ * barrier while the collector marks (a put shades the object, a get shades
+ * what it takes out, as GORT_STORE would).
  *
  * Memory. A pool's per-P arrays (pool_arrays: n, then the primary and the
  * victim array of n locals each) are allocated with gort_calloc at the
@@ -36,8 +41,11 @@
 
 #include "base/atomic.h"
 #include "base/fatal.h"
+#include "gc/gc.h"
+#include "gort/gc.h"
 #include "gort/malloc.h"
 
+#include <errno.h>
 #include <string.h>
 
 typedef struct pool_local {
@@ -56,6 +64,18 @@ typedef struct pool_arrays {
 } pool_arrays;
 
 static lock_t allpools_lock = LOCK_INIT;
+
+/* The write barrier for a slot: old leaves it, new enters it. */
+static inline void pool_barrier(void *old, void *new_) {
+    if (__builtin_expect(gort__writebarrier != 0, 0)) gort__wb_slow(old, new_);
+}
+
+static void roots(void *p, size_t len, bool add) {
+    if (gc_add_root_range((uintptr_t)p, (uintptr_t)p + len, add) == -ENOMEM)
+        throw("sync: out of memory for a Pool");
+}
+
+static void cleanup_hook(void);
 static gort_pool *allpools; /* pools with arrays, under allpools_lock */
 
 void gort_pool_init(gort_pool *pool, void *(*new_fn)(void)) {
@@ -78,8 +98,12 @@ static pool_arrays *arrays_for(gort_pool *pool, int32_t pid) {
     int32_t n = atomic_load_acq(&sched.nallp);
     if (n <= pid) n = pid + 1;
     if (n < 1) n = 1;
-    pool_arrays *na = gort_calloc(1, sizeof(pool_arrays) + 2 * (size_t)n * sizeof(pool_local));
+    size_t bytes = sizeof(pool_arrays) + 2 * (size_t)n * sizeof(pool_local);
+    pool_arrays *na = gort_calloc(1, bytes);
     if (!na) throw("sync: out of memory for a Pool");
+    gc_init();
+    gc_pool_cleanup_hook = cleanup_hook;
+    roots(na, bytes, true);
     na->n = (uint32_t)n;
     na->local = &na->slots[0];
     na->victim = &na->slots[n];
@@ -87,6 +111,7 @@ static pool_arrays *arrays_for(gort_pool *pool, int32_t pid) {
     a = pool->arrays;
     if (a && (uint32_t)pid < a->n) { /* raced with another resize */
         unlock(&allpools_lock);
+        roots(na, bytes, false);
         gort_free(na);
         return a;
     }
@@ -106,30 +131,43 @@ static void shared_push(pool_local *l, void *x) {
     for (;;) {
         lock(&l->lock);
         if (l->head - l->tail < l->cap) {
+            pool_barrier(NULL, x);
             l->ring[l->head++ & (l->cap - 1)] = x;
             unlock(&l->lock);
-            if (fresh) gort_free(fresh);
+            if (fresh) {
+                roots(fresh, fresh_cap * sizeof(void *), false);
+                gort_free(fresh);
+            }
             return;
         }
         if (fresh && fresh_cap > l->cap) { /* install the bigger ring */
             uint32_t cnt = l->head - l->tail;
             for (uint32_t i = 0; i < cnt; i++) fresh[i] = l->ring[(l->tail + i) & (l->cap - 1)];
             void **old = l->ring;
+            uint32_t old_cap = l->cap;
             l->ring = fresh;
             l->cap = fresh_cap;
             l->tail = 0;
             l->head = cnt;
+            pool_barrier(NULL, x);
             l->ring[l->head++] = x;
             unlock(&l->lock);
-            gort_free(old);
+            if (old) { /* its objects were copied to fresh, a root already */
+                roots(old, old_cap * sizeof(void *), false);
+                gort_free(old);
+            }
             return;
         }
         uint32_t want = l->cap ? l->cap * 2 : 8;
         unlock(&l->lock);
-        if (fresh) gort_free(fresh);
-        fresh = gort_malloc(want * sizeof(void *));
+        if (fresh) {
+            roots(fresh, fresh_cap * sizeof(void *), false);
+            gort_free(fresh);
+        }
+        fresh = gort_calloc(want, sizeof(void *));
         if (!fresh) throw("sync: out of memory for a Pool");
         fresh_cap = want;
+        roots(fresh, fresh_cap * sizeof(void *), true);
     }
 }
 
@@ -137,7 +175,12 @@ static void *shared_pop_head(pool_local *l) {
     if (atomic_load_relaxed(&l->head) == atomic_load_relaxed(&l->tail)) return NULL;
     void *x = NULL;
     lock(&l->lock);
-    if (l->head != l->tail) x = l->ring[--l->head & (l->cap - 1)];
+    if (l->head != l->tail) {
+        void **slot = &l->ring[--l->head & (l->cap - 1)];
+        x = *slot;
+        *slot = NULL;
+        pool_barrier(x, NULL);
+    }
     unlock(&l->lock);
     return x;
 }
@@ -146,7 +189,12 @@ static void *shared_pop_tail(pool_local *l) {
     if (atomic_load_relaxed(&l->head) == atomic_load_relaxed(&l->tail)) return NULL;
     void *x = NULL;
     lock(&l->lock);
-    if (l->head != l->tail) x = l->ring[l->tail++ & (l->cap - 1)];
+    if (l->head != l->tail) {
+        void **slot = &l->ring[l->tail++ & (l->cap - 1)];
+        x = *slot;
+        *slot = NULL;
+        pool_barrier(x, NULL);
+    }
     unlock(&l->lock);
     return x;
 }
@@ -157,6 +205,7 @@ void gort_pool_put(gort_pool *pool, void *x) {
     pool_arrays *a = arrays_for(pool, pid);
     pool_local *l = &atomic_load_acq(&a->local)[pid];
     void *expect = NULL;
+    pool_barrier(NULL, x);
     if (atomic_load_relaxed(&l->private) == NULL &&
         __atomic_compare_exchange_n(&l->private, &expect, x, false, __ATOMIC_RELEASE,
                                     __ATOMIC_RELAXED))
@@ -174,6 +223,7 @@ static void *get_slow(pool_arrays *a, int32_t pid) {
     pool_local *vic = atomic_load_acq(&a->victim);
     if (atomic_load_relaxed(&vic[pid].private)) {
         void *x = atomic_xchg(&vic[pid].private, NULL);
+        pool_barrier(x, NULL);
         if (x) return x;
     }
     for (uint32_t i = 0; i < n; i++) {
@@ -188,7 +238,10 @@ void *gort_pool_get(gort_pool *pool) {
     pool_arrays *a = arrays_for(pool, pid);
     pool_local *l = &atomic_load_acq(&a->local)[pid];
     void *x = NULL;
-    if (atomic_load_relaxed(&l->private)) x = atomic_xchg(&l->private, NULL);
+    if (atomic_load_relaxed(&l->private)) {
+        x = atomic_xchg(&l->private, NULL);
+        pool_barrier(x, NULL);
+    }
     if (!x) x = shared_pop_head(l);
     if (!x) x = get_slow(a, pid);
     if (!x && pool->new_fn) x = pool->new_fn();
@@ -201,9 +254,15 @@ static void drop_all(pool_local *arr, uint32_t n) {
         pool_local *l = &arr[i];
         (void)atomic_xchg(&l->private, NULL);
         lock(&l->lock);
+        if (l->ring) memset(l->ring, 0, l->cap * sizeof(void *)); /* no stale roots */
         l->head = l->tail = 0;
         unlock(&l->lock);
     }
+}
+
+/* Installed in the GC: runs with the world stopped as a cycle starts. */
+static void cleanup_hook(void) {
+    sync_pool_gc_rotate();
 }
 
 void sync_pool_gc_rotate(void) {
