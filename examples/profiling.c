@@ -84,23 +84,26 @@ static __attribute__((noinline)) unsigned long spin(long n) {
 }
 
 /* The additions keep these frames on the stack (no tail call). */
-static __attribute__((noinline)) void burn3(void) {
-    sink += spin(30000000) + 1;
+static __attribute__((noinline)) void burn3(long n) {
+    sink += spin(3 * n) + 1;
 }
 
-static __attribute__((noinline)) void burn1(void) {
-    sink += spin(10000000) + 1;
+static __attribute__((noinline)) void burn1(long n) {
+    sink += spin(n) + 1;
 }
 
 static int cpu(const char *out) {
     int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (fd < 0 || gort_cpu_profile_start(fd) < 0) return 1;
-    /* Fixed work (about 3 s of CPU), in chunks much longer than the
-     * sampling interval: each chunk gets its share of samples to within
-     * one, whatever the machine's load. */
-    for (int i = 0; i < 60; i++) {
-        burn3();
-        burn1();
+    /* Fixed work (about 3 s of CPU) in chunks longer than the sampling
+     * interval, of varying lengths (so that no chunk's share of samples is
+     * locked to the timer's phase): each gets its share to within one. */
+    unsigned long r = 12345;
+    for (int i = 0; i < 16; i++) {
+        r = r * 6364136223846793005UL + 1442695040888963407UL;
+        long n = 15000000 + (long)(r >> 33) % 30000000; /* 20 to 60 ms of burn1 */
+        burn3(n);
+        burn1(n);
     }
     int rc = gort_cpu_profile_stop();
     close(fd);
@@ -158,12 +161,12 @@ static int trace(const char *out) {
 static gort_chan *jobs;
 static gort_mutex mu = GORT_MUTEX_INIT;
 static long counter;
+static volatile int after; /* a statement after each blocking call: no tail call hides the caller */
 
 static __attribute__((noinline)) void consumer(void *arg) {
     gort_waitgroup *wg = arg;
     long v;
-    while (gort_chan_recv(jobs, &v)) {
-    }
+    while (gort_chan_recv(jobs, &v)) after++;
     gort_waitgroup_done(wg);
 }
 
@@ -182,16 +185,19 @@ static int block(const char *out) {
     return write_to(out, gort_write_block_profile) < 0;
 }
 
+/* 1 ms inside the lock: longer than a waiter spins (500 us), so waiters
+ * park and the mutex profile sees their waits. */
 static __attribute__((noinline)) void hold_lock(void) {
     gort_mutex_lock(&mu);
     int64_t t0 = gort_nanotime();
-    while (gort_nanotime() - t0 < 50000) counter++; /* 50 us inside the lock */
+    while (gort_nanotime() - t0 < 1000000) counter++;
     gort_mutex_unlock(&mu);
+    after++;
 }
 
 static void contender(void *arg) {
     gort_waitgroup *wg = arg;
-    for (int i = 0; i < 2000; i++) hold_lock();
+    for (int i = 0; i < 100; i++) hold_lock();
     gort_waitgroup_done(wg);
 }
 
@@ -211,17 +217,20 @@ static gort_chan *never;
 static void stuck_recv(void *arg) {
     (void)arg;
     gort_chan_recv(never, NULL);
+    after++;
 }
 
 static void stuck_lock(void *arg) {
     (void)arg;
     gort_mutex_lock(&mu); /* main holds it */
+    after++;
 }
 
 static void stuck_select(void *arg) {
     (void)arg;
-    gort_case c[2] = {{never, GORT_RECV, NULL, false}, {never, GORT_SEND, NULL, false}};
-    gort_select(c, 2, true);
+    gort_case c[1] = {{never, GORT_RECV, NULL, false}};
+    gort_select(c, 1, true);
+    after++;
 }
 
 static void start_stuck(void) {
@@ -239,11 +248,18 @@ static int goroutines(int debug) {
     return gort_write_goroutine_profile(1, debug) < 0;
 }
 
+static void heartbeat(void *arg) { /* a timer armed: a hang, not a deadlock Go would report */
+    (void)arg;
+    for (;;) gort_sleep(100 * 1000 * 1000);
+}
+
 static int hang(void) {
+    gort_go(heartbeat, NULL);
     start_stuck();
     printf("READY %d\n", (int)getpid());
     fflush(stdout);
     gort_chan_recv(never, NULL); /* the hang: SIGQUIT shows where everyone waits */
+    after++;
     return 0;
 }
 

@@ -240,6 +240,27 @@ bool symtab_lookup(uintptr_t pc, symtab_sym *out) {
     return true;
 }
 
+const char *symtab_name(const char *name, char *buf, size_t cap) {
+    if (!name || !cap) return name;
+    static const char *const suffixes[] = {".constprop.", ".isra.",     ".part.",
+                                           ".cold",       ".lto_priv.", ".clone."};
+    size_t n = strlen(name);
+    for (const char *d = strchr(name, '.'); d; d = strchr(d + 1, '.')) {
+        for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+            if (strncmp(d, suffixes[i], strlen(suffixes[i])) == 0) {
+                n = (size_t)(d - name);
+                goto cut;
+            }
+        }
+    }
+    return name;
+cut:
+    if (n >= cap) n = cap - 1;
+    memcpy(buf, name, n);
+    buf[n] = 0;
+    return buf;
+}
+
 size_t symtab_path(const symtab_sym *s, char *buf, size_t cap) {
     if (!cap) return 0;
     buf[0] = 0;

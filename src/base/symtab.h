@@ -24,6 +24,7 @@
 
 /* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
 #define symtab_lookup   gort__symtab_lookup
+#define symtab_name     gort__symtab_name
 #define symtab_path     gort__symtab_path
 #define symtab_self_exe gort__symtab_self_exe
 
@@ -46,6 +47,9 @@ bool symtab_lookup(uintptr_t pc, symtab_sym *out);
 /* The source path of s (dir/file, or file alone when it is absolute or has
  * no directory) into buf; its length (truncated to cap - 1), 0 if unknown. */
 size_t symtab_path(const symtab_sym *s, char *buf, size_t cap);
+/* name without a compiler's clone suffix (gcc's .constprop.0, .isra.0,
+ * .part.0, .cold), copied into buf: the function as its source names it. */
+const char *symtab_name(const char *name, char *buf, size_t cap);
 /* The main program's path (/proc/self/exe's target, read once). */
 const char *symtab_self_exe(void);
 

@@ -82,7 +82,10 @@ uint64_t mprof_due(mcache *c, uint64_t objects, size_t size) {
         k++;
     }
     if (c->next_sample <= 0) c->next_sample = draw(rate);
-    return k;
+    /* Each point crossed samples one object (Go samples an object at most
+     * once, and unbiases with 1 / (1 - e^(-size/rate)): several points in
+     * one object count once, or large objects would be overcounted). */
+    return k < objects ? k : objects;
 }
 
 void mprof_reset_all(void) {

@@ -9,12 +9,12 @@
  * mcache's nmalloc counters, which the fast paths keep anyway, tell how
  * many). The allocation that brings the countdown to zero or below is
  * sampled; if its charge crossed several sampling points, the sample counts
- * for all of them. So the number of samples is Go's, and a sample lands on
- * an allocation of the right class made within one slow-path interval of
- * the exact point: the GC heap's fast path (Go's allocCache) falls to its
- * slow path every 64 slots at most, and gort_malloc's whenever its span's
- * free list runs dry (always, for memory that is not being recycled: a
- * leak is sampled like Go's; a site that only recycles freed objects of a
+ * for one object per point (at most the objects charged: an object is
+ * sampled once, as Go's, whose unbiasing the profile writer applies). So the number of samples is
+ * Go's, and a sample lands on an allocation of the right class made within one slow-path interval
+ * of the exact point: the GC heap's fast path (Go's allocCache) falls to its slow path every 64
+ * slots at most, and gort_malloc's whenever its span's free list runs dry (always, for memory that
+ * is not being recycled: a leak is sampled like Go's; a site that only recycles freed objects of a
  * class is charged at the class's next slow path, to whoever takes it).
  *
  * A sampled object gets a record on its span (mspan.profrecs), holding the

@@ -54,7 +54,17 @@ int debug_http_parse(const char *buf, size_t n, debug_http_req *r) {
             break;
         }
     }
-    if (!end) return n >= DEBUG_HTTP_MAX_HEADER ? DEBUG_HTTP_TOO_LONG : 0;
+    if (!end) {
+        /* Incomplete: still reject at once what cannot become a request (a
+         * TLS handshake, binary noise), rather than wait for its end. */
+        size_t i = 0;
+        while (i < n && i < 16 && buf[i] >= 'A' && buf[i] <= 'Z') i++;
+        if (i < n && (i == 0 || i == 16 || buf[i] != ' ')) return DEBUG_HTTP_BAD;
+        for (i++; i < n && buf[i] != ' '; i++)
+            if ((unsigned char)buf[i] <= 0x20 || (unsigned char)buf[i] >= 0x7f)
+                return DEBUG_HTTP_BAD;
+        return n >= DEBUG_HTTP_MAX_HEADER ? DEBUG_HTTP_TOO_LONG : 0;
+    }
     r->header_len = end;
     /* Request line: METHOD SP TARGET SP HTTP/1.x CRLF */
     size_t i = 0, line_end = 0;

@@ -457,7 +457,9 @@ int pprof_finish(pprof *p, int fd, int64_t time_ns, int64_t duration_ns, const c
             char path[512];
             size_t pl = symtab_path(&s, path, sizeof path);
             if (pl && mid && has_lines) has_lines[mid - 1] = true;
-            func_key key = {pprof_string(p, s.func), pl ? pprof_string(p, path) : 0};
+            char nb[256];
+            func_key key = {pprof_string(p, symtab_name(s.func, nb, sizeof nb)),
+                            pl ? pprof_string(p, path) : 0};
             uint64_t h = hash_bytes(&key, sizeof key, 0xcbf29ce484222325ULL) | 1;
             /* Collisions of the 64-bit hash are resolved by probing the keys. */
             uint64_t fid = 0;

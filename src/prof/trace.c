@@ -232,7 +232,9 @@ static inline void emit(uint8_t kind, int64_t goid, uint8_t small, int p, bool n
     if (!b) return;
     uint32_t n = b->n;
     tev *e = (tev *)b->slot[n];
-    e->tsc = now ? __rdtsc() : 0;
+    /* Near the buffer's end the next event may land in the next buffer:
+     * read the clock (the converter looks ahead within a buffer only). */
+    e->tsc = now || n >= TBUF_SLOTS - 16 ? __rdtsc() : 0;
     e->goid = (uint32_t)goid;
     e->kind = kind;
     e->small = small;
@@ -817,6 +819,52 @@ static tthread *thread_by_id(uint32_t id) {
     return NULL;
 }
 
+/* The first pass: every goroutine's start function (its creation or its
+ * description at start), so that a slice converted before the creation
+ * that another thread recorded still gets its name. */
+static void collect_names(const uint64_t (*slot)[2], uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        const tev *e = (const tev *)slot[i];
+        if (!(e->kind & TK_EXT)) continue;
+        if (i + 1 >= n) break;
+        int kind = e->kind & ~TK_EXT;
+        if (kind == TK_GO_CREATE || kind == TK_GO_DESC)
+            gfn_set(e->goid, ((const text *)slot[i + 1])->a);
+        i++;
+    }
+}
+
+/* Reads the temporary file's buffers, calling fn on each. */
+static void file_each(void (*fn)(tthread *t, const uint64_t (*slot)[2], uint32_t n, pbuf *b),
+                      pbuf *b) {
+    static uint64_t slots[TBUF_SLOTS][2];
+    if (tr.tmp < 0) return;
+    lseek(tr.tmp, 0, SEEK_SET);
+    file_hdr h;
+    while (read(tr.tmp, &h, sizeof h) == (ssize_t)sizeof h && h.n <= TBUF_SLOTS) {
+        size_t want = (size_t)h.n * 16, got = 0;
+        while (got < want) {
+            ssize_t r = read(tr.tmp, (char *)slots + got, want - got);
+            if (r <= 0) break;
+            got += (size_t)r;
+        }
+        if (got < want) break;
+        fn(thread_by_id(h.thread), (const uint64_t(*)[2])slots, h.n, b);
+    }
+}
+
+static void names_fn(tthread *t, const uint64_t (*slot)[2], uint32_t n, pbuf *b) {
+    (void)t, (void)b;
+    collect_names(slot, n);
+}
+
+static void convert_fn(tthread *t, const uint64_t (*slot)[2], uint32_t n, pbuf *b);
+
+static void convert_fn(tthread *t, const uint64_t (*slot)[2], uint32_t n, pbuf *b) {
+    if (t) convert(b, t, slot, n);
+    if (b->n > (1 << 20)) out(b);
+}
+
 static void helper(void *arg) {
     (void)arg;
     uint32_t seq = atomic_load_acq(&tr.stop_seq);
@@ -842,25 +890,17 @@ static void helper(void *arg) {
     json_begin(&b);
     PUTL(&b, "{\"ph\":\"M\",\"pid\":2,\"name\":\"process_name\",\"args\":{\"name\":\"Threads\"}}");
     meta(&b, 1, ROW_GC, "thread_name", "GC", -1);
-    if (tr.tmp >= 0) {
-        static uint64_t slots[TBUF_SLOTS][2];
-        lseek(tr.tmp, 0, SEEK_SET);
-        file_hdr h;
-        while (read(tr.tmp, &h, sizeof h) == (ssize_t)sizeof h && h.n <= TBUF_SLOTS) {
-            size_t want = (size_t)h.n * 16, got = 0;
-            while (got < want) {
-                ssize_t r = read(tr.tmp, (char *)slots + got, want - got);
-                if (r <= 0) break;
-                got += (size_t)r;
-            }
-            if (got < want) break;
-            tthread *t = thread_by_id(h.thread);
-            if (t) convert(&b, t, (const uint64_t(*)[2])slots, h.n);
-            if (b.n > (1 << 20)) out(&b);
-        }
-        close(tr.tmp);
-        tr.tmp = -1;
-    }
+    /* Pass 1: names. Pass 2: the events, each thread's in its order. */
+    file_each(names_fn, &b);
+    for (tbuf *x = tr.full; x; x = x->next)
+        collect_names((const uint64_t(*)[2])x->slot, atomic_load_acq(&x->n));
+    for (int i = 0; i < tr.nall; i++)
+        if (tr.all_bufs[i]->gen == tr.gen)
+            collect_names((const uint64_t(*)[2])tr.all_bufs[i]->slot,
+                          atomic_load_acq(&tr.all_bufs[i]->n));
+    file_each(convert_fn, &b);
+    if (tr.tmp >= 0) close(tr.tmp);
+    tr.tmp = -1;
     for (tbuf *x = tr.full; x; x = x->next) { /* what the file could not take */
         convert(&b, x->owner, (const uint64_t(*)[2])x->slot, atomic_load_acq(&x->n));
         if (b.n > (1 << 20)) out(&b);

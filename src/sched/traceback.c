@@ -104,7 +104,8 @@ static bool has_prefix(const char *s, const char *p) {
 
 static const char *func_of(uintptr_t pc) {
     symtab_sym s;
-    return symtab_lookup(pc - 1, &s) ? s.func : NULL;
+    static __thread char nb[256]; /* valid until this thread's next call */
+    return symtab_lookup(pc - 1, &s) && s.func ? symtab_name(s.func, nb, sizeof nb) : NULL;
 }
 
 int tb_trim(const uintptr_t *pcs, int n) {
@@ -156,7 +157,8 @@ static void print_frame(tb_writer *w, uintptr_t pc, bool is_pc) {
         tb_printf(w, "?()\n\tpc=%p\n", (void *)pc);
         return;
     }
-    tb_printf(w, "%s(...)\n", s.func ? s.func : "?");
+    char nb[256];
+    tb_printf(w, "%s(...)\n", s.func ? symtab_name(s.func, nb, sizeof nb) : "?");
     char path[512];
     if (symtab_path(&s, path, sizeof path))
         tb_printf(w, "\t%s:%d", path, s.line);
@@ -174,7 +176,8 @@ void tb_print_creator(tb_writer *w, uintptr_t gopc, int64_t parent) {
     if (!gopc) return;
     symtab_sym s;
     if (!symtab_lookup(gopc - 1, &s)) return;
-    tb_printf(w, "created by %s", s.func ? s.func : "?");
+    char nb[256];
+    tb_printf(w, "created by %s", s.func ? symtab_name(s.func, nb, sizeof nb) : "?");
     if (parent > 0) tb_printf(w, " in goroutine %lld", (long long)parent);
     char path[512];
     if (symtab_path(&s, path, sizeof path))
