@@ -55,7 +55,7 @@ static bool pbuf_reserve(pbuf *b, size_t more) {
 }
 
 void pbuf_bytes(pbuf *b, const void *p, size_t n) {
-    if (!pbuf_reserve(b, n)) return;
+    if (n == 0 || !pbuf_reserve(b, n)) return;
     memcpy(b->p + b->n, p, n);
     b->n += n;
 }

@@ -345,8 +345,8 @@ void prof_trace_gc(int ev, uint64_t arg) {
 #define RESERVE 512
 
 static inline char *room(pbuf *b) {
+    if (b->oom) return NULL;
     if (b->cap - b->n < RESERVE) {
-        pbuf_bytes(b, "", 0); /* keeps oom */
         size_t cap = b->cap ? b->cap * 2 : 1 << 16;
         while (cap - b->n < RESERVE) cap *= 2;
         uint8_t *np = gort_realloc(b->p, cap);
