@@ -60,9 +60,26 @@
  *       thread is already running and waiting) until the consumer has freed
  *       the last block (thread joined), divided by N.
  *
- * Each pattern checks its checksum (and, for xthread, the count of blocks
- * received); on a mismatch it prints a line starting with BAD and exits 1.
- * Output (the last line is the key figure):
+ *   xbatch
+ *       Cross-thread frees in batches, as mimalloc-bench's xmalloc-test: two
+ *       producer threads each allocate N / 2 blocks of random sizes in
+ *       [16, 256] bytes, in batches of 4,096 (a batch is an array of
+ *       pointers in the benchmark's own memory, not malloc's); each full
+ *       batch goes on a shared queue (a mutex and two condition variables,
+ *       at most 32 batches queued), and two consumer threads take batches
+ *       off it, check each block and free it. Any consumer may free any
+ *       producer's blocks; blocks of one batch come from few spans/pages of
+ *       one thread, as in a real pipeline. At most 32 + 4 batches (about
+ *       20 MiB) are live. Producer p draws its sizes from its own
+ *       splitmix64 stream (seed SEED + p) and numbers its blocks k = 0, 1,
+ *       ... Default N: 16,777,216 (4,096 batches).
+ *       Figure: elapsed time from the start of the threads until all have
+ *       joined, divided by N (four threads on the machine's cores: a
+ *       throughput, not a latency).
+ *
+ * Each pattern checks its checksum (and, for xthread and xbatch, the count
+ * of blocks freed); on a mismatch it prints a line starting with BAD and
+ * exits 1. Output (the last line is the key figure):
  *
  *   INFO ...
  *   RESULT malloc-<pattern> <peer> peak_rss=<KiB> KiB
@@ -298,6 +315,129 @@ static uint64_t run_xthread(long n, long long *ns) {
     return a.ck;
 }
 
+/* ---- xbatch -------------------------------------------------------------- */
+
+#define XB_BATCH   4096
+#define XB_QUEUE   32 /* batches queued at most */
+#define XB_THREADS 2  /* producers, and as many consumers */
+#define XB_MIN     16
+#define XB_MAX     256
+
+struct xb_batch {
+    struct xb_batch *next;
+    unsigned char *obj[XB_BATCH];
+};
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t nonempty, nonfull;
+    struct xb_batch *head, *tail; /* FIFO of full batches */
+    struct xb_batch *spare;       /* emptied batches, for the producers */
+    int queued, producers_left;
+} xb = {.lock = PTHREAD_MUTEX_INITIALIZER,
+        .nonempty = PTHREAD_COND_INITIALIZER,
+        .nonfull = PTHREAD_COND_INITIALIZER};
+
+static struct xb_batch xb_pool[XB_QUEUE + 2 * XB_THREADS + 1];
+
+struct xb_arg {
+    long blocks; /* producer: blocks to allocate */
+    int id;
+    uint64_t ck, count; /* consumer: checksum and blocks freed */
+};
+
+static void *xb_producer(void *argp) {
+    struct xb_arg *a = argp;
+    uint64_t rng = SEED + (uint64_t)a->id;
+    for (long k = 0; k < a->blocks;) {
+        pthread_mutex_lock(&xb.lock);
+        while (xb.queued >= XB_QUEUE || !xb.spare) pthread_cond_wait(&xb.nonfull, &xb.lock);
+        struct xb_batch *b = xb.spare;
+        xb.spare = b->next;
+        pthread_mutex_unlock(&xb.lock);
+        long n = a->blocks - k < XB_BATCH ? a->blocks - k : XB_BATCH;
+        for (long i = 0; i < n; i++, k++) {
+            b->obj[i] = xmalloc(pick(splitmix64(&rng), XB_MIN, XB_MAX - XB_MIN + 1));
+            b->obj[i][0] = (unsigned char)k;
+        }
+        for (long i = n; i < XB_BATCH; i++) b->obj[i] = NULL;
+        pthread_mutex_lock(&xb.lock);
+        b->next = NULL;
+        if (xb.tail)
+            xb.tail->next = b;
+        else
+            xb.head = b;
+        xb.tail = b;
+        xb.queued++;
+        pthread_cond_signal(&xb.nonempty);
+        pthread_mutex_unlock(&xb.lock);
+    }
+    pthread_mutex_lock(&xb.lock);
+    xb.producers_left--;
+    pthread_cond_broadcast(&xb.nonempty);
+    pthread_mutex_unlock(&xb.lock);
+    return NULL;
+}
+
+static void *xb_consumer(void *argp) {
+    struct xb_arg *a = argp;
+    for (;;) {
+        pthread_mutex_lock(&xb.lock);
+        while (!xb.head && xb.producers_left) pthread_cond_wait(&xb.nonempty, &xb.lock);
+        struct xb_batch *b = xb.head;
+        if (b) {
+            xb.head = b->next;
+            if (!xb.head) xb.tail = NULL;
+            xb.queued--;
+        }
+        pthread_mutex_unlock(&xb.lock);
+        if (!b) break;
+        for (int i = 0; i < XB_BATCH && b->obj[i]; i++) {
+            a->ck += b->obj[i][0];
+            free(b->obj[i]);
+            a->count++;
+        }
+        pthread_mutex_lock(&xb.lock);
+        b->next = xb.spare;
+        xb.spare = b;
+        pthread_cond_signal(&xb.nonfull);
+        pthread_mutex_unlock(&xb.lock);
+    }
+    return NULL;
+}
+
+static uint64_t run_xbatch(long n, long long *ns) {
+    for (size_t i = 0; i < sizeof xb_pool / sizeof xb_pool[0]; i++) {
+        xb_pool[i].next = xb.spare;
+        xb.spare = &xb_pool[i];
+    }
+    xb.producers_left = XB_THREADS;
+    struct xb_arg prod[XB_THREADS], cons[XB_THREADS];
+    pthread_t th[2 * XB_THREADS];
+    long long t0 = now_ns();
+    for (int t = 0; t < XB_THREADS; t++) {
+        prod[t] = (struct xb_arg){.blocks = n / XB_THREADS + (t < n % XB_THREADS), .id = t};
+        cons[t] = (struct xb_arg){.id = t};
+        if (pthread_create(&th[2 * t], NULL, xb_consumer, &cons[t]) != 0 ||
+            pthread_create(&th[2 * t + 1], NULL, xb_producer, &prod[t]) != 0) {
+            printf("BAD pthread_create\n");
+            exit(1);
+        }
+    }
+    for (int t = 0; t < 2 * XB_THREADS; t++) pthread_join(th[t], NULL);
+    *ns = now_ns() - t0;
+    uint64_t ck = 0, count = 0;
+    for (int t = 0; t < XB_THREADS; t++) {
+        ck += cons[t].ck;
+        count += cons[t].count;
+    }
+    if (count != (uint64_t)n) {
+        printf("BAD xbatch consumers freed %" PRIu64 " blocks, want %ld\n", count, n);
+        exit(1);
+    }
+    return ck;
+}
+
 /* ---- main ----------------------------------------------------------------- */
 
 static const struct {
@@ -307,7 +447,7 @@ static const struct {
 } patterns[] = {
     {"hot-16", 16, 50000000L},     {"hot-64", 64, 50000000L},       {"hot-256", 256, 50000000L},
     {"hot-4096", 4096, 20000000L}, {"hot-65536", 65536, 20000000L}, {"fifo", 0, 20000000L},
-    {"random", 0, 4000000L},       {"xthread", 0, 4000000L},
+    {"random", 0, 4000000L},       {"xthread", 0, 4000000L},        {"xbatch", 0, 16777216L},
 };
 
 int main(int argc, char **argv) {
@@ -344,9 +484,14 @@ int main(int argc, char **argv) {
     } else if (strcmp(name, "random") == 0) {
         ck = run_random(n, &ns);
         want = byte_sum((uint64_t)n + RAND_SLOTS);
-    } else {
+    } else if (strcmp(name, "xthread") == 0) {
         ck = run_xthread(n, &ns);
         want = byte_sum((uint64_t)n);
+    } else {
+        ck = run_xbatch(n, &ns);
+        want = 0;
+        for (long t = 0; t < XB_THREADS; t++)
+            want += byte_sum((uint64_t)(n / XB_THREADS + (t < n % XB_THREADS)));
     }
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);

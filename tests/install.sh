@@ -35,7 +35,7 @@ mkdir "$tmp/proj"
 cat >"$tmp/proj/CMakeLists.txt" <<'CM'
 cmake_minimum_required(VERSION 3.16)
 project(hello C)
-find_package(gort 0.1 REQUIRED)
+find_package(gort 0.2 REQUIRED)
 add_executable(hello ../hello.c)
 target_link_libraries(hello PRIVATE gort::gort_static)
 CM

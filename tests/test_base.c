@@ -17,6 +17,7 @@
 #include "base/os.h"
 #include "base/print.h"
 #include "base/thread.h"
+#include "gort/config.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -637,8 +638,46 @@ static void test_thread(void) {
     CHECK(note_tsleep(&thread_note, 5000000000ll));
 }
 
+static void thread_waits(void *arg) {
+    while (!__atomic_load_n((long *)arg, __ATOMIC_ACQUIRE)) usleep(1000);
+}
+
+/* gort_version, the headers' macros and CMake's project VERSION agree. */
+static void test_version(void) {
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", GORT_VERSION_MAJOR, GORT_VERSION_MINOR,
+             GORT_VERSION_PATCH);
+    CHECK(strcmp(gort_version(), want) == 0);
+    CHECK(strcmp(GORT_VERSION_STRING, want) == 0);
+    CHECK(strcmp(gort_version(), GORT_PROJECT_VERSION) == 0);
+}
+
+/* The kernel's thread count, and os_thread_start's (the deadlock check
+ * tells the program's threads from gort's with them). */
+static void *idle_thread(void *arg) {
+    (void)arg;
+    pause();
+    return NULL;
+}
+static void test_thread_counts(void) {
+    int n0 = os_nthreads();
+    CHECK_GE(n0, 1);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, idle_thread, NULL) == 0);
+    CHECK_EQ(os_nthreads(), n0 + 1);
+    int c0 = os_thread_count();
+    static long go;
+    CHECK_EQ(os_thread_start(thread_waits, &go, 0, "test"), 0);
+    CHECK_EQ(os_thread_count(), c0 + 1);
+    __atomic_store_n(&go, 1, __ATOMIC_RELEASE);
+    for (int i = 0; i < 1000 && os_thread_count() != c0; i++) usleep(1000);
+    CHECK_EQ(os_thread_count(), c0);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "env-child") == 0) return env_child();
+    RUN(test_version);
+    RUN(test_thread_counts);
     ssize_t n = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
     CHECK(n > 0);
     self_path[n] = 0;

@@ -137,7 +137,10 @@ static int typed_main(int argc, char **argv) {
     gort_chan_send(c, &a);
     TCHECK(gort_chan_len(c) == 1);
     TCHECK(gort_chan_recv(c, &b));
-    TCHECK(memcmp(&a, &b, sizeof a) == 0);
+    /* Field by field: the padding after key is indeterminate (valgrind
+     * rightly flags a memcmp of it). */
+    TCHECK(b.key == a.key && b.left == a.left && b.right == a.right && b.weight == a.weight);
+    TCHECK(memcmp(a.kids, b.kids, sizeof a.kids) == 0);
     gort_chan *p = gort_chan_make_typed(&tplain_type, 0);
     TCHECK(p->scan == CHAN_SCAN_NONE && p->elemsize == sizeof(struct tplain));
     TCHECK(gort_chan_make(8, 1)->scan == CHAN_SCAN_CONSERVATIVE);

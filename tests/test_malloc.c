@@ -12,7 +12,8 @@
  * overflowing sizes, realloc across the small/large boundary, aligned
  * allocation for every alignment, frees across threads (and the reuse of
  * what they free), frees from TLS destructors after the allocator's own
- * thread-exit handler, Go's tiny allocator and its MemStats accounting. */
+ * thread-exit handler, remote frees in batches and the reuse of the spans
+ * they empty, Go's tiny allocator and its MemStats accounting. */
 #include "test.h"
 #include "gort/gc.h"
 
@@ -25,6 +26,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 
 /* ---- helpers ---- */
 
@@ -345,8 +347,8 @@ static void test_overflow(void) {
     CHECK(gort_usable_size(p) >= 100);
     gort_free(p);
     void *q = (void *)1;
-    CHECK_EQ(gort_posix_memalign(&q, 64, SIZE_MAX), -ENOMEM);
-    CHECK_EQ(gort_posix_memalign(&q, (size_t)1 << 20, SIZE_MAX - 100), -ENOMEM);
+    CHECK_EQ(gort_posix_memalign(&q, 64, SIZE_MAX), ENOMEM);
+    CHECK_EQ(gort_posix_memalign(&q, (size_t)1 << 20, SIZE_MAX - 100), ENOMEM);
     CHECK(q == (void *)1);
     CHECK(gort_aligned_alloc(4096, SIZE_MAX) == NULL);
 }
@@ -471,7 +473,7 @@ static void test_posix_memalign(void) {
         0, 1, 2, 3, 4, 5, 12, 24, 48, 96, 1000, 4097, ((size_t)1 << 20) + 8, SIZE_MAX};
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
         void *p = (void *)1;
-        CHECK_EQ(gort_posix_memalign(&p, bad[k], 64), -EINVAL);
+        CHECK_EQ(gort_posix_memalign(&p, bad[k], 64), EINVAL);
         CHECK(p == (void *)1); /* untouched on failure */
     }
 }
@@ -813,6 +815,96 @@ static void test_link_lookalike(void) {
     for (int i = 0; i < N; i++) gort_free(p[i]);
 }
 
+/* Remote frees in batches (mcache.h): a live thread frees every object of
+ * three of our spans, in shuffled order, and waits. Its frees count in
+ * MemStats at once; the batch it still holds keeps one span from emptying
+ * until that thread allocates (its slow path pushes its batches); then the
+ * three spans are empty (tfree's count, mspan.h) and our next allocations
+ * reuse them (kept, reset, then bump-allocated: mcentral.h), with no new
+ * pages from the heap. */
+enum { RB_SPANS = 3 };
+static void **rb_objs;
+static size_t rb_n;
+static sem_t rb_go, rb_done;
+
+static void *rb_thread(void *arg) {
+    (void)arg;
+    for (size_t i = 0; i < rb_n; i++) gort_free(rb_objs[i]);
+    sem_post(&rb_done);
+    sem_wait(&rb_go);
+    gort_free(gort_malloc(5000)); /* a fresh class: a refill, which pushes the batches */
+    sem_post(&rb_done);
+    sem_wait(&rb_go);
+    return NULL;
+}
+
+static void test_remote_batches(void) {
+    const size_t size = 96;
+    void *first = gort_malloc(size);
+    size_t nelems = span_of((uintptr_t)first)->nelems, m = (RB_SPANS + 3) * nelems, n = 0;
+    void **all = malloc(sizeof(void *) * m);
+    rb_objs = malloc(sizeof(void *) * nelems * RB_SPANS);
+    CHECK(all && rb_objs);
+    /* Three spans whose every object is ours, none of them current. */
+    for (; n < m; n++) all[n] = gort_malloc(size);
+    mspan *spans[RB_SPANS], *cur = span_of((uintptr_t)all[m - 1]);
+    int ns = 0;
+    for (size_t i = 0; i < m && ns < RB_SPANS; i++) {
+        mspan *s = span_of((uintptr_t)all[i]);
+        if (s == cur || (ns && spans[ns - 1] == s)) continue;
+        size_t mine = 0;
+        for (size_t j = 0; j < m; j++) mine += span_of((uintptr_t)all[j]) == s;
+        if (mine == s->nelems) spans[ns++] = s;
+    }
+    CHECK_EQ(ns, RB_SPANS);
+    rb_n = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < RB_SPANS; k++)
+            if (span_of((uintptr_t)all[i]) == spans[k]) {
+                rb_objs[rb_n++] = all[i];
+                all[i] = NULL; /* the other thread frees it */
+            }
+    CHECK_EQ(rb_n, RB_SPANS * nelems);
+    for (size_t i = rb_n - 1; i > 0; i--) { /* shuffle */
+        size_t j = rnd() % (i + 1);
+        void *t = rb_objs[i];
+        rb_objs[i] = rb_objs[j];
+        rb_objs[j] = t;
+    }
+
+    uint64_t frees0 = stats()->frees;
+    sem_init(&rb_go, 0, 0);
+    sem_init(&rb_done, 0, 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, rb_thread, NULL) == 0);
+    sem_wait(&rb_done);
+    /* Counted as they happen, pending or pushed. */
+    CHECK(stats()->frees >= frees0 + rb_n);
+    uint32_t live = 0;
+    for (int k = 0; k < RB_SPANS; k++) live += span_live(spans[k]);
+    CHECK(live <= nelems); /* at most the batch still held */
+    sem_post(&rb_go);
+    sem_wait(&rb_done);
+    for (int k = 0; k < RB_SPANS; k++) CHECK_EQ(span_live(spans[k]), 0);
+
+    /* Our next allocations of the class take the emptied spans back (or
+     * other free slots we already have): no pages from the heap. */
+    uint64_t inuse = stats()->heap_inuse;
+    for (size_t i = 0; i < rb_n; i++) {
+        rb_objs[i] = gort_malloc(size);
+        fill(rb_objs[i], size, i);
+    }
+    for (size_t i = 0; i < rb_n; i++) CHECK(verify(rb_objs[i], size, i));
+    CHECK(stats()->heap_inuse <= inuse);
+    sem_post(&rb_go);
+    CHECK(pthread_join(t, NULL) == 0);
+    for (size_t i = 0; i < rb_n; i++) gort_free(rb_objs[i]);
+    for (size_t i = 0; i < n; i++) gort_free(all[i]);
+    gort_free(first);
+    free(all);
+    free(rb_objs);
+}
+
 static void test_divmagic_malloc_spans(void) {
     for (unsigned sc = 1; sc < NUM_SIZE_CLASSES; sc++) {
         size_t bytes = malloc_span_pages(sc) * PAGE_SIZE, size = class_to_size[sc];
@@ -842,6 +934,7 @@ int main(void) {
     RUN(test_overflow);
     RUN(test_realloc);
     RUN(test_cross_thread);
+    RUN(test_remote_batches);
     RUN(test_free_in_tls_destructor);
     RUN(test_mallocgc_tiny);
     RUN(test_aligned_alloc);

@@ -6,7 +6,8 @@
  * pointer it misuses, as %p prints it, in a shared page, and the parent
  * checks that stderr holds "fatal error: ", the message's words and that
  * pointer. Cases: double frees (small, large, from a second thread, both
- * frees remote), frees of memory gort never returned (stack, global, libc's
+ * frees remote, the first still in a live thread's batch of remote frees,
+ * after the span emptied and was reset), frees of memory gort never returned (stack, global, libc's
  * malloc, a free page of the heap, a never-allocated slot of a span, a span's
  * tail), interior pointers (small and large), a GC object, and realloc and
  * gort_usable_size on freed or interior pointers. */
@@ -169,6 +170,56 @@ static void double_free_both_remote(void) {
     /* The owner has exited (its mcache flushed); one more allocation round
      * from here in case the span went to the central list. */
     for (int i = 0; i < 1000; i++) gort_malloc(200);
+}
+
+/* Freed by a live thread, whose batch of remote frees still holds it (not
+ * yet on the span's tfree); freed again by the owner, which must find it
+ * in that batch (mcache_rfree_holds). realloc alike. */
+static void *free_and_wait(void *p) {
+    gort_free(p);
+    sem_post(&done);
+    sem_wait(&go); /* stay alive, holding the batch */
+    return NULL;
+}
+
+static void remote_pending_then(void (*again)(void *)) {
+    sem_init(&go, 0, 0);
+    sem_init(&done, 0, 0);
+    void *p = gort_malloc(200);
+    record(p);
+    pthread_t t;
+    pthread_create(&t, NULL, free_and_wait, p);
+    sem_wait(&done);
+    again(p);
+    sem_post(&go);
+    pthread_join(t, NULL);
+}
+
+static void realloc_it(void *p) {
+    gort_realloc(p, 300);
+}
+
+static void double_free_remote_pending(void) {
+    remote_pending_then(gort_free);
+}
+
+static void realloc_remote_pending(void) {
+    remote_pending_then(realloc_it);
+}
+
+/* Freed twice after its span emptied and was reset for reuse (mcentral.h:
+ * span_reset): the slot now lies past the bump pointer. */
+static void double_free_reset_span(void) {
+    enum { N = 1024 };
+    static void *p[N];
+    for (int i = 0; i < N; i++) p[i] = gort_malloc(256);
+    mspan *s = span_of((uintptr_t)p[0]), *cur = span_of((uintptr_t)p[N - 1]);
+    CHECK(s != cur);
+    for (int i = 0; i < N; i++)
+        if (span_of((uintptr_t)p[i]) == s) gort_free(p[i]);
+    CHECK_EQ(s->freeindex, 0); /* empty, reset, kept */
+    record(p[0]);
+    gort_free(p[0]);
 }
 
 static void double_free_large_cached(void) {
@@ -384,6 +435,8 @@ int main(void) {
     expect_misuse(double_free_last_reused, "double free", NULL);
     expect_misuse(double_free_owner_alive, "double free", NULL);
     expect_misuse(double_free_both_remote, "double free", NULL);
+    expect_misuse(double_free_remote_pending, "gort_free: double free of ", NULL);
+    expect_misuse(double_free_reset_span, "gort_free: ", "double free");
     expect_misuse(double_free_large_cached, "double free", NULL);
     expect_misuse(double_free_large, "double free", NULL);
     expect_misuse(double_free_aligned, "double free", NULL);
@@ -410,6 +463,7 @@ int main(void) {
     fprintf(stderr, "=== realloc and usable_size\n");
     expect_misuse(realloc_freed, "gort_realloc: ", NULL);
     expect_misuse(realloc_freed_large, "gort_realloc: ", NULL);
+    expect_misuse(realloc_remote_pending, "gort_realloc: ", "already freed");
     expect_misuse(realloc_interior, "gort_realloc: ", "is an interior pointer");
     expect_misuse(realloc_gc_object, "gort_realloc: ", "garbage-collected object");
     expect_misuse(realloc_not_gort, "gort_realloc: ", "was not allocated by gort");

@@ -7,9 +7,13 @@
  * stress sizes. */
 #include "test_gort.h"
 
+#include "gort/chan.h"
+#include "gort/gc.h"
 #include "gort/sched.h"
+#include "gort/sync.h"
 #include "sched/runtime2.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <sys/syscall.h>
 
@@ -210,6 +214,71 @@ static void test_deadlock(void) {
     out = expect_death(deadlock2_child, 2, "fatal error: all goroutines are asleep - deadlock!");
     CHECK(strstr(out, "goroutine 1 [chan send]:"));
     CHECK(strstr(out, "[select]:"));
+}
+
+/* ---- deadlock and plain threads ---------------------------------------------------------
+ * A goroutine waits on a channel, or a WaitGroup, that a plain pthread (not
+ * one of gort's) completes 200 ms later: the C callback pattern. It used to
+ * die with "all goroutines are asleep". The thread never touched gort
+ * before. Once every such thread is gone, a real deadlock is reported. */
+
+static gort_chan *pt_chan;
+static gort_waitgroup pt_wg = GORT_WAITGROUP_INIT;
+
+static void *pt_sender(void *arg) {
+    (void)arg;
+    usleep(200000);
+    int64_t v = 42;
+    gort_chan_send(pt_chan, &v); /* the goroutine waits: a hand-off, no blocking */
+    return NULL;
+}
+
+static void *pt_done(void *arg) {
+    (void)arg;
+    usleep(200000);
+    gort_waitgroup_done(&pt_wg);
+    return NULL;
+}
+
+static int plain_thread_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    GORT_STORE(pt_chan, gort_chan_make(sizeof(int64_t), 0));
+    pthread_t th;
+    TCHECK(pthread_create(&th, NULL, pt_sender, NULL) == 0);
+    int64_t v = 0;
+    TCHECK(gort_chan_recv(pt_chan, &v));
+    TCHECK(v == 42);
+    gort_waitgroup_add(&pt_wg, 1);
+    TCHECK(pthread_create(&th, NULL, pt_done, NULL) == 0);
+    gort_waitgroup_wait(&pt_wg);
+    return 0;
+}
+
+static void *pt_idle(void *arg) {
+    (void)arg;
+    usleep(300000);
+    return NULL; /* leaves without waking anyone */
+}
+
+static int plain_thread_dead_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    pthread_t th;
+    TCHECK(pthread_create(&th, NULL, pt_idle, NULL) == 0);
+    TCHECK(pthread_detach(th) == 0);
+    gort_chan_recv(gort_chan_make(8, 0), NULL);
+    return 0;
+}
+
+static void plain_thread_dead_child(void) {
+    gort_main(plain_thread_dead_main, 0, NULL);
+}
+
+static void test_deadlock_plain_thread_gone(void) {
+    int64_t t0 = test_now_ns();
+    const char *out = expect_death(plain_thread_dead_child, 2,
+                                   "fatal error: all goroutines are asleep - deadlock!");
+    CHECK_CONTAINS(out, "goroutine 1 [chan receive]:");
+    CHECK_GE(test_now_ns() - t0, 250000000LL); /* not while the thread lived */
 }
 
 static void goexit_other(void *arg) {
@@ -873,6 +942,163 @@ static int yield_preempt_main(int argc, char **argv) {
     return 0;
 }
 
+/* ---- fairness: handoff pairs do not starve the others ----------------------------------
+ * The starve workload (docs/scheduler.md, "Fairness"): on 2 Ps, 3 pairs of
+ * goroutines ping-pong over unbuffered channels while 4 workers loop on
+ * gort_yield. A pair hands its P back and forth through runnext; before the
+ * handoff budget and sysmon's end of slice, the workers made no progress
+ * after the first second. Now every worker progresses in every stretch,
+ * and every pair too. Bounds are generous (a loaded 2-core machine). */
+
+#define FAIR_WORKERS 4
+#define FAIR_PAIRS   3
+static long fair_cnt[FAIR_WORKERS], fair_pair_cnt[FAIR_PAIRS];
+
+static void fair_worker(void *arg) {
+    long *c = arg;
+    for (;;) {
+        __atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
+        gort_yield();
+    }
+}
+
+struct fair_pair {
+    gort_chan *a, *b;
+    long *cnt;
+};
+
+static void fair_echo(void *arg) {
+    struct fair_pair *fp = arg;
+    int64_t v;
+    for (;;) {
+        gort_chan_recv(fp->a, &v);
+        gort_chan_send(fp->b, &v);
+    }
+}
+
+static void fair_pinger(void *arg) {
+    struct fair_pair *fp = arg;
+    int64_t v = 0;
+    for (;;) {
+        gort_chan_send(fp->a, &v);
+        gort_chan_recv(fp->b, &v);
+        __atomic_fetch_add(fp->cnt, 1, __ATOMIC_RELAXED);
+    }
+}
+
+static int fair_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    static struct fair_pair pairs[FAIR_PAIRS];
+    for (int i = 0; i < FAIR_WORKERS; i++) gort_go(fair_worker, &fair_cnt[i]);
+    for (int i = 0; i < FAIR_PAIRS; i++) {
+        GORT_STORE(pairs[i].a, gort_chan_make(8, 0)); /* globals: roots, with the barrier */
+        GORT_STORE(pairs[i].b, gort_chan_make(8, 0));
+        pairs[i].cnt = &fair_pair_cnt[i];
+        gort_go(fair_echo, &pairs[i]);
+        gort_go(fair_pinger, &pairs[i]);
+    }
+    gort_sleep(500 * 1000000LL);
+    /* Three stretches of 500 ms: in each, every worker and every pair moves. */
+    for (int round = 0; round < 3; round++) {
+        long w0[FAIR_WORKERS], p0[FAIR_PAIRS];
+        for (int i = 0; i < FAIR_WORKERS; i++)
+            w0[i] = __atomic_load_n(&fair_cnt[i], __ATOMIC_RELAXED);
+        for (int i = 0; i < FAIR_PAIRS; i++)
+            p0[i] = __atomic_load_n(&fair_pair_cnt[i], __ATOMIC_RELAXED);
+        gort_sleep(500 * 1000000LL);
+        for (int i = 0; i < FAIR_WORKERS; i++)
+            CHECK_GE(__atomic_load_n(&fair_cnt[i], __ATOMIC_RELAXED) - w0[i], 5);
+        for (int i = 0; i < FAIR_PAIRS; i++)
+            CHECK_GE(__atomic_load_n(&fair_pair_cnt[i], __ATOMIC_RELAXED) - p0[i], 5);
+    }
+    return 0;
+}
+
+/* ---- exit: real_main's return ends the process --------------------------------------------
+ * The main goroutine returns on another M while m0 (the thread that called
+ * gort_main) runs a goroutine locked to it: one that loops on
+ * gort_preempt_check must leave at its next check (it used to hang the
+ * process forever); one in a C loop that never reaches a preemption point
+ * is left behind, and the process exits with main's result after a grace
+ * period (proc.c, exit_wait_m0). */
+
+static long exit_hog_on_m0, exit_hog_mode, exit_hog_spin;
+
+static void exit_hog(void *arg) {
+    (void)arg;
+    gort_lock_os_thread();
+    if (syscall(SYS_gettid) != getpid()) return; /* not m0: main tries again */
+    __atomic_store_n(&exit_hog_on_m0, 1, __ATOMIC_RELEASE);
+    for (;;) {
+        if (exit_hog_mode == 0)
+            gort_preempt_check();
+        else
+            __atomic_fetch_add(&exit_hog_spin, 1, __ATOMIC_RELAXED);
+    }
+}
+
+static int exit_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    int64_t end = test_now_ns() + 20000000000LL;
+    while (!__atomic_load_n(&exit_hog_on_m0, __ATOMIC_ACQUIRE) && test_now_ns() < end) {
+        gort_go(exit_hog, NULL);
+        gort_sleep(20 * 1000000LL); /* m0 runs the hog; main wakes on the other M */
+    }
+    TCHECK(exit_hog_on_m0);
+    TCHECK(syscall(SYS_gettid) != getpid());
+    if (exit_hog_mode) printf("main returns 7\n"); /* buffered (a pipe): exit flushes it */
+    return 7;
+}
+
+static void exit_child(void) {
+    gort_gomaxprocs(2);
+    int r = gort_main(exit_main, 0, NULL);
+    fprintf(stderr, "gort_main returned %d\n", r);
+    fflush(NULL);
+    _exit(r);
+}
+
+static void exit_spin_child(void) {
+    exit_hog_mode = 1;
+    exit_child();
+}
+
+static void test_exit_preempt_check(void) {
+    /* expect_death's 30 s alarm bounds the hang this used to be */
+    int64_t t0 = test_now_ns();
+    const char *out = expect_death(exit_child, 7, "gort_main returned 7");
+    (void)out;
+    CHECK_LT(test_now_ns() - t0, 10000000000LL);
+}
+
+static void test_exit_c_loop(void) {
+    int pfd[2];
+    CHECK(pipe(pfd) == 0);
+    fflush(NULL);
+    int64_t t0 = test_now_ns();
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        dup2(pfd[1], 1);
+        close(pfd[0]);
+        alarm(30);
+        exit_spin_child();
+    }
+    close(pfd[1]);
+    char buf[256] = {0};
+    size_t n = 0;
+    ssize_t r;
+    while (n < sizeof buf - 1 && (r = read(pfd[0], buf + n, sizeof buf - 1 - n)) > 0)
+        n += (size_t)r;
+    close(pfd[0]);
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid);
+    CHECK(WIFEXITED(st));
+    CHECK_EQ(WEXITSTATUS(st), 7); /* exit(main's result), not gort_main's return */
+    CHECK_CONTAINS(buf, "main returns 7");
+    CHECK_LT(test_now_ns() - t0, 10000000000LL);
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "--trace-child") == 0) return gort_main(trace_main, 0, NULL);
     if (argc > 1) test_filter(argv[1]); /* or GORT_TEST_RUN */
@@ -886,6 +1112,8 @@ int main(int argc, char **argv) {
     in_child("test_deep", deep_main, 0);
     RUN(test_deadlock);
     RUN(test_main_goexit);
+    in_child("test_deadlock_plain_thread", plain_thread_main, 2);
+    RUN(test_deadlock_plain_thread_gone);
     in_child("test_syscall_p1", syscall_main, 1);
     in_child("test_sleep", sleep_main, 0);
     in_child("test_sleep_order", order_main, 0);
@@ -903,6 +1131,9 @@ int main(int argc, char **argv) {
     in_child("test_yield_spill_p2", yield_spill_main, 2);
     in_child("test_yield_handoff_p2", yield_handoff_main, 2);
     RUN(test_schedtrace);
+    in_child("test_fair_starve_p2", fair_main, 2);
+    RUN(test_exit_preempt_check);
+    RUN(test_exit_c_loop);
     fprintf(stderr, "all sched tests passed\n");
     return test_result();
 }

@@ -56,19 +56,25 @@ typedef struct {
  * blocks forever (select {}). */
 GORT_API int gort_select(gort_case *cases, int n, bool block);
 
-/* Timer channels (package time). Each has capacity 1 and carries the int64
- * gort_nanotime() of the firing, sent without blocking (a tick is dropped
- * when the previous one was not received). */
+/* Timer channels (package time), with Go 1.23's semantics (docs/channels.md).
+ * Each carries the int64 gort_nanotime() of the firing, sent without
+ * blocking (a tick is dropped when the previous one was not received); len
+ * and cap report 0; once gort_timer_stop or gort_timer_reset returns, no
+ * value from before the call is received. Durations saturate: INT64_MAX
+ * never fires, ns <= 0 fires at once. Any number of goroutines and threads
+ * may use one timer at once. They need gort_main (before: a fatal error). */
 typedef struct gort_timer gort_timer;
 /* time.After: a channel that receives one value after ns nanoseconds. */
 GORT_API gort_chan *gort_after(int64_t ns);
 /* time.NewTimer. */
 GORT_API gort_timer *gort_timer_new(int64_t ns);
 GORT_API gort_chan *gort_timer_chan(gort_timer *t);
-/* Stops the timer or ticker: true if it was active (had not fired / ticking). */
+/* Stops the timer or ticker: true if the call kept a value from being
+ * received (it was armed, or its value was not received yet; a ticker: it
+ * was ticking). */
 GORT_API bool gort_timer_stop(gort_timer *t);
 /* Re-arms a timer to fire ns from now; on a ticker, sets the period to ns
- * (Ticker.Reset). True if it was active. */
+ * (Ticker.Reset). True as gort_timer_stop's. */
 GORT_API bool gort_timer_reset(gort_timer *t, int64_t ns);
 /* time.NewTicker: ticks every period_ns (> 0) on gort_timer_chan. */
 GORT_API gort_timer *gort_ticker_new(int64_t period_ns);

@@ -1,5 +1,6 @@
 /* The garbage-collected heap (Go's new, runtime.GC, SetFinalizer, KeepAlive,
- * debug.SetGCPercent and debug.FreeOSMemory), for C. docs/gc.md is the guide.
+ * AddCleanup, weak.Pointer, debug.SetGCPercent, debug.SetMemoryLimit and
+ * debug.FreeOSMemory), for C. docs/gc.md is the guide.
  *
  *     struct node { struct node *left, *right; long key; };
  *     GORT_TYPE(node, left, right);              // at file scope
@@ -86,6 +87,63 @@ GORT_API int gort_set_gc_percent(int percent);
 GORT_API void gort_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), void *arg);
 /* Keeps obj reachable up to this call (runtime.KeepAlive). */
 GORT_API void gort_keep_alive(void *obj);
+
+/* Attaches a cleanup to obj (Go 1.24's runtime.AddCleanup): some time after
+ * obj is found unreachable, fn(arg) runs on the finalizer goroutine (or
+ * thread), once. Unlike a finalizer it does not get obj, which is freed:
+ * nothing is resurrected. arg is kept alive until fn has run, so arg must
+ * not reach obj (or obj is never collected); arg inside obj's own block is
+ * a fatal error, as are obj NULL or not in a GC object. Any number per
+ * object, interior pointers allowed (cleanups on the same address run in no
+ * particular order). An object with a finalizer too runs its finalizer
+ * first; its cleanups run only once it is found unreachable again, without
+ * a finalizer (Go's rule). Returns 0, -EINVAL (fn NULL) or -ENOMEM. */
+GORT_API int gort_add_cleanup(void *obj, void (*fn)(void *arg), void *arg);
+
+/* Weak pointers (Go 1.24's weak.Pointer). gort_weak_make(obj) returns obj's
+ * handle: a small GC object of its own (keep it like any GC pointer, with
+ * GORT_STORE), which does not keep obj alive. The same address gives the
+ * same handle as long as the object lives, so handles compare equal as the
+ * pointers do (different fields of one object give different handles).
+ * gort_weak_get returns the address again, or NULL once the object was
+ * found unreachable: from the cycle that finds it so, even if a finalizer
+ * then resurrects it (a handle made after that is a new one). A pointer
+ * gort_weak_get returns is an ordinary strong pointer: what it points to
+ * stays alive as long as the program keeps it, as any other. obj NULL gives
+ * a NULL handle, whose gort_weak_get is NULL; obj not in a GC object is a
+ * fatal error. NULL when out of memory. */
+typedef struct gort_weak gort_weak;
+GORT_API gort_weak *gort_weak_make(void *obj);
+GORT_API void *gort_weak_get(gort_weak *w);
+
+/* Sets the memory limit (debug.SetMemoryLimit; GORT_GOMEMLIMIT at start,
+ * with Go's syntax: 512MiB, 2GiB, off): a soft limit on everything gort maps
+ * for the program (the heap, goroutine stacks, the runtime's metadata) less
+ * what it returned to the OS. The collector's heap goal becomes the lower
+ * of GOGC's and the limit's, and the scavenger returns free memory eagerly
+ * when the process is above it. With GOGC off (gort_set_gc_percent(-1)) the
+ * heap grows until the limit, and only then is collected. INT64_MAX: no
+ * limit. bytes < 0 only queries. Returns the previous limit. A live set
+ * near or over the limit would have the collector run all the time: the GC
+ * CPU limiter then caps the collector at about half the CPU (Go's 50% over
+ * a window of GOMAXPROCS seconds) and lets the heap pass the limit rather
+ * than stall the program; MemStats (limiter_*) and gctrace ("GC CPU limiter
+ * on") show it. */
+GORT_API int64_t gort_set_memory_limit(int64_t bytes);
+/* Beyond Go: fn(arg) is called on a runtime goroutine (the finalizer
+ * goroutine, or thread) when the GC CPU limiter has been engaged for a
+ * sustained period (1 s): the live heap does not fit in the memory limit,
+ * and a server can shed load before it runs out. Called again only after
+ * the limiter has let go (its bucket half drained) and engaged again for
+ * as long. fn should return soon (start a goroutine for long work). fn NULL
+ * removes the callback. */
+GORT_API void gort_set_memory_limit_callback(void (*fn)(void *arg), void *arg);
+/* Runs a full collection (gort_gc), then returns every free page of the
+ * heap and every cached goroutine stack to the OS (debug.FreeOSMemory):
+ * what stays resident is the live heap, its fragmentation and the runtime's
+ * metadata. Also declared in gort/malloc.h (without a collection when the
+ * program never used the GC heap). */
+GORT_API void gort_free_os_memory(void);
 
 /* Registers [start, start + len) as a root: every aligned word in it that
  * points into a GC object keeps that object alive. Stores of GC pointers

@@ -48,7 +48,7 @@ typedef struct gort_memstats {
     uint64_t pause_ns[256];  /* circular buffer of recent pause times */
     uint64_t pause_end[256]; /* circular buffer of recent pause end times */
     uint32_t num_gc;         /* completed GC cycles */
-    uint32_t num_forced_gc;  /* GC cycles forced by gort_gc */
+    uint32_t num_forced_gc;  /* GC cycles forced by the program (runtime.GC) */
     double gc_cpu_fraction;  /* fraction of CPU time used by the GC */
     bool enable_gc;          /* always true, as Go's */
     bool debug_gc;           /* currently unused, as Go's */
@@ -59,6 +59,24 @@ typedef struct gort_memstats {
         uint64_t mallocs; /* cumulative count of objects allocated in this class */
         uint64_t frees;   /* cumulative count of objects freed in this class */
     } by_size[61];
+
+    /* Beyond Go's MemStats (Go shows these in runtime/metrics): the memory
+     * limit and the GC CPU limiter (docs/gc.md, "The memory limit"). */
+    int64_t memory_limit;          /* bytes (GORT_GOMEMLIMIT, gort_set_memory_limit); INT64_MAX:
+                                      none */
+    uint64_t memory_limit_counted; /* what the limit counts now: heap_sys - heap_released, the
+                                      runtime's metadata and the goroutine stacks (estimated) */
+    uint64_t gc_assist_ns;         /* cumulative CPU ns of mark assists (waits for the workers
+                                      included: the program's thread is held) */
+    uint64_t gc_worker_ns;         /* cumulative CPU ns of mark workers on the program's share */
+    uint64_t gc_idle_ns;           /* cumulative CPU ns of mark workers on idle Ps */
+    uint64_t gc_pause_cpu_ns;      /* cumulative stop-the-world ns times GOMAXPROCS */
+    uint64_t limiter_engaged_ns;   /* total time the GC CPU limiter has been on */
+    uint64_t limiter_overflow_ns;  /* GC CPU ns the limiter's full bucket had no room for */
+    uint32_t limiter_enabled;      /* 1 while the limiter is on: assists are off, the heap may
+                                      pass its goal and the limit */
+    uint32_t limiter_last_enabled; /* the cycle (num_gc + 1 then) in which it last engaged (Go's
+                                      /gc/limiter/last-enabled:gc-cycle); 0: never */
 } gort_memstats;
 
 /* Fills *ms; the figures are consistent with each other as Go's are

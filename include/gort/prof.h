@@ -148,9 +148,6 @@ GORT_API void gort_b_set_bytes(gort_b *b, int64_t n); /* bytes per op: adds MB/s
  * goroutine calls it. Returns 0, or 1 if a benchmark failed. */
 GORT_API int gort_bench_main(int argc, char **argv, const gort_benchmark *benchmarks, size_t n);
 
-/* "0.2.0"; GORT_VERSION_MAJOR/MINOR/PATCH in gort/config.h */
-GORT_API const char *gort_version(void);
-
 GORT_EXTERN_C_END
 
 #endif

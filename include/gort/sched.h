@@ -21,9 +21,13 @@ GORT_EXTERN_C_BEGIN
 GORT_API int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv);
 
 typedef void (*gort_fn)(void *arg);
-/* Spawns fn(arg) as a new goroutine; returns its id (> 0), or a negative errno. */
+/* Spawns fn(arg) as a new goroutine; returns its id (> 0), or -EPERM on a
+ * thread that runs no goroutine (or between gort_syscall_enter and _exit).
+ * A NULL fn is Go's "fatal error: go of nil func value"; running out of
+ * memory is fatal, as for every runtime object (docs/misuse.md). */
 GORT_API int64_t gort_go(gort_fn fn, void *arg);
-/* The same with a stack of at least stack_size bytes (0: the default, GORT_STACKSIZE). */
+/* The same with a stack of at least stack_size bytes (0: the default,
+ * GORT_STACKSIZE); -EINVAL above 16 GiB. */
 GORT_API int64_t gort_go_stack(gort_fn fn, void *arg, size_t stack_size);
 /* Lets other goroutines run (runtime.Gosched). */
 GORT_API void gort_yield(void);

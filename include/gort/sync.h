@@ -8,8 +8,13 @@
  * which have an init function). Called outside a goroutine (a thread that
  * the scheduler did not make), blocking operations spin with sched_yield.
  *
+ * Fields: every field of these structs is gort's own (private: set only
+ * through the _INIT macros and the functions; their layout may change),
+ * except those whose comment starts with "Public".
+ *
  * Misuse is fatal, with Go's messages: "fatal error: sync: unlock of unlocked
- * mutex", "panic: sync: negative WaitGroup counter", and so on. */
+ * mutex", "panic: sync: negative WaitGroup counter", a NULL object as Go's
+ * nil dereference, and so on (docs/misuse.md). */
 #ifndef GORT_SYNC_H
 #define GORT_SYNC_H
 
@@ -72,7 +77,7 @@ GORT_API void gort_once_do(gort_once *once, void (*fn)(void *arg), void *arg);
 
 /* sync.Cond, on Go's ticket-based notify list. */
 typedef struct gort_cond {
-    gort_mutex *L;
+    gort_mutex *L;   /* Public: the mutex (sync.Cond's L), set by gort_cond_init */
     uint32_t wait;   /* next ticket */
     uint32_t notify; /* next ticket to notify */
     uint32_t lock;   /* runtime lock of the waiter list */
@@ -87,9 +92,9 @@ GORT_API void gort_cond_broadcast(gort_cond *c);
 /* sync.Pool: a cache of interchangeable objects, per P. Objects may be
  * dropped at any garbage collection (they then belong to the collector). */
 typedef struct gort_pool {
-    void *(*new_fn)(void);  /* makes an object when the pool is empty (may be NULL) */
-    void *arrays;           /* per-P locals and victims (internal) */
-    struct gort_pool *next; /* all pools (internal) */
+    void *(*new_fn)(void);  /* Public: makes an object when the pool is empty (may be NULL) */
+    void *arrays;           /* per-P locals and victims */
+    struct gort_pool *next; /* all pools */
 } gort_pool;
 GORT_API void gort_pool_init(gort_pool *pool, void *(*new_fn)(void));
 /* An object from the pool, else new_fn()'s, else NULL. */

@@ -17,15 +17,18 @@
 #include <stdint.h>
 
 /* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
-#define os_commit     gort__os_commit
-#define os_decommit   gort__os_decommit
-#define os_fail_after gort__os_fail_after
-#define os_map        gort__os_map
-#define os_ncpu       gort__os_ncpu
-#define os_page_size  gort__os_page_size
-#define os_reserve    gort__os_reserve
-#define os_rss        gort__os_rss
-#define os_unmap      gort__os_unmap
+#define os_commit       gort__os_commit
+#define os_decommit     gort__os_decommit
+#define os_fail_after   gort__os_fail_after
+#define os_fail_pending gort__os_fail_pending
+#define os_map          gort__os_map
+#define os_ncpu         gort__os_ncpu
+#define os_nthreads     gort__os_nthreads
+#define os_thread_cpu_ns gort__os_thread_cpu_ns
+#define os_page_size    gort__os_page_size
+#define os_reserve      gort__os_reserve
+#define os_rss          gort__os_rss
+#define os_unmap        gort__os_unmap
 
 /* Maps len bytes of fresh zero memory read/write, preferably at hint (0: anywhere).
  * With exact, fails with -EEXIST rather than map elsewhere than hint. */
@@ -42,9 +45,17 @@ size_t os_page_size(void);
 /* Resident set size of this process in bytes (VmRSS), or 0 if unknown. */
 size_t os_rss(void);
 int os_ncpu(void);
+/* Threads in this process (the kernel's count), or -1 if unknown. */
+int os_nthreads(void);
+/* CPU time the calling thread has used, in ns (0 if unknown). */
+int64_t os_thread_cpu_ns(void);
 
 /* Fault injection for tests: the n-th os_map/os_reserve/os_commit from now fails
  * with -ENOMEM (n = 0 disables). Lua's tests do this for its allocator. */
 void os_fail_after(int64_t n);
+/* The countdown os_fail_after armed: 0 once the failure was injected (or
+ * when none is armed). Some failures are invisible (an optimisation that
+ * gives up quietly): tests ask this rather than look for a NULL. */
+int64_t os_fail_pending(void);
 
 #endif

@@ -8,6 +8,8 @@
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static int64_t fail_countdown; /* > 0: fail when it reaches zero */
@@ -19,6 +21,10 @@ static bool inject_failure(void) {
 
 void os_fail_after(int64_t n) {
     atomic_store_rel(&fail_countdown, n);
+}
+
+int64_t os_fail_pending(void) {
+    return atomic_load_acq(&fail_countdown);
 }
 
 /* mmap's error comes back in errno: read it at once, before any other call.
@@ -84,6 +90,33 @@ size_t os_rss(void) {
         }
     }
     return 0;
+}
+
+int os_nthreads(void) {
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char buf[1024];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) return -1;
+    buf[n] = 0;
+    /* Field 2 (the command) may hold spaces and parentheses: count from the
+     * last ')'; num_threads is field 20, the 18th after it. */
+    char *p = strrchr(buf, ')');
+    if (!p) return -1;
+    for (int field = 2; field < 20; field++) { /* p: the space before field + 1 */
+        p = strchr(p + 1, ' ');
+        if (!p) return -1;
+    }
+    int v = 0;
+    for (p++; *p >= '0' && *p <= '9'; p++) v = v * 10 + (*p - '0');
+    return v > 0 ? v : -1;
+}
+
+int64_t os_thread_cpu_ns(void) {
+    struct timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 int os_ncpu(void) {

@@ -189,7 +189,8 @@ g *chan_recv_from_waiter(struct gort_chan *c, sudog *sg, void *ep) {
 
 /* ---- make ------------------------------------------------------------------- */
 
-#define MAX_CHAN_BYTES ((size_t)1 << 40) /* far beyond any real buffer */
+/* Go's maxAlloc on 64-bit Linux: no allocation can be larger. */
+#define MAX_ALLOC ((size_t)1 << 48)
 
 /* The channel header's layout for the collector, when its buffer is a
  * separate typed object: buf is its one pointer. */
@@ -205,9 +206,12 @@ static const gort_type hchan_type = {sizeof(struct gort_chan),
 
 static gort_chan *makechan(size_t elem_size, size_t cap, const gort_type *t, uint8_t scan) {
     size_t bytes;
-    if (__builtin_mul_overflow(elem_size, cap, &bytes) || bytes > MAX_CHAN_BYTES)
-        gopanic("makechan: size out of range");
     size_t hdr = (sizeof(struct gort_chan) + 15) & ~(size_t)15;
+    /* Out of range as Go's: the buffer's size overflows or exceeds what any
+     * allocation can be. A size in range that cannot be had is out of
+     * memory, fatal as any runtime allocation's. */
+    if (__builtin_mul_overflow(elem_size, cap, &bytes) || bytes > MAX_ALLOC - hdr)
+        gopanic("makechan: size out of range");
     /* A GC object, as Go's: with the buffer after the header when nothing
      * in it needs a type (noscan, or scanned word by word), else the header
      * typed (its buf pointer) and the buffer an array of the element type. */
@@ -215,12 +219,12 @@ static gort_chan *makechan(size_t elem_size, size_t cap, const gort_type *t, uin
     if (scan != CHAN_SCAN_TYPED) {
         c = scan == CHAN_SCAN_NONE ? gort_alloc_noscan(hdr + bytes)
                                    : gort_alloc_conservative(hdr + bytes);
-        if (!c) throw("makechan: out of memory");
+        if (!c) throw_oom(hdr + bytes);
         c->buf = bytes ? (char *)c + hdr : NULL;
     } else {
         c = gort_new(&hchan_type);
         void *buf = bytes ? gort_new_array(t, cap) : NULL;
-        if (!c || (bytes && !buf)) throw("makechan: out of memory");
+        if (!c || (bytes && !buf)) throw_oom(hdr + bytes);
         c->buf = buf; /* both new: no barrier needed */
     }
     c->lock = (lock_t)LOCK_INIT;
@@ -245,12 +249,13 @@ gort_chan *gort_chan_make_noscan(size_t elem_size, size_t cap) {
     return makechan(elem_size, cap, NULL, CHAN_SCAN_NONE);
 }
 
+/* A timer's channel looks unbuffered, as Go 1.23's (time_chan.c). */
 size_t gort_chan_len(gort_chan *c) {
-    return c ? __atomic_load_n(&c->qcount, __ATOMIC_RELAXED) : 0;
+    return c && !c->timer ? __atomic_load_n(&c->qcount, __ATOMIC_RELAXED) : 0;
 }
 
 size_t gort_chan_cap(gort_chan *c) {
-    return c ? c->dataqsiz : 0;
+    return c && !c->timer ? c->dataqsiz : 0;
 }
 
 /* ---- send ------------------------------------------------------------------- */

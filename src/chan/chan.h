@@ -65,6 +65,7 @@ struct gort_chan {
     size_t elemsize;           /* bytes per element (0 allowed) */
     const gort_type *elemtype; /* gort_chan_make_typed's, else NULL */
     uint8_t scan;              /* CHAN_SCAN_*: how the GC is to scan the buffer */
+    uint8_t timer;             /* a timer's channel (time_chan.c): len and cap report 0 */
     size_t sendx;              /* next slot to send into */
     size_t recvx;              /* next slot to receive from */
     char *buf;                 /* the ring (right after the header), NULL when no bytes */

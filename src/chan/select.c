@@ -108,15 +108,18 @@ static void sortlocks(gort_case *cases, uint16_t *lo, int n) {
 }
 
 int gort_select(gort_case *cases, int n, bool block) {
-    if (n < 0 || n > 65535) throw("select: too many cases");
+    if (n < 0) throw("select: negative number of cases");
+    if (n > 65535) throw("select: too many cases");
+    if (n > 0) PANIC_IF_NIL(cases);
     uint16_t pollbuf[SELECT_STACK_CASES], lockbuf[SELECT_STACK_CASES];
     sudog sgbuf[SELECT_STACK_CASES];
     uint16_t *pollorder = pollbuf, *lockorder = lockbuf;
     sudog *sgs = sgbuf;
     void *heap = NULL;
     if (n > SELECT_STACK_CASES) {
-        heap = gort_malloc((size_t)n * (2 * sizeof(uint16_t) + sizeof(sudog)) + 16);
-        if (!heap) throw("select: out of memory");
+        size_t bytes = (size_t)n * (2 * sizeof(uint16_t) + sizeof(sudog)) + 16;
+        heap = gort_malloc(bytes);
+        if (!heap) throw_oom(bytes);
         sgs = heap;
         pollorder = (uint16_t *)(sgs + n);
         lockorder = pollorder + n;

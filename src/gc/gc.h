@@ -35,6 +35,7 @@
 #ifndef GORT_GC_GC_H
 #define GORT_GC_GC_H
 
+#include "base/atomic.h"
 #include "base/lock.h"
 #include "gort/gc.h"
 #include "gort/type.h"
@@ -64,15 +65,23 @@
 #define gc_checkmark_visit        gort__gc_checkmark_visit
 #define gc_conservative_type      gort__gc_conservative_type
 #define gc_drain                  gort__gc_drain
+#define gc_finalizer_runner_start gort__gc_finalizer_runner_start
 #define gc_finalizers_run         gort__gc_finalizers_run
 #define gc_findobject             gort__gc_findobject
 #define gc_finish_sweep           gort__gc_finish_sweep
 #define gc_flush_wbbuf            gort__gc_flush_wbbuf
+#define gc_free_os_memory_hook    gort__gc_free_os_memory_hook
 #define gc_greyobject             gort__gc_greyobject
 #define gc_heap_range             gort__gc_heap_range
 #define gc_init                   gort__gc_init
 #define gc_internal_thread        gort__gc_internal_thread
 #define gc_is_marked              gort__gc_is_marked
+#define gc_limiter_add            gort__gc_limiter_add
+#define gc_limiter_enabled        gort__gc_limiter_enabled
+#define gc_limiter_memstats       gort__gc_limiter_memstats
+#define gc_limiter_poll           gort__gc_limiter_poll
+#define gc_limiter_trace          gort__gc_limiter_trace
+#define gc_limiter_worker         gort__gc_limiter_worker
 #define gc_mark_specials          gort__gc_mark_specials
 #define gc_mark_termination_scan  gort__gc_mark_termination_scan
 #define gc_mark_tiny_allocs       gort__gc_mark_tiny_allocs
@@ -80,16 +89,19 @@
 #define gc_mcache_prepare         gort__gc_mcache_prepare
 #define gc_pacer                  gort__gc_pacer
 #define gc_pacer_end_cycle        gort__gc_pacer_end_cycle
+#define gc_pacer_limit_update     gort__gc_pacer_limit_update
 #define gc_pacer_revise           gort__gc_pacer_revise
 #define gc_pacer_start_cycle      gort__gc_pacer_start_cycle
 #define gc_pacer_update_cons_mark gort__gc_pacer_update_cons_mark
 #define gc_pool_cleanup_hook      gort__gc_pool_cleanup_hook
 #define gc_final_fork             gort__gc_final_fork
+#define gc_limiter_fork           gort__gc_limiter_fork
 #define gc_mark_fork              gort__gc_mark_fork
 #define gc_work_fork              gort__gc_work_fork
 #define gc_thread_fork            gort__gc_thread_fork
 #define gc_sweep_fork_child       gort__gc_sweep_fork_child
 #define gc_prepare_roots          gort__gc_prepare_roots
+#define gc_queue_call             gort__gc_queue_call
 #define gc_roots_pending          gort__gc_roots_pending
 #define gc_scan_data_again        gort__gc_scan_data_again
 #define gc_scan_roots_stw         gort__gc_scan_roots_stw
@@ -99,6 +111,8 @@
 #define gc_scan_deferred          gort__gc_scan_deferred
 #define gc_record_extra_pause     gort__gc_record_extra_pause
 #define gc_shade                  gort__gc_shade
+#define gc_special_cleanup        gort__gc_special_cleanup
+#define gc_special_weak           gort__gc_special_weak
 #define gc_start                  gort__gc_start
 #define gc_state                  gort__gc_state
 #define gc_sweep_credit           gort__gc_sweep_credit
@@ -375,9 +389,14 @@ size_t gc_sweepone(void);
 /* ---- pacer (mgcpacer.c): Go 1.18's gcControllerState ------------------------- */
 
 extern struct gc_pacer {
-    int gcpercent;           /* GOGC; < 0 off */
-    int64_t memory_limit;    /* bytes (INT64_MAX: none) */
-    uint64_t heap_live;      /* atomic: bytes allocated since the last mark plus marked */
+    int gcpercent;      /* GOGC; < 0 off (the memory limit is mem_limit, mem/scavenge.h) */
+    uint64_t heap_live; /* atomic: bytes allocated since the last mark plus marked */
+    /* atomic: bytes of GC slots allocated and not yet freed by a sweep (Go's
+     * heapAlloc, totalAlloc - totalFree; like heap_live, a cached span's
+     * free slots count until it is given back): what the memory limit's
+     * goal takes for heap objects, dead but unswept ones included. */
+    uint64_t heap_alloc;
+    uint64_t limit_check;    /* atomic: heap_live at which the limit's goal is next recomputed */
     uint64_t heap_marked;    /* bytes marked by the last cycle */
     uint64_t heap_goal;      /* the heap size the current cycle aims to finish by */
     uint64_t trigger;        /* heap_live at which the next cycle starts */
@@ -397,8 +416,48 @@ extern struct gc_pacer {
 /* The heap goal and trigger for the next cycle (after mark termination or
  * a GOGC change). */
 void gc_pacer_end_cycle(void);
+/* Under a memory limit: the goal and trigger again from what the limit
+ * counts now (Go recomputes its heapGoal at every trigger check; we do at
+ * every few MiB of allocation, gc_pacer_limit_poll). */
+void gc_pacer_limit_update(void);
+static inline void gc_pacer_limit_poll(void) {
+    if (__builtin_expect(atomic_load_relaxed(&gc_pacer.heap_live) >=
+                             atomic_load_relaxed(&gc_pacer.limit_check),
+                         0))
+        gc_pacer_limit_update();
+}
+
 /* At mark start: the assist ratio and the workers for this cycle. */
 void gc_pacer_start_cycle(void);
+
+/* ---- the GC CPU limiter (mgclimit.c): Go's gcCPULimiter ---------------------- */
+
+enum gc_limiter_kind {
+    GC_LIM_ASSIST, /* mark assists (ns) */
+    GC_LIM_WORKER, /* background workers on the program's CPU share (ns) */
+    GC_LIM_IDLE,   /* workers on idle Ps' time (ns): idle CPU, not the program's */
+    GC_LIM_PAUSE,  /* a stop of the world (ns of wall time; counted on every P) */
+};
+/* Atomic: nonzero while the limiter is on (the bucket is full): assists
+ * stop, allocation does not scavenge inline. */
+extern uint32_t gc_limiter_enabled;
+static inline bool gc_limiter_on(void) {
+    return atomic_load_relaxed(&gc_limiter_enabled) != 0;
+}
+/* Adds GC CPU time to the next update. */
+void gc_limiter_add(enum gc_limiter_kind kind, int64_t ns);
+/* A worker's slice of dt ns of wall time ended at now (its CPU time counts,
+ * or on an idle P its wall time as idle), and a poll. */
+void gc_limiter_worker(bool on_idle, int64_t dt, int64_t now);
+/* Updates the bucket if the last update is 10 ms old (any thread, no lock
+ * held; calls the memory-limit callback when the limiter has been on for a
+ * sustained period). */
+void gc_limiter_poll(int64_t now);
+/* MemStats' limiter and memory-limit fields. */
+struct gort_memstats;
+void gc_limiter_memstats(struct gort_memstats *ms);
+/* gctrace: whether the limiter was on at some point since the last call. */
+bool gc_limiter_trace(void);
 
 /* ---- declarations shared between the layer's files ----------------------- */
 
@@ -419,6 +478,23 @@ void gc_sweep_credit_reset(void);
 void gc_mark_specials(gcwork *w);
 bool gc_sweep_specials(mspan *s, uint64_t *live);
 extern uint64_t gc_finalizers_run;
+enum gc_special_kind { GC_SPECIAL_FINALIZER = 1, GC_SPECIAL_WEAK = 2, GC_SPECIAL_CLEANUP = 3 };
+/* A weak handle (mweak.c): a noscan GC object, so the marker never sees
+ * target as a pointer; the sweeper clears target when the object dies. */
+struct gort_weak {
+    uintptr_t target; /* atomic: the object's address as given to gort_weak_make; 0 once dead */
+    uintptr_t unused; /* a 16-byte slot of its own, not a tiny block shared with others */
+};
+/* The weak handle of obj (an address in slot of s), or, if it has none,
+ * fresh installed as its handle (fresh NULL: only look). */
+gort_weak *gc_special_weak(uintptr_t obj, uintptr_t slot, mspan *s, gort_weak *fresh);
+/* Adds a cleanup fn(arg) to obj: 0 or -ENOMEM. */
+int gc_special_cleanup(uintptr_t obj, uintptr_t slot, mspan *s, void (*fn)(void *), void *arg);
+/* Queues fn(arg) to run on the finalizer goroutine (or thread). */
+void gc_queue_call(void (*fn)(void *arg), void *arg);
+/* Starts the finalizer goroutine (or thread) if it is not running: from a
+ * program's thread (a goroutine is started on the caller's P). */
+void gc_finalizer_runner_start(void);
 /* mgcmark.c */
 bool gc_roots_pending(void);
 void gc_scan_deferred(gcwork *w);
@@ -429,8 +505,9 @@ void gc_record_extra_pause(int64_t ns);
 void gc_pacer_revise(void);
 void gc_pacer_update_cons_mark(int64_t mark_ns, int64_t cpu_ns, int nprocs);
 /* fork handlers of each file (0 prepare, 1 parent, 2 child), called by
- * mgc.c's, which pthread_atfork registers at gc_init. */
+ * mgc.c's fork_hook, which the scheduler's fork handlers call. */
 void gc_final_fork(int which);
+void gc_limiter_fork(int which);
 void gc_mark_fork(int which);
 void gc_work_fork(int which);
 void gc_thread_fork(int which);
@@ -448,6 +525,9 @@ void gc_scan_data_again(gcwork *w);
  * cache; called with the world stopped as a cycle starts (Go's
  * clearpools). */
 extern void (*gc_pool_cleanup_hook)(void);
+/* mgc.c: installed as mem's free_os_memory_gc_hook: a full collection
+ * and every cached stack back (gort_free_os_memory). */
+void gc_free_os_memory_hook(void);
 /* mgc.c: sysmon's tick (forced cycles); whether gort_main runs the
  * scheduler. */
 void gc_sysmon_tick(void);

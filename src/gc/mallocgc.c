@@ -196,7 +196,9 @@ static void *alloc_large(mcache *c, size_t size, const gort_type *t, struct afte
     c->large_nmalloc++;
     c->large_alloc_bytes += bytes;
     atomic_xadd(&gc_pacer.heap_live, bytes);
+    atomic_xadd(&gc_pacer.heap_alloc, bytes);
     if (t) atomic_xadd(&gc_pacer.heap_scan, bytes);
+    gc_pacer_limit_poll();
     gc_central_put_swept(s);
     if (gc_phase() == GC_MARK)
         aa->assist += (int64_t)bytes;

@@ -44,6 +44,7 @@
 #include "mem/mheap.h"
 #include "mem/scavenge.h"
 #include "sched/proc.h"
+#include "sched/stack.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -102,6 +103,7 @@ static void record_pause(int64_t ns) {
     clock_gettime(CLOCK_REALTIME, &ts);
     gc_state.pause_end[i] = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     gc_state.pause_total_ns += ns;
+    gc_limiter_add(GC_LIM_PAUSE, ns);
     GC_HOOK(GC_EV_PAUSE, (uint64_t)ns);
 }
 
@@ -140,6 +142,9 @@ static void gctrace_line(void) {
         (unsigned long long)(gc_pacer.heap_marked >> 20), (unsigned long long)(cycle_goal >> 20),
         (unsigned long long)(gc_pacer.stack_scan >> 20),
         (unsigned long long)(gc_pacer.globals_scan >> 20), procs, forced_cycle ? " (forced)" : "");
+    /* The GC CPU limiter engaged since the last line (mgclimit.c). */
+    if (gc_limiter_trace() && n > 0 && n < sizeof line - 21)
+        n += snprint(line + n - 1, sizeof line - n + 1, " (GC CPU limiter on)\n") - 1;
     print("%s", line);
 }
 
@@ -299,6 +304,8 @@ static void worker_main(void *arg) {
         }
         uint32_t cyc = atomic_load_acq(&gc_state.markgen);
         int64_t mark_start = gc_pacer.mark_start_ns;
+        /* The fractional worker's share is of this cycle's mark. */
+        worker_busy_ns[id] = 0;
         bool active = false; /* a cycle starts with every worker counted idle */
         while (gc_phase() == GC_MARK && atomic_load_acq(&gc_state.markgen) == cyc) {
             int64_t now = nanotime();
@@ -332,6 +339,7 @@ static void worker_main(void *arg) {
             atomic_xadd(&gc_state.gc_cpu_ns, dt);
             atomic_xadd(&gc_state.mark_cpu_bg, dt);
             if (on_idle) atomic_xadd(&gc_state.idle_ns, dt);
+            gc_limiter_worker(on_idle, dt, t0 + dt);
             if (done > 0) atomic_xadd(&gc_pacer.bg_scan_credit, done);
             if (d > 0) continue;
             /* No work: idle until some appears or the cycle ends. */
@@ -394,6 +402,7 @@ static void gc_start_n(enum gc_trigger why, uint32_t n) {
     heap0 = atomic_load_relaxed(&gc_pacer.heap_live);
     forced_cycle = why == GC_TRIGGER_CYCLE;
     int64_t t0 = nanotime();
+    gc_limiter_poll(t0);
     stop_the_world("GC sweep termination");
     /* Mcaches that never allocated since the last cycle flush now (their
      * spans are swept as they are given back). */
@@ -516,6 +525,13 @@ GORT_API int gort_remove_roots(void *start, size_t len) {
     return gc_add_root_range(lo, lo + len, false);
 }
 
+/* gort_free_os_memory (mem's hook): debug.FreeOSMemory's collection first,
+ * and the goroutine stacks the scheduler keeps cached. */
+void gc_free_os_memory_hook(void) {
+    gort_gc();
+    if (sched_started_now()) stack_scavenge();
+}
+
 /* sysmon's forced cycle (Go's forcegc): every 2 minutes without one. */
 void gc_sysmon_tick(void) {
     if (gc_state.enabled && gc_phase() == GC_OFF && trigger_holds(GC_TRIGGER_TIME, 0))
@@ -527,50 +543,59 @@ void gc_sysmon_tick(void) {
  * A fork waits for a cycle in progress to end (a child could not finish
  * it: the workers are threads, gone in the child) and holds every lock of
  * the collector across the fork, in the order the collector takes them:
- * the cycle's start mutex, stop-the-world's mutexes, then runtime locks.
- * In the child the collector's threads are restarted on demand. */
-static int fork_lock_depth; /* the forking thread's lock_depth before prepare */
+ * the cycle's start mutex, then (the scheduler has meanwhile stopped the
+ * world, which holds stop-the-world's mutexes) runtime locks. The
+ * scheduler's fork handlers call this at each phase (sched_gc_fork_hook),
+ * so that the world stops after the cycle ends and before these locks are
+ * taken. In the child the collector's threads are restarted on demand. */
+static int fork_lock_depth; /* the forking thread's lock_depth before our locks */
 
-static void fork_prepare(void) {
-    fmutex_lock(&start_mutex);
-    while (gc_phase() != GC_OFF) {
-        uint32_t s = atomic_load_acq(&cycle_done_seq);
-        if (gc_phase() == GC_OFF) break;
-        futex_sleep(&cycle_done_seq, s, 10 * 1000 * 1000);
+static void fork_hook(int phase) {
+    switch (phase) {
+    case 0: /* before the world stops */
+        fmutex_lock(&start_mutex);
+        while (gc_phase() != GC_OFF) {
+            uint32_t s = atomic_load_acq(&cycle_done_seq);
+            if (gc_phase() == GC_OFF) break;
+            futex_sleep(&cycle_done_seq, s, 10 * 1000 * 1000);
+        }
+        break;
+    case 1: /* the world stopped */
+        fork_lock_depth = lock_depth;
+        lock(&gc_state.lock);
+        gc_limiter_fork(0);
+        gc_thread_fork(0);
+        gc_mark_fork(0);
+        gc_final_fork(0);
+        gc_central_lock_all();
+        gc_work_fork(0);
+        break;
+    case 2: /* parent, before the world starts */
+        gc_work_fork(1);
+        gc_central_unlock_all();
+        gc_final_fork(1);
+        gc_mark_fork(1);
+        gc_thread_fork(1);
+        gc_limiter_fork(1);
+        unlock(&gc_state.lock);
+        break;
+    case 3: /* parent, after */
+        fmutex_unlock(&start_mutex);
+        break;
+    default: /* child */
+        gc_work_fork(2);
+        gc_central_reinit_locks();
+        gc_final_fork(2);
+        gc_mark_fork(2);
+        gc_thread_fork(2);
+        gc_limiter_fork(2);
+        gc_state.lock = (lock_t)LOCK_INIT;
+        lock_depth = fork_lock_depth; /* the locks were reset, not unlocked */
+        start_mutex = 0;
+        nworkers = 0; /* started again by the next cycle */
+        gc_sweep_fork_child();
+        break;
     }
-    stw_atfork_prepare();
-    fork_lock_depth = lock_depth;
-    lock(&gc_state.lock);
-    gc_thread_fork(0);
-    gc_mark_fork(0);
-    gc_final_fork(0);
-    gc_central_lock_all();
-    gc_work_fork(0);
-}
-
-static void fork_parent(void) {
-    gc_work_fork(1);
-    gc_central_unlock_all();
-    gc_final_fork(1);
-    gc_mark_fork(1);
-    gc_thread_fork(1);
-    unlock(&gc_state.lock);
-    stw_atfork_parent();
-    fmutex_unlock(&start_mutex);
-}
-
-static void fork_child(void) {
-    gc_work_fork(2);
-    gc_central_reinit_locks();
-    gc_final_fork(2);
-    gc_mark_fork(2);
-    gc_thread_fork(2);
-    gc_state.lock = (lock_t)LOCK_INIT;
-    lock_depth = fork_lock_depth; /* the locks were reset, not unlocked */
-    stw_atfork_child();
-    start_mutex = 0;
-    nworkers = 0; /* started again by the next cycle */
-    gc_sweep_fork_child();
 }
 
 /* ---- init ---- */
@@ -605,6 +630,7 @@ static void memstats_hook(gort_memstats *ms) {
     ms->heap_objects = ms->mallocs > ms->frees ? ms->mallocs - ms->frees : 0;
     uint64_t ha = ms->heap_alloc > lb ? ms->heap_alloc - lb : 0;
     ms->heap_alloc = ms->alloc = ha;
+    gc_limiter_memstats(ms);
 }
 
 static void sysmon_hook(void) {
@@ -623,15 +649,16 @@ void gc_init(void) {
     if (mheap_init() < 0) throw("cannot initialize the heap");
     if (stw_init() < 0) throw("cannot install the stop-the-world signal");
     gc_pacer.gcpercent = opts.gogc;
-    gc_pacer.memory_limit = opts.memlimit;
     gc_pacer_end_cycle();
     gc_state.start_ns = nanotime();
     gc_state.last_mark_end_ns = (uint64_t)gc_state.start_ns;
     mcache_gc_flush_hook = flush_hook;
     memstats_gc_hook = memstats_hook;
+    free_os_memory_gc_hook = gc_free_os_memory_hook;
     sched_gc_sysmon_hook = sysmon_hook;
     gc_sweeper_start();
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    atomic_store_rel(&sched_gc_fork_hook, fork_hook);
+    sched_fork_register();
     gc_state.enabled = true;
     atomic_store_rel(&state, 2);
 }

@@ -17,7 +17,9 @@
  * when a span is cached its free slots count as allocated (Go's heapLive
  * moves at span granularity), and when it is given back with some unused,
  * those are taken off again, unless the cycle's end reset heap_live in
- * between (the span is then sg + 1). */
+ * between (the span is then sg + 1). heap_alloc (the memory limit's count
+ * of heap objects) moves with it, but is never reset: the sweep takes the
+ * dead objects off it (mgcsweep.c). */
 #include "gc/gc.h"
 
 #include "base/atomic.h"
@@ -154,9 +156,11 @@ mspan *gc_cache_span(mcache *mc, unsigned spc) {
         atomic_store_rel(&s->sweepgen, sg + 3);
         refill_alloccache(s);
         note_markstart(s);
-        atomic_xadd(&gc_pacer.heap_live, (uint64_t)(s->nelems - s->alloccount) * s->elemsize);
-        if (!s->noscan)
-            atomic_xadd(&gc_pacer.heap_scan, (uint64_t)(s->nelems - s->alloccount) * s->elemsize);
+        uint64_t free_bytes = (uint64_t)(s->nelems - s->alloccount) * s->elemsize;
+        atomic_xadd(&gc_pacer.heap_live, free_bytes);
+        atomic_xadd(&gc_pacer.heap_alloc, free_bytes);
+        if (!s->noscan) atomic_xadd(&gc_pacer.heap_scan, free_bytes);
+        gc_pacer_limit_poll();
         return s;
     }
 }
@@ -168,13 +172,16 @@ void gc_uncache_span(mspan *s) {
         /* Cached in this sweep epoch: its unused slots leave heap_live. */
         uint64_t unused = (uint64_t)(s->nelems - s->alloccount) * s->elemsize;
         atomic_xadd(&gc_pacer.heap_live, -unused);
+        atomic_xadd(&gc_pacer.heap_alloc, -unused);
         if (!s->noscan) atomic_xadd(&gc_pacer.heap_scan, -unused);
         atomic_store_rel(&s->sweepgen, sg);
         gc_central_put_swept(s);
         return;
     }
     if (ssg != sg + 1) throw("gc_uncache_span: bad sweepgen");
-    /* Cached before the last mark termination: sweep it now. */
+    /* Cached before the last mark termination: sweep it now (heap_live
+     * restarted from the marked bytes then; heap_alloc did not). */
+    atomic_xadd(&gc_pacer.heap_alloc, -(uint64_t)(s->nelems - s->alloccount) * s->elemsize);
     atomic_store_rel(&s->sweepgen, sg - 1);
     if (gc_sweep_span(s, true)) {
         atomic_store_rel(&s->sweepgen, sg);

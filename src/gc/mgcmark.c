@@ -559,6 +559,8 @@ int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop, bool 
 
 /* ---- mark termination ---- */
 
+#define G0_STACK_MAX ((uintptr_t)1 << 30) /* an M's own stack is below this */
+
 static void rescan_thread(stw_thread *st, uintptr_t slo, uintptr_t shi, gcwork *w) {
     const suspend_ctx *ctx = stw_suspended(st);
     if (ctx) scan_suspended(ctx, slo, shi, w);
@@ -575,11 +577,19 @@ void gc_mark_termination_scan(gcwork *w) {
     for (m *mp = sched_allm(); mp; mp = mp->alllink) {
         const suspend_ctx *ctx = stw_suspended(&mp->st);
         if (!ctx) continue;
-        g *gp = mp->curg;
+        /* The stack sp is on: curg's, or the goroutine a switch is leaving
+         * or entering (pend_g: a stop can fall between the switch of curg
+         * and that of sp), or the thread's own (g0), which is below
+         * stack_hi (bounded: an sp elsewhere would scan the address space). */
+        g *gp = mp->curg, *pg = mp->pend_g;
         if (gp && ctx->sp >= gp->stack.lo && ctx->sp <= gp->stack.hi)
             scan_suspended(ctx, gp->stack.lo, gp->stack.hi, w);
-        else if (mp->stack_hi)
+        else if (pg && ctx->sp >= pg->stack.lo && ctx->sp <= pg->stack.hi)
+            scan_suspended(ctx, pg->stack.lo, pg->stack.hi, w);
+        else if (mp->stack_hi && ctx->sp < mp->stack_hi && mp->stack_hi - ctx->sp < G0_STACK_MAX)
             scan_suspended(ctx, ctx->sp - STW_RED_ZONE, mp->stack_hi, w);
+        else
+            scan_regs(ctx, w);
     }
     for (gcthread *t = atomic_load_acq(&gc_threads); t; t = t->next_all)
         if (atomic_load_acq(&t->foreign)) rescan_thread(&t->stw, t->stack_lo, t->stack_hi, w);
@@ -620,10 +630,12 @@ void gc_assist(gcthread *t, int64_t bytes) {
     if (gc_phase() != GC_MARK) return;
     t->assist_credit -= bytes;
     if (t->assist_credit >= 0) return;
+    gc_limiter_poll(nanotime());
+    if (gc_limiter_on()) return; /* the GC CPU limiter: no assist (the debt stays) */
     gc_pacer_revise();
     double ratio = gc_pacer.assist_work_per_byte;
     int64_t owed = (int64_t)((double)-t->assist_credit * ratio);
-    int64_t t0 = nanotime();
+    int64_t t0 = nanotime(), tl = t0;
     GC_HOOK(GC_EV_ASSIST_START, 0); /* the execution trace */
     for (int waits = 0; owed > 0 && gc_phase() == GC_MARK;) {
         owed -= steal_credit(owed);
@@ -635,17 +647,30 @@ void gc_assist(gcthread *t, int64_t bytes) {
         gcw_dispose(&t->w);
         if (--lock_depth == 0 && lock_suspend_pending) lock_suspend_now();
         owed -= done;
+        int64_t now = nanotime(); /* the limiter may engage mid-assist (Go's gcDrainN) */
+        gc_limiter_add(GC_LIM_ASSIST, now - tl);
+        tl = now;
+        gc_limiter_poll(now);
+        if (gc_limiter_on()) break;
         if (done > 0) continue;
         /* No work to take. Go parks the goroutine until the workers pay;
          * so do we, while the heap is past its goal (else the debt is
          * forgiven: the workers are about to finish the cycle). */
-        if (atomic_load_relaxed(&gc_pacer.heap_live) < gc_pacer.heap_goal || ++waits > 1000) break;
+        if (atomic_load_relaxed(&gc_pacer.heap_live) < gc_pacer.heap_goal || ++waits > 1000 ||
+            gc_limiter_on())
+            break;
         uint32_t q = atomic_load_acq(&gc_state.mark_done_seq);
         futex_sleep(&gc_state.mark_done_seq, q, 50 * 1000);
+        /* Waiting is not GC CPU: Go's parked assist leaves its P idle. */
+        now = nanotime();
+        gc_limiter_add(GC_LIM_IDLE, now - tl);
+        tl = now;
     }
     GC_HOOK(GC_EV_ASSIST_DONE, 0);
-    atomic_xadd(&gc_state.gc_cpu_ns, nanotime() - t0);
-    atomic_xadd(&gc_state.assist_ns, nanotime() - t0);
+    int64_t t1 = nanotime();
+    atomic_xadd(&gc_state.gc_cpu_ns, t1 - t0);
+    atomic_xadd(&gc_state.assist_ns, t1 - t0);
+    gc_limiter_add(GC_LIM_ASSIST, t1 - tl);
     t->assist_credit = owed > 0 ? 0 : (int64_t)((double)-owed / (ratio > 0 ? ratio : 1));
 }
 

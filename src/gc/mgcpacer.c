@@ -15,12 +15,37 @@
  * for large heaps), as Go's.
  *
  * Assists: assist_work_per_byte = expected scan work left / heap left
- * before the goal, revised as marking goes (gc_pacer_revise). */
+ * before the goal, revised as marking goes (gc_pacer_revise).
+ *
+ * The memory limit (Go 1.19's memoryLimitHeapGoal): the goal is the lower
+ * of GOGC's and the limit's. The limit counts everything gort maps less what
+ * it released (mem/scavenge.h: the heap's retained pages, the runtime's
+ * metadata, goroutine stacks); the heap goal is in heap objects, so the
+ * limit's goal is
+ *     limit - (counted - heap_free - heap_alloc) - max(counted - limit, 0) - 1 MiB,
+ * where counted - heap_free - heap_alloc is everything counted that is not,
+ * and cannot become, a heap object (metadata, stacks, explicit malloc
+ * memory, fragmentation: free slots of partly used spans, span tails);
+ * heap_free (free pages not released) is left out as a pool the heap reuses
+ * without growing; the overage (what is counted beyond the limit) lowers
+ * the goal so that a cycle comes sooner and frees room; 1 MiB is Go's
+ * headroom for pacing errors. Never below the live heap: with a live heap
+ * over the limit, cycles run back to back, and the GC CPU limiter
+ * (mgclimit.c) keeps that from taking the program's CPU. The counted
+ * figures change between cycles (stacks, fragmentation, memory released),
+ * so the goal and trigger are recomputed every limit/128 bytes of
+ * allocation (between 256 KiB and 4 MiB: gc_pacer_limit_poll), as Go's are
+ * at every trigger check. Goroutine stacks are counted as the last cycle
+ * scanned them (the used depth of each, plus a page), as their pages are
+ * committed by the kernel when touched and gort cannot see which. */
 #include "gc/gc.h"
 
 #include "base/atomic.h"
 #include "base/env.h"
+#include "base/lock.h"
 #include "base/nanotime.h"
+#include "mem/scavenge.h"
+#include "sched/stack.h"
 
 #include <stdint.h>
 
@@ -29,16 +54,44 @@
 #define BG_UTILIZATION       0.25
 #define MIN_TRIGGER_FRACTION 0.70
 #define MAX_TRIGGER_FRACTION 0.95
+#define LIMIT_HEADROOM       ((uint64_t)1 << 20) /* Go's memoryLimitHeapGoalHeadroom */
 
 struct gc_pacer gc_pacer = {
     .gcpercent = 100,
-    .memory_limit = INT64_MAX,
+    .limit_check = UINT64_MAX,
     .heap_goal = HEAP_MINIMUM,
     .trigger = HEAP_MINIMUM * 7 / 8,
     .cons_mark = 1.0,
 };
 
-/* The heap goal from GOGC (0 with GOGC off and no limit: no goal). */
+/* Publishes the goroutine stacks' estimate for the limit (see the header). */
+static void publish_stacks(void) {
+    if (!sched_started_now()) return;
+    struct stack_stats st;
+    stack_read_stats(&st);
+    atomic_store_relaxed(&mem_limit_extra, gc_pacer.stack_scan + st.inuse_stacks * 4096);
+}
+
+/* The heap goal the memory limit allows (Go's memoryLimitHeapGoal; see the
+ * header); UINT64_MAX with no limit. */
+static uint64_t memory_limit_goal(void) {
+    int64_t limit = atomic_load_relaxed(&mem_limit);
+    if (limit == INT64_MAX) return UINT64_MAX;
+    struct mem_limit_view v;
+    mem_limit_read(&v);
+    uint64_t lim = limit > 0 ? (uint64_t)limit : 0, counted = v.counted;
+    uint64_t alloc = atomic_load_relaxed(&gc_pacer.heap_alloc);
+    uint64_t nonheap = counted > v.heap_free + alloc ? counted - v.heap_free - alloc : 0;
+    uint64_t overage = counted > lim ? counted - lim : 0;
+    uint64_t marked = gc_pacer.heap_marked;
+    if (nonheap + overage >= lim) return marked;
+    uint64_t goal = lim - (nonheap + overage);
+    goal = goal >= 2 * LIMIT_HEADROOM ? goal - LIMIT_HEADROOM : LIMIT_HEADROOM;
+    return goal < marked ? marked : goal;
+}
+
+/* The heap goal: GOGC's (none with GOGC off) or the memory limit's, the
+ * lower. */
 static uint64_t heap_goal_for(uint64_t marked) {
     int pct = gc_pacer.gcpercent;
     uint64_t goal = UINT64_MAX;
@@ -48,22 +101,31 @@ static uint64_t heap_goal_for(uint64_t marked) {
         uint64_t min = HEAP_MINIMUM / 100 * (uint64_t)pct;
         if (goal < min) goal = min;
     }
-    if (gc_pacer.memory_limit != INT64_MAX) {
-        /* Issue 10's memory limit: the heap goal is the lower of the two
-         * (the limit's share for the heap; the rest of gort's memory is
-         * counted by mgclimit.c when it lands). */
-        uint64_t lim = (uint64_t)gc_pacer.memory_limit;
-        if (lim < goal) goal = lim;
+    uint64_t lg = memory_limit_goal();
+    return lg < goal ? lg : goal;
+}
+
+/* When the limit's goal is next recomputed (see the header). */
+static void next_limit_check(void) {
+    int64_t limit = atomic_load_relaxed(&mem_limit);
+    uint64_t next = UINT64_MAX;
+    if (limit != INT64_MAX) {
+        uint64_t step = (uint64_t)(limit > 0 ? limit : 0) / 128;
+        if (step < (256 << 10)) step = 256 << 10;
+        if (step > (4 << 20)) step = 4 << 20;
+        next = atomic_load_relaxed(&gc_pacer.heap_live) + step;
     }
-    return goal;
+    atomic_store_relaxed(&gc_pacer.limit_check, next);
 }
 
 void gc_pacer_end_cycle(void) {
     uint64_t marked = gc_pacer.heap_marked;
+    publish_stacks();
+    next_limit_check();
     uint64_t goal = heap_goal_for(marked);
     gc_pacer.heap_goal = goal;
     if (goal == UINT64_MAX) {
-        gc_pacer.trigger = UINT64_MAX;
+        atomic_store_rel(&gc_pacer.trigger, UINT64_MAX);
         return;
     }
     if (goal <= marked) goal = marked + 1;
@@ -93,6 +155,7 @@ void gc_pacer_start_cycle(void) {
         gc_pacer.fractional_goal = (total - dedicated) / procs;
     }
     gc_pacer.dedicated_workers = dedicated;
+    next_limit_check();
     gc_pacer.heap_goal = heap_goal_for(gc_pacer.heap_marked);
     if (gc_pacer.heap_goal == UINT64_MAX) /* a forced cycle with GOGC off */
         gc_pacer.heap_goal = gc_pacer.heap_live_at_start * 2 + HEAP_MINIMUM;
@@ -131,4 +194,41 @@ void gc_pacer_update_cons_mark(int64_t mark_ns, int64_t cpu_ns, int nprocs) {
     double cm = allocated * util / (work * (1 - util));
     /* Go 1.19 smooths with the previous cycles; a running mean of two. */
     gc_pacer.cons_mark = (gc_pacer.cons_mark + cm) / 2;
+}
+
+void gc_pacer_limit_update(void) {
+    if (atomic_load_relaxed(&mem_limit) == INT64_MAX) {
+        atomic_store_relaxed(&gc_pacer.limit_check, UINT64_MAX);
+        return;
+    }
+    if (!trylock(&gc_state.lock)) return; /* a transition, or another update: next time */
+    uint32_t ph = gc_phase();
+    if (ph == GC_OFF) {
+        gc_pacer_end_cycle();
+    } else {
+        next_limit_check();
+        /* Marking: a lower goal makes assists steeper (gc_pacer_revise). */
+        uint64_t g = memory_limit_goal();
+        if (ph == GC_MARK && g < gc_pacer.heap_goal) gc_pacer.heap_goal = g;
+    }
+    unlock(&gc_state.lock);
+}
+
+GORT_API int64_t gort_set_memory_limit(int64_t bytes) {
+    gc_init();
+    lock(&gc_state.lock);
+    int64_t old = atomic_load_relaxed(&mem_limit);
+    bool changed = bytes >= 0 && bytes != old;
+    if (changed) {
+        atomic_store_relaxed(&mem_limit, bytes);
+        if (gc_phase() == GC_OFF)
+            gc_pacer_end_cycle();
+        else
+            next_limit_check();
+    }
+    unlock(&gc_state.lock);
+    /* A lower goal may already be exceeded (Go's next allocation would see
+     * it; start now, as gort_set_gc_percent does). */
+    if (changed) gc_start(GC_TRIGGER_HEAP, false);
+    return old;
 }

@@ -75,6 +75,7 @@ bool gc_sweep_span(mspan *s, bool preserve) {
             return true;
         }
         size_t bytes = s->npages * PAGE_SIZE;
+        atomic_xadd(&gc_pacer.heap_alloc, -(uint64_t)bytes);
         if (opts.debug.clobberfree) clobber(s->base, bytes);
         atomic_xadd(&gc_state.large_frees, 1);
         atomic_xadd(&gc_state.large_free_bytes, bytes);
@@ -92,7 +93,7 @@ bool gc_sweep_span(mspan *s, bool preserve) {
     if (n & 63) live[words - 1] &= ((uint64_t)1 << (n & 63)) - 1;
     if (s->specials) gc_sweep_specials(s, live);
     if (s->profrecs) mprof_sweep(s, live); /* heap profile: sampled objects freed */
-    unsigned nlive = 0;
+    unsigned nlive = 0, ndead = 0;
     bool freed_any = false;
     for (unsigned i = 0; i < words; i++) {
         nlive += popcount64(live[i]);
@@ -102,6 +103,7 @@ bool gc_sweep_span(mspan *s, bool preserve) {
         uint64_t dead = was & ~live[i];
         if (dead) {
             freed_any = true;
+            ndead += popcount64(dead);
             if (opts.debug.clobberfree) {
                 for (uint64_t d = dead; d; d &= d - 1) {
                     unsigned k = i * 64 + (unsigned)__builtin_ctzll(d);
@@ -110,6 +112,7 @@ bool gc_sweep_span(mspan *s, bool preserve) {
             }
         }
     }
+    if (ndead) atomic_xadd(&gc_pacer.heap_alloc, -(uint64_t)ndead * s->elemsize);
     if (nlive == 0) {
         mheap_free_span(s);
         return false;

@@ -15,11 +15,24 @@
  * spin through hints, so the caller sees a clean failure.
  *
  * Memory. os_map maps PROT_READ|WRITE with MAP_NORESERVE, so a reserved arena
- * costs no RSS and no commit charge until its pages are touched. The L2 index
- * (4M pointers, 32 MiB of address space) is mapped the same way; only the
- * entries of arenas in use are ever touched. heap_arena records come from
- * persistent_alloc (never malloc: this code runs inside malloc) and are counted
- * in arena_meta_bytes.
+ * costs no RSS and no commit charge until its pages are touched. L2 arrays
+ * of the index (64K pointers, 512 KiB of address space each) are mapped the
+ * same way when the first arena in their range is; only the entries of
+ * arenas in use are ever touched. heap_arena records come from
+ * persistent_alloc (never malloc: this code runs inside malloc) and are
+ * counted in arena_meta_bytes.
+ *
+ * The flat page map grows with the heap (flat_extend): FLAT_STEP of map
+ * (a GiB of heap) at a time, mapped MAP_FIXED_NOREPLACE right after the
+ * previous piece, from FLAT_MAP_HINT (the GiB below HEAP_FLAT_BASE). It
+ * covers [HEAP_FLAT_BASE, HEAP_FLAT_BASE + size): arenas are placed there
+ * in increasing order, so new coverage only ever covers new arenas (whose
+ * entries are all NULL, as their spans[]); an arena that is not next to the
+ * covered range, or a piece that cannot be mapped in place, stops the
+ * growth for good, and later arenas use the index. Where the hint itself is
+ * taken (ASan's shadow gap), the whole map is mapped at once, anywhere, as
+ * it used to be, or, refused, not at all. Address space at start: nothing;
+ * with the first arena 64 MiB, a 512 KiB L2 array and a 1 MiB piece.
  *
  * Order of growth: address space first, then the records (one zeroed array for
  * all n arenas), then publication. A request too large for the address space
@@ -46,6 +59,9 @@
 #define HINT_REGION ((uintptr_t)1 << 40)
 #define HINT_NREG   0x80
 
+#define FLAT_MAP_HINT (HEAP_FLAT_BASE - (HEAP_FLAT_SIZE >> PAGE_SHIFT) * sizeof(struct mspan *))
+#define FLAT_STEP     ((uintptr_t)1 << 20) /* bytes of map added at a time: a GiB of heap */
+
 struct heap_arena **arena_l1[1 << ARENA_L1_BITS];
 struct heap_flat heap_flat;
 struct heap_arena *arena_list;
@@ -55,29 +71,61 @@ uint64_t arena_meta_bytes;
 static lock_t arena_lock = LOCK_INIT;
 static unsigned hint_region; /* current hint region; HINT_NREG: none left */
 static uintptr_t hint_addr;  /* next address to try in that region (0: its start) */
+static uintptr_t flat_mapped; /* bytes of heap_flat.map mapped (under arena_lock) */
+static bool flat_stopped;     /* the flat map grows no more */
 
-static int init_locked(void) {
-    if (arena_l1[0]) return 0;
-    void *p;
-    int err = os_map(&p, NULL, L2_ENTRIES * sizeof(struct heap_arena *), false);
-    if (err < 0) return err;
-    /* The flat page map is an optimisation: without it span_of falls back to
-     * the index, so a refusal (RLIMIT_AS, say) is not an error. */
-    void *m;
-    if (os_map(&m, NULL, (HEAP_FLAT_SIZE >> PAGE_SHIFT) * sizeof(struct mspan *), false) == 0) {
-        heap_flat.map = m;
-        atomic_store_rel(&heap_flat.size, HEAP_FLAT_SIZE);
-    }
-    atomic_store_rel(&arena_l1[0], (struct heap_arena **)p);
+/* Nothing to set up before the first arena (everything is mapped lazily). */
+int arena_init(void) {
     return 0;
 }
 
-int arena_init(void) {
-    if (atomic_load_acq(&arena_l1[0])) return 0;
-    lock(&arena_lock);
-    int err = init_locked();
-    unlock(&arena_lock);
-    return err;
+/* Maps the L2 arrays that the arenas [base, base + len) need. Under arena_lock. */
+static int l2_ensure(uintptr_t base, size_t len) {
+    for (uintptr_t i = base >> ARENA_SHIFT; i <= (base + len - 1) >> ARENA_SHIFT; i++) {
+        struct heap_arena ***slot = &arena_l1[i >> ARENA_L2_BITS];
+        if (*slot) continue;
+        void *p;
+        int err = os_map(&p, NULL, L2_ENTRIES * sizeof(struct heap_arena *), false);
+        if (err < 0) return err;
+        atomic_store_rel(slot, (struct heap_arena **)p);
+    }
+    return 0;
+}
+
+/* Extends the flat map over the new arenas [base, base + len), if they are
+ * next to what it covers (see the file comment). Under arena_lock, before
+ * the arenas are published. A failure only stops the growth. */
+static void flat_extend(uintptr_t base, size_t len) {
+    if (flat_stopped) return;
+    uintptr_t covered = heap_flat.size;
+    if (base != HEAP_FLAT_BASE + covered || base + len > HEAP_FLAT_BASE + HEAP_FLAT_SIZE) {
+        if (base >= HEAP_FLAT_BASE && base < HEAP_FLAT_BASE + HEAP_FLAT_SIZE) flat_stopped = true;
+        return;
+    }
+    size_t need = ((covered + len) >> PAGE_SHIFT) * sizeof(struct mspan *);
+    if (need > flat_mapped) {
+        size_t grow = (need - flat_mapped + FLAT_STEP - 1) & ~(FLAT_STEP - 1);
+        void *p;
+        if (!heap_flat.map) {
+            if (os_map(&p, (void *)FLAT_MAP_HINT, grow, true) == 0) {
+                heap_flat.map = p;
+                flat_mapped = grow;
+            } else if (os_map(&p, NULL, (HEAP_FLAT_SIZE >> PAGE_SHIFT) * sizeof(struct mspan *),
+                              false) == 0) {
+                heap_flat.map = p; /* the hint is taken: all at once, anywhere */
+                flat_mapped = (HEAP_FLAT_SIZE >> PAGE_SHIFT) * sizeof(struct mspan *);
+            } else {
+                flat_stopped = true; /* the index serves everything */
+                return;
+            }
+        } else if (os_map(&p, (char *)heap_flat.map + flat_mapped, grow, true) == 0) {
+            flat_mapped += grow;
+        } else {
+            flat_stopped = true;
+            return;
+        }
+    }
+    atomic_store_rel(&heap_flat.size, covered + len);
 }
 
 /* Maps len bytes at a hint, advancing the hints; 0 when no hint worked, and
@@ -128,24 +176,25 @@ uintptr_t arena_grow(size_t n) {
     lock(&arena_lock);
     uintptr_t base = 0;
     int err = 0;
-    if (init_locked() < 0) goto out;
     base = map_hinted(len, &err);
     if (!base && err == 0) base = map_anywhere(len);
     if (!base) goto out;
-    struct heap_arena *rec = persistent_alloc(n * sizeof *rec, 64, &arena_meta_bytes);
+    struct heap_arena *rec =
+        l2_ensure(base, len) == 0 ? persistent_alloc(n * sizeof *rec, 64, &arena_meta_bytes) : NULL;
     if (!rec) {
         os_unmap((void *)base, len);
         if (hint_addr == base + len) hint_addr = base; /* try the same place next time */
         base = 0;
         goto out;
     }
-    struct heap_arena **l2 = arena_l1[0];
+    flat_extend(base, len);
     for (size_t i = 0; i < n; i++) {
         struct heap_arena *ha = &rec[i]; /* zeroed: no spans; pa is the page allocator's */
         ha->base = base + (i << ARENA_SHIFT);
         ha->next = arena_list;
         atomic_store_rel(&arena_list, ha);
-        atomic_store_rel(&l2[(ha->base >> ARENA_SHIFT) & (L2_ENTRIES - 1)], ha);
+        uintptr_t ai = ha->base >> ARENA_SHIFT;
+        atomic_store_rel(&arena_l1[ai >> ARENA_L2_BITS][ai & (L2_ENTRIES - 1)], ha);
     }
     atomic_store_relaxed(&arena_reserved_bytes, arena_reserved_bytes + len);
 out:

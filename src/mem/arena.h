@@ -7,9 +7,12 @@
  * page: that is what makes span_of(p) O(1) for any pointer, interior or not.
  *
  * The index is two-level, arena_l1[L1][L2], as Go's. On x86_64 with a 48-bit
- * address space L1 has one entry (ARENA_L1_BITS 0). L2 arrays are reserved
- * address space, touched lazily. span_of() first tries the flat page map
- * below, which covers the hinted heap range with one load.
+ * address space L1 has 64 entries (ARENA_L1_BITS 6: Go has one, a 32 MiB L2
+ * reserved at start); an L2 array (64K entries, 512 KiB of address space,
+ * touched lazily) is mapped when the first arena of its range is, so that
+ * gort starts small (docs/allocator.md: within 256 MiB of address space).
+ * span_of() first tries the flat page map below, which covers the hinted
+ * heap range with one load.
  *
  * Invariants: an arena's index entry is published (release store) only after
  * its heap_arena record is fully initialised, and is never removed; readers
@@ -40,8 +43,8 @@
 #define ARENA_BYTES     ((size_t)1 << ARENA_SHIFT) /* 64 MiB */
 #define PAGES_PER_ARENA (ARENA_BYTES / PAGE_SIZE)  /* 8192 */
 #define HEAP_ADDR_BITS  48
-#define ARENA_L1_BITS   0
-#define ARENA_L2_BITS   (HEAP_ADDR_BITS - ARENA_SHIFT - ARENA_L1_BITS) /* 22: 4M entries */
+#define ARENA_L1_BITS   6
+#define ARENA_L2_BITS   (HEAP_ADDR_BITS - ARENA_SHIFT - ARENA_L1_BITS) /* 16: 64K entries */
 
 struct mspan;
 
@@ -63,28 +66,31 @@ extern struct heap_arena *arena_list;
  * as one array indexed by page number. It makes span_of a single load that
  * depends on p: one dependent load fewer than the two-level index, which
  * measured ~2 ns of a ~9 ns malloc/free pair, all of it on free's critical
- * path. 1 GiB of address space, reserved untouched; only the entries of pages
- * in use are ever written. Pages elsewhere use the arena index. */
+ * path. For the whole region it is 1 GiB: it is mapped as the heap grows, a
+ * MiB (a GiB of heap) at a time, at a hinted address where it can grow in
+ * place (arena.c); it covers the heap from HEAP_FLAT_BASE up to size. Only
+ * the entries of pages in use are ever written. Pages elsewhere use the
+ * arena index. */
 #define HEAP_FLAT_BASE ((uintptr_t)0x00c0 << 32)
 #define HEAP_FLAT_SIZE ((uintptr_t)1 << 40)
 /* One object, so that span_of finds both fields from one address. */
 extern struct heap_flat {
-    uintptr_t size;     /* HEAP_FLAT_SIZE once map exists, else 0 */
-    struct mspan **map; /* the span of each page of the region */
+    uintptr_t size;     /* bytes of heap from HEAP_FLAT_BASE that map covers; grows only */
+    struct mspan **map; /* the span of each page of the region (mapped up to size) */
 } heap_flat;
 
 static inline struct heap_arena *arena_of(uintptr_t p) {
     uintptr_t i = p >> ARENA_SHIFT;
     if (__builtin_expect(i >> (ARENA_L1_BITS + ARENA_L2_BITS), 0)) return NULL;
     struct heap_arena **l2 = __atomic_load_n(&arena_l1[i >> ARENA_L2_BITS], __ATOMIC_ACQUIRE);
-    if (!l2) return NULL; /* before arena_init */
+    if (!l2) return NULL; /* no arena there */
     return __atomic_load_n(&l2[i & (((uintptr_t)1 << ARENA_L2_BITS) - 1)], __ATOMIC_ACQUIRE);
 }
 
 /* The span containing p, or NULL when p is not in gort's heap or in a free page. */
 static inline struct mspan *span_of(uintptr_t p) {
     uintptr_t off = p - HEAP_FLAT_BASE;
-    if (__builtin_expect(off < heap_flat.size, 1))
+    if (__builtin_expect(off < __atomic_load_n(&heap_flat.size, __ATOMIC_ACQUIRE), 1))
         return __atomic_load_n(&heap_flat.map[off >> PAGE_SHIFT], __ATOMIC_ACQUIRE);
     struct heap_arena *ha = arena_of(p);
     if (__builtin_expect(!ha, 0)) return NULL;

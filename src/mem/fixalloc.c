@@ -11,6 +11,7 @@
 static lock_t persistent_lock = LOCK_INIT;
 static char *pchunk;
 static size_t pleft;
+uint64_t persistent_bytes;
 
 void *persistent_alloc(size_t size, size_t align, uint64_t *stat) {
     if (size >= PERSISTENT_CHUNK / 4) { /* big: a mapping of its own */
@@ -18,6 +19,7 @@ void *persistent_alloc(size_t size, size_t align, uint64_t *stat) {
         size_t len = (size + 4095) & ~(size_t)4095;
         if (os_map(&p, NULL, len, false) < 0) return NULL;
         if (stat) atomic_xadd(stat, len);
+        atomic_xadd(&persistent_bytes, len);
         return p;
     }
     lock(&persistent_lock);
@@ -39,6 +41,7 @@ void *persistent_alloc(size_t size, size_t align, uint64_t *stat) {
     /* Charge the bytes handed out, not whole chunks: the sum over all
      * callers then equals what the metadata really uses. */
     if (stat) atomic_xadd(stat, size);
+    atomic_xadd(&persistent_bytes, size);
     return (void *)aligned;
 }
 

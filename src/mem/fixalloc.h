@@ -20,10 +20,15 @@
 #define persistent_atfork_child   gort__persistent_atfork_child
 #define persistent_atfork_parent  gort__persistent_atfork_parent
 #define persistent_atfork_prepare gort__persistent_atfork_prepare
+#define persistent_bytes          gort__persistent_bytes
 
 /* Returns zeroed memory of size bytes aligned to align (a power of two <= 4096),
  * or NULL if the OS refuses memory. Thread-safe. stat accumulates bytes mapped. */
 void *persistent_alloc(size_t size, size_t align, uint64_t *stat);
+/* Atomic: every byte persistent_alloc charged, whatever the stat (the sum of
+ * every caller's stat): the runtime's metadata, which the memory limit
+ * counts (src/mem/scavenge.h). */
+extern uint64_t persistent_bytes;
 
 typedef struct fixalloc {
     size_t size;    /* object size */

@@ -6,10 +6,13 @@
  *      (Fast path: about 15 instructions; the cost is one TLS load, two table
  *      loads, the pop, which unmasks the link (mspan.h), and zeroing the
  *      object's first word.)
- *   2. Otherwise bump-allocate from the span's never-used tail, or take over
- *      the objects other threads freed to the span (one atomic exchange).
- *   3. Otherwise give the span back to its mcentral and take another with
- *      free objects; mcentral asks mheap for fresh pages when it has none.
+ *   2. Otherwise take over the objects other threads freed to the span (one
+ *      atomic exchange), or bump-allocate from its never-used tail (a leaf
+ *      function of its own, malloc_bump: fresh and reset spans serve most
+ *      of their objects this way).
+ *   3. Otherwise park the span and take another with free objects: one of
+ *      the mcache's partial spans, one of its empty ones, its mcentral's
+ *      (partial, then empty), or fresh pages from mheap.
  * Large objects (> 32 KiB) get a span of their own from the page heap; freed
  * ones up to 256 KiB are kept in a small per-thread cache for reuse.
  *
@@ -23,7 +26,11 @@
  * happens to look like one costs a walk, never a false error); another
  * thread cannot walk the owner's list and takes the look as proof (false
  * with probability about 2^-46). The owning thread pushes onto its local
- * free list; any other thread pushes onto the span's lock-free tfree stack.
+ * free list; any other thread onto a batch of its own for the span, which
+ * goes onto the span's lock-free tfree stack with one CAS (mcache.h).
+ *
+ * Under LD_PRELOAD with a C++ compiler (GORT_PRELOAD_CXX), C++'s operator
+ * new and delete are here too, at the end (malloc_new.cc has the rest).
  *
  * Zeroing: memory fresh from the OS is zero; spans record needzero, so calloc
  * and mallocgc clear only what may hold old data. */
@@ -70,12 +77,12 @@ static inline __attribute__((always_inline)) void *pop_local(mspan *s, void *p) 
     return take_local(s, p);
 }
 
-/* Whether object p of explicit span s is on its free lists: the local list
- * (walk only by the owner) and tfree. Bounded: a list of a span has at most
- * nelems objects; a link that leaves the span ends the walk. */
-static bool on_free_lists(mspan *s, uintptr_t p, bool owner) {
-    uintptr_t lists[2] = {owner ? (uintptr_t)s->freelist : 0,
-                          atomic_load_acq(&s->tfree) & ~TFREE_NOTIFY};
+/* Whether object p of explicit span s is on its free lists: the local list,
+ * tfree and the remote threads' pending batches (the owner only: nobody
+ * else may walk them). Bounded: a list of a span has at most nelems
+ * objects; a link that leaves the span ends the walk. */
+static bool on_free_lists(mspan *s, uintptr_t p) {
+    uintptr_t lists[2] = {(uintptr_t)s->freelist, tfree_head(atomic_load_acq(&s->tfree))};
     for (int k = 0; k < 2; k++) {
         uintptr_t q = lists[k];
         for (uint32_t n = 0; q && n <= s->nelems; n++) {
@@ -84,7 +91,7 @@ static bool on_free_lists(mspan *s, uintptr_t p, bool owner) {
             q = (uintptr_t)link_decode(s, *(uintptr_t *)q);
         }
     }
-    return false;
+    return mcache_rfree_holds(s, p);
 }
 
 size_t malloc_roundup(size_t n) {
@@ -113,8 +120,12 @@ __attribute__((noreturn, cold, noinline)) static void bad_pointer(const char *fn
     }
     /* Slots at or past freeindex were never handed out (racy read: only a
      * message depends on it). */
-    if (s->sizeclass && span_obj_index(s, p) >= atomic_load_relaxed(&s->freeindex))
+    if (s->sizeclass && span_obj_index(s, p) >= atomic_load_relaxed(&s->freeindex)) {
+        if (s->reused) /* reset since (span_reset): freed then, or never allocated */
+            throwf("%s: %p is not an allocated object (double free, or never allocated)", fn,
+                   (void *)p);
         throwf("%s: %p is not an allocated object (never allocated)", fn, (void *)p);
+    }
     if (fn[5] != 'f') /* gort_realloc, gort_usable_size */
         throwf("%s: %p is not an allocated object (already freed)", fn, (void *)p);
     throwf("%s: double free of %p", fn, (void *)p);
@@ -131,7 +142,7 @@ static mspan *check_live(const char *fn, uintptr_t p) {
             bad_pointer(fn, p, s);
         if (unlikely(link_plausible(s, *(uintptr_t *)p))) {
             bool owner = atomic_load_relaxed(&s->owner) == mcache_get();
-            if (!owner || on_free_lists(s, p, true)) bad_pointer(fn, p, s);
+            if (!owner || on_free_lists(s, p)) bad_pointer(fn, p, s);
         }
     } else if (unlikely(p != s->base || !(atomic_load_relaxed(&s->allocbits[0]) & 1))) {
         bad_pointer(fn, p, s);
@@ -146,7 +157,7 @@ static mspan *check_live(const char *fn, uintptr_t p) {
  * *zeroed tells whether the object is known to be zero. */
 static void *span_refill_object(mspan *s, bool *zeroed) {
     if (atomic_load_relaxed(&s->tfree)) {
-        span_collect_tfree(s);
+        span_collect_tfree(s); /* one exchange: the local list is empty */
         void *p = s->freelist;
         if (p) {
             *zeroed = false;
@@ -181,7 +192,12 @@ __attribute__((noinline)) static void *malloc_small_slow(unsigned sc, bool *zero
         }
         if (p) {
             c->nmalloc[sc]++;
-            if (unlikely(sample)) mprof_record(s, p, class_to_size[sc], sample);
+            if (unlikely(sample)) {
+                /* Its frees must take the slow path (mprof_free), not the
+                 * last-object shortcut, should p still be c->last. */
+                if (c->last == p) c->last = MCACHE_NO_LAST;
+                mprof_record(s, p, class_to_size[sc], sample);
+            }
             return p;
         }
         if (!mcache_refill_malloc(c, sc)) return OOM(NULL);
@@ -211,6 +227,7 @@ static void *malloc_large(size_t n, size_t align, bool *zeroed) {
             }
         }
     }
+    mcache_tick(c);
     size_t extra = align > PAGE_SIZE ? (align >> PAGE_SHIFT) - 1 : 0;
     mspan *s = mheap_alloc_span(npages + extra, 0, SPAN_MALLOC, true);
     if (!s) return OOM(NULL);
@@ -225,6 +242,23 @@ static void *malloc_large(size_t n, size_t align, bool *zeroed) {
     c->large_alloc_bytes += npages * PAGE_SIZE;
     if (unlikely(sample)) mprof_record(s, (void *)s->base, npages * PAGE_SIZE, sample);
     return (void *)s->base;
+}
+
+/* malloc's next object when the current span's local list is empty: the
+ * never-used tail of a span (fresh, or reset: mcentral.h's span_reset)
+ * serves this path's common case without the slow path's frame; remote
+ * frees waiting in tfree, and a dry span, go to the slow path. */
+__attribute__((noinline)) static void *malloc_small_slow_nz(unsigned sc);
+__attribute__((noinline)) static void *malloc_bump(mcache *c, mspan *s, unsigned sc) {
+    if (unlikely(s->freeindex >= s->nelems || atomic_load_relaxed(&s->tfree)))
+        return malloc_small_slow_nz(sc);
+    void *p = (void *)(s->base + s->limit_off);
+    s->freeindex++;
+    s->limit_off += s->elemsize;
+    s->allocated++;
+    c->nmalloc[sc]++;
+    if (s->needzero) link_clear_top(p); /* old data must not look like a link */
+    return p;
 }
 
 /* malloc's slow path, as a tail call with no out-parameter (so that the fast
@@ -270,20 +304,54 @@ static void free_large(mspan *s, uintptr_t p) {
 
 /* ---- Frees from a thread that does not own the span. ---- */
 
-__attribute__((noinline)) static void free_remote(mspan *s, uintptr_t p, uint32_t i) {
+/* A thread without an mcache (the OS refused one): push p alone. */
+static void free_remote_one(mspan *s, uintptr_t p) {
+    uintptr_t w = atomic_load_relaxed(&s->tfree), nw;
+    do {
+        *(uintptr_t *)p = link_encode(s, (void *)tfree_head(w));
+        nw = (uintptr_t)(tfree_count(w) + 1) << TFREE_COUNT_SHIFT | p;
+    } while (!atomic_cas(&s->tfree, &w, nw));
+    if (w & TFREE_NOTIFY) span_notify(s);
+}
+
+/* free_remote's rare cases, out of line so that its common case saves no
+ * registers: p starts a new batch (after pushing the class's previous one),
+ * or the thread has no mcache yet. */
+__attribute__((noinline)) static void free_remote_start(mcache *c, mspan *s, uintptr_t p) {
+    if (c == &empty_mcache && !(c = mcache_get())) return free_remote_one(s, p);
+    unsigned sc = s->sizeclass;
+    struct rfree_batch *b = &c->rfree[sc];
+    c->nfree[sc]++;
+    if (b->span) mcache_rfree_flush(c, sc);
+    /* Batches of classes this thread no longer frees into must not wait
+     * for ever: every RFREE_FLUSH_BATCHES new batches, push them all. */
+    if (++c->rfree_ops >= RFREE_FLUSH_BATCHES) mcache_rfree_flush_all(c);
+    *(uintptr_t *)p = link_encode(s, NULL);
+    b->tail = (void *)p;
+    atomic_store_rel(&b->head, (void *)p);
+    b->n = 1;
+    atomic_store_rel(&b->span, s);
+    c->rfree_mask[sc / 64] |= (uint64_t)1 << (sc % 64);
+}
+
+/* A free from a thread that does not own the span: into this thread's
+ * batch for the span (mcache.h), a plain push as the owner's own; one CAS
+ * per batch, when it is pushed onto tfree. The link is masked as tfree's,
+ * so freeing p again is caught by the check below. */
+__attribute__((noinline)) static void free_remote(mcache *c, mspan *s, uintptr_t p, uint32_t i) {
     /* The allocating thread handed the object out (freeindex past it, the
      * top byte of its first word cleared) before the pointer could reach
      * us; a first word that looks like a link means it is free again (we
      * cannot walk the owner's list: see the header). */
     if (unlikely(i >= atomic_load_relaxed(&s->freeindex) || link_plausible(s, *(uintptr_t *)p)))
         bad_pointer("gort_free", p, s);
-    uintptr_t old = atomic_load_relaxed(&s->tfree);
-    do {
-        *(uintptr_t *)p = link_encode(s, (void *)(old & ~TFREE_NOTIFY));
-    } while (!atomic_cas(&s->tfree, &old, p));
-    if (old & TFREE_NOTIFY) span_notify(s);
-    mcache *c = mcache_get();
-    if (c) c->nfree[s->sizeclass]++;
+    unsigned sc = s->sizeclass;
+    struct rfree_batch *b = &c->rfree[sc]; /* empty_mcache's are all NULL */
+    if (unlikely(b->span != s)) return free_remote_start(c, s, p);
+    c->nfree[sc]++;
+    *(uintptr_t *)p = link_encode(s, b->head);
+    atomic_store_rel(&b->head, (void *)p);
+    if (unlikely(++b->n == s->nelems)) return mcache_rfree_flush(c, sc);
 }
 
 /* The owner's free of a checked object of one of its spans. */
@@ -306,7 +374,7 @@ static inline __attribute__((always_inline)) void free_owner(mcache *c, mspan *s
 __attribute__((noinline, cold)) static void free_owner_checked(mcache *c, mspan *s, void *ptr) {
     uintptr_t p = (uintptr_t)ptr;
     if (span_obj_index(s, p) >= s->freeindex ||
-        (link_plausible(s, *(uintptr_t *)p) && on_free_lists(s, p, true)))
+        (link_plausible(s, *(uintptr_t *)p) && on_free_lists(s, p)))
         bad_pointer("gort_free", p, s);
     free_owner(c, s, ptr);
 }
@@ -328,11 +396,12 @@ static inline __attribute__((always_inline)) void free_small(mcache *c, mspan *s
         free_owner(c, s, ptr);
         return;
     }
-    free_remote(s, p, span_obj_index(s, p));
+    free_remote(c, s, p, span_obj_index(s, p));
 }
 
 __attribute__((noinline)) static void free_slow(uintptr_t p, mspan *s) {
     if (!p) return;
+    if (!s && malloc_direct_free(p)) return;
     if (!s || s->state != SPAN_IN_USE || s->kind != SPAN_MALLOC) bad_pointer("gort_free", p, s);
     /* A span with heap-profile samples (msample.h): every free comes here. */
     if (unlikely(s->profrecs != NULL)) mprof_free(s, (void *)p);
@@ -342,7 +411,11 @@ __attribute__((noinline)) static void free_slow(uintptr_t p, mspan *s) {
 
 /* ---- Public API. ---- */
 
-GORT_API void *gort_malloc(size_t n) {
+/* malloc's fast path, shared with C++'s operator new (cxx: a constant):
+ * the two differ only in their tails, which new may not let return NULL. */
+static void *cxx_new_large(size_t n);
+static void *cxx_new_bump(mcache *c, mspan *s, unsigned sc, size_t n);
+static inline __attribute__((always_inline)) void *malloc_fast(size_t n, bool cxx) {
     unsigned sc;
     /* Up to 1 KiB, one compare and one table load (malloc_class_of tests
      * both limits in turn). */
@@ -351,7 +424,7 @@ GORT_API void *gort_malloc(size_t n) {
     else if (n <= MAX_SMALL_SIZE)
         sc = size_to_class128[(n - SMALL_SIZE_MAX + LARGE_SIZE_DIV - 1) / LARGE_SIZE_DIV];
     else
-        return malloc_large_nz(n);
+        return cxx ? cxx_new_large(n) : malloc_large_nz(n);
     mcache *c = tls_mcache;
     mspan *s = c->alloc[sc];
     void *p = s->freelist;
@@ -361,7 +434,11 @@ GORT_API void *gort_malloc(size_t n) {
         c->last_span = s;
         return pop_local(s, p);
     }
-    return malloc_small_slow_nz(sc);
+    return cxx ? cxx_new_bump(c, s, sc, n) : malloc_bump(c, s, sc);
+}
+
+GORT_API void *gort_malloc(size_t n) {
+    return malloc_fast(n, false);
 }
 
 GORT_API void gort_free(void *ptr) {
@@ -411,6 +488,8 @@ GORT_API void *gort_calloc(size_t count, size_t size) {
 
 GORT_API size_t gort_usable_size(const void *ptr) {
     if (!ptr) return 0;
+    size_t direct = span_of((uintptr_t)ptr) ? 0 : malloc_direct_size((uintptr_t)ptr);
+    if (direct) return direct;
     mspan *s = check_live("gort_usable_size", (uintptr_t)ptr);
     return s->sizeclass ? s->elemsize : s->npages * PAGE_SIZE;
 }
@@ -421,8 +500,11 @@ GORT_API void *gort_realloc(void *ptr, size_t n) {
         gort_free(ptr);
         return NULL;
     }
-    mspan *s = check_live("gort_realloc", (uintptr_t)ptr);
-    size_t have = s->sizeclass ? s->elemsize : s->npages * PAGE_SIZE;
+    size_t have = span_of((uintptr_t)ptr) ? 0 : malloc_direct_size((uintptr_t)ptr);
+    if (!have) {
+        mspan *s = check_live("gort_realloc", (uintptr_t)ptr);
+        have = s->sizeclass ? s->elemsize : s->npages * PAGE_SIZE;
+    }
     /* Stay in place when the block fits and would not waste over half of it. */
     if (n <= have && (n > have / 2 || have <= 16)) return ptr;
     void *q = gort_malloc(n);
@@ -445,9 +527,11 @@ static void *malloc_class(unsigned sc) {
 }
 
 GORT_API int gort_posix_memalign(void **out, size_t align, size_t n) {
-    if (align < sizeof(void *) || (align & (align - 1))) return -EINVAL;
+    if (align < sizeof(void *) || (align & (align - 1))) return EINVAL;
     void *p;
-    if (align <= 8) {
+    if (align > MALLOC_DIRECT_ALIGN) {
+        p = malloc_direct(n, align); /* not the heap: see malloc_direct.c */
+    } else if (align <= 8) {
         p = gort_malloc(n); /* every object is 8-aligned */
     } else if (align <= PAGE_SIZE && n <= MAX_SMALL_SIZE) {
         /* Spans are page-aligned, so a class whose size is a multiple of align
@@ -464,7 +548,7 @@ GORT_API int gort_posix_memalign(void **out, size_t align, size_t n) {
         bool z;
         p = malloc_large(n ? n : 1, align, &z);
     }
-    if (!p) return -ENOMEM;
+    if (!p) return ENOMEM;
     *out = p;
     return 0;
 }
@@ -482,4 +566,50 @@ GORT_API void *gort_aligned_alloc(size_t align, size_t n) {
 EXPORT void *malloc(size_t n) __attribute__((alias("gort_malloc")));
 EXPORT void free(void *p) __attribute__((alias("gort_free")));
 EXPORT void *calloc(size_t count, size_t size) __attribute__((alias("gort_calloc")));
+#endif
+
+#ifdef GORT_PRELOAD_CXX
+/* C++'s hottest operators, under their Itanium C++ ABI names (the others
+ * are in malloc_new.cc, which says why and how they fail): new and new[]
+ * run malloc's fast path inline, and a NULL from gort goes to
+ * cxx_new_retry, which throws std::bad_alloc the standard's way. Every
+ * delete is free: same arguments first, a size or an alignment after
+ * (ignored: the span knows). */
+__attribute__((noinline)) static void *cxx_new_large(size_t n) {
+    void *p = malloc_large_nz(n);
+    return likely(p != NULL) ? p : cxx_new_retry(n);
+}
+__attribute__((noinline)) static void *cxx_new_bump(mcache *c, mspan *s, unsigned sc, size_t n) {
+    void *p = malloc_bump(c, s, sc);
+    return likely(p != NULL) ? p : cxx_new_retry(n);
+}
+EXPORT void *_Znwm(size_t n) { /* operator new(size_t) */
+    return malloc_fast(n, true);
+}
+EXPORT void *_Znam(size_t n) __attribute__((alias("_Znwm"))); /* operator new[](size_t) */
+#define CXX_DELETE(name) EXPORT void name(void *p) __attribute__((alias("gort_free")))
+CXX_DELETE(_ZdlPv);                /* delete(void *) */
+CXX_DELETE(_ZdaPv);                /* delete[](void *) */
+CXX_DELETE(_ZdlPvRKSt9nothrow_t);  /* delete(void *, const nothrow_t &) */
+CXX_DELETE(_ZdaPvRKSt9nothrow_t);  /* delete[](void *, const nothrow_t &) */
+CXX_DELETE(_ZdlPvm);               /* delete(void *, size_t) */
+CXX_DELETE(_ZdaPvm);               /* delete[](void *, size_t) */
+CXX_DELETE(_ZdlPvSt11align_val_t); /* delete(void *, align_val_t) */
+CXX_DELETE(_ZdaPvSt11align_val_t); /* delete[](void *, align_val_t) */
+CXX_DELETE(
+    _ZdlPvSt11align_val_tRKSt9nothrow_t); /* delete(void *, align_val_t, const nothrow_t &) */
+CXX_DELETE(
+    _ZdaPvSt11align_val_tRKSt9nothrow_t); /* delete[](void *, align_val_t, const nothrow_t &) */
+CXX_DELETE(_ZdlPvmSt11align_val_t);       /* delete(void *, size_t, align_val_t) */
+CXX_DELETE(_ZdaPvmSt11align_val_t);       /* delete[](void *, size_t, align_val_t) */
+#else
+/* Never called (no C++ operators without a C++ compiler); they keep
+ * malloc_fast's tails defined. */
+static void *cxx_new_large(size_t n) {
+    return malloc_large_nz(n);
+}
+static void *cxx_new_bump(mcache *c, mspan *s, unsigned sc, size_t n) {
+    (void)n;
+    return malloc_bump(c, s, sc);
+}
 #endif

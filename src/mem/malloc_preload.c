@@ -48,7 +48,7 @@ EXPORT void *reallocarray(void *p, size_t count, size_t size) {
 }
 
 EXPORT int posix_memalign(void **out, size_t align, size_t n) {
-    return -gort_posix_memalign(out, align, n);
+    return gort_posix_memalign(out, align, n);
 }
 
 EXPORT void *aligned_alloc(size_t align, size_t n) {
@@ -58,7 +58,7 @@ EXPORT void *aligned_alloc(size_t align, size_t n) {
         return NULL;
     }
     int rc = gort_posix_memalign(&p, align < sizeof(void *) ? sizeof(void *) : align, n);
-    if (rc) errno = -rc;
+    if (rc) errno = rc;
     return rc ? NULL : p;
 }
 

@@ -1,6 +1,7 @@
 /* mcache lifecycle. See mcache.h. */
 #include "mem/mcache.h"
 #include "base/atomic.h"
+#include "base/fatal.h"
 #include "base/lock.h"
 #include "mem/fixalloc.h"
 #include "mem/mcentral.h"
@@ -153,25 +154,47 @@ static void unpark(mcache *c, mspan *s) {
     partial_append(c, s);
 }
 
-/* An empty owned span goes back to the heap, unless it is the class's only
- * partial span: one empty spare per class avoids page-heap churn when a
- * class's use hovers around a span boundary. */
+/* An owned span with no live object (not the current one) is put aside,
+ * reset (span_reset): the owner keeps up to MCACHE_EMPTY_BYTES of them per
+ * class, at least one, for its next refills; the rest wait on the central's
+ * empty list, for any thread, until mcentral_trim gives them to the heap.
+ * (Until 2026-11 an empty span went straight back to the heap unless it was
+ * the class's only partial one: a producer whose blocks other threads free
+ * then carved a fresh span for nearly every refill.) */
 static void maybe_release(mcache *c, mspan *s) {
+    if (span_live(s)) return;
     unsigned sc = s->sizeclass;
-    if (s->allocated || (c->partial[sc] == s && !s->next)) return;
-    /* last was freed remotely and taken over (else s would not be empty):
-     * its pages may soon be another span's. */
+    /* last was freed remotely (else s would not be empty): its span is
+     * about to start over, or to leave us. */
     if (c->last_span == s) c->last = MCACHE_NO_LAST;
     partial_remove(c, s);
-    atomic_store_rel(&s->owner, NULL);
-    s->freelist = NULL;
-    mheap_free_span(s);
+    if (c->nempty[sc] == 0 || (c->nempty[sc] + 1) * s->npages * PAGE_SIZE <= MCACHE_EMPTY_BYTES) {
+        span_reset(s);
+        s->next = c->empty[sc];
+        s->on_list = ON_LOCAL_EMPTY;
+        c->empty[sc] = s;
+        c->nempty[sc]++;
+    } else {
+        mcentral_retire(s);
+    }
+}
+
+/* Takes a span from c's empty spans of class sc, or NULL. */
+static mspan *empty_take(mcache *c, unsigned sc) {
+    mspan *s = c->empty[sc];
+    if (s) {
+        c->empty[sc] = s->next;
+        c->nempty[sc]--;
+        s->next = NULL;
+        s->on_list = ON_NONE;
+    }
+    return s;
 }
 
 void mcache_owned_span_freed(mcache *c, mspan *s) {
     if (s == c->alloc[s->sizeclass]) return; /* the current span stays, empty or not */
     if (s->on_list == ON_LOCAL_FULL) unpark(c, s);
-    if (!s->allocated) maybe_release(c, s);
+    maybe_release(c, s);
 }
 
 void span_notify(mspan *s) {
@@ -199,18 +222,62 @@ static void drain_ready(mcache *c) {
             mcentral_readd(s); /* pushed before its previous owner gave it up */
         } else if (s->on_list == ON_LOCAL_FULL || s->on_list == ON_LOCAL_PARTIAL) {
             if (s->on_list == ON_LOCAL_FULL) unpark(c, s);
-            span_collect_tfree(s);
             maybe_release(c, s);
         }
-        /* The current span takes over its remote frees when it runs dry. */
+        /* Spans keep their remote frees in tfree (counted there) until
+         * their local list runs dry: taking them is then one exchange. */
         s = next;
     }
+}
+
+/* ---- Remote frees, batched per span (mcache.h, struct rfree_batch). ---- */
+
+void mcache_rfree_flush(mcache *c, unsigned sc) {
+    struct rfree_batch *b = &c->rfree[sc];
+    mspan *s = b->span;
+    c->rfree_mask[sc / 64] &= ~((uint64_t)1 << (sc % 64));
+    if (!s) return;
+    uintptr_t head = (uintptr_t)b->head, w = atomic_load_relaxed(&s->tfree), nw;
+    do {
+        /* The count cannot pass nelems unless objects were freed twice. */
+        if (tfree_count(w) + b->n > s->nelems)
+            throwf("gort_free: corrupted free list in span %p (double free?)", (void *)s->base);
+        *(uintptr_t *)b->tail = link_encode(s, (void *)tfree_head(w));
+        nw = (uintptr_t)(tfree_count(w) + b->n) << TFREE_COUNT_SHIFT | head;
+    } while (!atomic_cas(&s->tfree, &w, nw));
+    atomic_store_rel(&b->span, NULL);
+    b->n = 0;
+    if (w & TFREE_NOTIFY) span_notify(s);
+}
+
+void mcache_rfree_flush_all(mcache *c) {
+    c->rfree_ops = 0;
+    for (int k = 0; k < RFREE_MASK_WORDS; k++)
+        for (uint64_t m = c->rfree_mask[k]; m; m &= m - 1)
+            mcache_rfree_flush(c, (unsigned)(k * 64 + __builtin_ctzll(m)));
+}
+
+bool mcache_rfree_holds(mspan *s, uintptr_t p) {
+    uintptr_t bytes = (uintptr_t)s->nelems * s->elemsize;
+    for (mcache *c = mcache_all(); c; c = c->next_all) {
+        struct rfree_batch *b = &c->rfree[s->sizeclass];
+        if (atomic_load_acq(&b->span) != s) continue;
+        uintptr_t q = (uintptr_t)atomic_load_acq(&b->head);
+        for (uint32_t n = 0; q && n <= s->nelems; n++) {
+            if (q == p) return true;
+            if (q - s->base >= bytes) break;
+            q = (uintptr_t)link_decode(s, atomic_load_relaxed((uintptr_t *)q));
+        }
+    }
+    return false;
 }
 
 mspan *mcache_refill_malloc(mcache *c, unsigned sc) {
     /* No allocator lock is held here: the place to (re)start the scavenger,
      * e.g. in a forked child, which has no threads but its forker. */
     if (unlikely(!atomic_load_relaxed(&scavenger_started))) scavenger_start();
+    /* Our own remote frees first: they may be what the owners wait for. */
+    mcache_rfree_flush_all(c);
     if (atomic_load_relaxed(&c->xready)) drain_ready(c);
     mspan *s = c->alloc[sc];
     c->alloc[sc] = &empty_mspan;
@@ -224,33 +291,35 @@ mspan *mcache_refill_malloc(mcache *c, unsigned sc) {
             partial_append(c, s);
         }
     }
+    /* Partial spans first (filling them keeps the heap dense), then our
+     * empty ones, then the central's, then fresh pages. */
     s = c->partial[sc];
     if (s) {
         partial_remove(c, s);
-        span_collect_tfree(s);
-    } else {
+    } else if (!(s = empty_take(c, sc))) {
         s = mcentral_cache_span(c, (uint8_t)sc, SPAN_MALLOC, true);
         if (!s) return NULL;
     }
     c->alloc[sc] = s;
+    mcache_tick(c);
     return s;
 }
 
 void mcache_flush(mcache *c) {
     c->last = MCACHE_NO_LAST; /* its span is about to leave us */
+    mcache_rfree_flush_all(c);
     drain_ready(c);
     for (int i = 1; i < NUM_SIZE_CLASSES; i++) {
         mspan *s = c->alloc[i];
         if (s != &empty_mspan) {
             c->alloc[i] = &empty_mspan;
-            span_collect_tfree(s);
             mcentral_uncache_span(s);
         }
         while ((s = c->partial[i])) {
             partial_remove(c, s);
-            span_collect_tfree(s);
             mcentral_uncache_span(s);
         }
+        while ((s = empty_take(c, (unsigned)i))) mcentral_retire(s);
         /* Parked full spans stay parked, now ownerless: a remote free that
          * clears their NOTIFY finds no owner and hands them to the central. */
         while ((s = c->full[i])) {

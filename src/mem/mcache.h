@@ -15,6 +15,7 @@
 #define GORT_MEM_MCACHE_H
 
 #include "mem/mspan.h"
+#include "mem/scavenge.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -33,11 +34,35 @@
 #define mcache_new              gort__mcache_new
 #define mcache_owned_span_freed gort__mcache_owned_span_freed
 #define mcache_refill_malloc    gort__mcache_refill_malloc
+#define mcache_rfree_flush      gort__mcache_rfree_flush
+#define mcache_rfree_flush_all  gort__mcache_rfree_flush_all
+#define mcache_rfree_holds      gort__mcache_rfree_holds
 #define span_notify             gort__span_notify
 #define tls_mcache              gort__tls_mcache
 
 #define LARGE_CACHE_SLOTS     8
 #define LARGE_CACHE_MAX_PAGES 32 /* cache freed large spans up to 256 KiB */
+/* Empty spans an mcache keeps per class (at least one; see mcache.c's
+ * maybe_release), and how often its refills look at the scavenger's clock. */
+#define MCACHE_EMPTY_BYTES  ((size_t)128 << 10)
+#define MCACHE_TICK_REFILLS 8
+
+/* A batch of this thread's frees into one span it does not own, waiting to
+ * be pushed onto the span's tfree with one CAS: linked through the objects'
+ * first words with the span's key, as tfree is, so a second free of one of
+ * them is seen as a double free. Pushed when a free of the class goes to
+ * another span, when the batch holds the span's every object, on the
+ * thread's allocation slow path, every RFREE_FLUSH_BATCHES new batches, and
+ * when the thread exits. Read racily by the span's owner when it checks a
+ * suspected double free (mcache_rfree_holds). */
+struct rfree_batch {
+    mspan *span; /* atomic (read by other threads): the span, or NULL */
+    void *head;  /* atomic (likewise): the last object freed */
+    void *tail;  /* the first object freed: its link is set at the push */
+    uint32_t n;  /* objects in the batch */
+};
+#define RFREE_FLUSH_BATCHES 64
+#define RFREE_MASK_WORDS    ((NUM_SIZE_CLASSES + 63) / 64)
 
 typedef struct mcache {
     mspan *alloc[NUM_SIZE_CLASSES]; /* explicit memory: current span, by size class */
@@ -65,6 +90,17 @@ typedef struct mcache {
     struct mcache *next_all;               /* all mcaches, for MemStats */
     struct mcache *next_free;              /* free mcaches, for reuse */
     bool in_use;
+
+    /* Owned spans with no live object, reset (maybe_release), by class. */
+    mspan *empty[NUM_SIZE_CLASSES];
+    uint8_t nempty[NUM_SIZE_CLASSES];
+    uint8_t tick; /* refills until the next scavenge_tick */
+
+    /* Pending remote frees, by class; the classes that have one; batches
+     * begun since the last push of them all. */
+    struct rfree_batch rfree[NUM_SIZE_CLASSES];
+    uint64_t rfree_mask[RFREE_MASK_WORDS];
+    uint32_t rfree_ops;
 
     /* Heap-profile sampling (msample.h): bytes to the next sample, and
      * each class's nmalloc at its last slow path. */
@@ -97,12 +133,28 @@ void mcache_owned_span_freed(mcache *c, mspan *s);
 void span_notify(mspan *s);
 /* Installed by the GC layer: gives back c's GC spans (mcache_flush calls it). */
 extern void (*mcache_gc_flush_hook)(mcache *c);
+/* Pushes c's pending batch of class sc onto its span's tfree (one CAS). */
+void mcache_rfree_flush(mcache *c, unsigned sc);
+/* Pushes every pending batch of c. */
+void mcache_rfree_flush_all(mcache *c);
+/* Whether object p of explicit span s waits in some thread's pending batch
+ * (racy, for the owner of s checking a suspected double free: the objects
+ * of a batch stay free until their owner takes them, so the walk is safe). */
+bool mcache_rfree_holds(mspan *s, uintptr_t p);
 /* Flushes the calling thread's large-span cache. */
 void mcache_flush_large(mcache *c);
 /* fork handlers for the mcache pool's lock. */
 void mcache_atfork_prepare(void);
 void mcache_atfork_parent(void);
 void mcache_atfork_child(void);
+
+/* Every MCACHE_TICK_REFILLS calls (slow paths only): scavenge_tick. */
+static inline void mcache_tick(mcache *c) {
+    if (__builtin_expect(--c->tick == 0, 0)) {
+        c->tick = MCACHE_TICK_REFILLS;
+        scavenge_tick();
+    }
+}
 
 /* The head of the list of all mcaches (read with acquire loads). */
 mcache *mcache_all(void);

@@ -10,6 +10,7 @@
 #include "base/fatal.h"
 #include "mem/fixalloc.h"
 #include "mem/mcache.h"
+#include "mem/malloc.h"
 #include "mem/mcentral.h"
 #include "mem/mpagealloc.h"
 #include "mem/scavenge.h"
@@ -49,6 +50,7 @@ int mheap_init(void) {
         return 0;
     }
     env_init();
+    atomic_store_relaxed(&mem_limit, opts.memlimit);
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
         struct timespec ts;
@@ -83,6 +85,7 @@ mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool nos
     s->needzero = needzero;
     s->limit_off = 0;
     s->profrecs = NULL;
+    s->reused = 0;
     s->state = SPAN_IN_USE;
     if (sizeclass) {
         s->elemsize = class_to_size[sizeclass];
@@ -97,7 +100,7 @@ mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool nos
     }
     atomic_xadd(&mheap_stats.epoch, 1);
     arena_set_spans(base, npages, s);
-    (void)released;
+    if (released) scavenge_alloc_assist(released); /* the process grew: the memory limit */
     return s;
 }
 
@@ -148,11 +151,13 @@ void mheap_atfork_prepare(void) {
     pagealloc_atfork_prepare();
     arena_atfork_prepare();
     mcache_atfork_prepare();
+    malloc_direct_atfork_prepare();
     persistent_atfork_prepare();
 }
 
 void mheap_atfork_parent(void) {
     persistent_atfork_parent();
+    malloc_direct_atfork_parent();
     mcache_atfork_parent();
     arena_atfork_parent();
     pagealloc_atfork_parent();
@@ -163,6 +168,7 @@ void mheap_atfork_parent(void) {
 
 void mheap_atfork_child(void) {
     persistent_atfork_child();
+    malloc_direct_atfork_child();
     mcache_atfork_child();
     arena_atfork_child();
     pagealloc_atfork_child();

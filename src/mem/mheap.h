@@ -32,8 +32,9 @@ struct mheap_stats {
     uint64_t spans_inuse; /* span records in use */
     uint64_t epoch;       /* changes whenever a span is created or freed (memstats seqlock) */
     /* Remote frees of explicit objects taken over by their spans' owners
-     * (span_collect_tfree), by class: the frees still pending in tfree
-     * stacks are the remote frees counted minus these. */
+     * (span_collect_tfree, span_drop_free), by class: the frees still
+     * pending in tfree stacks and batches are the remote frees counted
+     * minus these. */
     uint64_t tfree_collected[NUM_SIZE_CLASSES];
 };
 extern struct mheap_stats mheap_stats;

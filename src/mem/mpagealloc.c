@@ -589,6 +589,8 @@ uintptr_t pagealloc_alloc(size_t npages, size_t *released, bool *needzero) {
     }
     pa.st.free_pages -= npages;
     pa.st.released_pages -= rel;
+    if (pa.st.mapped_pages - pa.st.free_pages > pa.st.peak_inuse_pages)
+        pa.st.peak_inuse_pages = pa.st.mapped_pages - pa.st.free_pages;
     VERIFY_EXPENSIVE();
     unlock(&pagealloc_lock);
     *released = rel;
@@ -761,6 +763,14 @@ void pagealloc_read_stats(struct pagealloc_stats *st) {
     lock(&pagealloc_lock);
     *st = pa.st;
     st->meta_bytes = atomic_load_relaxed(&pa.st.meta_bytes);
+    unlock(&pagealloc_lock);
+}
+
+void pagealloc_reset_peak(struct pagealloc_stats *st) {
+    lock(&pagealloc_lock);
+    *st = pa.st;
+    st->meta_bytes = atomic_load_relaxed(&pa.st.meta_bytes);
+    pa.st.peak_inuse_pages = pa.st.mapped_pages - pa.st.free_pages;
     unlock(&pagealloc_lock);
 }
 

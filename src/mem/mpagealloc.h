@@ -34,6 +34,7 @@
 #define pagealloc_free           gort__pagealloc_free
 #define pagealloc_lock           gort__pagealloc_lock
 #define pagealloc_read_stats     gort__pagealloc_read_stats
+#define pagealloc_reset_peak     gort__pagealloc_reset_peak
 #define pagealloc_scavenge       gort__pagealloc_scavenge
 #define pagealloc_verify         gort__pagealloc_verify
 
@@ -44,6 +45,8 @@ struct pagealloc_stats {
     uint64_t free_pages;     /* free pages, dirty or released (HeapIdle) */
     uint64_t released_pages; /* free pages returned to the OS (HeapReleased) */
     uint64_t meta_bytes;     /* bytes of metadata the allocator uses (counted in GCSys/OtherSys) */
+    /* The most pages in use (mapped - free) since pagealloc_reset_peak. */
+    uint64_t peak_inuse_pages;
 };
 
 /* The largest request, in pages: 1 TiB. Reserving address space is nearly
@@ -70,6 +73,9 @@ void pagealloc_free(uintptr_t base, size_t npages);
 size_t pagealloc_scavenge(size_t max_pages);
 
 void pagealloc_read_stats(struct pagealloc_stats *st);
+/* Starts a new peak of pages in use from the current count (the scavenger's
+ * period); returns the stats as they were, the old peak included. */
+void pagealloc_reset_peak(struct pagealloc_stats *st);
 
 /* Fork handlers (pthread_atfork order): prepare takes pagealloc_lock so that
  * no thread is inside the allocator at fork; the parent releases it; the child,

@@ -25,14 +25,6 @@
 #include <string.h>
 #include <time.h>
 
-GORT_API const char *gort_version(void) {
-#define STR2(x) #x
-#define STR(x)  STR2(x)
-    return STR(GORT_VERSION_MAJOR) "." STR(GORT_VERSION_MINOR) "." STR(GORT_VERSION_PATCH);
-#undef STR
-#undef STR2
-}
-
 static void read_alloc(uint64_t *allocs, uint64_t *bytes) {
     gort_memstats ms;
     gort_read_memstats(&ms);

@@ -302,7 +302,7 @@ GORT_API int gort_read_metrics(gort_metric *samples, size_t n) {
             v = gc_pacer.gcpercent < 0 ? UINT64_MAX : (uint64_t)gc_pacer.gcpercent;
             break;
         case M_GC_GOMEMLIMIT:
-            v = gc_pacer.memory_limit > 0 ? (uint64_t)gc_pacer.memory_limit : INT64_MAX;
+            v = ms.memory_limit > 0 ? (uint64_t)ms.memory_limit : INT64_MAX; /* none: MaxInt64 */
             break;
         case M_GC_HEAP_ALLOCS_BYTES:
             v = ms.total_alloc;

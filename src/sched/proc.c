@@ -14,6 +14,16 @@
  * a parked (or new) M when work appears; handoffp gives away the P of an M
  * that blocks (a syscall, a locked goroutine's wait).
  *
+ * Fairness. A G taken from runnext inherits the time slice (Go's rule: a
+ * pair of goroutines handing off to each other counts as one running G), so
+ * such a pair would hold its P until sysmon ends the slice after 10 ms.
+ * Two limits bound what the other Gs of the P wait: the slice ends after
+ * HANDOFF_MAX inherited switches in a row when other Gs wait
+ * (handoffs_over: one decrement on the handoff path), and sysmon ends it
+ * after 10 ms of running (slice_over), which also covers a pair whose
+ * goroutines work between handoffs. Either way runnext goes behind the
+ * waiting Gs. docs/scheduler.md, "Fairness", states the bound.
+ *
  * Switching. Go switches to g0 (mcall) to run schedule() and then to the
  * next goroutine: two switches. Here a goroutine that yields or parks takes
  * the next G from its P's local queue itself and switches to it directly
@@ -56,9 +66,11 @@
  *
  * Deadlock (checkdead): when the last M goes idle with nothing runnable, no
  * goroutine in a syscall (its M is not idle), no timer armed (the M that
- * would sleep until it is not idle either) and no external waiter (a
- * goroutine parked on I/O, which the poller will wake), the program dies
- * with Go's message and the goroutine dump.
+ * would sleep until it is not idle either), no external waiter (a
+ * goroutine parked on I/O, which the poller will wake) and no thread that
+ * gort did not start (a plain thread may still complete what the goroutines
+ * wait for; sysmon looks again every 100 ms until none is left), the
+ * program dies with Go's message and the goroutine dump.
  *
  * The network poller (src/net, through sched_netpoll; runtime2.h) enters
  * the scheduler at three places, as in Go's findRunnable and sysmon:
@@ -97,6 +109,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -157,9 +170,14 @@ static int pending_gomaxprocs; /* gort_gomaxprocs before gort_main */
 static sigset_t user_sigmask;  /* restored on every M: goroutines see the program's mask */
 static uint32_t exit_park_word;
 
+/* The thread stack of an M (its g0: the scheduler, timers' callbacks, the
+ * fatal-error dump) and of sysmon: a runtime thread's (Go's g0 has 16 KiB). */
+#define M_STACK_SIZE OS_THREAD_STACK
+
 enum {
     GOIDCACHE = 16,
     SPIN_STEAL_TRIES = 4,
+    HANDOFF_MAX = 61, /* inherited switches in a row before a waiting G gets its turn */
     GFREE_LOCAL_MAX = 64,
 };
 
@@ -328,6 +346,25 @@ static inline __attribute__((always_inline)) g *runqget(p *pp, bool *inherit) {
         if (atomic_cas(&pp->runqhead, &h, h + 1)) return gp;
     }
     return pp->yqhead ? yq_get(pp) : NULL; /* the ring is empty: the private queue's oldest */
+}
+
+static __attribute__((noinline)) g *handoffs_over(p *pp, g *gp);
+
+/* Owner only: runqget, and the handoff budget. A G taken from runnext
+ * inherits the time slice (Go's runnext: goroutines that hand off to each
+ * other count as one for sysmon's 10 ms slice), but only HANDOFF_MAX times
+ * in a row while other Gs wait: then the slice ends (handoffs_over). */
+static inline __attribute__((always_inline)) g *runq_next(p *pp, bool *inherit) {
+    g *gp = runqget(pp, inherit);
+    if (*inherit && unlikely(--pp->handoffs_left <= 0)) {
+        /* (inherit's address does not escape: it stays in a register) */
+        g *other = handoffs_over(pp, gp);
+        if (other != gp) {
+            gp = other;
+            *inherit = false;
+        }
+    }
+    return gp;
 }
 
 /* Takes half of pp's queue into batch (a ring of RUNQ_SIZE) from batch_head.
@@ -588,7 +625,7 @@ static m *allocm(void) {
     m *mp = fixalloc_alloc(&m_pool);
     g *g0 = mp ? fixalloc_alloc(&g_pool) : NULL;
     unlock(&alloc_lock);
-    if (!mp || !g0) throw("out of memory allocating an M");
+    if (!mp || !g0) throw_oom(sizeof(m) + sizeof(g));
     g0->is_g0 = true;
     g0->status = G_RUNNING;
     mp->g0 = g0;
@@ -608,7 +645,7 @@ static void newm(p *pp, bool spinning) {
     m *mp = allocm();
     mp->nextp = pp;
     mp->spinning = spinning;
-    int rc = os_thread_start(mstart, mp, 0, "gort-m");
+    int rc = os_thread_start(mstart, mp, M_STACK_SIZE, "gort-m");
     if (rc < 0) throwf("newosproc: cannot create thread (errno %d)", -rc);
 }
 
@@ -859,7 +896,10 @@ static void execute(m *mp, g *gp, bool inherit) {
     gp->runseq++; /* before the status: a concurrent stack scan checks both */
     setgstatus(gp, G_RUNNABLE, G_RUNNING);
     gp->preempt = false;
-    if (!inherit) mp->p->schedtick++;
+    if (!inherit) {
+        mp->p->schedtick++;
+        mp->p->handoffs_left = HANDOFF_MAX;
+    }
     sched_hook_on_start(mp, gp);
     gswitch(mp, mp->g0, gp, false);
 }
@@ -881,7 +921,7 @@ static __attribute__((aligned(64))) m *switch_out(m *mp, g *gp, bool dying) {
         (pp->schedtick % 61 != 0 || atomic_load_relaxed(&sched.runqsize) == 0)) {
         int64_t tw = atomic_load_relaxed(&pp->timer0when);
         if (tw == 0 || !timer_due(tw)) {
-            next = runqget(pp, &inherit);
+            next = runq_next(pp, &inherit);
             if (next && next->lockedm) {
                 mp->nextg = next; /* schedule (on g0) hands it to its M */
                 mp->nextg_inherit = inherit;
@@ -896,7 +936,10 @@ static __attribute__((aligned(64))) m *switch_out(m *mp, g *gp, bool dying) {
     next->runseq++;
     setgstatus(next, G_RUNNABLE, G_RUNNING);
     next->preempt = false;
-    if (!inherit) pp->schedtick++;
+    if (!inherit) {
+        pp->schedtick++;
+        pp->handoffs_left = HANDOFF_MAX;
+    }
     sched_hook_on_start(mp, next);
     return gswitch(mp, gp, next, dying);
 }
@@ -1090,7 +1133,7 @@ top:;
     if (atomic_load_acq(&sched.exiting)) return NULL;
     bool ran;
     check_timers(pp, 0, &ran);
-    g *gp = runqget(pp, inherit);
+    g *gp = runq_next(pp, inherit);
     if (gp) return gp;
     if (atomic_load_relaxed(&sched.runqsize) != 0) {
         lock(&sched.lock);
@@ -1226,10 +1269,77 @@ static void retire_p(p *pp) {
     atomic_store_rel(&pp->status, P_DEAD);
 }
 
+/* gp, from runnext, would inherit the time slice for the HANDOFF_MAX-th
+ * time in a row (a pair of goroutines handing off to each other, say).
+ * If other Gs wait, on the P's queue or the global one, the slice ends here:
+ * gp goes to the ring's tail and the oldest waiting G runs, with a fresh
+ * slice. Without this only sysmon would end such a slice, after 10-20 ms;
+ * counting costs the handoff path one decrement. Otherwise gp runs.
+ * Returns the G to run (not gp: it does not inherit). */
+static __attribute__((noinline)) g *handoffs_over(p *pp, g *gp) {
+    pp->handoffs_left = HANDOFF_MAX;
+    g *other = NULL;
+    if (!runqempty_all(pp)) {
+        runqput(pp, gp, false);
+        bool inh;
+        other = runqget(pp, &inh); /* the ring's head (runnext is empty) */
+    } else if (atomic_load_relaxed(&sched.runqsize) > 0) {
+        lock(&sched.lock);
+        other = globrunqget(pp, 1);
+        unlock(&sched.lock);
+        if (other) runqput(pp, gp, false);
+    }
+    return other ? other : gp; /* nobody waits: gp keeps the slice */
+}
+
+/* sysmon found pp's time slice over: one G, and those that it handed to in
+ * runnext, ran 10 ms (Go's forcePreemptNS) without the scheduler picking
+ * anything else. Go's sysmon preempts such a G, which goes to the global
+ * queue; here the slice's holder is typically parked by now (a ping-pong
+ * pair hands its slice back and forth through runnext), so the slice itself
+ * ends: runnext loses its inheritance and waits at the ring's tail, behind
+ * every G queued meanwhile, and the global queue (where sysmon put the P's
+ * ring, preemptone) is served first. So a G queued on a P whose goroutines
+ * hand off to each other runs within one slice plus sysmon's period
+ * (docs/scheduler.md, "Fairness"). Returns a G to run next, or NULL. */
+static g *slice_over(p *pp) {
+    atomic_store_relaxed(&pp->slice_over, 0);
+    g *gp = NULL;
+    if (atomic_load_relaxed(&sched.runqsize) > 0) {
+        /* At most half the ring's room: globrunqget must not overflow it
+         * (runqputslow takes sched.lock), nor spill the private queue. */
+        if (pp->yqhead) yq_spill(pp);
+        uint32_t used = pp->runqtail - atomic_load_acq(&pp->runqhead);
+        int32_t max = (int32_t)(RUNQ_SIZE - used) / 2;
+        lock(&sched.lock);
+        gp = globrunqget(pp, max > 1 ? max : 1);
+        unlock(&sched.lock);
+    }
+    g *next = atomic_load_relaxed(&pp->runnext);
+    if (next && atomic_cas(&pp->runnext, &next, NULL)) runqput(pp, next, false);
+    return gp;
+}
+
+static void fork_park(m *mp);
+
+/* A forked child starts sysmon again, once (fork_child). On g0. */
+static __attribute__((noinline)) void sysmon_restart(void) {
+    uint32_t one = 1;
+    if (!atomic_cas(&sched.sysmon_needed, &one, 0)) return;
+    lock(&sched.lock);
+    sched.nmsys++;
+    sched.mnext++;
+    unlock(&sched.lock);
+    if (os_thread_start(sysmon, NULL, M_STACK_SIZE, "gort-sysmon") < 0)
+        throw("cannot start sysmon");
+}
+
 /* One round of the scheduler, on g0: find a G and run it (Go's schedule).
  * Loops until the runtime exits; returns only then. */
 static void schedule(m *mp) {
     for (;;) {
+        if (unlikely(atomic_load_relaxed(&sched.forkwait))) fork_park(mp);
+        if (unlikely(atomic_load_relaxed(&sched.sysmon_needed))) sysmon_restart();
         if (atomic_load_acq(&sched.exiting)) {
             if (mp == m0) return;
             park_forever(mp);
@@ -1263,9 +1373,17 @@ static void schedule(m *mp) {
         g *gp = mp->nextg;
         bool inherit = mp->nextg_inherit;
         mp->nextg = NULL;
+        bool ran;
+        check_timers(pp, 0, &ran);
+        if (unlikely(atomic_load_acq(&pp->slice_over))) {
+            g *gg = slice_over(pp);
+            inherit = false;
+            if (!gp)
+                gp = gg;
+            else if (gg)
+                runqput(pp, gg, false);
+        }
         if (!gp) {
-            bool ran;
-            check_timers(pp, 0, &ran);
             if (pp->schedtick % 61 == 0 && atomic_load_relaxed(&sched.runqsize) > 0) {
                 lock(&sched.lock);
                 gp = globrunqget(pp, 1);
@@ -1273,7 +1391,7 @@ static void schedule(m *mp) {
                 inherit = false;
             }
         }
-        if (!gp) gp = runqget(pp, &inherit);
+        if (!gp) gp = runq_next(pp, &inherit);
         if (!gp) gp = find_runnable(mp, &inherit);
         if (!gp) continue; /* exiting */
         if (mp->spinning) resetspinning(mp);
@@ -1286,8 +1404,12 @@ static void schedule(m *mp) {
 }
 
 /* A new M's thread. */
-/* The top of the calling thread's stack (0 if unknown). */
+/* The top of the calling thread's stack (0 if unknown): os_thread_start's
+ * record, or (m0) pthread_getattr_np's, which would allocate with libc's
+ * malloc on a new thread (base/thread.c says why not). */
 static uintptr_t thread_stack_hi(void) {
+    uintptr_t hi = os_thread_stack_hi();
+    if (hi) return hi;
     pthread_attr_t a;
     void *addr = NULL;
     size_t size = 0;
@@ -1376,7 +1498,8 @@ static void gentry(void *arg) {
 static void goexit1(m *mp, g *gp) {
     sched_hook_trace(SEV_GO_END, gp, mp, 0);
     if (gp->is_main) sched.main_goexited = true;
-    atomic_xadd(&sched.ngoroutines, -1);
+    /* A forked child whose main goroutine is gone ends with its last one. */
+    if (atomic_xadd(&sched.ngoroutines, -1) == 1 && unlikely(sched.main_lost)) exit(0);
     if (mp->lockedg == gp) { /* Go would end the thread; we release it */
         mp->lockedg = NULL;
         mp->lockedcount = 0;
@@ -1400,10 +1523,7 @@ static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, uint
         lock(&alloc_lock);
         gp = fixalloc_alloc(&g_pool);
         unlock(&alloc_lock);
-        if (!gp) {
-            *err = -ENOMEM;
-            return NULL;
-        }
+        if (!gp) throw_oom(sizeof(g));
         gp->status = G_DEAD;
         g *head = atomic_load_acq(&allgs);
         do {
@@ -1417,6 +1537,7 @@ static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, uint
     }
     if (!gp->stack.lo) {
         int rc = stack_alloc(&pp->stackcache, &gp->stack, stack_size);
+        if (rc == -ENOMEM) throw_oom(stack_size ? stack_size : default_stack_size);
         if (rc < 0) {
             gp->stack.lo = gp->stack.hi = 0;
             gfput(pp, gp);
@@ -1456,6 +1577,8 @@ static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, uint
 /* gopc: the return address in the caller of gort_go (the dump's "created by"). */
 static __attribute__((noinline)) int64_t go_at(gort_fn fn, void *arg, size_t stack_size,
                                                uintptr_t gopc) {
+    if (!fn) throw("go of nil func value");
+    if (stack_size > STACK_SIZE_MAX) return -EINVAL;
     m *mp = tls_m;
     if (!mp || !mp->p) return -EPERM; /* outside the scheduler (a foreign thread, a syscall) */
     int err = 0;
@@ -1469,8 +1592,7 @@ static __attribute__((noinline)) int64_t go_at(gort_fn fn, void *arg, size_t sta
      * up on it, and with one other P running them the backlog could only
      * grow (measured: some reps of a 1M spawn ran 3-5x slower, allocating
      * 50-80k new Gs, until the spawner yields when sysmon asks). */
-    g *self = mp->curg;
-    if (unlikely(self && atomic_load_relaxed(&self->preempt))) gort_preempt_check();
+    gort_preempt_check();
     return id;
 }
 
@@ -1490,6 +1612,7 @@ __attribute__((aligned(64))) void gort_yield(void) {
     }
     g *gp = mp->curg;
     p *pp = mp->p;
+    if (unlikely(!pp)) throw("gort_yield between gort_syscall_enter and gort_syscall_exit");
     /* Nothing else to run here and nothing waiting globally: keep going.
      * (Only this M adds to pp's queue, so a single read cannot miss a G.) */
     if (atomic_load_relaxed(&pp->runqhead) == pp->runqtail && !pp->yqhead &&
@@ -1517,15 +1640,42 @@ int gort_num_goroutine(void) {
     return atomic_load_relaxed(&sched.ngoroutines);
 }
 
-void gort_preempt_check(void) {
-    m *mp = tls_m;
-    g *gp;
-    if (likely(!mp || !(gp = mp->curg) || !atomic_load_relaxed(&gp->preempt))) return;
+/* Whether the scheduler wants gp's P back: sysmon preempts gp or ended the
+ * slice, the runtime exits, or the P is beyond gomaxprocs. */
+static inline bool preempt_pending(p *pp, g *gp) {
+    return atomic_load_relaxed(&gp->preempt) || atomic_load_relaxed(&pp->slice_over) ||
+           atomic_load_acq(&sched.exiting) || pp->id >= gomaxprocs();
+}
+
+/* gort_preempt_check found pp->must_sched set. Stops here while the world
+ * is stopped; then, if the scheduler wants the P, yields it (Go's
+ * gopreempt_m: onto the global queue), leaving must_sched set so that the
+ * switch goes through schedule(), which handles the request. A request that
+ * turns out to be stale is cleared; one made meanwhile sets it again. */
+static __attribute__((noinline)) void preempt_slow(m *mp, p *pp) {
+    g *gp = mp->curg;
+    if (!gp) return;
+    if (stw_active_now()) stw_check(mp);
+    if (!preempt_pending(pp, gp)) {
+        atomic_xchg(&pp->must_sched, 0); /* a full fence before the second look */
+        if (!preempt_pending(pp, gp)) return;
+        atomic_store_relaxed(&pp->must_sched, 1);
+    }
     gp->preempt = false;
     sched_hook_trace(SEV_GO_PREEMPT, gp, mp, 0);
     mp->pend = PEND_PREEMPT;
     mp->pend_g = gp;
     switch_out(mp, gp, false);
+}
+
+/* Every request of the scheduler sets its P's must_sched: sysmon's
+ * preemption, the end of a time slice, exit, a shrinking gomaxprocs and
+ * stop-the-world. One load when none is pending. */
+void gort_preempt_check(void) {
+    m *mp = tls_m;
+    p *pp;
+    if (likely(!mp || !(pp = mp->p) || !atomic_load_relaxed(&pp->must_sched))) return;
+    preempt_slow(mp, pp);
 }
 
 /* ---- park / ready ---------------------------------------------------------------------- */
@@ -1538,10 +1688,16 @@ static __attribute__((noinline)) void park_hooked(m *mp, g *gp) {
     sched_hook_unpark(gp);
 }
 
+/* sched_park's misuse: one cold call, so that the park itself needs no frame. */
+static __attribute__((noreturn, cold, noinline)) void park_misuse(g *gp) {
+    if (!gp) throw("sched_park: not on a goroutine");
+    throw("goroutine blocks between gort_syscall_enter and gort_syscall_exit");
+}
+
 void sched_park(bool (*unlockf)(g *, void *), void *lk, int reason) {
     m *mp = tls_m;
     g *gp = mp ? mp->curg : NULL;
-    if (!gp) throw("sched_park: not on a goroutine");
+    if (unlikely(!gp || !mp->p)) park_misuse(gp);
     gp->waitreason = (uint8_t)reason;
     mp->pend = PEND_PARK;
     mp->pend_g = gp;
@@ -1580,6 +1736,7 @@ void syscall_enter_regs(const uintptr_t *regs, uintptr_t sp) {
     m *mp = tls_m;
     if (!mp || !mp->curg) return;
     g *gp = mp->curg;
+    if (unlikely(!mp->p)) throw("gort_syscall_enter: already in a syscall (calls do not nest)");
     p *pp = mp->p;
     for (int i = 0; i < 6; i++) gp->syscall_regs[i] = regs[i];
     gp->syscallsp = sp;
@@ -1616,6 +1773,8 @@ void gort_syscall_exit(void) {
     m *mp = tls_m;
     if (!mp || !mp->curg) return;
     g *gp = mp->curg;
+    if (unlikely(atomic_load_relaxed(&gp->status) != G_SYSCALL))
+        throw("gort_syscall_exit without gort_syscall_enter");
     p *oldp = mp->oldp;
     mp->oldp = NULL;
     uint32_t st = P_SYSCALL;
@@ -1669,13 +1828,308 @@ void gort_unlock_os_thread(void) {
     }
 }
 
+/* ---- fork ---------------------------------------------------------------------------------
+ *
+ * After fork(2) the child has one thread, the forking one. gort keeps
+ * working there (goroutines, channels, timers, new threads), on this rule:
+ * the forking thread is the child's only M; every other M is gone, and so
+ * are the goroutines that were executing on them (in C code, in a
+ * syscall), as a thread that is not the forking one is gone in any child.
+ * Every other goroutine is kept: parked ones stay parked, runnable ones run.
+ *
+ * Before (fork_prepare, in the forking thread): the collector waits out a
+ * cycle in progress (sched_gc_fork_hook). Every M that holds a P is asked
+ * to park at the top of schedule(), on g0, where none of its goroutines is
+ * in flight and its queues are whole (forkwait and must_sched); the fork
+ * waits for that up to FORK_WAIT_NS. Then the world stops (stw.c): Ms that
+ * did not park (a goroutine in a C loop without a preemption point) and
+ * registered foreign threads stop by signal, outside runtime locks. Then
+ * the scheduler's locks are taken (sched.lock, every P's timers_lock,
+ * gflock, alloc_lock), the stack pool's, the collector's, and last (its own
+ * handlers) the allocator's: so no thread holds one of them at the fork.
+ * One pthread_atfork triple (sched_fork_register) keeps that order.
+ *
+ * In the child (fork_child): the locks are fresh; every other M is marked
+ * dead; a P held by a parked M or idle keeps its goroutines (they move to
+ * the global queue); a P held by an M stopped by signal may have been
+ * mid-change, so its queues are dropped and instead every goroutine is
+ * looked at (allgs): one runnable but on no queue goes on the global queue;
+ * one running on a dead M whose stack that M was not executing on (it was
+ * being switched to or from) is runnable, its pending switch action done;
+ * the others that ran there are gone (their count too). Goroutines locked to
+ * a dead M are unlocked. sysmon starts again at the child's first
+ * schedule(); new Ms are made as work appears. If the child's main
+ * goroutine is gone, the child exits (status 0) when its last goroutine
+ * does; if main returns in a child whose m0 is gone, the process exits at
+ * once with main's result.
+ *
+ * Limits (docs/scheduler.md, "fork"): a plain thread (not an M) inside a
+ * gort call at the fork may leave that channel's or mutex's lock held in
+ * the child, as any other thread may leave a libc lock held. */
+
+#define FORK_WAIT_NS ((int64_t)5 * 1000 * 1000)
+
+static uint32_t fork_mu;  /* one fork at a time: 0 free, 1 held, 2 with waiters */
+static bool fork_active;  /* the scheduler's part ran (gort_main had started) */
+static uint32_t fork_gen; /* forkmark of the current rebuild */
+
+static void fork_child(void);
+static void fork_rebuild(void);
+
+/* At the top of schedule(): a fork waits for this M to stop with nothing in
+ * flight. Keeps its P; returns when the fork is done (in the parent). */
+static __attribute__((noinline)) void fork_park(m *mp) {
+    atomic_store_rel(&mp->fork_parked, true);
+    atomic_xadd(&sched.forkparked, 1);
+    futex_wake(&sched.forkparked, 1);
+    while (atomic_load_acq(&sched.forkwait)) futex_sleep(&sched.forkwait, 1, -1);
+    atomic_store_rel(&mp->fork_parked, false);
+}
+
+void (*sched_gc_fork_hook)(int phase);
+static int fork_depth0;           /* the forking thread's lock_depth before any */
+static void (*fork_gc_hook)(int); /* the hook of this fork */
+
+/* The fork handlers' order (pthread_atfork calls these before the
+ * allocator's, whose locks come after every one of ours): the collector
+ * waits out a cycle; Ms park, then the world stops; the scheduler's locks;
+ * the stack pool's; the collector's. Without gort_main, only the
+ * stop-the-world mutexes and the collector's part. */
+static void fork_prepare(void) {
+    fork_depth0 = lock_depth;
+    uint32_t z = 0;
+    if (!atomic_cas(&fork_mu, &z, 1))
+        while (atomic_xchg(&fork_mu, 2) != 0) futex_sleep(&fork_mu, 2, -1);
+    fork_gc_hook = atomic_load_acq(&sched_gc_fork_hook);
+    if (fork_gc_hook) fork_gc_hook(0);
+    fork_active = atomic_load_acq(&started);
+    if (!fork_active) {
+        stw_atfork_prepare();
+    } else {
+        m *self = tls_m;
+        atomic_store_rel(&sched.forkparked, 0);
+        atomic_store_rel(&sched.forkwait, 1);
+        int32_t np = atomic_load_acq(&sched.nallp);
+        for (int32_t i = 0; i < np; i++) atomic_store_rel(&allp[i]->must_sched, 1);
+        int64_t deadline = nanotime() + FORK_WAIT_NS;
+        for (;;) {
+            bool all = true;
+            for (int32_t i = 0; i < np && all; i++) {
+                p *pp = allp[i];
+                m *pm = atomic_load_acq(&pp->m);
+                if (atomic_load_acq(&pp->status) == P_RUNNING && pm && pm != self &&
+                    !atomic_load_acq(&pm->fork_parked))
+                    all = false;
+            }
+            if (all || nanotime() > deadline) break;
+            uint32_t seen = atomic_load_acq(&sched.forkparked);
+            futex_sleep(&sched.forkparked, seen, 100 * 1000);
+        }
+        stop_the_world("fork"); /* holds stop-the-world's mutexes until the end */
+        lock(&sched.lock);
+        for (int32_t i = 0; i < np; i++) lock(&allp[i]->timers_lock);
+        lock(&sched.gflock);
+        lock(&alloc_lock);
+    }
+    stack_atfork_prepare();
+    if (fork_gc_hook) fork_gc_hook(1);
+}
+
+static void fork_parent(void) {
+    if (fork_gc_hook) fork_gc_hook(2);
+    stack_atfork_parent();
+    if (!fork_active) {
+        stw_atfork_parent();
+    } else {
+        int32_t np = atomic_load_acq(&sched.nallp);
+        unlock(&alloc_lock);
+        unlock(&sched.gflock);
+        for (int32_t i = np - 1; i >= 0; i--) unlock(&allp[i]->timers_lock);
+        unlock(&sched.lock);
+        atomic_store_rel(&sched.forkwait, 0);
+        futex_wake(&sched.forkwait, INT32_MAX);
+        start_the_world();
+    }
+    if (fork_gc_hook) fork_gc_hook(3);
+    fork_active = false;
+    if (atomic_xchg(&fork_mu, 0) == 2) futex_wake(&fork_mu, 1);
+}
+
+void sched_fork_register(void) {
+    static uint32_t done;
+    uint32_t z = 0;
+    if (atomic_cas(&done, &z, 1)) pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+/* Child: gp goes on the global queue, once. */
+static void fork_requeue(g *gp) {
+    if (gp->forkmark == fork_gen) return;
+    gp->forkmark = fork_gen;
+    globrunqput(gp);
+}
+
+/* Child: the Gs on pp's queues (whole: its owner parked, or it was idle)
+ * onto the global queue, in order. */
+static void fork_take_queue(p *pp) {
+    g *next = pp->runnext;
+    if (next) fork_requeue(next);
+    for (uint32_t h = pp->runqhead; h != pp->runqtail; h++) fork_requeue(pp->runq[h % RUNQ_SIZE]);
+    for (g *gp = pp->yqhead; gp;) {
+        g *link = gp->schedlink; /* globrunqput relinks it */
+        fork_requeue(gp);
+        gp = link;
+    }
+}
+
+/* Child: a G that ran on a dead M whose context is saved (its M was not on
+ * its stack) gets its pending switch action, or runs again. */
+static void fork_resume(m *gm, g *gp) {
+    int pend = gm->pend_g == gp ? gm->pend : PEND_NONE;
+    if (pend == PEND_EXIT) {
+        gp->status = G_DEAD; /* its exit was counted; the G is not reused */
+        return;
+    }
+    if (pend == PEND_PARK) {
+        gp->parkseq++;
+        gp->status = G_WAITING;
+        bool (*unlockf)(g *, void *) = gm->pend_unlockf;
+        if (!unlockf || unlockf(gp, gm->pend_lock)) return;
+    }
+    gp->status = G_RUNNABLE;
+    fork_requeue(gp);
+}
+
+static void fork_child(void) {
+    stack_atfork_child();
+    stw_atfork_child();
+    if (fork_active) fork_rebuild();
+    if (fork_gc_hook) fork_gc_hook(4); /* it may start threads: after the rebuild */
+    lock_depth = fork_depth0;          /* the locks were reset, not unlocked */
+    fork_active = false;
+    fork_mu = 0;
+}
+
+/* The child's scheduler: see the section's comment. */
+static void fork_rebuild(void) {
+    m *self = tls_m;
+    /* Fresh locks: the ones prepare took, and nothing else of the parent's. */
+    sched.lock = (lock_t)LOCK_INIT;
+    sched.gflock = (lock_t)LOCK_INIT;
+    alloc_lock = (lock_t)LOCK_INIT;
+    int32_t np = sched.nallp;
+    for (int32_t i = 0; i < np; i++) allp[i]->timers_lock = (lock_t)LOCK_INIT;
+    sched.forkwait = sched.forkparked = 0;
+    fork_gen++;
+
+    /* Ms: self alone exists. sysmon starts again at the next schedule(). */
+    for (m *mp = allm; mp; mp = mp->alllink) {
+        if (mp == self) continue;
+        mp->dead = true;
+        mp->st.thread_valid = false;
+        mp->on_midle = false;
+        mp->spinning = false;
+        mp->st.suspend_req = 0;
+    }
+    sched.midle = NULL;
+    sched.nmidle = sched.nmidlelocked = sched.nmsys = 0;
+    sched.nmspinning = 0;
+    sched.nmfreed = (int32_t)sched.mnext - (self ? 1 : 0);
+    sched.tsleeping = 0;
+    sched.tsleep_until = 0;
+    sched.sysmon_holding = 0;
+    sched.deadlock_suspect = 0;
+    sched.sysmon_needed = 1;
+    sched.m0_gone = self != m0;
+    /* gort's threads: none but self (a plain thread counts as the program's). */
+    os_thread_count_reset(self ? 0 : -1);
+
+    /* The global queue is whole (we held its lock). */
+    for (g *gp = sched.runqhead; gp; gp = gp->schedlink) gp->forkmark = fork_gen;
+    /* Self's P: the one it holds, or the one it left for a syscall, if that
+     * is still in a syscall (not retaken: another M may run it). */
+    p *selfp = self ? self->p : NULL;
+    if (self && !selfp && self->oldp &&
+        (self->oldp->status == P_SYSCALL || self->oldp->status == P_GCSTOP))
+        selfp = self->oldp;
+    if (selfp) {
+        for (uint32_t h = selfp->runqhead; h != selfp->runqtail; h++)
+            selfp->runq[h % RUNQ_SIZE]->forkmark = fork_gen;
+        if (selfp->runnext) selfp->runnext->forkmark = fork_gen;
+        for (g *gp = selfp->yqhead; gp; gp = gp->schedlink) gp->forkmark = fork_gen;
+    }
+    sched.pidle = NULL;
+    sched.npidle = 0;
+    for (int32_t i = 0; i < np; i++) {
+        p *pp = allp[i];
+        if (pp == selfp) continue;
+        m *owner = pp->m;
+        uint32_t st = pp->status;
+        bool whole = st == P_IDLE || st == P_DEAD || (owner && owner->fork_parked);
+        if (whole) {
+            fork_take_queue(pp);
+            while (pp->gfree) {
+                g *gp = pp->gfree;
+                pp->gfree = gp->schedlink;
+                gfree_push(gp);
+            }
+        }
+        pp->gfree = NULL; /* else: dropped, maybe mid-change (the Gs leak) */
+        pp->gfreecnt = 0;
+        pp->runnext = NULL;
+        pp->runqhead = pp->runqtail = 0;
+        pp->yqhead = pp->yqtail = NULL;
+        pp->yqsize = pp->yqbusy = 0;
+        pp->m = NULL;
+        pp->must_sched = pp->slice_over = 0;
+        pp->stw_taken = false;
+        if (st == P_DEAD) continue;
+        pp->status = P_IDLE;
+        pidleput(pp); /* retires it if beyond gomaxprocs */
+    }
+
+    /* Every goroutine: see the comment above. */
+    for (g *gp = allgs; gp; gp = gp->alllink) {
+        if (gp->lockedm && gp->lockedm->dead) gp->lockedm = NULL;
+        if (self && gp == self->curg) continue;
+        switch (gp->status) {
+        case G_WAITING_SHRINK: /* sysmon was shrinking its stack */
+            gp->status = G_WAITING;
+            break;
+        case G_RUNNABLE:
+            fork_requeue(gp);
+            break;
+        case G_RUNNING:
+        case G_SYSCALL: {
+            m *gm = gp->m;
+            const suspend_ctx *sc = gm && gm->dead ? stw_suspended(&gm->st) : NULL;
+            bool executing = !sc || (sc->sp >= gp->stack.lo && sc->sp <= gp->stack.hi);
+            if (gm && gm->fork_parked) executing = false; /* its M was on g0 */
+            if (gp->status == G_RUNNING && !executing) {
+                fork_resume(gm, gp);
+                break;
+            }
+            gp->status = G_DEAD; /* gone with its thread */
+            atomic_xadd(&sched.ngoroutines, -1);
+            if (gp->is_main) sched.main_lost = true;
+            break;
+        }
+        default:
+            break;
+        }
+    }
+    if (self && self->p) atomic_store_rel(&self->p->must_sched, 1);
+}
+
 /* ---- deadlock ---------------------------------------------------------------------------------
  */
+
+static bool foreign_threads(void);
 
 /* Under sched.lock, when an M goes idle (Go's checkdead). */
 static void checkdead(void) {
     if (!started || atomic_load_acq(&sched.exiting)) return;
-    int32_t run = (int32_t)(sched.mnext - sched.nmidle - sched.nmidlelocked - sched.nmsys);
+    int32_t run =
+        (int32_t)(sched.mnext - sched.nmfreed - sched.nmidle - sched.nmidlelocked - sched.nmsys);
     if (run > 0) return;
     if (run < 0) {
         print("runtime: checkdead: nmidle=%d nmidlelocked=%d mcount=%lld nmsys=%d\n", sched.nmidle,
@@ -1697,7 +2151,29 @@ static void checkdead(void) {
     for (int32_t i = 0; i < sched.nallp; i++)
         if (allp[i] && !runqempty_all(allp[i])) return;
     if (timers_next_when() != 0) return;
+    /* A thread that is not gort's may still send, close, unlock, signal,
+     * call Done or arm a timer (the C callback pattern): not fatal while one
+     * exists; sysmon looks again until none is left (sched_checkdead_again). */
+    if (foreign_threads()) {
+        atomic_store_relaxed(&sched.deadlock_suspect, 1);
+        return;
+    }
     throw("all goroutines are asleep - deadlock!");
+}
+
+/* Whether the process has threads that gort did not start: all but m0 (the
+ * thread in gort_main) and those of os_thread_start (Ms, sysmon, the
+ * scavenger). Unknown (no /proc): none. */
+static bool foreign_threads(void) {
+    int n = os_nthreads();
+    return n > 0 && n > os_thread_count() + 1;
+}
+
+void sched_checkdead_again(void) {
+    lock(&sched.lock);
+    atomic_store_relaxed(&sched.deadlock_suspect, 0);
+    checkdead();
+    unlock(&sched.lock);
 }
 
 /* ---- gomaxprocs -------------------------------------------------------------------------------
@@ -1705,12 +2181,12 @@ static void checkdead(void) {
 
 static p *newp(int32_t id) {
     p *pp = persistent_alloc(sizeof(p), 64, &sched_sys);
-    if (!pp) throw("out of memory allocating a P");
+    if (!pp) throw_oom(sizeof(p));
     pp->id = id;
     pp->status = P_DEAD;
     pp->timers_lock = (lock_t)LOCK_INIT;
     pp->mcache = mcache_new();
-    if (!pp->mcache) throw("out of memory allocating an mcache");
+    if (!pp->mcache) throw_oom(sizeof(struct mcache));
     return pp;
 }
 
@@ -1778,6 +2254,31 @@ static struct {
     char **argv;
 } main_args;
 
+/* Who ends the process once main_fn has returned: 1, m0 returning from
+ * gort_main; 2, the main goroutine's M calling exit (exit_wait_m0). */
+static uint32_t exit_claim;
+#define EXIT_GRACE_NS ((int64_t)100 * 1000 * 1000)
+
+/* The main goroutine returned on mp, not on m0, which runs some other
+ * goroutine: that one leaves m0 at its next preemption point (must_sched)
+ * and gort_main returns. One that never reaches one (a C loop, a blocking
+ * call outside gort_syscall_enter) would keep the process alive forever:
+ * after EXIT_GRACE_NS the process ends from here, with main_fn's result and
+ * exit()'s usual flushing, as a Go program's does when main returns. */
+static void exit_wait_m0(m *mp, int r) {
+    if (sched.m0_gone) exit(r); /* a forked child: no m0 will return */
+    int64_t deadline = nanotime() + EXIT_GRACE_NS;
+    for (;;) {
+        if (atomic_load_acq(&exit_claim) != 0) park_forever(mp); /* m0 returns */
+        int64_t left = deadline - nanotime();
+        if (left <= 0) break;
+        futex_sleep(&exit_claim, 0, left);
+    }
+    uint32_t z = 0;
+    if (!atomic_cas(&exit_claim, &z, 2)) park_forever(mp);
+    exit(r);
+}
+
 static void main_entry(void *arg) {
     (void)arg;
     int r = main_args.fn(main_args.argc, main_args.argv);
@@ -1797,6 +2298,7 @@ static void main_entry(void *arg) {
         atomic_xadd(&sched.tsleep_seq, 1);
         futex_wake(&sched.tsleep_seq, 1 << 30);
         sleeper_wake(false, true); /* m0 may be the sleeper, in the poller */
+        exit_wait_m0(mp, r);
     }
     mp->pend = PEND_MAIN_DONE;
     mp->pend_g = gp;
@@ -1816,6 +2318,7 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
     env_init();
     int rc = stack_init(on_stack_overflow);
     if (rc < 0) throw("cannot initialize goroutine stacks");
+    stack_set_crash_hook(on_unexpected_signal);
     fixalloc_init(&g_pool, sizeof(g), &sched_sys);
     fixalloc_init(&m_pool, sizeof(m), &sched_sys);
     arch_ctx_return_trap = return_trap;
@@ -1825,7 +2328,7 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
 
     int n = pending_gomaxprocs > 0 ? pending_gomaxprocs : default_procs();
     if (stw_init() < 0) throw("cannot install the stop-the-world signal");
-    pthread_atfork(stack_atfork_prepare, stack_atfork_parent, stack_atfork_child);
+    sched_fork_register(); /* the stack pool's handlers too (proc.c, "fork") */
     m0 = allocm();
     m0->tid = os_gettid();
     m0->st.thread = pthread_self();
@@ -1858,9 +2361,13 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
     sched.mnext++; /* sysmon counts as a thread, not as a running M */
     unlock(&sched.lock);
     atomic_store_rel(&started, true);
-    if (os_thread_start(sysmon, NULL, 0, "gort-sysmon") < 0) throw("cannot start sysmon");
+    if (os_thread_start(sysmon, NULL, M_STACK_SIZE, "gort-sysmon") < 0)
+        throw("cannot start sysmon");
 
     schedule(m0);
+    uint32_t z = 0;
+    if (!atomic_cas(&exit_claim, &z, 1)) park_forever(m0); /* exit_wait_m0 is exiting */
+    futex_wake(&exit_claim, 1);
     return sched.main_result;
 }
 

@@ -9,17 +9,19 @@
 #include "sched/runtime2.h"
 
 /* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
-#define allgs             gort__allgs
-#define dump_goroutines   gort__dump_goroutines
-#define globrunqputbatch  gort__globrunqputbatch
-#define handoffp          gort__handoffp
-#define injectglist       gort__injectglist
-#define on_stack_overflow gort__on_stack_overflow
-#define runqgrab          gort__runqgrab
-#define startm            gort__startm
-#define sysmon            gort__sysmon
-#define trim_free_stacks  gort__trim_free_stacks
-#define wakep             gort__wakep
+#define allgs                 gort__allgs
+#define dump_goroutines       gort__dump_goroutines
+#define globrunqputbatch      gort__globrunqputbatch
+#define handoffp              gort__handoffp
+#define injectglist           gort__injectglist
+#define on_stack_overflow     gort__on_stack_overflow
+#define on_unexpected_signal  gort__on_unexpected_signal
+#define runqgrab              gort__runqgrab
+#define sched_checkdead_again gort__sched_checkdead_again
+#define startm                gort__startm
+#define sysmon                gort__sysmon
+#define trim_free_stacks      gort__trim_free_stacks
+#define wakep                 gort__wakep
 
 /* Go's forcePreemptNS: a G that has run this long is asked to yield, and a
  * P in a syscall this long is retaken. */
@@ -76,6 +78,9 @@ void handoffp(p *pp);
  * M started for each; all to the global queue when mp (NULL for sysmon) has
  * no P. No lock held. */
 void injectglist(m *mp, g *list, int32_t n);
+/* The deadlock check again (sysmon, while sched.deadlock_suspect): it was
+ * quiet only because threads outside gort existed. */
+void sched_checkdead_again(void);
 
 /* The global free-G list, under sched.gflock: a queue (push at the head, the
  * stack trimmer below appends at the tail, so over its passes it reaches
@@ -111,5 +116,7 @@ void trim_free_stacks(void);
 void dump_goroutines(void);
 /* stack.c's overflow hook: prints the report and throws. */
 __attribute__((noreturn)) void on_stack_overflow(uintptr_t addr);
+/* The crash hook (stack_set_crash_hook): a fault outside any guard. */
+__attribute__((noreturn)) void on_unexpected_signal(int sig, int code, uintptr_t addr);
 
 #endif

@@ -40,6 +40,8 @@
 
 /* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
 #define fastrand                   gort__fastrand
+#define sched_fork_register        gort__sched_fork_register
+#define sched_gc_fork_hook         gort__sched_gc_fork_hook
 #define sched_gc_newproc_hook      gort__sched_gc_newproc_hook
 #define sched_gc_sysmon_hook       gort__sched_gc_sysmon_hook
 #define sched_main_stack_hi        gort__sched_main_stack_hi
@@ -159,6 +161,7 @@ typedef struct g {
     uint32_t shrinkseen;    /* sysmon: parkseq + 1 when it last saw this G waiting */
     uint32_t shrunkseq;     /* sysmon: parkseq + 1 when it last shrank this G's stack */
     bool stack_dirty;       /* dead, and its stack not trimmed since it last ran */
+    uint32_t forkmark;      /* a forked child's rebuild: seen on a queue (proc.c) */
     /* For the GC's stack scan (src/gc/mgcmark.c), which reads a goroutine
      * that is not running without stopping it: runseq changes whenever it
      * starts running (a scan that saw it change retries); syscallsp and
@@ -213,6 +216,8 @@ typedef struct m {
     stw_thread st;       /* stop-the-world's view of this thread (stw.h) */
     bool on_midle;       /* on sched.midle (under sched.lock) */
     bool exiting_park;   /* parked for good: the runtime is exiting */
+    bool fork_parked;    /* parked at the top of schedule() for a fork (proc.c) */
+    bool dead;           /* its thread does not exist (a forked child's other Ms) */
     note_t park;         /* where it sleeps when idle */
     struct m *schedlink; /* sched.midle */
     struct m *alllink;   /* all Ms */
@@ -246,11 +251,13 @@ enum pstatus {
 
 typedef struct p {
     int32_t id;
-    uint32_t status;      /* enum pstatus; atomic (syscall <-> idle by CAS) */
-    uint32_t schedtick;   /* incremented on every scheduler call */
-    uint32_t syscalltick; /* incremented on every syscall */
-    uint32_t must_sched;  /* nonzero: leave the fast path (preempt, retire, exit) */
-    struct {              /* sysmon's last observation */
+    uint32_t status;       /* enum pstatus; atomic (syscall <-> idle by CAS) */
+    uint32_t schedtick;    /* incremented on every scheduler call */
+    uint32_t syscalltick;  /* incremented on every syscall */
+    uint32_t must_sched;   /* nonzero: leave the fast path (preempt, retire, exit, stw) */
+    uint32_t slice_over;   /* sysmon: the time slice ran 10 ms; runnext does not inherit it */
+    int32_t handoffs_left; /* more Gs that may inherit the current slice (owner only; proc.c) */
+    struct {               /* sysmon's last observation */
         uint32_t schedtick, syscalltick;
         int64_t schedwhen, syscallwhen;
     } sysmontick;
@@ -316,6 +323,13 @@ typedef struct schedt {
     int32_t external_waiters; /* goroutines that a non-scheduler source will wake (netpoll) */
     int64_t lastpoll;         /* nanotime of the latest poll of the network (sysmon's 10 ms rule) */
     int32_t sysmon_holding;   /* runnable Gs sysmon has taken from a P and not yet queued */
+    uint32_t deadlock_suspect; /* checkdead found a deadlock but for foreign threads */
+    int32_t nmfreed;           /* Ms that no longer exist (a forked child's; Go's) */
+    uint32_t forkwait;         /* futex word: 1 while a fork waits for Ms to park (proc.c) */
+    uint32_t forkparked;       /* futex word: Ms parked for a fork */
+    uint32_t sysmon_needed;    /* a forked child starts sysmon at its next schedule() */
+    bool main_lost;            /* a forked child lost its main goroutine (it ran elsewhere) */
+    bool m0_gone;              /* a forked child has no m0 (gort_main's thread) */
     lock_t gflock;
     g *gfree;      /* global free Gs */
     g *gfree_tail; /* its last G (the trimmer appends there) */
@@ -407,6 +421,16 @@ void syscall_enter_regs(const uintptr_t *regs, uintptr_t sp);
  * cycle every 2 minutes). */
 extern void (*sched_gc_newproc_hook)(void *arg);
 extern void (*sched_gc_sysmon_hook)(void);
+/* fork (proc.c, "fork"): the GC layer's part, set by gc_init. phase 0: before
+ * the world stops for the fork (wait for a cycle, hold its start); 1: the
+ * world stopped and the scheduler's locks held (take the collector's
+ * locks); 2: in the parent, before the world starts (release them); 3: in
+ * the parent, after (release the start); 4: in the child. */
+extern void (*sched_gc_fork_hook)(int phase);
+/* Registers the fork handlers of the scheduler, stop-the-world, the stack
+ * pool and the hook above, once (gort_main and gc_init call it): one
+ * pthread_atfork triple, so that their order is the scheduler's. */
+void sched_fork_register(void);
 /* The main thread's frames above gort_main (the program's main()), a GC
  * root while gort_main runs; 0 before. */
 extern uintptr_t sched_main_stack_lo, sched_main_stack_hi;

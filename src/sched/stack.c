@@ -2,13 +2,23 @@
  * contract; this comment is the design.
  *
  * Regions. Stacks of one class (a power of two from 16 KiB to 16 GiB) are
- * carved from regions: REGION_BYTES (256 MiB) of address space, aligned to
- * their size, mapped read/write with MAP_NORESERVE and MADV_NOHUGEPAGE, so
- * that untouched pages cost nothing (heuristic overcommit does not charge
- * NORESERVE mappings; a THP would commit 2 MiB on the first touch of a stack).
- * A region is one mapping, whatever the number of its stacks. A region is
- * cut into slots of guard page + canary page + class; a class too big for a
- * region gets a region of its own, a multiple of REGION_BYTES.
+ * carved from regions: up to REGION_BYTES (256 MiB) of address space,
+ * starting on a REGION_BYTES boundary, mapped read/write with MAP_NORESERVE
+ * and MADV_NOHUGEPAGE, so that untouched pages cost nothing (heuristic
+ * overcommit does not charge NORESERVE mappings; a THP would commit 2 MiB
+ * on the first touch of a stack). A region is one mapping, whatever the
+ * number of its stacks. A region is cut into slots of guard page + canary
+ * page + class; a class too big for a region gets a region of its own, a
+ * multiple of REGION_BYTES. A class's first region is REGION_FIRST (16 MiB)
+ * and each next one twice the last, up to REGION_BYTES, so that a program
+ * with few goroutines needs little address space (RLIMIT_AS: gort starts
+ * within 256 MiB; docs/allocator.md). Each region has its REGION_BYTES
+ * chunk(s) of the table to itself; the rest of a small region's chunk is
+ * not ours (another mapping may live there: lookups check the slot index).
+ * Regions are placed at REGION_HINT and upward, MAP_FIXED_NOREPLACE, one
+ * chunk after another; where that fails (something lives there, ASan's
+ * shadow), anywhere the kernel likes, over-reserved by REGION_BYTES and
+ * trimmed to the boundary, as before.
  *
  * Lookup without locks. table[addr >> REGION_SHIFT] names the region that
  * covers addr; an entry is written once (release) after the region record is
@@ -91,7 +101,9 @@
 
 #define REGION_SHIFT    28
 #define REGION_BYTES    ((uintptr_t)1 << REGION_SHIFT)
-#define ADDR_BITS       48 /* user addresses from mmap without a high hint */
+#define REGION_FIRST    ((uintptr_t)16 << 20)     /* a class's first region */
+#define REGION_HINT     ((uintptr_t)0x0200 << 32) /* 2 TiB: below the heap's second hint */
+#define ADDR_BITS       48                        /* user addresses from mmap without a high hint */
 #define TABLE_LEN       ((uintptr_t)1 << (ADDR_BITS - REGION_SHIFT))
 #define CLASS_MIN_SHIFT 14 /* 16 KiB, GORT_STACKSIZE's minimum */
 #define CLASS_MAX_SHIFT 34 /* 16 GiB, GORT_STACKSIZE's maximum */
@@ -107,7 +119,7 @@ enum { MODE_MADVISE = 1, MODE_MPROTECT, MODE_NONE };
 
 struct region {
     uintptr_t base;  /* REGION_BYTES-aligned */
-    uintptr_t len;   /* a multiple of REGION_BYTES */
+    uintptr_t len;   /* bytes mapped: up to REGION_BYTES, more for a big class */
     uintptr_t slot;  /* bytes per slot: guard page + canary page + class */
     uintptr_t csize; /* the class: usable bytes per stack */
     uint32_t nslots;
@@ -130,6 +142,7 @@ struct sclass {
     struct region *spare; /* reset regions: fresh memory, nothing carved */
     uintptr_t warm;       /* the global cache for this class: slot bases via link[] */
     uint32_t nwarm;
+    uintptr_t next_len; /* bytes of the class's next region (0: REGION_FIRST) */
 };
 
 static struct {
@@ -148,6 +161,7 @@ static struct {
     uintptr_t default_size;
     struct sclass cls[NCLASS];
     void (*hook)(uintptr_t); /* the overflow hook (atomic: read by the handler) */
+    void (*crash)(int, int, uintptr_t); /* stack_set_crash_hook's (atomic) */
     struct sigaction old_segv, old_bus;
 } pool = {.lock = LOCK_INIT};
 
@@ -304,21 +318,35 @@ static int pool_init(void) {
 
 /* ---- regions ------------------------------------------------------------ */
 
-/* Reserves len bytes aligned to REGION_BYTES: one mapping REGION_BYTES
- * longer, trimmed. Its hint is the end of the last region: where that is
- * free, the regions are contiguous and their VMAs merge. */
+/* Reserves len bytes starting on a REGION_BYTES boundary: at the hint
+ * (the chunk after the last region, from REGION_HINT) with nothing more
+ * than len mapped; where that is taken, one mapping REGION_BYTES longer,
+ * anywhere, trimmed. next_hint 1: hints failed, the kernel chooses. */
 static int reserve(uintptr_t len, uintptr_t *out) {
     void *p;
-    if (os_map(&p, (void *)pool.next_hint, len + REGION_BYTES, false) < 0) return -ENOMEM;
-    uintptr_t m = (uintptr_t)p, a = (m + REGION_BYTES - 1) & ~(REGION_BYTES - 1);
-    if (a > m) os_unmap(p, a - m);
-    os_unmap((void *)(a + len), m + REGION_BYTES - a);
+    uintptr_t a = 0;
+    if (pool.next_hint == 0) pool.next_hint = REGION_HINT;
+    if (pool.next_hint != 1) {
+        int e = os_map(&p, (void *)pool.next_hint, len, true);
+        if (e == -ENOMEM) return e; /* refused (RLIMIT_AS): no point elsewhere */
+        if (e == 0)
+            a = (uintptr_t)p;
+        else
+            pool.next_hint = 1; /* taken: the kernel chooses from now on */
+    }
+    if (!a) {
+        if (os_map(&p, NULL, len + REGION_BYTES, false) < 0) return -ENOMEM;
+        uintptr_t m = (uintptr_t)p;
+        a = (m + REGION_BYTES - 1) & ~(REGION_BYTES - 1);
+        if (a > m) os_unmap(p, a - m);
+        os_unmap((void *)(a + len), m + REGION_BYTES - a);
+    }
     if (((a + len - 1) >> REGION_SHIFT) >= TABLE_LEN) {
         os_unmap((void *)a, len);
         return -ENOMEM;
     }
     madvise((void *)a, len, MADV_NOHUGEPAGE); /* advisory: failure is harmless */
-    pool.next_hint = a + len;
+    if (pool.next_hint != 1) pool.next_hint = (a + len + REGION_BYTES - 1) & ~(REGION_BYTES - 1);
     *out = a;
     return 0;
 }
@@ -326,10 +354,13 @@ static int reserve(uintptr_t len, uintptr_t *out) {
 /* A new region for class k, or NULL. Under pool.lock. */
 static struct region *region_new(int k) {
     uintptr_t csize = class_bytes(k), slot = csize + 2 * pool.page;
-    uintptr_t nslots = REGION_BYTES / slot ? REGION_BYTES / slot : 1;
-    uintptr_t len = (nslots * slot + REGION_BYTES - 1) & ~(REGION_BYTES - 1);
+    struct sclass *c = &pool.cls[k];
+    uintptr_t want = c->next_len ? c->next_len : REGION_FIRST;
+    uintptr_t nslots = want / slot ? want / slot : 1;
+    uintptr_t len = nslots * slot; /* a multiple of the page */
     uintptr_t base;
     if (reserve(len, &base) < 0) return NULL;
+    c->next_len = want < REGION_BYTES ? 2 * want : REGION_BYTES;
     size_t head = (sizeof(struct region) + 15) & ~(size_t)15;
     char *m = persistent_alloc(head + nslots * (sizeof(uintptr_t) + 2), 64, &pool.meta_bytes);
     if (!m) {
@@ -763,34 +794,55 @@ static void forward(int sig, siginfo_t *si, void *uc) {
         o->sa_handler(sig);
 }
 
+/* The interrupted context's registers, for a traceback from the fault. */
+static void fault_regs(void *ucv) {
+    ucontext_t *uc = ucv;
+#if defined(__x86_64__)
+    tls.fault.pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+    tls.fault.sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+    tls.fault.fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+#elif defined(__aarch64__)
+    tls.fault.pc = (uintptr_t)uc->uc_mcontext.pc;
+    tls.fault.sp = (uintptr_t)uc->uc_mcontext.sp;
+    tls.fault.fp = (uintptr_t)uc->uc_mcontext.regs[29];
+#else
+    (void)uc;
+#endif
+}
+
 static void on_fault(int sig, siginfo_t *si, void *ucv) {
     int saved = errno;
     uintptr_t a = (uintptr_t)si->si_addr;
     gstack st;
     if (si->si_code > 0 && stack_guard_owner(a, &st)) {
-        ucontext_t *uc = ucv;
         tls.fault.addr = a;
         tls.fault.signo = sig;
         tls.fault.stack = st;
         tls.fault.owner = owner_of(&st);
-#if defined(__x86_64__)
-        tls.fault.pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-        tls.fault.sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-        tls.fault.fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
-#elif defined(__aarch64__)
-        tls.fault.pc = (uintptr_t)uc->uc_mcontext.pc;
-        tls.fault.sp = (uintptr_t)uc->uc_mcontext.sp;
-        tls.fault.fp = (uintptr_t)uc->uc_mcontext.regs[29];
-#else
-        (void)uc;
-#endif
+        fault_regs(ucv);
         tls.faulting = true;
         void (*hook)(uintptr_t) = atomic_load_acq(&pool.hook);
         if (hook) hook(a);
         throw("stack overflow"); /* the hook returned */
     }
+    /* A real fault (not a kill) that nobody before us wanted to handle: the
+     * crash hook reports it the way Go does rather than dying silently. */
+    struct sigaction *o = sig == SIGBUS ? &pool.old_bus : &pool.old_segv;
+    void (*crash)(int, int, uintptr_t) = atomic_load_acq(&pool.crash);
+    if (crash && si->si_code > 0 && o->sa_handler == SIG_DFL && !(o->sa_flags & SA_SIGINFO)) {
+        memset(&tls.fault, 0, sizeof tls.fault);
+        tls.fault.addr = a;
+        tls.fault.signo = sig;
+        fault_regs(ucv);
+        tls.faulting = true;
+        crash(sig, si->si_code, a);
+    }
     forward(sig, si, ucv);
     errno = saved;
+}
+
+void stack_set_crash_hook(void (*hook)(int sig, int code, uintptr_t addr)) {
+    atomic_store_rel(&pool.crash, hook);
 }
 
 int stack_init(void (*on_overflow)(uintptr_t fault_addr)) {

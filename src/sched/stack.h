@@ -37,7 +37,9 @@
  * Overflow: stack_init installs a SIGSEGV/SIGBUS handler on the alternate
  * signal stack; a fault inside a guard calls the overflow hook (the scheduler
  * prints "fatal error: stack overflow" with the goroutine id and a trace and
- * exits 2). Other faults go to the previous handler (or the default action).
+ * exits 2). Other faults go to the previous handler; where that was the
+ * default action, to the crash hook first (the scheduler's prints Go's
+ * "unexpected signal" report and exits 2).
  * Every thread that runs goroutines must call stack_thread_init first: without
  * an alternate stack the kernel cannot deliver the fault of an overflowed
  * stack and the process dies of a plain SIGSEGV.
@@ -86,6 +88,7 @@
 #define stack_free           gort__stack_free
 #define stack_guard_owner    gort__stack_guard_owner
 #define stack_init           gort__stack_init
+#define stack_set_crash_hook gort__stack_set_crash_hook
 #define stack_is_guard       gort__stack_is_guard
 #define stack_read_stats     gort__stack_read_stats
 #define stack_scavenge       gort__stack_scavenge
@@ -121,6 +124,10 @@ typedef struct stack_cache {
  * "runtime: goroutine stack exceeds N-byte limit" lines and throws "stack
  * overflow" (exit 2). A later call only replaces the hook. 0 or -errno. */
 int stack_init(void (*on_overflow)(uintptr_t fault_addr));
+/* Faults outside any guard, when the handler before ours was the default
+ * action: hook reports them (stack_fault_info has the registers; owner and
+ * stack are empty) and should not return; if it does, the default action. */
+void stack_set_crash_hook(void (*hook)(int sig, int code, uintptr_t addr));
 /* Gives the calling thread an alternate signal stack (64 KiB from the stack
  * pool, guarded), unless it has one of STACK_SIGSTACK_MIN bytes or more
  * already (ASan installs its own). The scheduler calls it on every M, m0
@@ -132,8 +139,9 @@ int stack_thread_init(void);
 void stack_thread_exit(void);
 
 /* A stack whose class is at least size bytes (0: GORT_STACKSIZE): size
- * rounded up to a power of two, at least 16 KiB, at most 16 GiB. 0, or
- * -ENOMEM (also for a size over 16 GiB). */
+ * rounded up to a power of two, at least 16 KiB, at most 16 GiB
+ * (STACK_SIZE_MAX). 0, or -ENOMEM (also for a size over 16 GiB). */
+#define STACK_SIZE_MAX ((size_t)16 << 30)
 int stack_alloc(stack_cache *c, gstack *st, size_t size);
 /* Frees a stack from stack_alloc; a stack that is not allocated (a double
  * free) is a fatal error, and so is a written canary (stack_check_canary:

@@ -214,6 +214,9 @@ void stop_the_world(const char *reason) {
         p *pp = allp[i];
         uint32_t st = P_SYSCALL;
         if (pp && atomic_cas(&pp->status, &st, P_GCSTOP)) pp->stw_taken = true;
+        /* gort_preempt_check stops there, at a known point, when it comes
+         * before the signal. */
+        if (pp) atomic_store_rel(&pp->must_sched, 1);
     }
     atomic_fence(); /* stw_active is published before any m->p is read */
     for (m *mp = sched_allm(); mp; mp = mp->alllink) {
@@ -373,7 +376,7 @@ void sched_resume_g(g *gp) {
     mutex_unlock();
 }
 
-/* ---- fork (called by the GC layer's fork handlers) ---- */
+/* ---- fork (called by the scheduler's fork handlers, proc.c) ---- */
 
 void stw_atfork_prepare(void) {
     mutex_lock();
@@ -385,8 +388,19 @@ void stw_atfork_parent(void) {
     mutex_unlock();
 }
 
-/* The child has one thread: no other foreign thread exists any more. */
+/* The child has one thread: no other foreign thread exists any more, and
+ * the world the parent stopped for the fork (if it did) is started again,
+ * waking nobody: the Ps it took from syscalls are back in a syscall. */
 void stw_atfork_child(void) {
+    int32_t np = sched.nallp;
+    for (int32_t i = 0; i < np; i++) {
+        p *pp = allp[i];
+        if (!pp || !pp->stw_taken) continue;
+        pp->stw_taken = false;
+        if (pp->status == P_GCSTOP) pp->status = P_SYSCALL;
+    }
+    stw_active = 0;
+    stw_acks = 0;
     stw_mutex = 0;
     reg_mutex = 0;
     stw_thread *self = tls_stw_foreign;

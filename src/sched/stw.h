@@ -123,9 +123,10 @@ void stw_resume_foreign(stw_thread *t);
  * lock (so none unregisters meanwhile). World stopped, or fn brief. */
 void stw_foreign_each(void (*fn)(stw_thread *t, void *arg), void *arg);
 
-/* fork: the stopper's mutex and the foreign registry held across fork; in
- * the child, only the calling thread stays registered. Called by the GC
- * layer's fork handlers (the first user of foreign threads). */
+/* fork: the stopper's mutex and the foreign registry held across fork (by
+ * stop_the_world when the scheduler runs, else by stw_atfork_prepare); in
+ * the child, only the calling thread stays registered and the world runs.
+ * Called by the scheduler's fork handlers (proc.c). */
 void stw_atfork_prepare(void);
 void stw_atfork_parent(void);
 void stw_atfork_child(void);

@@ -10,15 +10,20 @@
  * - retakes (retake): a P whose M has been in a syscall since its previous
  *   look (>= 20 us) is handed off, unless it has nothing to run and other
  *   Ms are looking for work anyway; a P whose G has run SYSMON_RETAKE_NS
- *   (10 ms) without a scheduling point is preempted (preemptone): the G is
- *   asked to yield at its next preemption point, and the P's local queue,
- *   private yield queue included, moves to the global queue so that other
- *   Ms run it meanwhile;
+ *   (10 ms) without the scheduler picking another G (a G that hands off
+ *   to a partner through runnext keeps the slice) is preempted
+ *   (preemptone): the G is asked to yield at its next preemption point, the
+ *   slice ends (p->slice_over: runnext does not inherit it, proc.c), and
+ *   the P's local queue, private yield queue included (and runnext once
+ *   the ring is empty), moves to the global queue so that other Ms run it
+ *   meanwhile, and its due timers move to the next P;
  * - every 200 ms trims the stacks of dead goroutines (trim_free_stacks), and
  *   every sched_shrink_period_ns (5 s) shrinks the stacks of goroutines
  *   parked that long (shrink_parked_stacks): our stack shrinking, as stacks
  *   cannot move (docs/design.md, "Stacks");
- * - prints a schedtrace line every GORT_GODEBUG=schedtrace=N ms.
+ * - prints a schedtrace line every GORT_GODEBUG=schedtrace=N ms;
+ * - every 100 ms, while a deadlock went unreported only because threads
+ *   outside gort existed, runs the deadlock check again.
  *
  * Batches sysmon takes from a P are counted in sched.sysmon_holding while
  * they are only on its stack, so that checkdead never takes them for
@@ -122,13 +127,21 @@ static void preemptone(p *pp) {
     m *mp = atomic_load_acq(&pp->m);
     g *gp = mp ? atomic_load_relaxed(&mp->curg) : NULL;
     if (!gp) return;
+    /* Asked 10 ms ago already and still running: it reaches no preemption
+     * point (a C loop), or its thread has not run (the machine is loaded). */
+    bool ignored = atomic_load_relaxed(&gp->preempt);
     atomic_store_relaxed(&gp->preempt, true);
-    atomic_store_relaxed(&pp->must_sched, 1);
+    atomic_store_relaxed(&pp->slice_over, 1);
+    atomic_store_rel(&pp->must_sched, 1);
     g *batch[RUNQ_SIZE];
     /* While the batch is only on this stack, no queue holds it: an M going
      * idle meanwhile must not take the program for deadlocked (checkdead). */
     atomic_xadd(&sched.sysmon_holding, 1);
-    uint32_t n = runqgrab(pp, batch, 0, false);
+    /* Half the ring each time, and, from a G that ignored the previous
+     * request, runnext once the ring is empty: a G that never reaches a
+     * preemption point must not keep the G it readied from running
+     * elsewhere. */
+    uint32_t n = runqgrab(pp, batch, 0, ignored);
     if (n > 0 && unlikely(sched_test_sysmon_hook != NULL)) sched_test_sysmon_hook();
     lock(&sched.lock);
     if (n > 0) {
@@ -138,6 +151,13 @@ static void preemptone(p *pp) {
     atomic_xadd(&sched.sysmon_holding, -1);
     unlock(&sched.lock);
     if (atomic_load_relaxed(&pp->yqsize) != 0) n += (uint32_t)yq_handoff(pp, gp);
+    /* Its due timers would wait for it too (only a P's holder, a spinning
+     * M or the timer sleeper runs a P's timers): they go to the next P,
+     * whose holder, or the sleeper if it is idle, runs them. */
+    int32_t np = gomaxprocs();
+    int64_t when = atomic_load_relaxed(&pp->timer0when);
+    if (ignored && np > 1 && when != 0 && when <= nanotime() && pp->id < np)
+        timers_move(pp, allp[(pp->id + 1) % np]);
     uint32_t idle = atomic_load_relaxed(&sched.npidle);
     for (uint32_t i = 0; i < n && i < idle; i++) startm(NULL, false);
 }
@@ -253,6 +273,7 @@ static bool netpoll_overdue(int64_t now) {
 void sysmon(void *arg) {
     (void)arg;
     int64_t delay = 0, idle = 0, lasttrace = 0, lastshrink = nanotime(), lasttrim = lastshrink;
+    int64_t lastdead = 0;
     for (;;) {
         if (idle == 0)
             delay = 20;
@@ -292,6 +313,12 @@ void sysmon(void *arg) {
         if (lastshrink + atomic_load_relaxed(&sched_shrink_period_ns) <= now) {
             lastshrink = now;
             shrink_parked_stacks();
+        }
+        /* Every goroutine blocked, but threads outside gort could end it:
+         * once they are gone, the deadlock is reported (proc.c). */
+        if (atomic_load_relaxed(&sched.deadlock_suspect) && lastdead + 100 * 1000 * 1000 <= now) {
+            lastdead = now;
+            sched_checkdead_again();
         }
         void (*gc_tick)(void) = sched_gc_sysmon_hook;
         if (gc_tick) gc_tick(); /* the forced GC every 2 minutes */

@@ -74,7 +74,7 @@ static void heap_push(p *pp, timer *t) {
     if (pp->ntimers == pp->captimers) {
         int32_t cap = pp->captimers ? pp->captimers * 2 : 64;
         timer **a = gort_malloc((size_t)cap * sizeof *a);
-        if (!a) throw("out of memory growing a timer heap");
+        if (!a) throw_oom((size_t)cap * sizeof *a);
         if (pp->ntimers) memcpy(a, pp->timers, (size_t)pp->ntimers * sizeof *a);
         gort_free(pp->timers);
         pp->timers = a;
@@ -165,7 +165,11 @@ int64_t check_timers(p *pp, int64_t now, bool *ran) {
         void *arg = t->arg;
         uintptr_t seq = t->seq;
         if (t->period > 0) {
-            t->when += t->period * (1 + (now - t->when) / t->period);
+            /* The next tick after now, capped at INT64_MAX (never). */
+            int64_t k = 1 + (now - t->when) / t->period, step;
+            if (__builtin_mul_overflow(t->period, k, &step) ||
+                __builtin_add_overflow(t->when, step, &t->when))
+                t->when = INT64_MAX;
             siftdown(pp, 0);
             update_timer0(pp);
         } else {
@@ -230,6 +234,7 @@ void gort_sleep(int64_t ns) {
         }
         return;
     }
+    if (unlikely(!tls_m->p)) throw("gort_sleep between gort_syscall_enter and gort_syscall_exit");
     if (ns <= 0) {
         gort_yield();
         return;

@@ -26,6 +26,7 @@
 #include "sched/traceback.h"
 
 #include "base/fatal.h"
+#include "base/lock.h"
 #include "base/nanotime.h"
 #include "base/print.h"
 #include "base/symtab.h"
@@ -264,6 +265,8 @@ int sched_g_stack(g *gp, uintptr_t *pcs, int max, bool *leaf_is_pc) {
  * at the fault. */
 static g *fault_g;
 static uintptr_t fault_fp, fault_pc;
+/* A fault on a thread's own stack (not a goroutine's): printed first. */
+static uintptr_t sysfault_fp, sysfault_pc;
 
 static void dump_one(tb_writer *w, g *gp, g *cur, int64_t now) {
     uintptr_t pcs[TB_MAX_FRAMES];
@@ -314,6 +317,14 @@ void tb_goroutine_dump(tb_writer *w) {
     g *cur = mp ? mp->curg : NULL;
     if (fault_g) cur = fault_g;
     int64_t now = nanotime();
+    if (sysfault_pc) { /* a fault off every goroutine's stack (Go's "runtime stack:") */
+        uintptr_t pcs[TB_MAX_FRAMES];
+        pcs[0] = sysfault_pc;
+        int n = 1 + tb_walk(sysfault_fp, 0, 0, pcs + 1, TB_MAX_FRAMES - 1);
+        tb_printf(w, "\nruntime stack:\n");
+        tb_print_pcs(w, pcs, n, true);
+        tb_flush(w);
+    }
     if (cur) dump_one(w, cur, cur, now);
     size_t count = 0;
     for (g *gp = atomic_load_acq(&allgs); gp; gp = gp->alllink) count++;
@@ -387,6 +398,7 @@ void tb_sigquit_install(void) {
  * The stack's owner, not tls_m->curg, names the goroutine: a fault can hit in
  * the middle of a switch. */
 void on_stack_overflow(uintptr_t addr) {
+    fatal_in_signal = 1; /* the fault may have hit inside stdio */
     struct stack_fault f;
     g *gp = NULL;
     if (stack_fault_info(&f)) {
@@ -405,4 +417,43 @@ void on_stack_overflow(uintptr_t addr) {
               (unsigned long long)(gp->stack.hi - gp->stack.lo), (void *)f.sp, (void *)gp->stack.lo,
               (void *)gp->stack.hi, (void *)addr, (long long)gp->goid);
     throw("stack overflow");
+}
+
+/* The crash hook (stack.c): a SIGSEGV or SIGBUS that no handler wanted.
+ * Reported in Go's three forms, chosen as Go's canpanic chooses: off a
+ * goroutine's stack (a runtime thread, a scheduler stack) or inside a
+ * runtime critical section (lock_depth, Go's m.locks), "fatal error:
+ * unexpected signal during runtime execution"; on a goroutine,
+ * a nil dereference (an address in the first page) is Go's runtime-error
+ * panic and any other address "unexpected fault address" and "fatal error:
+ * fault". Each with Go's [signal ...] line, then the dump from the faulting
+ * frame (on the goroutine's stack, or a thread's own stack: "runtime
+ * stack"), exit 2. */
+void on_unexpected_signal(int sig, int code, uintptr_t addr) {
+    struct stack_fault f;
+    memset(&f, 0, sizeof f);
+    stack_fault_info(&f);
+    m *mp = tls_m;
+    g *gp = mp ? mp->curg : NULL;
+    if (gp && f.sp >= gp->stack.lo && f.sp < gp->stack.hi) {
+        fault_g = gp;
+        fault_fp = f.fp;
+        fault_pc = f.pc;
+    } else {
+        sysfault_fp = f.fp;
+        sysfault_pc = f.pc;
+    }
+    char line[160];
+    snprint(line, sizeof line, "[signal %s code=0x%x addr=%p pc=%p]",
+            sig == SIGBUS ? "SIGBUS: bus error" : "SIGSEGV: segmentation violation",
+            (unsigned)code, (void *)addr, (void *)f.pc);
+    if (!fault_g || lock_depth > 0) throwf("unexpected signal during runtime execution\n%s", line);
+    if (addr < 4096) {
+        char msg[256];
+        snprint(msg, sizeof msg, "runtime error: invalid memory address or nil pointer dereference\n%s",
+                line);
+        gopanic(msg);
+    }
+    print("unexpected fault address %p\n", (void *)addr);
+    throwf("fault\n%s", line);
 }

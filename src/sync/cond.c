@@ -6,7 +6,10 @@
  * Tickets wrap around (compared modulo 2^32). */
 #include "sync/sync.h"
 
+#include "base/fatal.h"
+
 void gort_cond_init(gort_cond *c, gort_mutex *m) {
+    PANIC_IF_NIL(c);
     c->L = m;
     c->wait = c->notify = 0;
     c->lock = 0;
@@ -14,6 +17,8 @@ void gort_cond_init(gort_cond *c, gort_mutex *m) {
 }
 
 void gort_cond_wait(gort_cond *c) {
+    PANIC_IF_NIL(c);
+    PANIC_IF_NIL(c->L); /* Go: c.L.Unlock() on a nil L */
     uint32_t t = sync_notify_list_add(c);
     gort_mutex_unlock(c->L);
     sync_notify_list_wait(c, t);
@@ -21,9 +26,11 @@ void gort_cond_wait(gort_cond *c) {
 }
 
 void gort_cond_signal(gort_cond *c) {
+    PANIC_IF_NIL(c);
     sync_notify_list_notify_one(c);
 }
 
 void gort_cond_broadcast(gort_cond *c) {
+    PANIC_IF_NIL(c);
     sync_notify_list_notify_all(c);
 }

@@ -184,6 +184,7 @@ static __attribute__((noinline)) void mutex_lock_slow(gort_mutex *m) {
 }
 
 void gort_mutex_lock(gort_mutex *m) {
+    PANIC_IF_NIL(m);
     uint32_t old = 0;
     if (likely(__atomic_compare_exchange_n(&m->state, &old, MUTEX_LOCKED, false, __ATOMIC_ACQUIRE,
                                            __ATOMIC_RELAXED)))
@@ -199,6 +200,7 @@ void gort_mutex_lock(gort_mutex *m) {
 }
 
 bool gort_mutex_trylock(gort_mutex *m) {
+    PANIC_IF_NIL(m);
     uint32_t old = load_state(m);
     if (old & (MUTEX_LOCKED | MUTEX_STARVING)) return false;
     /* A woken waiter may be about to take it; we race it, as Go does. */
@@ -218,6 +220,7 @@ static __attribute__((noinline)) void mutex_unlock_slow(gort_mutex *m, uint32_t 
 }
 
 void gort_mutex_unlock(gort_mutex *m) {
+    PANIC_IF_NIL(m);
     if (rseq_release(&m->state, MUTEX_LOCKED)) return;
     uint32_t new = __atomic_sub_fetch(&m->state, MUTEX_LOCKED, __ATOMIC_RELEASE);
     if (unlikely(new != 0)) mutex_unlock_slow(m, new);

@@ -6,11 +6,14 @@
  * others wait for it to return (Go's guarantee: when Do returns, fn has run).
  * A CAS on done instead would let a loser return before fn finished. */
 #include "base/atomic.h"
+#include "base/fatal.h"
 #include "gort/sync.h"
 
-static __attribute__((noinline)) void once_do_slow(gort_once *o, void (*fn)(void *), void *arg) {
+static __attribute__((noinline)) void once_do_slow(gort_once *o, void (*fn)(void *), void *arg,
+                                                   uintptr_t pc) {
     gort_mutex_lock(&o->m);
     if (o->done == 0) {
+        if (!fn) panic_nil(pc); /* Go calls the nil func and faults */
         fn(arg);
         __atomic_store_n(&o->done, 1, __ATOMIC_RELEASE);
     }
@@ -18,6 +21,7 @@ static __attribute__((noinline)) void once_do_slow(gort_once *o, void (*fn)(void
 }
 
 void gort_once_do(gort_once *o, void (*fn)(void *), void *arg) {
+    PANIC_IF_NIL(o);
     if (likely(__atomic_load_n(&o->done, __ATOMIC_ACQUIRE) != 0)) return;
-    once_do_slow(o, fn, arg);
+    once_do_slow(o, fn, arg, (uintptr_t)__builtin_return_address(0));
 }

@@ -72,13 +72,14 @@ static inline void pool_barrier(void *old, void *new_) {
 
 static void roots(void *p, size_t len, bool add) {
     if (gc_add_root_range((uintptr_t)p, (uintptr_t)p + len, add) == -ENOMEM)
-        throw("sync: out of memory for a Pool");
+        throw_oom(len);
 }
 
 static void cleanup_hook(void);
 static gort_pool *allpools; /* pools with arrays, under allpools_lock */
 
 void gort_pool_init(gort_pool *pool, void *(*new_fn)(void)) {
+    PANIC_IF_NIL(pool);
     pool->new_fn = new_fn;
     pool->arrays = NULL;
     pool->next = NULL;
@@ -100,7 +101,7 @@ static pool_arrays *arrays_for(gort_pool *pool, int32_t pid) {
     if (n < 1) n = 1;
     size_t bytes = sizeof(pool_arrays) + 2 * (size_t)n * sizeof(pool_local);
     pool_arrays *na = gort_calloc(1, bytes);
-    if (!na) throw("sync: out of memory for a Pool");
+    if (!na) throw_oom(bytes);
     gc_init();
     gc_pool_cleanup_hook = cleanup_hook;
     roots(na, bytes, true);
@@ -165,7 +166,7 @@ static void shared_push(pool_local *l, void *x) {
             gort_free(fresh);
         }
         fresh = gort_calloc(want, sizeof(void *));
-        if (!fresh) throw("sync: out of memory for a Pool");
+        if (!fresh) throw_oom(want * sizeof(void *));
         fresh_cap = want;
         roots(fresh, fresh_cap * sizeof(void *), true);
     }
@@ -200,6 +201,7 @@ static void *shared_pop_tail(pool_local *l) {
 }
 
 void gort_pool_put(gort_pool *pool, void *x) {
+    PANIC_IF_NIL(pool);
     if (!x) return;
     int32_t pid = cur_pid();
     pool_arrays *a = arrays_for(pool, pid);
@@ -234,6 +236,7 @@ static void *get_slow(pool_arrays *a, int32_t pid) {
 }
 
 void *gort_pool_get(gort_pool *pool) {
+    PANIC_IF_NIL(pool);
     int32_t pid = cur_pid();
     pool_arrays *a = arrays_for(pool, pid);
     pool_local *l = &atomic_load_acq(&a->local)[pid];

@@ -15,12 +15,14 @@
 #define RWMUTEX_MAX_READERS (1 << 30)
 
 void gort_rwmutex_rlock(gort_rwmutex *rw) {
+    PANIC_IF_NIL(rw);
     if (__atomic_add_fetch(&rw->reader_count, 1, __ATOMIC_ACQ_REL) < 0)
         sync_semacquire(&rw->reader_sem, false,
                         WAIT_REASON_SYNC_RWMUTEX_RLOCK); /* a writer is pending */
 }
 
 void gort_rwmutex_runlock(gort_rwmutex *rw) {
+    PANIC_IF_NIL(rw);
     int32_t r = __atomic_sub_fetch(&rw->reader_count, 1, __ATOMIC_ACQ_REL);
     if (r >= 0) return;
     if (r + 1 == 0 || r + 1 == -RWMUTEX_MAX_READERS) throw("sync: RUnlock of unlocked RWMutex");
@@ -30,6 +32,7 @@ void gort_rwmutex_runlock(gort_rwmutex *rw) {
 }
 
 void gort_rwmutex_lock(gort_rwmutex *rw) {
+    PANIC_IF_NIL(rw);
     gort_mutex_lock(&rw->w);
     int32_t r = __atomic_fetch_add(&rw->reader_count, -RWMUTEX_MAX_READERS, __ATOMIC_ACQ_REL);
     if (r != 0 && __atomic_add_fetch(&rw->reader_wait, r, __ATOMIC_ACQ_REL) != 0)
@@ -37,6 +40,7 @@ void gort_rwmutex_lock(gort_rwmutex *rw) {
 }
 
 void gort_rwmutex_unlock(gort_rwmutex *rw) {
+    PANIC_IF_NIL(rw);
     int32_t r = __atomic_add_fetch(&rw->reader_count, RWMUTEX_MAX_READERS, __ATOMIC_ACQ_REL);
     if (r >= RWMUTEX_MAX_READERS) throw("sync: Unlock of unlocked RWMutex");
     for (int32_t i = 0; i < r; i++) sync_semrelease(&rw->reader_sem, false);

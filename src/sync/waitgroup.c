@@ -11,6 +11,7 @@
 #include "base/fatal.h"
 
 void gort_waitgroup_add(gort_waitgroup *wg, int delta) {
+    PANIC_IF_NIL(wg);
     uint64_t state =
         __atomic_add_fetch(&wg->state, (uint64_t)(int64_t)delta << 32, __ATOMIC_ACQ_REL);
     int32_t v = (int32_t)(state >> 32);
@@ -27,10 +28,12 @@ void gort_waitgroup_add(gort_waitgroup *wg, int delta) {
 }
 
 void gort_waitgroup_done(gort_waitgroup *wg) {
+    PANIC_IF_NIL(wg);
     gort_waitgroup_add(wg, -1);
 }
 
 void gort_waitgroup_wait(gort_waitgroup *wg) {
+    PANIC_IF_NIL(wg);
     uint64_t state = __atomic_load_n(&wg->state, __ATOMIC_ACQUIRE);
     for (;;) {
         if ((int32_t)(state >> 32) == 0) return;
