@@ -220,6 +220,7 @@ bool symtab_lookup(uintptr_t pc, symtab_sym *out) {
         const func_ent *f = o->funcs ? find_func(o, off) : NULL;
         if (f) {
             out->func = f->name;
+            out->sized = true;
             out->start = o->dyn ? bias + f->addr : f->addr;
         }
         if (o->have_lines) {

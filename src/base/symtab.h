@@ -33,6 +33,8 @@
 typedef struct symtab_sym {
     const char *func;   /* the function's name, or NULL if unknown */
     uintptr_t start;    /* its first instruction (valid when func != NULL) */
+    bool sized;         /* func is an ELF function symbol whose size covers pc: the bytes
+                           from start to pc are its code (else dladdr's nearest symbol) */
     const char *object; /* the object's path, or NULL if pc is in no object */
     uintptr_t base;     /* the object's load base */
     const char *dir;    /* the source file's directory (NULL or "" if unknown) */

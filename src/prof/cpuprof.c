@@ -304,19 +304,7 @@ static void helper(void *arg) {
 static bool leaf_caller(uintptr_t pc, uintptr_t ret) {
     symtab_sym s;
     if (!in_text(ret) || !in_text(ret - 6) || !symtab_lookup(pc, &s) || !s.func) return false;
-    const uint8_t *f = (const uint8_t *)s.start;
-    if (f[0] == 0xf3 && f[1] == 0x0f && f[2] == 0x1e && f[3] == 0xfa) f += 4; /* endbr64 */
-    if (f[0] == 0x55 && pc > (uintptr_t)f) return false; /* it has a frame, past its push */
-    const uint8_t *c = (const uint8_t *)ret;
-    if (c[-5] == 0xe8) {
-        int32_t d;
-        memcpy(&d, c - 4, 4);
-        return ret + (uintptr_t)(intptr_t)d == s.start;
-    }
-    if (c[-2] == 0xff && (c[-1] & 0xf8) == 0xd0) return true; /* call *%reg */
-    if (c[-6] == 0xff && c[-5] == 0x15) return true;          /* call *disp32(%rip) */
-    if (c[-3] == 0xff && (c[-2] & 0x38) == 0x10 && (c[-2] >> 6) == 1) return true; /* disp8 */
-    return false;
+    return tb_leaf_return(s.start, pc, ret);
 }
 
 /* ---- start, stop ---- */

@@ -140,6 +140,22 @@ int tb_trim_bottom(const uintptr_t *pcs, int n) {
     return n;
 }
 
+bool tb_leaf_return(uintptr_t start, uintptr_t pc, uintptr_t ret) {
+    const uint8_t *f = (const uint8_t *)start;
+    if (f[0] == 0xf3 && f[1] == 0x0f && f[2] == 0x1e && f[3] == 0xfa) f += 4; /* endbr64 */
+    if (f[0] == 0x55 && pc > (uintptr_t)f) return false; /* it has a frame, past its push */
+    const uint8_t *c = (const uint8_t *)ret;
+    if (c[-5] == 0xe8) {
+        int32_t d;
+        memcpy(&d, c - 4, 4);
+        return ret + (uintptr_t)(intptr_t)d == start;
+    }
+    if (c[-2] == 0xff && (c[-1] & 0xf8) == 0xd0) return true; /* call *%reg */
+    if (c[-6] == 0xff && c[-5] == 0x15) return true;          /* call *disp32(%rip) */
+    if (c[-3] == 0xff && (c[-2] & 0x38) == 0x10 && (c[-2] >> 6) == 1) return true; /* disp8 */
+    return false;
+}
+
 /* The index of the first frame whose function is one of names (among the
  * first 8), or 0. */
 static int trim_to(const uintptr_t *pcs, int n, const char *const *names) {
@@ -264,9 +280,24 @@ int sched_g_stack(g *gp, uintptr_t *pcs, int max, bool *leaf_is_pc) {
 /* A stack overflow or a SIGQUIT being reported: its goroutine's trace starts
  * at the fault. */
 static g *fault_g;
-static uintptr_t fault_fp, fault_pc;
+static uintptr_t fault_fp, fault_pc, fault_sp;
 /* A fault on a thread's own stack (not a goroutine's): printed first. */
 static uintptr_t sysfault_fp, sysfault_pc;
+
+/* The caller of a frameless function that faulted (a leaf: gcc omits its
+ * frame at -O1 and above whatever -mno-omit-leaf-frame-pointer says), or of
+ * one hit before its push %rbp: the return address at sp, 0 if none. Both
+ * functions must be sized ELF symbols, so that the bytes read are code. */
+static uintptr_t fault_leaf_caller(g *gp) {
+    uintptr_t sp = fault_sp;
+    if (!sp || (sp & 7) || sp < gp->stack.lo || sp + 8 > gp->stack.hi) return 0;
+    uintptr_t ret = *(uintptr_t *)sp;
+    symtab_sym s, r;
+    if (!symtab_lookup(fault_pc, &s) || !s.sized || ret < 8 || !symtab_lookup(ret - 1, &r) ||
+        !r.sized || ret - 6 < r.start)
+        return 0;
+    return tb_leaf_return(s.start, fault_pc, ret) ? ret : 0;
+}
 
 static void dump_one(tb_writer *w, g *gp, g *cur, int64_t now) {
     uintptr_t pcs[TB_MAX_FRAMES];
@@ -275,11 +306,14 @@ static void dump_one(tb_writer *w, g *gp, g *cur, int64_t now) {
     tb_printf(w, "\n");
     tb_print_header(w, gp, now);
     if (gp == fault_g && fault_pc) {
-        pcs[0] = fault_pc;
+        int k = 0;
+        pcs[k++] = fault_pc;
         leaf = true;
+        uintptr_t caller = fault_leaf_caller(gp);
+        if (caller) pcs[k++] = caller;
         bool in = gp->stack.hi && fault_fp >= gp->stack.lo && fault_fp < gp->stack.hi;
-        n = 1 + tb_walk(fault_fp, in ? gp->stack.lo : 0, in ? gp->stack.hi : 0, pcs + 1,
-                        TB_MAX_FRAMES - 1);
+        n = k + tb_walk(fault_fp, in ? gp->stack.lo : 0, in ? gp->stack.hi : 0, pcs + k,
+                        TB_MAX_FRAMES - k);
     } else if (gp == cur) {
         static const char *const fatal_names[] = {"gort__throw", "gort__throwf", "gort__gopanic",
                                                   NULL};
@@ -378,6 +412,7 @@ static void sigquit_handler(int sig, siginfo_t *si, void *uctx) {
         fault_g = gp;
         fault_pc = pc;
         fault_fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+        fault_sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
     }
     dump_goroutines();
     _exit(2);
@@ -405,6 +440,7 @@ void on_stack_overflow(uintptr_t addr) {
         gp = f.owner;
         fault_fp = f.fp;
         fault_pc = f.pc;
+        fault_sp = f.sp;
     }
     if (!gp) {
         m *mp = tls_m;
@@ -439,19 +475,20 @@ void on_unexpected_signal(int sig, int code, uintptr_t addr) {
         fault_g = gp;
         fault_fp = f.fp;
         fault_pc = f.pc;
+        fault_sp = f.sp;
     } else {
         sysfault_fp = f.fp;
         sysfault_pc = f.pc;
     }
     char line[160];
     snprint(line, sizeof line, "[signal %s code=0x%x addr=%p pc=%p]",
-            sig == SIGBUS ? "SIGBUS: bus error" : "SIGSEGV: segmentation violation",
-            (unsigned)code, (void *)addr, (void *)f.pc);
+            sig == SIGBUS ? "SIGBUS: bus error" : "SIGSEGV: segmentation violation", (unsigned)code,
+            (void *)addr, (void *)f.pc);
     if (!fault_g || lock_depth > 0) throwf("unexpected signal during runtime execution\n%s", line);
     if (addr < 4096) {
         char msg[256];
-        snprint(msg, sizeof msg, "runtime error: invalid memory address or nil pointer dereference\n%s",
-                line);
+        snprint(msg, sizeof msg,
+                "runtime error: invalid memory address or nil pointer dereference\n%s", line);
         gopanic(msg);
     }
     print("unexpected fault address %p\n", (void *)addr);

@@ -26,6 +26,7 @@
 #define tb_flush           gort__tb_flush
 #define tb_fd_writer       gort__tb_fd_writer
 #define tb_goroutine_dump  gort__tb_goroutine_dump
+#define tb_leaf_return     gort__tb_leaf_return
 #define tb_print_creator   gort__tb_print_creator
 #define tb_print_header    gort__tb_print_header
 #define tb_print_pcs       gort__tb_print_pcs
@@ -56,6 +57,13 @@ int tb_walk(uintptr_t fp, uintptr_t lo, uintptr_t hi, uintptr_t *pcs, int max);
 /* How many leading pcs of a goroutine's stack are the scheduler's own
  * (the switch, the park): the printers start after them. */
 int tb_trim(const uintptr_t *pcs, int n);
+/* Whether ret, the word at sp where the function at start was interrupted
+ * at pc, is the return address of a call into it (a direct call of start,
+ * or an indirect call) while it has no frame of its own (no push %rbp at
+ * its entry, or pc not past it): then ret is its caller's frame, which a
+ * frame-pointer walk skips. Reads the code at start and before ret: the
+ * caller checks that both are mapped. */
+bool tb_leaf_return(uintptr_t start, uintptr_t pc, uintptr_t ret);
 /* How many pcs to keep of a stack: the goroutine entry's own frames at its
  * bottom (gentry, main_entry, arch_ctx_start) go, as Go's goexit. */
 int tb_trim_bottom(const uintptr_t *pcs, int n);
