@@ -44,8 +44,11 @@ if has go; then
     grep -q 'handle_request' <<<"$out" || bad "heap: handle_request missing"$'\n'"$out"
     ran=1
 
-    # cpu: burn3 and burn1 at 3:1 within 10%
-    "$prog" cpu "$tmp/cpu.pb.gz" || bad "cpu run"
+    # cpu: burn3 and burn1 at 3:1 within 10%, at 250 Hz (GORT_CPUPROFILERATE;
+    # test_prof checks the default 100 Hz): a period of 4 ms
+    GORT_CPUPROFILERATE=250 "$prog" cpu "$tmp/cpu.pb.gz" || bad "cpu run"
+    out=$(go tool pprof -raw "$prog" "$tmp/cpu.pb.gz" 2>&1)
+    grep -q '^Period: 4000000$' <<<"$out" || bad "cpu: GORT_CPUPROFILERATE=250 not a 4 ms period"$'\n'"$(head -5 <<<"$out")"
     out=$(top "$tmp/cpu.pb.gz" -cum)
     b3=$(pct "$out" burn3) b1=$(pct "$out" burn1)
     if [ -z "$b3" ] || [ -z "$b1" ]; then

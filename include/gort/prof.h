@@ -46,9 +46,9 @@ GORT_API int gort_set_mutex_profile_fraction(int rate);
 GORT_API void gort_set_block_profile_rate(int rate);
 
 /* The CPU profile: SIGPROF from per-thread CPU timers, 100 Hz (or
- * GORT_CPUPROFILERATE), every thread of the process; samples attributed to
- * the goroutine that was running (a "goroutine" label). Written to fd by
- * stop. -EBUSY if one is running. */
+ * GORT_CPUPROFILERATE, 1 to 1000, read at each start), every thread of the process; samples
+ * attributed to the goroutine that was running (a "goroutine" label). Written to fd by stop. -EBUSY
+ * if one is running. */
 GORT_API int gort_cpu_profile_start(int fd);
 GORT_API int gort_cpu_profile_stop(void);
 

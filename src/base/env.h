@@ -21,14 +21,15 @@ struct gort_options {
     int gomaxprocs;     /* GORT_GOMAXPROCS: 0 means "CPUs in the affinity mask" */
     int64_t stacksize;  /* GORT_STACKSIZE: bytes of virtual stack per goroutine */
     int memprofilerate; /* GORT_MEMPROFILERATE: bytes between heap samples */
+    int cpuprofilerate; /* GORT_CPUPROFILERATE: the CPU profile's samples per second */
     struct {            /* GORT_GODEBUG=name=val,... (unknown names ignored, as Go) */
         int gctrace;
         int schedtrace; /* ms between schedtrace lines; 0 off */
         int scheddetail;
         int gccheckmark;
         int scavtrace;
-        int madvdontneed; /* accepted for Go compatibility: we always use MADV_DONTNEED */
-        int clobberfree;  /* the sweeper fills freed GC objects with 0xdeadbeef */
+        int madvdontneed;   /* accepted for Go compatibility: we always use MADV_DONTNEED */
+        int clobberfree;    /* the sweeper fills freed GC objects with 0xdeadbeef */
         int gcstoptheworld; /* 1: mark with the world stopped (Go's debugging mode) */
     } debug;
 };

@@ -41,6 +41,7 @@
 #include "prof/prof.h"
 
 #include "base/atomic.h"
+#include "base/env.h"
 #include "base/symtab.h"
 #include "base/thread.h"
 #include "gort/prof.h"
@@ -62,7 +63,6 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#define CPU_HZ     100
 #define CPU_SLOTS  8192
 #define CPU_FRAMES 64
 #define CPU_PROBES 32
@@ -75,6 +75,9 @@ typedef struct cpu_slot {
     int n;
     uintptr_t stk[CPU_FRAMES]; /* stk[0]: the interrupted pc */
 } cpu_slot;
+
+/* Samples per second: GORT_CPUPROFILERATE (100), read at each start. */
+static int cpu_hz = 100;
 
 /* The executable segments, for the frameless-leaf check (at start). */
 #define CPU_TEXT_MAX 128
@@ -234,10 +237,11 @@ static bool arm(int tid, timer_t *out) {
     ev._sigev_un._tid = tid;
     clockid_t clk = (clockid_t)((~(unsigned)tid << 3) | 6); /* the thread's CPU clock */
     if (timer_create(clk, &ev, out) != 0) return false;
-    long ns = 1000000000L / CPU_HZ;
+    long ns = 1000000000L / atomic_load_relaxed(&cpu_hz);
     /* A random first expiry spreads the threads' signals. */
-    struct itimerspec its = {{0, ns},
-                             {0, 1 + (long)(((uint64_t)tid * 2654435761u) % (uint64_t)ns)}};
+    long first = 1 + (long)(((uint64_t)tid * 2654435761u) % (uint64_t)ns);
+    struct itimerspec its = {{ns / 1000000000L, ns % 1000000000L},
+                             {first / 1000000000L, first % 1000000000L}};
     if (timer_settime(*out, 0, &its, NULL) != 0) {
         timer_delete(*out);
         return false;
@@ -324,6 +328,7 @@ GORT_API int gort_cpu_profile_start(int fd) {
         return -ENOMEM;
     }
     cpu.table_bytes = bytes;
+    atomic_store_relaxed(&cpu_hz, opts.cpuprofilerate > 0 ? opts.cpuprofilerate : 100);
     cpu.lost = cpu.samples = 0;
     cpu.fd = fd;
     cpu.helper_done = 0;
@@ -381,7 +386,7 @@ GORT_API int gort_cpu_profile_stop(void) {
     cpu_slot *t = cpu.table;
     pprof p;
     static const pprof_value_type types[] = {{"samples", "count"}, {"cpu", "nanoseconds"}};
-    int64_t period = 1000000000 / CPU_HZ;
+    int64_t period = 1000000000 / atomic_load_relaxed(&cpu_hz);
     int rc = pprof_begin(&p, types, 2, types[1], period);
     for (int i = 0; rc == 0 && i < CPU_SLOTS; i++) {
         if (atomic_load_acq(&t[i].state) <= 1) continue;
