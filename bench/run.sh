@@ -6,7 +6,7 @@
 # BUILD_DIR is an already built tree (this script builds nothing): it runs
 # BUILD_DIR/bench/<program> and preloads BUILD_DIR/libgort-malloc.so.
 # NAME selects what to run: a family (malloc, pagealloc, ctxswitch, sched, chan, stw,
-# sync, http, gc, starve), a single malloc
+# sync, http, gc, starve, prof), a single malloc
 # pattern (hot-16, hot-64, hot-256, hot-4096, hot-65536, fifo, random,
 # xthread, xbatch) or a single gc workload (binarytrees, gcpause, allocfree, memlimit).
 # No NAME: everything.
@@ -23,6 +23,8 @@
 #                 (/usr/lib/go-1.19/bin/go)
 #   GC_MAXRSS_KIB  gc family: a run whose RSS passes this is killed and FAILs (6291456)
 #   BENCH_GC_QUICK gc family: set to smoke-test the script on small sizes (figures meaningless)
+#   PROF_REPS     prof family: off/on pairs per workload inside its one process (9)
+#   PROF_ONLY     prof family: one of heap, cpu, trace, or a workload name (all)
 #   PEERS_DIR     the peers' sources (bench/peers of this repository; the
 #                 workloads are defined in bench/peers/README.md)
 #   HTTP_DURATION wrk's -d for the http family (10s), HTTP_PROCS the GOMAXPROCS of
@@ -38,7 +40,7 @@
 #
 # Sections: one function per benchmark family (bench_malloc, bench_pagealloc,
 # bench_ctxswitch, bench_sched, bench_chan, bench_stw, bench_sync, bench_http, bench_gc,
-# bench_starve);
+# bench_starve, bench_prof);
 # add a family by writing bench_<family>, listing it in FAMILIES and, if it
 # takes sub-names, teaching select_names about them.
 set -u -o pipefail
@@ -1251,7 +1253,48 @@ bench_starve() {
     echo
 }
 
-FAMILIES=(malloc pagealloc ctxswitch sched chan stw sync http gc starve)
+# ---- family: prof (bench/profbench.c: the profiler's overheads) ---------------
+
+# Each workload with the profiler off and on, alternating inside one process
+# (profbench.c says how); the verdict is the median of the pair ratios
+# against issue 12's bounds: heap profiling at the default rate and the CPU
+# profile at 100 Hz under 2% on binarytrees, the execution trace under 15%
+# on the channel workloads.
+bench_prof() {
+    local exe="$BUILD_DIR/bench/profbench" log="$LOGS/prof.log" reps=${PROF_REPS:-9}
+    echo "== prof: $exe, $reps off/on pair(s) per workload, one process; log in $log"
+    if [ ! -x "$exe" ]; then
+        echo "FAIL prof: $exe not built"
+        FAILED=1
+        return
+    fi
+    if ! run_logged "$log" "" "$exe" "$reps" ${PROF_ONLY:+"$PROF_ONLY"} ||
+        ! grep -q '^RESULT prof' "$log"; then
+        echo "FAIL prof: $(fail_reason "$log") (log: $log)"
+        FAILED=1
+        return
+    fi
+    printf '%-7s | %-15s | %12s | %12s | %8s | %7s\n' profile workload "off (ms)" "on (ms)" on/off bound
+    local fam wl off on r bound pct worst="" line
+    while read -r line; do
+        set -- $line
+        fam=$3 wl=$4 off=${6#off=} on=${8#on=} r=${10#ratio=}
+        case "$fam" in trace) bound=1.15 ;; *) bound=1.02 ;; esac
+        printf '%-7s | %-15s | %12s | %12s | %8s | %7s\n' "$fam" "$wl" "$off" "$on" "$r" "$bound"
+        if ! cmp "$r" "<" "$bound"; then
+            pct=$(awk -v r="$r" 'BEGIN { printf "%+.1f%%", (r - 1) * 100 }')
+            worst+=" $fam/$wl $pct;"
+        fi
+    done < <(grep '^RESULT prof' "$log")
+    if [ -z "$worst" ]; then
+        echo "VERDICT prof gort: PASS (every overhead within its bound)"
+    else
+        echo "VERDICT prof gort: MISS (over the bound:$worst)"
+    fi
+    echo
+}
+
+FAMILIES=(malloc pagealloc ctxswitch sched chan stw sync http gc starve prof)
 
 declare -A WANT=()   # family -> 1
 SEL_MALLOC=()        # malloc patterns, in the order given
@@ -1279,6 +1322,7 @@ select_names() {
         sync) WANT[sync]=1 ;;
         http) WANT[http]=1 ;;
         starve) WANT[starve]=1 ;;
+        prof) WANT[prof]=1 ;;
         gc)
             WANT[gc]=1
             SEL_GC+=(binarytrees gcpause allocfree memlimit)
@@ -1320,6 +1364,7 @@ echo
 [ -n "${WANT[http]:-}" ] && bench_http
 [ -n "${WANT[gc]:-}" ] && bench_gc "${SEL_GC[@]}"
 [ -n "${WANT[starve]:-}" ] && bench_starve
+[ -n "${WANT[prof]:-}" ] && bench_prof
 
 if [ "$FAILED" -ne 0 ]; then
     echo "some runs FAILED (logs in $LOGS)"

@@ -11,6 +11,7 @@
 #include "gort/malloc.h"
 #include "gort/memstats.h"
 #include "gort/net.h"
+#include "gort/prof.h"
 #include "gort/sched.h"
 #include "gort/sync.h"
 #include "gort/type.h"

@@ -2,10 +2,12 @@
 # Installs the Debian packages a target needs, only those that are missing.
 # Usage: scripts/deps.sh build|test|bench
 set -eu
-need=(cmake make gcc pkg-config)
+need=(cmake make gcc pkg-config zlib1g-dev)
 case "${1:-build}" in
   build) ;;
-  test) need+=(python3 sqlite3 git clang libclang-rt-14-dev) ;;
+  test) need+=(python3 sqlite3 git clang libclang-rt-14-dev
+  # tests/prof.sh: go tool pprof reads every profile, curl the /debug endpoint
+  golang-go curl binutils) ;;
   # bench: make bench (the malloc peers, the Go peers of bench/peers, Boost's
   # fcontext) and bench/peers/run.sh (Boehm GC, tcmalloc, wrk)
   bench) need+=(python3 g++ golang-1.19-go libmimalloc-dev libjemalloc-dev

@@ -98,6 +98,7 @@ static void __attribute__((noinline)) nil_deref(volatile int *p) {
 
 static void faulter(void *arg) {
     nil_deref(arg);
+    __asm__ volatile("" ::: "memory"); /* not a tail call: faulter stays on the stack */
 }
 
 static int main_fault(int argc, char **argv) {
@@ -122,6 +123,13 @@ static void test_fault_reported(void) {
     const char *g2 = strstr(out, "goroutine 2 [running]:\n");
     CHECK(g2 != NULL);
     if (g2) CHECK(strncmp(g2 + strlen("goroutine 2 [running]:\n"), "nil_deref(", 10) == 0);
+    /* With file:line (DWARF), and the frameless leaf's caller recovered
+     * from the word at sp (a frame-pointer walk would skip faulter). */
+    const char *line = g2 ? strchr(g2 + strlen("goroutine 2 [running]:\n"), '\n') : NULL;
+    const char *next = line ? strchr(line + 1, '\n') : NULL;
+    const char *at = line ? strstr(line, "test_sched_overflow.c:") : NULL;
+    CHECK(line != NULL && line[1] == '\t' && next != NULL && at != NULL && at < next);
+    CHECK(next != NULL && strncmp(next + 1, "faulter(", 8) == 0);
 }
 
 static void wild_faulter(void *arg) {

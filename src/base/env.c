@@ -15,6 +15,7 @@ struct gort_options opts = {
     .gomaxprocs = 0,
     .stacksize = 256 * 1024,
     .memprofilerate = 512 * 1024,
+    .cpuprofilerate = 100,
 };
 
 int env_parse_int(const char *s, int64_t *out) {
@@ -146,6 +147,12 @@ void env_init(void) {
             warn("GORT_MEMPROFILERATE", v, "a non-negative integer");
         else
             opts.memprofilerate = (int)n;
+    }
+    if ((v = getenv("GORT_CPUPROFILERATE")) && *v) {
+        if (env_parse_int(v, &n) < 0 || n < 1 || n > 1000)
+            warn("GORT_CPUPROFILERATE", v, "samples per second from 1 to 1000");
+        else
+            opts.cpuprofilerate = (int)n;
     }
     if ((v = getenv("GORT_GODEBUG")) && *v) parse_godebug(v);
     __atomic_store_n(&state, 2, __ATOMIC_RELEASE);

@@ -21,6 +21,7 @@ struct gort_options {
     int gomaxprocs;     /* GORT_GOMAXPROCS: 0 means "CPUs in the affinity mask" */
     int64_t stacksize;  /* GORT_STACKSIZE: bytes of virtual stack per goroutine */
     int memprofilerate; /* GORT_MEMPROFILERATE: bytes between heap samples */
+    int cpuprofilerate; /* GORT_CPUPROFILERATE: the CPU profile's samples per second */
     struct {            /* GORT_GODEBUG=name=val,... (unknown names ignored, as Go) */
         int gctrace;
         int schedtrace; /* ms between schedtrace lines; 0 off */

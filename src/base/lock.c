@@ -39,7 +39,28 @@ void lock_suspend_now(void) {
 
 enum { ACTIVE_SPIN = 4, ACTIVE_SPIN_CNT = 30, PASSIVE_SPIN = 1 };
 
+void (*lock_contended_hook)(int64_t ns);
+
+static void lock_wait(lock_t *l);
+
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 void lock_slow(lock_t *l) {
+    void (*hook)(int64_t) = __atomic_load_n(&lock_contended_hook, __ATOMIC_RELAXED);
+    if (__builtin_expect(hook == NULL, 1)) {
+        lock_wait(l);
+        return;
+    }
+    int64_t t0 = mono_ns(); /* the mutex profile: how long this contention lasted */
+    lock_wait(l);
+    hook(mono_ns() - t0);
+}
+
+static void lock_wait(lock_t *l) {
     /* We are going to sleep unless we win: remember that with state 2. */
     uint32_t v = atomic_xchg(&l->key, 1);
     if (v == 0) return;

@@ -15,6 +15,7 @@
 /* Internal names: the symbol carries the gort__ prefix (docs/HACKING.md, "Names"). */
 #define futex_sleep          gort__futex_sleep
 #define futex_wake           gort__futex_wake
+#define lock_contended_hook  gort__lock_contended_hook
 #define lock_depth           gort__lock_depth
 #define lock_slow            gort__lock_slow
 #define lock_suspend_hook    gort__lock_suspend_hook
@@ -42,6 +43,10 @@ extern void (*lock_suspend_hook)(void);
 
 void lock_slow(lock_t *l);
 void unlock_slow(lock_t *l);
+/* The mutex profile's view of runtime locks (src/prof sets it while the
+ * profile is on): called by lock_slow with the lock just taken after a wait
+ * of ns, on the waiter's stack. It must not take a lock or allocate. */
+extern void (*lock_contended_hook)(int64_t ns);
 
 static inline void lock(lock_t *l) {
     lock_depth++;

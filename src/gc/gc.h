@@ -128,6 +128,7 @@
 #define gc_thread_self            gort__gc_thread_self
 #define gc_threads                gort__gc_threads
 #define gc_threads_lock           gort__gc_threads_lock
+#define gc_trace_hook             gort__gc_trace_hook
 #define gc_uncache_span           gort__gc_uncache_span
 #define gcw_balance               gort__gcw_balance
 #define gcw_dispose               gort__gcw_dispose
@@ -556,6 +557,26 @@ void gc_free_os_memory_hook(void);
  * scheduler. */
 void gc_sysmon_tick(void);
 bool sched_started_now(void);
+/* Installed by the profiler (src/prof): the execution trace's GC events and
+ * the pause histogram of runtime/metrics. Called without locks held, except
+ * that the allocating thread is inside its critical section for
+ * GC_EV_SWEEP_* and GC_EV_ASSIST_* (the hook must not block). */
+enum gc_ev {
+    GC_EV_START,        /* a cycle's mark phase began (arg: the cycle number) */
+    GC_EV_DONE,         /* it ended, at mark termination */
+    GC_EV_ASSIST_START, /* the calling thread assists the marker */
+    GC_EV_ASSIST_DONE,
+    GC_EV_SWEEP_START, /* the allocating thread sweeps in proportion to allocation */
+    GC_EV_SWEEP_DONE,  /* arg: pages swept */
+    GC_EV_PAUSE,       /* a stop-the-world pause of the cycle ended (arg: ns) */
+};
+extern void (*gc_trace_hook)(int ev, uint64_t arg);
+#define GC_HOOK(ev, arg)                                                                           \
+    do {                                                                                           \
+        void (*h_)(int, uint64_t) = __atomic_load_n(&gc_trace_hook, __ATOMIC_ACQUIRE);             \
+        if (__builtin_expect(h_ != NULL, 0)) h_((ev), (arg));                                      \
+    } while (0)
+
 /* mgcthread.c: set on the collector's own threads. */
 extern __thread bool gc_internal_thread __attribute__((tls_model("initial-exec")));
 

@@ -40,6 +40,7 @@
 #include "gort/gc.h"
 #include "mem/mcache.h"
 #include "mem/mheap.h"
+#include "mem/msample.h"
 #include "mem/sizeclasses.h"
 
 #include <string.h>
@@ -100,8 +101,9 @@ static unsigned next_free_index(mspan *s) {
 /* What the slow path asks the caller to do once out of the critical
  * section. */
 struct after_alloc {
-    bool trigger;   /* heap_live reached the trigger: start a cycle */
-    int64_t assist; /* bytes to pay for with mark work */
+    bool trigger;    /* heap_live reached the trigger: start a cycle */
+    int64_t assist;  /* bytes to pay for with mark work */
+    uint64_t sample; /* the heap profile samples this allocation (msample.h) */
 };
 
 /* The refill: a new span for class spc, with the collector's accounting. */
@@ -127,6 +129,7 @@ static uintptr_t next_free(mcache *c, unsigned spc, mspan **sp, struct after_all
     mspan *s = c->alloc_gc[spc];
     uintptr_t v = next_free_fast(s);
     if (!v) {
+        aa->sample = mprof_charge(c, spc >> 1, class_to_size[spc >> 1]); /* heap profile */
         unsigned i = next_free_index(s);
         if (i >= s->nelems) {
             s = refill(c, spc, aa);
@@ -191,6 +194,7 @@ static void *alloc_large(mcache *c, size_t size, const gort_type *t, struct afte
     }
     if (s->needzero) memset((void *)s->base, 0, npages * PAGE_SIZE);
     uint64_t bytes = (uint64_t)npages * PAGE_SIZE;
+    aa->sample = mprof_charge(c, 0, bytes); /* heap profile */
     c->large_nmalloc++;
     c->large_alloc_bytes += bytes;
     atomic_xadd(&gc_pacer.heap_live, bytes);
@@ -264,7 +268,7 @@ void *gc_alloc(size_t size, const gort_type *t, bool align16) {
     gc_init();
     gcthread *gt = gc_thread_self(); /* registers a foreign thread before it allocates */
     (void)gt;
-    struct after_alloc aa = {false, 0};
+    struct after_alloc aa = {false, 0, 0};
     void *p = NULL;
     if (size == 0) size = 1;
     cs_enter();
@@ -294,6 +298,10 @@ void *gc_alloc(size_t size, const gort_type *t, bool align16) {
      * (it was sized with one only above the limit). */
     p = alloc_small(c, size, t, nelem, sc, &aa);
 out:
+    if (__builtin_expect(aa.sample != 0, 0) && p) { /* heap profile: its span is still ours */
+        mspan *s = span_of((uintptr_t)p);
+        mprof_record(s, p, s->sizeclass ? s->elemsize : s->npages * PAGE_SIZE, aa.sample);
+    }
     cs_exit();
     if (aa.trigger || aa.assist > 0) after(&aa);
     return p;

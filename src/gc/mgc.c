@@ -53,6 +53,7 @@
 
 struct gc_state gc_state = {.lock = LOCK_INIT};
 void (*gc_pool_cleanup_hook)(void);
+void (*gc_trace_hook)(int ev, uint64_t arg);
 
 #define GC_SLICE_NS     (1000 * 1000) /* a worker's unit of work between checks */
 #define GC_SLICE_WORK   (256 << 10)   /* bytes of scan work per drain call */
@@ -103,6 +104,7 @@ static void record_pause(int64_t ns) {
     gc_state.pause_end[i] = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
     gc_state.pause_total_ns += ns;
     gc_limiter_add(GC_LIM_PAUSE, ns);
+    GC_HOOK(GC_EV_PAUSE, (uint64_t)ns);
 }
 
 void gc_record_extra_pause(int64_t ns) {
@@ -245,6 +247,7 @@ static void try_terminate(void) {
     term_restarts = 0;
     mark_termination(t0);
     start_the_world();
+    GC_HOOK(GC_EV_DONE, gc_state.cycles);
     if (opts.debug.gctrace) gctrace_line();
     gc_sweeper_wake();
     atomic_xadd(&cycle_done_seq, 1);
@@ -445,6 +448,7 @@ static void gc_start_n(enum gc_trigger why, uint32_t n) {
     stw1_ns = nanotime() - t0;
     record_pause(stw1_ns);
     start_the_world();
+    GC_HOOK(GC_EV_START, gc_state.started);
     atomic_xadd(&worker_seq, 1);
     futex_wake(&worker_seq, INT32_MAX);
     fmutex_unlock(&start_mutex);

@@ -672,6 +672,7 @@ void gc_assist(gcthread *t, int64_t bytes) {
     double ratio = gc_pacer.assist_work_per_byte;
     int64_t owed = (int64_t)((double)-t->assist_credit * ratio);
     int64_t t0 = nanotime(), tl = t0;
+    GC_HOOK(GC_EV_ASSIST_START, 0); /* the execution trace */
     for (int waits = 0; owed > 0 && gc_phase() == GC_MARK;) {
         owed -= steal_credit(owed);
         if (owed <= 0) break;
@@ -701,6 +702,7 @@ void gc_assist(gcthread *t, int64_t bytes) {
         gc_limiter_add(GC_LIM_IDLE, now - tl);
         tl = now;
     }
+    GC_HOOK(GC_EV_ASSIST_DONE, 0);
     int64_t t1 = nanotime();
     atomic_xadd(&gc_state.gc_cpu_ns, t1 - t0);
     atomic_xadd(&gc_state.assist_ns, t1 - t0);

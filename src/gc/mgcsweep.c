@@ -39,6 +39,7 @@
 #include "base/thread.h"
 #include "mem/mheap.h"
 #include "mem/mpagealloc.h"
+#include "mem/msample.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -67,6 +68,7 @@ bool gc_sweep_span(mspan *s, bool preserve) {
     if (s->sizeclass == 0) {
         uint64_t live = (s->markbits[0] & 1) | (black_alloc ? 1 : 0);
         if (!live && s->specials && gc_sweep_specials(s, &live)) live = 1;
+        if (s->profrecs) mprof_sweep(s, &live); /* heap profile: a sampled object freed */
         if (live) {
             s->markbits[0] = 0;
             s->markgen = 0;
@@ -90,6 +92,7 @@ bool gc_sweep_span(mspan *s, bool preserve) {
     }
     if (n & 63) live[words - 1] &= ((uint64_t)1 << (n & 63)) - 1;
     if (s->specials) gc_sweep_specials(s, live);
+    if (s->profrecs) mprof_sweep(s, live); /* heap profile: sampled objects freed */
     unsigned nlive = 0, ndead = 0;
     bool freed_any = false;
     for (unsigned i = 0; i < words; i++) {
@@ -224,14 +227,19 @@ void gc_sweep_credit(size_t bytes) {
     if (atomic_load_relaxed(&gc_state.sweep_done) || gc_phase() != GC_OFF) return;
     uint64_t live = atomic_load_relaxed(&gc_pacer.heap_live);
     double target = live > sweep_basis ? (double)(live - sweep_basis) * sweep_pages_per_byte : 0;
+    if ((double)atomic_load_relaxed(&pages_swept) >= target) return;
+    GC_HOOK(GC_EV_SWEEP_START, 0);
+    uint64_t swept = 0;
     while ((double)atomic_load_relaxed(&pages_swept) < target) {
         size_t n = gc_sweepone();
         if (n == ~(size_t)0) {
             atomic_store_rel(&gc_state.sweep_done, 1);
-            return;
+            break;
         }
         atomic_xadd(&pages_swept, n);
+        swept += n;
     }
+    GC_HOOK(GC_EV_SWEEP_DONE, swept);
 }
 
 /* In a forked child the sweeper thread is gone: start another. */

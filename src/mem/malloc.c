@@ -41,6 +41,7 @@
 #include "mem/mcache.h"
 #include "mem/mcentral.h"
 #include "mem/mheap.h"
+#include "mem/msample.h"
 #include "mem/scavenge.h"
 
 #include <errno.h>
@@ -178,6 +179,7 @@ __attribute__((noinline)) static void *malloc_small_slow(unsigned sc, bool *zero
     if (sc == 0) sc = 1; /* malloc(0): a unique, freeable pointer, as glibc's */
     mcache *c = mcache_get();
     if (unlikely(!c)) return OOM(NULL);
+    uint64_t sample = mprof_charge(c, sc, class_to_size[sc]); /* heap profile (msample.h) */
     for (;;) {
         mspan *s = c->alloc[sc];
         void *p = s->freelist;
@@ -190,6 +192,12 @@ __attribute__((noinline)) static void *malloc_small_slow(unsigned sc, bool *zero
         }
         if (p) {
             c->nmalloc[sc]++;
+            if (unlikely(sample)) {
+                /* Its frees must take the slow path (mprof_free), not the
+                 * last-object shortcut, should p still be c->last. */
+                if (c->last == p) c->last = MCACHE_NO_LAST;
+                mprof_record(s, p, class_to_size[sc], sample);
+            }
             return p;
         }
         if (!mcache_refill_malloc(c, sc)) return OOM(NULL);
@@ -203,6 +211,7 @@ static void *malloc_large(size_t n, size_t align, bool *zeroed) {
     size_t npages = (n + PAGE_SIZE - 1) >> PAGE_SHIFT;
     mcache *c = mcache_get();
     if (unlikely(!c)) return OOM(NULL);
+    uint64_t sample = mprof_charge(c, 0, npages * PAGE_SIZE); /* heap profile (msample.h) */
     if (align <= PAGE_SIZE && npages <= LARGE_CACHE_MAX_PAGES) {
         for (int i = 0; i < LARGE_CACHE_SLOTS; i++) {
             mspan *s = c->large_cache[i];
@@ -213,6 +222,7 @@ static void *malloc_large(size_t n, size_t align, bool *zeroed) {
                 *zeroed = false;
                 c->large_nmalloc++;
                 c->large_alloc_bytes += npages * PAGE_SIZE;
+                if (unlikely(sample)) mprof_record(s, (void *)s->base, npages * PAGE_SIZE, sample);
                 return (void *)s->base;
             }
         }
@@ -230,6 +240,7 @@ static void *malloc_large(size_t n, size_t align, bool *zeroed) {
     atomic_store_rel(&s->allocbits[0], 1);
     c->large_nmalloc++;
     c->large_alloc_bytes += npages * PAGE_SIZE;
+    if (unlikely(sample)) mprof_record(s, (void *)s->base, npages * PAGE_SIZE, sample);
     return (void *)s->base;
 }
 
@@ -241,6 +252,17 @@ __attribute__((noinline)) static void *malloc_small_slow_nz(unsigned sc);
 __attribute__((noinline)) static void *malloc_bump(mcache *c, mspan *s, unsigned sc) {
     if (unlikely(s->freeindex >= s->nelems || atomic_load_relaxed(&s->tfree)))
         return malloc_small_slow_nz(sc);
+    /* The heap profile charges a bump allocation at once, as Go's fast path
+     * charges every allocation: charged in bulk at the next slow path, a
+     * leak's fresh spans made each sample count the points its charge
+     * crossed, which Go's unbiasing (1 / (1 - e^(-size/rate))) then
+     * overcounted by up to 13% for objects near the rate (msample.h). The
+     * allocation that reaches the point goes to the slow path, which
+     * charges it and samples it. */
+    int64_t left = c->next_sample - (int64_t)s->elemsize;
+    if (unlikely(left <= 0)) return malloc_small_slow_nz(sc);
+    c->next_sample = left;
+    c->prof_seen[sc]++; /* charged: the slow path's count since its last visit skips it */
     void *p = (void *)(s->base + s->limit_off);
     s->freeindex++;
     s->limit_off += s->elemsize;
@@ -368,10 +390,33 @@ __attribute__((noinline, cold)) static void free_owner_checked(mcache *c, mspan 
     free_owner(c, s, ptr);
 }
 
+/* The free of a small object of explicit span s (gort_free, and its slow
+ * path for a span with heap-profile samples). */
+static inline __attribute__((always_inline)) void free_small(mcache *c, mspan *s, void *ptr) {
+    uintptr_t p = (uintptr_t)ptr;
+    uintptr_t off = p - s->base;
+    if (unlikely((uint32_t)(off * s->divmagic) >= s->divmagic)) /* interior: Lemire's test */
+        bad_pointer("gort_free", p, s);
+    if (likely(s->owner == c)) {
+        /* Never handed out: at or past the bump pointer. Then the top byte
+         * only: a one-byte load always forwards from the last store to that
+         * byte, where a word load after a program's narrower store to the
+         * object stalls (measured: 1.2 ns of a 5 ns hot pair). */
+        if (unlikely(off >= s->limit_off || link_top(ptr) == LINK_TOP))
+            return free_owner_checked(c, s, ptr);
+        free_owner(c, s, ptr);
+        return;
+    }
+    free_remote(c, s, p, span_obj_index(s, p));
+}
+
 __attribute__((noinline)) static void free_slow(uintptr_t p, mspan *s) {
     if (!p) return;
     if (!s && malloc_direct_free(p)) return;
     if (!s || s->state != SPAN_IN_USE || s->kind != SPAN_MALLOC) bad_pointer("gort_free", p, s);
+    /* A span with heap-profile samples (msample.h): every free comes here. */
+    if (unlikely(s->profrecs != NULL)) mprof_free(s, (void *)p);
+    if (s->sizeclass) return free_small(tls_mcache, s, (void *)p);
     free_large(s, p);
 }
 
@@ -426,20 +471,7 @@ GORT_API void gort_free(void *ptr) {
      * malloc/free pair (two dependent loads measured twice the time). */
     mspan *s = span_of(p);
     if (unlikely(!s || !s->small_malloc)) return free_slow(p, s);
-    uintptr_t off = p - s->base;
-    if (unlikely((uint32_t)(off * s->divmagic) >= s->divmagic)) /* interior: Lemire's test */
-        bad_pointer("gort_free", p, s);
-    if (likely(s->owner == c)) {
-        /* Never handed out: at or past the bump pointer. Then the top byte
-         * only: a one-byte load always forwards from the last store to that
-         * byte, where a word load after a program's narrower store to the
-         * object stalls (measured: 1.2 ns of a 5 ns hot pair). */
-        if (unlikely(off >= s->limit_off || link_top(ptr) == LINK_TOP))
-            return free_owner_checked(c, s, ptr);
-        free_owner(c, s, ptr);
-        return;
-    }
-    free_remote(c, s, p, span_obj_index(s, p));
+    free_small(c, s, ptr);
 }
 
 GORT_API void *gort_calloc(size_t count, size_t size) {

@@ -101,6 +101,11 @@ typedef struct mcache {
     struct rfree_batch rfree[NUM_SIZE_CLASSES];
     uint64_t rfree_mask[RFREE_MASK_WORDS];
     uint32_t rfree_ops;
+
+    /* Heap-profile sampling (msample.h): bytes to the next sample, and
+     * each class's nmalloc at its last slow path. */
+    int64_t next_sample;
+    uint64_t prof_seen[NUM_SIZE_CLASSES];
 } mcache;
 
 extern mcache empty_mcache;

@@ -84,6 +84,7 @@ mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool nos
     s->noscan = noscan;
     s->needzero = needzero;
     s->limit_off = 0;
+    s->profrecs = NULL;
     s->reused = 0;
     s->state = SPAN_IN_USE;
     if (sizeclass) {

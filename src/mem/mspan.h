@@ -172,6 +172,9 @@ typedef struct mspan {
     struct special *specials; /* finalizers, weak handles, cleanups by offset (mfinal.c) */
     uint64_t *checkbits;      /* GORT_GODEBUG=gccheckmark: this span's check marks */
     uint32_t checkgen;        /* the check pass checkbits belongs to */
+
+    /* The heap profile's samples among its objects (msample.h). */
+    struct mprof_rec *profrecs;
 } __attribute__((aligned(64))) mspan;
 
 _Static_assert(__builtin_offsetof(mspan, key) == 56, "the fast paths' fields share line 0");

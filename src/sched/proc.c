@@ -101,6 +101,8 @@
 #include "gort/sched.h"
 #include "mem/fixalloc.h"
 #include "mem/mcache.h"
+#include "sched/schedhooks.h"
+#include "sched/traceback.h"
 
 #include <errno.h>
 #include <sys/mman.h>
@@ -148,6 +150,10 @@ const char *const wait_reason_strings[WAIT_REASON_COUNT] = {
     [WAIT_REASON_GC_WORKER_IDLE] = "GC worker (idle)",
     [WAIT_REASON_PREEMPTED] = "preempted",
     [WAIT_REASON_DEBUG_CALL] = "debug call",
+    [WAIT_REASON_SYNC_MUTEX_LOCK] = "sync.Mutex.Lock",
+    [WAIT_REASON_SYNC_RWMUTEX_RLOCK] = "sync.RWMutex.RLock",
+    [WAIT_REASON_SYNC_RWMUTEX_LOCK] = "sync.RWMutex.Lock",
+    [WAIT_REASON_SYNC_WAITGROUP_WAIT] = "sync.WaitGroup.Wait",
 };
 
 static m *m0;   /* the thread that called gort_main */
@@ -205,6 +211,7 @@ static void ready_status(g *gp) {
         cpu_relax();
         old = G_WAITING;
     }
+    sched_hook_on_ready(gp); /* profiling and tracing (schedhooks.h) */
 }
 
 /* A transition made by the G's current owner, which nobody races (only
@@ -593,12 +600,14 @@ static void acquirep(m *mp, p *pp) {
     mp->saved_mcache = tls_mcache;
     tls_mcache = pp->mcache;
     stw_check(mp); /* it must not run goroutines while the world is stopped */
+    sched_hook_trace(SEV_PROC_START, NULL, mp, (uintptr_t)pp->id);
 }
 
 static p *releasep(m *mp) {
     p *pp = mp->p;
     if (!pp || pp->m != mp || atomic_load_relaxed(&pp->status) != P_RUNNING)
         throw("releasep: invalid p state");
+    sched_hook_trace(SEV_PROC_STOP, NULL, mp, (uintptr_t)pp->id);
     tls_mcache = mp->saved_mcache;
     atomic_store_rel(&pp->m, NULL);
     mp->p = NULL;
@@ -891,6 +900,7 @@ static void execute(m *mp, g *gp, bool inherit) {
         mp->p->schedtick++;
         mp->p->handoffs_left = HANDOFF_MAX;
     }
+    sched_hook_on_start(mp, gp);
     gswitch(mp, mp->g0, gp, false);
 }
 
@@ -930,6 +940,7 @@ static __attribute__((aligned(64))) m *switch_out(m *mp, g *gp, bool dying) {
         pp->schedtick++;
         pp->handoffs_left = HANDOFF_MAX;
     }
+    sched_hook_on_start(mp, next);
     return gswitch(mp, gp, next, dying);
 }
 
@@ -1485,6 +1496,7 @@ static void gentry(void *arg) {
 }
 
 static void goexit1(m *mp, g *gp) {
+    sched_hook_trace(SEV_GO_END, gp, mp, 0);
     if (gp->is_main) sched.main_goexited = true;
     /* A forked child whose main goroutine is gone ends with its last one. */
     if (atomic_xadd(&sched.ngoroutines, -1) == 1 && unlikely(sched.main_lost)) exit(0);
@@ -1504,7 +1516,8 @@ static void return_trap(void) {
 }
 
 /* Creates a goroutine running fn(arg) and queues it on pp (Go's newproc1). */
-static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, int *err) {
+static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, uintptr_t gopc,
+                   int *err) {
     g *gp = gfget(pp);
     if (!gp) {
         lock(&alloc_lock);
@@ -1552,18 +1565,24 @@ static g *newproc1(p *pp, void (*fn)(void *), void *arg, size_t stack_size, int 
         pp->goidcacheend = pp->goidcache + GOIDCACHE;
     }
     gp->goid = pp->goidcache++;
+    gp->gopc = gopc; /* for the dump's "created by" */
+    m *cm = tls_m;
+    gp->parentgoid = cm && cm->curg ? cm->curg->goid : 0;
     atomic_xadd(&sched.ngoroutines, 1);
     setgstatus(gp, G_DEAD, G_RUNNABLE);
+    if (unlikely(sched_hooks_active())) sched_hook_create(gp, cm);
     return gp;
 }
 
-int64_t gort_go_stack(gort_fn fn, void *arg, size_t stack_size) {
+/* gopc: the return address in the caller of gort_go (the dump's "created by"). */
+static __attribute__((noinline)) int64_t go_at(gort_fn fn, void *arg, size_t stack_size,
+                                               uintptr_t gopc) {
     if (!fn) throw("go of nil func value");
     if (stack_size > STACK_SIZE_MAX) return -EINVAL;
     m *mp = tls_m;
     if (!mp || !mp->p) return -EPERM; /* outside the scheduler (a foreign thread, a syscall) */
     int err = 0;
-    g *gp = newproc1(mp->p, fn, arg, stack_size, &err);
+    g *gp = newproc1(mp->p, fn, arg, stack_size, gopc, &err);
     if (!gp) return err;
     int64_t id = gp->goid;
     runqput(mp->p, gp, true);
@@ -1577,8 +1596,12 @@ int64_t gort_go_stack(gort_fn fn, void *arg, size_t stack_size) {
     return id;
 }
 
+int64_t gort_go_stack(gort_fn fn, void *arg, size_t stack_size) {
+    return go_at(fn, arg, stack_size, (uintptr_t)__builtin_return_address(0));
+}
+
 int64_t gort_go(gort_fn fn, void *arg) {
-    return gort_go_stack(fn, arg, 0);
+    return go_at(fn, arg, 0, (uintptr_t)__builtin_return_address(0));
 }
 
 __attribute__((aligned(64))) void gort_yield(void) {
@@ -1596,6 +1619,7 @@ __attribute__((aligned(64))) void gort_yield(void) {
         !atomic_load_relaxed(&pp->runnext) && atomic_load_relaxed(&sched.runqsize) == 0 &&
         !atomic_load_relaxed(&pp->must_sched) && !atomic_load_relaxed(&pp->timer0when))
         return;
+    sched_hook_trace(SEV_GO_YIELD, gp, mp, 0);
     mp->pend = PEND_YIELD;
     mp->pend_g = gp;
     switch_out(mp, gp, false);
@@ -1638,6 +1662,7 @@ static __attribute__((noinline)) void preempt_slow(m *mp, p *pp) {
         atomic_store_relaxed(&pp->must_sched, 1);
     }
     gp->preempt = false;
+    sched_hook_trace(SEV_GO_PREEMPT, gp, mp, 0);
     mp->pend = PEND_PREEMPT;
     mp->pend_g = gp;
     switch_out(mp, gp, false);
@@ -1655,6 +1680,14 @@ void gort_preempt_check(void) {
 
 /* ---- park / ready ---------------------------------------------------------------------- */
 
+/* sched_park while profiling or tracing (schedhooks.h): not a tail call,
+ * so that the blocked goroutine reports its own wait once it runs again. */
+static __attribute__((noinline)) void park_hooked(m *mp, g *gp) {
+    sched_hook_park(gp, mp, gp->waitreason);
+    switch_out(mp, gp, false);
+    sched_hook_unpark(gp);
+}
+
 /* sched_park's misuse: one cold call, so that the park itself needs no frame. */
 static __attribute__((noreturn, cold, noinline)) void park_misuse(g *gp) {
     if (!gp) throw("sched_park: not on a goroutine");
@@ -1670,6 +1703,10 @@ void sched_park(bool (*unlockf)(g *, void *), void *lk, int reason) {
     mp->pend_g = gp;
     mp->pend_unlockf = unlockf;
     mp->pend_lock = lk;
+    if (unlikely(sched_hooks_active() & (SCHED_HOOK_TRACE | SCHED_HOOK_BLOCK))) {
+        park_hooked(mp, gp);
+        return;
+    }
     switch_out(mp, gp, false);
 }
 
@@ -1703,6 +1740,7 @@ void syscall_enter_regs(const uintptr_t *regs, uintptr_t sp) {
     p *pp = mp->p;
     for (int i = 0; i < 6; i++) gp->syscall_regs[i] = regs[i];
     gp->syscallsp = sp;
+    sched_hook_trace(SEV_GO_SYSCALL, gp, mp, 0);
     setgstatus(gp, G_RUNNING, G_SYSCALL);
     pp->syscalltick++;
     mp->oldp = pp;
@@ -1714,6 +1752,7 @@ void syscall_enter_regs(const uintptr_t *regs, uintptr_t sp) {
 
 /* On g0: gort_syscall_exit found no P (Go's exitsyscall0). */
 static void exitsyscall0(m *mp, g *gp) {
+    sched_hook_trace(SEV_GO_SYSEXIT, gp, mp, 0);
     setgstatus(gp, G_SYSCALL, G_RUNNABLE);
     gp->m = NULL;
     lock(&sched.lock);
@@ -1748,6 +1787,7 @@ void gort_syscall_exit(void) {
         gp->runseq++;
         setgstatus(gp, G_SYSCALL, G_RUNNING);
         stw_check(mp);
+        sched_hook_trace(SEV_GO_SYSEXIT, gp, mp, 0);
         return;
     }
     if (atomic_load_relaxed(&sched.npidle) > 0) {
@@ -1758,6 +1798,7 @@ void gort_syscall_exit(void) {
             acquirep(mp, pp);
             gp->runseq++;
             setgstatus(gp, G_SYSCALL, G_RUNNING);
+            sched_hook_trace(SEV_GO_SYSEXIT, gp, mp, 0);
             return;
         }
     }
@@ -2308,11 +2349,12 @@ int gort_main(int (*main_fn)(int argc, char **argv), int argc, char **argv) {
     main_args.argc = argc;
     main_args.argv = argv;
     int err = 0;
-    g *mg = newproc1(pp, main_entry, NULL, 0, &err);
+    g *mg = newproc1(pp, main_entry, NULL, 0, 0, &err);
     if (!mg) throw("cannot create the main goroutine");
     mg->is_main = true;
     runqput(pp, mg, true);
     dump_hook = dump_goroutines;
+    tb_sigquit_install(); /* the dump on SIGQUIT, then exit 2 (as Go) */
 
     lock(&sched.lock);
     sched.nmsys++;

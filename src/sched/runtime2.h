@@ -116,6 +116,12 @@ enum wait_reason {
     WAIT_REASON_GC_WORKER_IDLE,
     WAIT_REASON_PREEMPTED,
     WAIT_REASON_DEBUG_CALL,
+    /* Go 1.20's, for the sync package (the dump shows which, and the mutex
+     * profile knows a mutex from a WaitGroup). */
+    WAIT_REASON_SYNC_MUTEX_LOCK,
+    WAIT_REASON_SYNC_RWMUTEX_RLOCK,
+    WAIT_REASON_SYNC_RWMUTEX_LOCK,
+    WAIT_REASON_SYNC_WAITGROUP_WAIT,
     WAIT_REASON_COUNT
 };
 extern const char *const wait_reason_strings[WAIT_REASON_COUNT];
@@ -165,6 +171,18 @@ typedef struct g {
     uintptr_t syscallsp;
     uintptr_t syscall_regs[6];
     timer sleep_timer; /* gort_sleep */
+    /* For the dump and the profiles (src/sched/traceback.c, src/prof): the
+     * return address in the code that created it (gort_go's caller) and its
+     * creator's id; when sysmon first saw it parked in its current park
+     * (nanotime; valid while shrinkseen == parkseq + 1). */
+    uintptr_t gopc;
+    int64_t parentgoid;
+    int64_t waitsince;
+    /* Profiling (sched/schedhooks.h): when its current park began and when
+     * a ready ended it (block profile); when it last became runnable, if
+     * tracked (scheduling latency); a counter choosing one in 8. */
+    int64_t blockstart, releasetime, runnable_since;
+    uint32_t trackseq;
     /* ASan: the fake stack saved while suspended, and the stack's bounds (for
      * g0, learned from ASan at its first switch out). */
     void *asan_fake;
@@ -343,6 +361,7 @@ typedef struct sudog {
     struct sudog *waittail; /* sema: the queue's last waiter (heads only) */
     uint32_t ticket;        /* sema: 1 = handed off; notify list: the ticket */
     bool success;           /* chan: set by the waker: true = a value was passed */
+    int64_t acquiretime;    /* sema: when a mutex waiter queued (mutex profile), or 0 */
 } sudog;
 
 /* ---- random numbers ---------------------------------------------------------- */

@@ -32,6 +32,7 @@
 #include "base/lock.h"
 #include "base/nanotime.h"
 #include "sched/runtime2.h"
+#include "sched/schedhooks.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -142,6 +143,7 @@ static __attribute__((noinline)) void suspend_here(stw_thread *t) {
     memset(&t->suspend, 0, sizeof t->suspend);
     t->suspend.sp = sp;
     t->suspend.pc = (uintptr_t)__builtin_return_address(0);
+    t->suspend.regs[6] = (uintptr_t)__builtin_frame_address(0); /* rbp: for tracebacks */
     t->suspend_valid = true;
     suspend_wait(t);
     __asm__ __volatile__("" ::: "memory"); /* not a tail call */
@@ -201,7 +203,7 @@ static void signal_thread(stw_thread *t, const char *what) {
 }
 
 void stop_the_world(const char *reason) {
-    (void)reason; /* for the execution trace, when it exists */
+    sched_hook_trace(SEV_STW_START, NULL, tls_m, (uintptr_t)reason); /* the execution trace */
     int64_t t0 = nanotime();
     mutex_lock();
     fmutex_lock(&reg_mutex); /* no foreign thread comes or goes meanwhile */
@@ -243,6 +245,7 @@ void stop_the_world(const char *reason) {
 }
 
 void start_the_world(void) {
+    sched_hook_trace(SEV_STW_DONE, NULL, tls_m, 0); /* the execution trace */
     int32_t np = atomic_load_acq(&sched.nallp);
     for (int32_t i = 0; i < np; i++) {
         p *pp = allp[i];

@@ -232,7 +232,8 @@ static void shrink_parked_stacks(void) {
         if (atomic_load_acq(&gp->status) != G_WAITING || !gp->stack.lo) continue;
         uint32_t seq = atomic_load_relaxed(&gp->parkseq) + 1;
         if (gp->shrinkseen != seq) {
-            gp->shrinkseen = seq; /* first look at this park */
+            atomic_store_relaxed(&gp->waitsince, nanotime()); /* the dump's "N minutes" */
+            gp->shrinkseen = seq;                             /* first look at this park */
             continue;
         }
         if (gp->shrunkseq == seq) continue; /* already done for this park */

@@ -163,7 +163,7 @@ static __attribute__((noinline)) void mutex_lock_slow(gort_mutex *m) {
             if (old == MUTEX_LOCKED) first_waiter_confirm(m);
             bool lifo = wait_start != 0; /* waited before: back to the front */
             if (wait_start == 0) wait_start = nanotime();
-            sync_semacquire(&m->sema, lifo, WAIT_REASON_SEMACQUIRE);
+            sync_semacquire(&m->sema, lifo, WAIT_REASON_SYNC_MUTEX_LOCK);
             starving = starving || nanotime() - wait_start > STARVATION_THRESHOLD;
             old = load_state(m);
             if (old & MUTEX_STARVING) {

@@ -17,7 +17,8 @@
 void gort_rwmutex_rlock(gort_rwmutex *rw) {
     PANIC_IF_NIL(rw);
     if (__atomic_add_fetch(&rw->reader_count, 1, __ATOMIC_ACQ_REL) < 0)
-        sync_semacquire(&rw->reader_sem, false, WAIT_REASON_SEMACQUIRE); /* a writer is pending */
+        sync_semacquire(&rw->reader_sem, false,
+                        WAIT_REASON_SYNC_RWMUTEX_RLOCK); /* a writer is pending */
 }
 
 void gort_rwmutex_runlock(gort_rwmutex *rw) {
@@ -35,7 +36,7 @@ void gort_rwmutex_lock(gort_rwmutex *rw) {
     gort_mutex_lock(&rw->w);
     int32_t r = __atomic_fetch_add(&rw->reader_count, -RWMUTEX_MAX_READERS, __ATOMIC_ACQ_REL);
     if (r != 0 && __atomic_add_fetch(&rw->reader_wait, r, __ATOMIC_ACQ_REL) != 0)
-        sync_semacquire(&rw->writer_sem, false, WAIT_REASON_SEMACQUIRE);
+        sync_semacquire(&rw->writer_sem, false, WAIT_REASON_SYNC_RWMUTEX_LOCK);
 }
 
 void gort_rwmutex_unlock(gort_rwmutex *rw) {

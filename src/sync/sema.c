@@ -30,6 +30,7 @@
 #include "base/fatal.h"
 #include "gort/sched.h"
 
+#include "base/nanotime.h"
 #include "base/os.h"
 
 #include <sched.h>
@@ -46,6 +47,13 @@ static struct {
     semroot root;
     char pad[64 - sizeof(semroot)];
 } semtable[SEMTAB_SIZE] __attribute__((aligned(64)));
+
+void (*sync_mutex_prof_hook)(int64_t ns);
+
+static bool mutex_reason(int reason) {
+    return reason == WAIT_REASON_SYNC_MUTEX_LOCK || reason == WAIT_REASON_SYNC_RWMUTEX_LOCK ||
+           reason == WAIT_REASON_SYNC_RWMUTEX_RLOCK;
+}
 
 static inline semroot *semroot_of(uint32_t *addr) {
     return &semtable[((uintptr_t)addr >> 3) % SEMTAB_SIZE].root;
@@ -132,6 +140,11 @@ void sync_semacquire(uint32_t *addr, bool lifo, int reason) {
             return;
         }
         s.ticket = 0;
+        /* The mutex profile times the wait from here (semrelease reports it). */
+        s.acquiretime =
+            unlikely(atomic_load_relaxed(&sync_mutex_prof_hook) != NULL) && mutex_reason(reason)
+                ? nanotime()
+                : 0;
         semqueue(root, addr, &s, lifo);
         sched_park(park_unlock, &root->lock, reason);
         if (__atomic_load_n(&s.ticket, __ATOMIC_ACQUIRE) != 0 || cansemacquire(addr)) return;
@@ -149,8 +162,23 @@ void sync_semrelease(uint32_t *addr, bool handoff) {
     }
     sudog *s = semdequeue(root, addr);
     if (s) __atomic_fetch_sub(&root->nwait, 1, __ATOMIC_SEQ_CST);
+    int64_t delay = 0;
+    if (s && unlikely(s->acquiretime != 0)) {
+        /* This release ends s's wait; the others still waiting on addr are
+         * charged to later releases from now on (Go's semrelease1). */
+        int64_t now = nanotime();
+        delay = now - s->acquiretime;
+        for (sudog *h = root->heads; h; h = h->next)
+            if (h->elem == addr)
+                for (sudog *w = h; w; w = w->waitlink)
+                    if (w->acquiretime) w->acquiretime = now;
+    }
     unlock(&root->lock);
     if (!s) return;
+    if (unlikely(delay > 0)) {
+        void (*hook)(int64_t) = atomic_load_acq(&sync_mutex_prof_hook);
+        if (hook) hook(delay);
+    }
     bool handed = handoff && cansemacquire(addr);
     if (handed) __atomic_store_n(&s->ticket, 1, __ATOMIC_RELEASE);
     g *wg = s->g; /* s is the waiter's: not touched after sched_ready */

@@ -28,6 +28,7 @@
 #define sync_pool_gc_rotate         gort__sync_pool_gc_rotate
 #define sync_semacquire             gort__sync_semacquire
 #define sync_semrelease             gort__sync_semrelease
+#define sync_mutex_prof_hook        gort__sync_mutex_prof_hook
 
 /* Go's semacquire1: waits until *addr > 0, then decrements it. lifo queues
  * the caller at the head of the address's queue (a mutex waiter that has
@@ -36,6 +37,11 @@ void sync_semacquire(uint32_t *addr, bool lifo, int reason);
 /* Go's semrelease1: increments *addr and wakes one waiter. handoff: give the
  * count directly to the woken waiter and yield to it (starving mutex). */
 void sync_semrelease(uint32_t *addr, bool handoff);
+/* The mutex profile (src/prof installs it while it is on): called by the
+ * goroutine whose release ends a Mutex or RWMutex waiter's wait, with the
+ * time that waiter waited since it queued or since the previous such
+ * release, on the releaser's stack (Go's semrelease1 and mutexevent). */
+extern void (*sync_mutex_prof_hook)(int64_t ns);
 
 /* Go's notifyList, on gort_cond's wait/notify/lock/head/tail fields: add
  * takes a ticket (before the caller unlocks the cond's mutex), wait parks

@@ -39,7 +39,7 @@ void gort_waitgroup_wait(gort_waitgroup *wg) {
         if ((int32_t)(state >> 32) == 0) return;
         if (__atomic_compare_exchange_n(&wg->state, &state, state + 1, false, __ATOMIC_ACQ_REL,
                                         __ATOMIC_ACQUIRE)) {
-            sync_semacquire(&wg->sema, false, WAIT_REASON_SEMACQUIRE);
+            sync_semacquire(&wg->sema, false, WAIT_REASON_SYNC_WAITGROUP_WAIT);
             if (__atomic_load_n(&wg->state, __ATOMIC_ACQUIRE) != 0)
                 gopanic("sync: WaitGroup is reused before previous Wait has returned");
             return;

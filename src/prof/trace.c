@@ -1,0 +1,1059 @@
+/* The execution trace (Go's runtime/trace, shown the way Go's trace viewer
+ * shows it), written as Chrome trace-event JSON, which Perfetto
+ * (ui.perfetto.dev) and chrome://tracing open as they are.
+ *
+ * Recording. The scheduler's hooks (sched/schedhooks.h) and the collector's
+ * (gc.h, through metrics.c) call in at every transition; an event is 16
+ * bytes (a TSC value, the goroutine, its kind, a small argument, the P),
+ * 32 for the few that carry a word more (a creation's start function, a
+ * stop-the-world's reason, the counters), appended to the calling thread's
+ * own buffer: no lock, no atomic read-modify-write. rdtsc is most of an
+ * event's cost (about 20 ns here, as much as a goroutine switch), so only
+ * some events read the clock: a goroutine's start, syscalls, P start and
+ * stop, the collector's. The events that end a run (block, yield, preempt,
+ * exit) and the readying of another goroutine take the time of the
+ * thread's next event that has one (within 8; the switch that follows a
+ * park comes within nanoseconds), so a channel round trip reads the clock
+ * twice, not six times.
+ *
+ * Like Go's tracer, it records a compact binary form while the program
+ * runs and makes the viewer's format afterwards: turning an event into
+ * JSON text costs several times recording it. A helper thread
+ * ("gort-trace") moves full buffers every 10 ms to an unlinked temporary
+ * file (so memory stays bounded and buffers are reused while still
+ * mapped: no page faults in the traced threads), records the heap and
+ * goroutine counters, and calibrates the TSC against CLOCK_MONOTONIC; at
+ * gort_trace_stop it reads the file back and writes the JSON to the
+ * caller's fd. Without a temporary file the buffers stay in memory, up to
+ * GORT_TRACEBUF MiB (256 by default), and events beyond that are dropped
+ * (the trace says how many). At start, every existing goroutine is
+ * described (its id and start function), as Go's tracer does.
+ *
+ * The JSON: process "Procs" has a row per P with a slice per goroutine run
+ * ("G12 worker", its end reason in args: blocked on chan receive, yield,
+ * preempted, syscall, exit), instants for creation, unblocking (who woke
+ * whom) and P start/stop, and a "GC" row with each cycle, its
+ * stop-the-world pauses, and the heap and goroutine counters; process
+ * "Threads" has a row per thread with its syscalls, and the mark assists
+ * and sweeps a thread does without a P. A goroutine's slice is opened and
+ * closed by events of one thread (it runs on one M at a time), so each
+ * thread's buffers are converted in the order it filled them, with its
+ * open slices kept per thread; a GC cycle, which starts on one thread and
+ * ends on another, is paired by its number. */
+#define _GNU_SOURCE
+#include "prof/prof.h"
+
+#include "base/atomic.h"
+#include "base/print.h"
+#include "base/symtab.h"
+#include "base/thread.h"
+#include "gc/gc.h"
+#include "gort/malloc.h"
+#include "gort/prof.h"
+#include "gort/sched.h"
+#include "mem/fixalloc.h"
+#include "sched/proc.h"
+#include "sched/schedhooks.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+#include <x86intrin.h>
+
+#define TBUF_SLOTS 4096 /* 16-byte slots: 64 KiB buffers */
+
+enum tkind {
+    TK_GO_CREATE = 1, /* +ext: fn, creator goid */
+    TK_GO_DESC,       /* +ext: fn (a goroutine alive at trace start) */
+    TK_GO_START,
+    TK_GO_BLOCK, /* small: wait reason */
+    TK_GO_UNBLOCK,
+    TK_GO_YIELD,
+    TK_GO_PREEMPT,
+    TK_GO_END,
+    TK_GO_SYSCALL,
+    TK_GO_SYSEXIT,
+    TK_PROC_START,
+    TK_PROC_STOP,
+    TK_STW_START, /* +ext: reason string */
+    TK_STW_DONE,
+    TK_GC_START, /* +ext: cycle */
+    TK_GC_DONE,  /* +ext: cycle */
+    TK_ASSIST_START,
+    TK_ASSIST_DONE,
+    TK_SWEEP_START,
+    TK_SWEEP_DONE, /* +ext: pages */
+    TK_COUNTERS,   /* +ext: heap_live, goroutines */
+    TK_EXT = 0x80, /* flag: the next slot holds two words */
+};
+
+typedef struct tev {
+    uint64_t tsc; /* 0: the time of the next event that has one */
+    uint32_t goid;
+    uint8_t kind; /* enum tkind | TK_EXT */
+    uint8_t small;
+    int16_t p; /* the P the thread held, or -1 */
+} tev;
+
+typedef struct text {
+    uint64_t a, b;
+} text;
+
+_Static_assert(sizeof(tev) == 16 && sizeof(text) == 16, "16-byte slots");
+
+/* Per thread: its identity, and the conversion state of its stream. */
+typedef struct tthread {
+    struct tthread *next;
+    int tid;
+    uint32_t id; /* this session's number for it (the file's buffer headers) */
+    bool named;
+    bool g_open;
+    int64_t g_goid, g_t0;
+    int g_p;
+    int64_t sys_t0, assist_t0, sweep_t0, stw_t0;
+    int assist_p, sweep_p;
+    const char *stw_reason;
+} tthread;
+
+typedef struct tbuf {
+    struct tbuf *next; /* on the full list or the free list */
+    uint32_t gen;      /* the session it belongs to */
+    uint32_t n;        /* slots written (release store) */
+    tthread *owner;
+    uint64_t slot[TBUF_SLOTS][2];
+} tbuf;
+
+/* A buffer in the temporary file: this header, then n 16-byte slots. */
+typedef struct file_hdr {
+    uint32_t thread; /* tthread.id */
+    uint32_t n;
+} file_hdr;
+
+#define GC_PAIRS 4096
+
+static struct {
+    lock_t lock;  /* the lists, threads, session state */
+    uint32_t on;  /* events are recorded */
+    uint32_t gen; /* the session */
+    bool running; /* a session exists (start .. stop) */
+    int fd;       /* the caller's */
+    int tmp;      /* the temporary file, or -1 */
+    tbuf *full, *full_tail, *free;
+    tbuf **all_bufs; /* every buffer ever mapped */
+    int nall, maxbufs;
+    tthread *threads;
+    uint32_t nthreads;
+    uint32_t stop_seq, writer_done;
+    int64_t ns0;   /* CLOCK_MONOTONIC at start */
+    uint64_t tsc0; /* TSC at start */
+    uint64_t stop_tsc;
+    double ns_per_tick;
+    int rc; /* the first error */
+    bool first_event;
+    uint64_t dropped; /* events */
+    struct {
+        uint64_t n;
+        int64_t t0, t1;
+    } gc[GC_PAIRS];
+    int ngc;
+} tr = {.lock = LOCK_INIT, .tmp = -1};
+
+static __thread tbuf *tls_buf;
+static __thread uint32_t tls_gen; /* the session tls_buf was taken in */
+static __thread tthread *tls_thread;
+
+/* ---- recording ---- */
+
+static __attribute__((noinline)) tbuf *refill(void) {
+    tbuf *old = tls_buf;
+    lock(&tr.lock);
+    if (!atomic_load_relaxed(&tr.on)) {
+        unlock(&tr.lock);
+        return NULL;
+    }
+    if (old && tls_gen == tr.gen && old->gen == tr.gen) { /* full: for the helper */
+        old->next = NULL;
+        if (tr.full_tail)
+            tr.full_tail->next = old;
+        else
+            tr.full = old;
+        tr.full_tail = old;
+    }
+    tthread *t = tls_thread;
+    if (!t) {
+        t = persistent_alloc(sizeof *t, 8, &prof_bucket_bytes);
+        if (t) {
+            t->tid = os_gettid();
+            t->next = tr.threads;
+            tr.threads = t;
+            tls_thread = t;
+        }
+    }
+    if (t && t->id == 0) t->id = ++tr.nthreads; /* numbered per session (start clears) */
+    tbuf *b = tr.free;
+    if (b) {
+        tr.free = b->next;
+    } else if (tr.nall < tr.maxbufs) {
+        void *m = mmap(NULL, sizeof(tbuf), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+        b = m == MAP_FAILED ? NULL : m;
+        if (b) tr.all_bufs[tr.nall++] = b;
+    }
+    if (b && t) {
+        b->gen = tr.gen;
+        b->owner = t;
+        b->next = NULL;
+        atomic_store_rel(&b->n, 0);
+    } else {
+        b = NULL;
+        tr.dropped++;
+    }
+    unlock(&tr.lock);
+    tls_buf = b;
+    tls_gen = b ? b->gen : 0;
+    return b;
+}
+
+static inline tbuf *buf_for(uint32_t slots) {
+    tbuf *b = tls_buf;
+    if (__builtin_expect(!b || tls_gen != atomic_load_relaxed(&tr.gen) || b->n + slots > TBUF_SLOTS,
+                         0))
+        b = refill();
+    return b;
+}
+
+/* Appends an event; now: whether it reads the clock. */
+static inline void emit(uint8_t kind, int64_t goid, uint8_t small, int p, bool now) {
+    tbuf *b = buf_for(1);
+    if (!b) return;
+    uint32_t n = b->n;
+    tev *e = (tev *)b->slot[n];
+    /* Near the buffer's end the next event may land in the next buffer:
+     * read the clock (the converter looks ahead within a buffer only). */
+    e->tsc = now || n >= TBUF_SLOTS - 16 ? __rdtsc() : 0;
+    e->goid = (uint32_t)goid;
+    e->kind = kind;
+    e->small = small;
+    e->p = (int16_t)p;
+    atomic_store_rel(&b->n, n + 1);
+}
+
+static inline void emit2(uint8_t kind, int64_t goid, uint8_t small, int p, uint64_t a,
+                         uint64_t b2) {
+    tbuf *b = buf_for(2);
+    if (!b) return;
+    uint32_t n = b->n;
+    tev *e = (tev *)b->slot[n];
+    e->tsc = __rdtsc();
+    e->goid = (uint32_t)goid;
+    e->kind = kind | TK_EXT;
+    e->small = small;
+    e->p = (int16_t)p;
+    text *x = (text *)b->slot[n + 1];
+    x->a = a;
+    x->b = b2;
+    atomic_store_rel(&b->n, n + 2);
+}
+
+static void sched_event(int ev, g *gp, m *mp, uintptr_t arg) {
+    int p = mp && mp->p ? mp->p->id : -1;
+    int64_t goid = gp ? gp->goid : 0;
+    switch (ev) {
+    case SEV_GO_CREATE: {
+        g *cur = mp ? mp->curg : NULL;
+        emit2(TK_GO_CREATE, goid, 0, p, arg, cur ? (uint64_t)cur->goid : 0);
+        break;
+    }
+    case SEV_GO_START:
+        emit(TK_GO_START, goid, 0, p, true);
+        break;
+    case SEV_GO_BLOCK:
+        emit(TK_GO_BLOCK, goid, (uint8_t)arg, p, false);
+        break;
+    case SEV_GO_UNBLOCK:
+        emit(TK_GO_UNBLOCK, goid, 0, p, false);
+        break;
+    case SEV_GO_YIELD:
+        emit(TK_GO_YIELD, goid, 0, p, false);
+        break;
+    case SEV_GO_PREEMPT:
+        emit(TK_GO_PREEMPT, goid, 0, p, false);
+        break;
+    case SEV_GO_END:
+        emit(TK_GO_END, goid, 0, p, false);
+        break;
+    case SEV_GO_SYSCALL:
+        emit(TK_GO_SYSCALL, goid, 0, p, true);
+        break;
+    case SEV_GO_SYSEXIT:
+        emit(TK_GO_SYSEXIT, goid, 0, p, true);
+        break;
+    case SEV_PROC_START:
+        emit(TK_PROC_START, 0, 0, (int)arg, true);
+        break;
+    case SEV_PROC_STOP:
+        emit(TK_PROC_STOP, 0, 0, (int)arg, true);
+        break;
+    case SEV_STW_START:
+        emit2(TK_STW_START, 0, 0, p, arg, 0);
+        break;
+    case SEV_STW_DONE:
+        emit(TK_STW_DONE, 0, 0, p, true);
+        break;
+    }
+}
+
+void prof_trace_gc(int ev, uint64_t arg) {
+    if (!atomic_load_relaxed(&tr.on)) return;
+    m *mp = tls_m;
+    int p = mp && mp->p ? mp->p->id : -1;
+    g *gp = mp ? mp->curg : NULL;
+    int64_t goid = gp ? gp->goid : 0;
+    switch (ev) {
+    case GC_EV_START:
+        emit2(TK_GC_START, goid, 0, p, arg, 0);
+        break;
+    case GC_EV_DONE:
+        emit2(TK_GC_DONE, goid, 0, p, arg, 0);
+        break;
+    case GC_EV_ASSIST_START:
+        emit(TK_ASSIST_START, goid, 0, p, true);
+        break;
+    case GC_EV_ASSIST_DONE:
+        emit(TK_ASSIST_DONE, goid, 0, p, true);
+        break;
+    case GC_EV_SWEEP_START:
+        emit(TK_SWEEP_START, goid, 0, p, true);
+        break;
+    case GC_EV_SWEEP_DONE:
+        emit2(TK_SWEEP_DONE, goid, 0, p, arg, 0);
+        break;
+    }
+}
+
+/* ---- JSON, written with appenders of our own (no printf per field) ---- */
+
+#define ROW_GC 100000 /* the GC row's tid in process 1 */
+
+/* The appenders reserve before they write: no event's field is longer
+ * than RESERVE bytes (names are cut at 200), so each writes straight into
+ * the buffer. */
+#define RESERVE 512
+
+static inline char *room(pbuf *b) {
+    if (b->oom) return NULL;
+    if (b->cap - b->n < RESERVE) {
+        size_t cap = b->cap ? b->cap * 2 : 1 << 16;
+        while (cap - b->n < RESERVE) cap *= 2;
+        uint8_t *np = gort_realloc(b->p, cap);
+        if (!np) {
+            b->oom = true;
+            return NULL;
+        }
+        b->p = np;
+        b->cap = cap;
+    }
+    return (char *)b->p + b->n;
+}
+
+static inline void put_n(pbuf *b, const char *s, size_t n) {
+    if (n > 200) n = 200;
+    char *d = room(b);
+    if (!d) return;
+    memcpy(d, s, n);
+    b->n += n;
+}
+
+static void put(pbuf *b, const char *s) {
+    put_n(b, s, strlen(s));
+}
+
+/* A string literal: its length known at compile time. */
+#define PUTL(b, lit) put_n((b), (lit), sizeof(lit) - 1)
+
+static void put_u(pbuf *b, uint64_t v) {
+    char t[24];
+    int i = sizeof t;
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    char *d = room(b);
+    if (!d) return;
+    memcpy(d, t + i, sizeof t - (size_t)i);
+    b->n += sizeof t - (size_t)i;
+}
+
+static void put_i(pbuf *b, int64_t v) {
+    if (v < 0) {
+        PUTL(b, "-");
+        v = -v;
+    }
+    put_u(b, (uint64_t)v);
+}
+
+/* Nanoseconds as microseconds with three decimals. */
+static void put_us(pbuf *b, int64_t ns) {
+    if (ns < 0) ns = 0;
+    put_u(b, (uint64_t)(ns / 1000));
+    char *d = room(b);
+    if (!d) return;
+    d[0] = '.';
+    d[1] = (char)('0' + ns / 100 % 10);
+    d[2] = (char)('0' + ns / 10 % 10);
+    d[3] = (char)('0' + ns % 10);
+    b->n += 4;
+}
+
+static void put_quoted(pbuf *b, const char *s) {
+    char *d = room(b);
+    if (!d) return;
+    char *start = d;
+    *d++ = '"';
+    for (int k = 0; s && *s && k < 200; s++, k++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            *d++ = '\\';
+            *d++ = (char)c;
+        } else if (c < 0x20) {
+            *d++ = '?';
+        } else {
+            *d++ = (char)c;
+        }
+    }
+    *d++ = '"';
+    b->n += (size_t)(d - start);
+}
+
+static void json_begin(pbuf *b) {
+    put(b, tr.first_event ? "\n" : ",\n");
+    tr.first_event = false;
+}
+
+/* {"ph":PH,"pid":PID,"tid":TID,"name":NAME,"ts":T  (the caller closes it) */
+static void ev_head(pbuf *b, const char *ph, int pid, int64_t tid, const char *name, int64_t t) {
+    json_begin(b);
+    PUTL(b, "{\"ph\":\"");
+    put(b, ph);
+    PUTL(b, "\",\"pid\":");
+    put_i(b, pid);
+    PUTL(b, ",\"tid\":");
+    put_i(b, tid);
+    PUTL(b, ",\"name\":");
+    put_quoted(b, name);
+    PUTL(b, ",\"ts\":");
+    put_us(b, t);
+}
+
+static void meta(pbuf *b, int pid, int64_t tid, const char *what, const char *name, int sort) {
+    json_begin(b);
+    PUTL(b, "{\"ph\":\"M\",\"pid\":");
+    put_i(b, pid);
+    PUTL(b, ",\"tid\":");
+    put_i(b, tid);
+    PUTL(b, ",\"name\":\"");
+    put(b, what);
+    PUTL(b, "\",\"args\":{\"name\":");
+    put_quoted(b, name);
+    PUTL(b, "}}");
+    json_begin(b);
+    PUTL(b, "{\"ph\":\"M\",\"pid\":");
+    put_i(b, pid);
+    PUTL(b, ",\"tid\":");
+    put_i(b, tid);
+    PUTL(b, ",\"name\":\"thread_sort_index\",\"args\":{\"sort_index\":");
+    put_i(b, sort);
+    PUTL(b, "}}");
+}
+
+/* ---- conversion ---- */
+
+/* Goroutine start functions, by id (open addressing), and their names. */
+static struct {
+    uint64_t *goid, *fn;
+    size_t cap, n;
+} gfn;
+
+static void gfn_set(uint64_t goid, uint64_t fn) {
+    if ((gfn.n + 1) * 2 > gfn.cap) {
+        size_t cap = gfn.cap ? gfn.cap * 2 : 1024;
+        uint64_t *k = gort_calloc(cap, sizeof *k), *v = gort_calloc(cap, sizeof *v);
+        if (!k || !v) {
+            gort_free(k);
+            gort_free(v);
+            return;
+        }
+        for (size_t i = 0; i < gfn.cap; i++) {
+            if (!gfn.goid[i]) continue;
+            size_t j = (gfn.goid[i] * 0x9e3779b97f4a7c15ULL) >> 20 & (cap - 1);
+            while (k[j]) j = (j + 1) & (cap - 1);
+            k[j] = gfn.goid[i];
+            v[j] = gfn.fn[i];
+        }
+        gort_free(gfn.goid);
+        gort_free(gfn.fn);
+        gfn.goid = k;
+        gfn.fn = v;
+        gfn.cap = cap;
+    }
+    size_t j = (goid * 0x9e3779b97f4a7c15ULL) >> 20 & (gfn.cap - 1);
+    while (gfn.goid[j] && gfn.goid[j] != goid) j = (j + 1) & (gfn.cap - 1);
+    if (!gfn.goid[j]) gfn.n++;
+    gfn.goid[j] = goid;
+    gfn.fn[j] = fn;
+}
+
+static uint64_t gfn_get(uint64_t goid) {
+    if (!gfn.cap) return 0;
+    size_t j = (goid * 0x9e3779b97f4a7c15ULL) >> 20 & (gfn.cap - 1);
+    while (gfn.goid[j]) {
+        if (gfn.goid[j] == goid) return gfn.fn[j];
+        j = (j + 1) & (gfn.cap - 1);
+    }
+    return 0;
+}
+
+static struct {
+    uint64_t pc;
+    const char *name;
+} name_cache[1024];
+
+static const char *fn_name(uint64_t pc) {
+    if (!pc) return "?";
+    size_t h = (pc * 0x9e3779b97f4a7c15ULL) >> 54;
+    if (name_cache[h].pc == pc) return name_cache[h].name;
+    symtab_sym s;
+    const char *n = symtab_lookup((uintptr_t)pc, &s) && s.func ? s.func : "?";
+    if (strcmp(n, "main_entry") == 0) n = "main"; /* the main goroutine's */
+    name_cache[h].pc = pc;
+    name_cache[h].name = n;
+    return n;
+}
+
+static int64_t ts_of(uint64_t tsc) {
+    return (int64_t)((double)(int64_t)(tsc - tr.tsc0) * tr.ns_per_tick);
+}
+
+static uint64_t procs_named[MAX_GOMAXPROCS / 64];
+
+static void name_proc(pbuf *b, int p) {
+    if (p < 0 || p >= MAX_GOMAXPROCS || (procs_named[p / 64] >> (p % 64)) & 1) return;
+    procs_named[p / 64] |= (uint64_t)1 << (p % 64);
+    char n[32];
+    snprint(n, sizeof n, "Proc %d", p);
+    meta(b, 1, p, "thread_name", n, p);
+}
+
+static void slice(pbuf *b, int pid, int64_t tid, const char *name, const char *cat, int64_t t0,
+                  int64_t t1) {
+    ev_head(b, "X", pid, tid, name, t0);
+    PUTL(b, ",\"dur\":");
+    put_us(b, t1 > t0 ? t1 - t0 : 0);
+    PUTL(b, ",\"cat\":\"");
+    put(b, cat);
+    PUTL(b, "\",\"args\":{");
+}
+
+static void close_g(pbuf *b, tthread *t, int64_t now, const char *why, int reason) {
+    if (!t->g_open) return;
+    t->g_open = false;
+    char name[160];
+    snprint(name, sizeof name, "G%lld %s", (long long)t->g_goid,
+            fn_name(gfn_get((uint64_t)t->g_goid)));
+    slice(b, 1, t->g_p, name, "goroutine", t->g_t0, now);
+    PUTL(b, "\"goroutine\":");
+    put_i(b, t->g_goid);
+    PUTL(b, ",\"end\":\"");
+    put(b, why);
+    if (reason > 0 && reason < WAIT_REASON_COUNT) put(b, wait_reason_strings[reason]);
+    PUTL(b, "\"}}");
+}
+
+static void open_g(pbuf *b, tthread *t, int64_t now, int64_t goid, int p) {
+    close_g(b, t, now, "switch", 0);
+    if (p < 0) p = 0;
+    name_proc(b, p);
+    t->g_open = true;
+    t->g_goid = goid;
+    t->g_p = p;
+    t->g_t0 = now;
+}
+
+static void gc_pair(uint64_t n, int64_t t, bool end) {
+    for (int i = tr.ngc; i-- > 0;) {
+        if (tr.gc[i].n != n) continue;
+        if (end)
+            tr.gc[i].t1 = t;
+        else
+            tr.gc[i].t0 = t;
+        return;
+    }
+    if (tr.ngc == GC_PAIRS) return;
+    tr.gc[tr.ngc].n = n;
+    tr.gc[tr.ngc].t0 = end ? 0 : t;
+    tr.gc[tr.ngc].t1 = end ? t : 0;
+    tr.ngc++;
+}
+
+/* The time of the event at slot i: its own, or that of the next event of
+ * the buffer that has one (within 8), else the last one seen. */
+static int64_t event_time(const uint64_t (*slot)[2], uint32_t i, uint32_t n, uint64_t *last) {
+    uint64_t tsc = ((const tev *)slot[i])->tsc;
+    for (uint32_t k = i + 1, seen = 0; !tsc && k < n && seen < 8; k++, seen++) {
+        const tev *e = (const tev *)slot[k];
+        tsc = e->tsc;
+        if (e->kind & TK_EXT) k++;
+    }
+    if (!tsc) tsc = *last;
+    *last = tsc;
+    return ts_of(tsc);
+}
+
+static void convert(pbuf *b, tthread *t, const uint64_t (*slot)[2], uint32_t n) {
+    if (!t->named) {
+        t->named = true;
+        char nm[48];
+        snprint(nm, sizeof nm, "thread %d", t->tid);
+        meta(b, 2, t->tid, "thread_name", nm, t->tid);
+    }
+    uint64_t last = tr.tsc0;
+    for (uint32_t i = 0; i < n; i++) {
+        const tev *e = (const tev *)slot[i];
+        const text *x = NULL;
+        if (e->kind & TK_EXT) {
+            if (i + 1 >= n) break;
+            x = (const text *)slot[i + 1];
+        }
+        int64_t now = event_time(slot, i, n, &last);
+        int kind = e->kind & ~TK_EXT, p = e->p;
+        int pid = p >= 0 ? 1 : 2;
+        int64_t row = p >= 0 ? p : t->tid;
+        if (p >= 0) name_proc(b, p);
+        switch (kind) {
+        case TK_GO_CREATE:
+            if (!x) break;
+            gfn_set(e->goid, x->a);
+            ev_head(b, "i", pid, row, "GoCreate", now);
+            PUTL(b, ",\"s\":\"t\",\"args\":{\"goroutine\":");
+            put_u(b, e->goid);
+            PUTL(b, ",\"creator\":");
+            put_u(b, x->b);
+            PUTL(b, ",\"fn\":");
+            put_quoted(b, fn_name(x->a));
+            PUTL(b, "}}");
+            break;
+        case TK_GO_DESC:
+            if (x) gfn_set(e->goid, x->a);
+            break;
+        case TK_GO_START:
+            open_g(b, t, now, e->goid, p);
+            break;
+        case TK_GO_BLOCK:
+            close_g(b, t, now, "blocked: ", e->small ? e->small : -1);
+            break;
+        case TK_GO_UNBLOCK:
+            ev_head(b, "i", pid, row, "GoUnblock", now);
+            PUTL(b, ",\"s\":\"t\",\"args\":{\"goroutine\":");
+            put_u(b, e->goid);
+            PUTL(b, ",\"by\":");
+            put_i(b, t->g_open ? t->g_goid : 0);
+            PUTL(b, "}}");
+            break;
+        case TK_GO_YIELD:
+            close_g(b, t, now, "yield", 0);
+            break;
+        case TK_GO_PREEMPT:
+            close_g(b, t, now, "preempted", 0);
+            break;
+        case TK_GO_END:
+            close_g(b, t, now, "exit", 0);
+            break;
+        case TK_GO_SYSCALL:
+            close_g(b, t, now, "syscall", 0);
+            t->sys_t0 = now;
+            break;
+        case TK_GO_SYSEXIT:
+            if (t->sys_t0) {
+                slice(b, 2, t->tid, "syscall", "syscall", t->sys_t0, now);
+                PUTL(b, "\"goroutine\":");
+                put_u(b, e->goid);
+                PUTL(b, "}}");
+                t->sys_t0 = 0;
+            }
+            if (p >= 0) open_g(b, t, now, e->goid, p); /* it kept or got a P */
+            break;
+        case TK_PROC_START:
+        case TK_PROC_STOP:
+            if (kind == TK_PROC_STOP) close_g(b, t, now, "proc stop", 0);
+            ev_head(b, "i", 1, p >= 0 ? p : 0, kind == TK_PROC_START ? "ProcStart" : "ProcStop",
+                    now);
+            PUTL(b, ",\"s\":\"t\",\"args\":{\"thread\":");
+            put_i(b, t->tid);
+            PUTL(b, "}}");
+            break;
+        case TK_STW_START:
+            t->stw_t0 = now;
+            t->stw_reason = x ? (const char *)x->a : NULL;
+            break;
+        case TK_STW_DONE:
+            if (t->stw_t0) {
+                char nm[96];
+                snprint(nm, sizeof nm, "STW: %s", t->stw_reason ? t->stw_reason : "?");
+                slice(b, 1, ROW_GC, nm, "gc", t->stw_t0, now);
+                PUTL(b, "}}");
+                t->stw_t0 = 0;
+            }
+            break;
+        case TK_GC_START:
+        case TK_GC_DONE:
+            if (x) gc_pair(x->a, now, kind == TK_GC_DONE);
+            break;
+        case TK_ASSIST_START:
+            t->assist_t0 = now;
+            t->assist_p = p;
+            break;
+        case TK_ASSIST_DONE:
+            if (t->assist_t0) {
+                slice(b, t->assist_p >= 0 ? 1 : 2, t->assist_p >= 0 ? t->assist_p : t->tid,
+                      "GC mark assist", "gc", t->assist_t0, now);
+                PUTL(b, "\"goroutine\":");
+                put_u(b, e->goid);
+                PUTL(b, "}}");
+                t->assist_t0 = 0;
+            }
+            break;
+        case TK_SWEEP_START:
+            t->sweep_t0 = now;
+            t->sweep_p = p;
+            break;
+        case TK_SWEEP_DONE:
+            if (t->sweep_t0) {
+                slice(b, t->sweep_p >= 0 ? 1 : 2, t->sweep_p >= 0 ? t->sweep_p : t->tid, "GC sweep",
+                      "gc", t->sweep_t0, now);
+                PUTL(b, "\"pages\":");
+                put_u(b, x ? x->a : 0);
+                PUTL(b, "}}");
+                t->sweep_t0 = 0;
+            }
+            break;
+        case TK_COUNTERS:
+            if (!x) break;
+            ev_head(b, "C", 1, ROW_GC, "Heap", now);
+            PUTL(b, ",\"args\":{\"heap_live\":");
+            put_u(b, x->a);
+            PUTL(b, "}}");
+            ev_head(b, "C", 1, ROW_GC, "Goroutines", now);
+            PUTL(b, ",\"args\":{\"goroutines\":");
+            put_u(b, x->b);
+            PUTL(b, "}}");
+            break;
+        }
+        if (x) i++;
+    }
+}
+
+/* ---- the helper ---- */
+
+static void calibrate(void) {
+    int64_t ns = prof_nanotime();
+    uint64_t tsc = __rdtsc();
+    if (ns - tr.ns0 > 1000000 && tsc > tr.tsc0)
+        tr.ns_per_tick = (double)(ns - tr.ns0) / (double)(tsc - tr.tsc0);
+}
+
+static void out(pbuf *b) {
+    if (b->n && tr.rc == 0) tr.rc = pbuf_write_fd(b, tr.fd, false);
+    b->n = 0;
+}
+
+static int write_all(int fd, const void *p, size_t n) {
+    const char *c = p;
+    while (n > 0) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) return -errno;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Moves the full buffers to the temporary file and frees them (helper). */
+static void spill(void) {
+    if (tr.tmp < 0) return;
+    for (;;) {
+        lock(&tr.lock);
+        tbuf *q = tr.full;
+        if (q) {
+            tr.full = q->next;
+            if (!tr.full) tr.full_tail = NULL;
+        }
+        unlock(&tr.lock);
+        if (!q) return;
+        file_hdr h = {q->owner->id, atomic_load_acq(&q->n)};
+        if (write_all(tr.tmp, &h, sizeof h) < 0 || write_all(tr.tmp, q->slot, h.n * 16) < 0) {
+            close(tr.tmp); /* the file failed: keep the rest in memory */
+            tr.tmp = -1;
+            lock(&tr.lock);
+            q->next = tr.full;
+            tr.full = q;
+            if (!tr.full_tail) tr.full_tail = q;
+            unlock(&tr.lock);
+            return;
+        }
+        lock(&tr.lock);
+        q->gen = 0;
+        q->next = tr.free;
+        tr.free = q;
+        unlock(&tr.lock);
+    }
+}
+
+static tthread *thread_by_id(uint32_t id) {
+    for (tthread *t = tr.threads; t; t = t->next)
+        if (t->id == id) return t;
+    return NULL;
+}
+
+/* The first pass: every goroutine's start function (its creation or its
+ * description at start), so that a slice converted before the creation
+ * that another thread recorded still gets its name. */
+static void collect_names(const uint64_t (*slot)[2], uint32_t n) {
+    for (uint32_t i = 0; i < n; i++) {
+        const tev *e = (const tev *)slot[i];
+        if (!(e->kind & TK_EXT)) continue;
+        if (i + 1 >= n) break;
+        int kind = e->kind & ~TK_EXT;
+        if (kind == TK_GO_CREATE || kind == TK_GO_DESC)
+            gfn_set(e->goid, ((const text *)slot[i + 1])->a);
+        i++;
+    }
+}
+
+/* Reads the temporary file's buffers, calling fn on each. */
+static void file_each(void (*fn)(tthread *t, const uint64_t (*slot)[2], uint32_t n, pbuf *b),
+                      pbuf *b) {
+    static uint64_t slots[TBUF_SLOTS][2];
+    if (tr.tmp < 0) return;
+    lseek(tr.tmp, 0, SEEK_SET);
+    file_hdr h;
+    while (read(tr.tmp, &h, sizeof h) == (ssize_t)sizeof h && h.n <= TBUF_SLOTS) {
+        size_t want = (size_t)h.n * 16, got = 0;
+        while (got < want) {
+            ssize_t r = read(tr.tmp, (char *)slots + got, want - got);
+            if (r <= 0) break;
+            got += (size_t)r;
+        }
+        if (got < want) break;
+        fn(thread_by_id(h.thread), (const uint64_t(*)[2])slots, h.n, b);
+    }
+}
+
+static void names_fn(tthread *t, const uint64_t (*slot)[2], uint32_t n, pbuf *b) {
+    (void)t, (void)b;
+    collect_names(slot, n);
+}
+
+static void convert_fn(tthread *t, const uint64_t (*slot)[2], uint32_t n, pbuf *b);
+
+static void convert_fn(tthread *t, const uint64_t (*slot)[2], uint32_t n, pbuf *b) {
+    if (t) convert(b, t, slot, n);
+    if (b->n > (1 << 20)) out(b);
+}
+
+static void helper(void *arg) {
+    (void)arg;
+    uint32_t seq = atomic_load_acq(&tr.stop_seq);
+    while (atomic_load_acq(&tr.stop_seq) == seq) {
+        calibrate();
+        emit2(TK_COUNTERS, 0, 0, -1, atomic_load_relaxed(&gc_pacer.heap_live),
+              (uint64_t)gort_num_goroutine());
+        spill();
+        futex_sleep(&tr.stop_seq, seq, 10 * 1000 * 1000);
+    }
+    /* Stopped: no new events. Give writers already past their check a
+     * moment, then take everything: the file, the full list, then every
+     * thread's current buffer (each thread's in the order it filled them). */
+    struct timespec ts = {0, 2 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    calibrate();
+    spill();
+    pbuf b = {0};
+    PUTL(&b, "{\"traceEvents\":[");
+    tr.first_event = true;
+    json_begin(&b);
+    PUTL(&b, "{\"ph\":\"M\",\"pid\":1,\"name\":\"process_name\",\"args\":{\"name\":\"Procs\"}}");
+    json_begin(&b);
+    PUTL(&b, "{\"ph\":\"M\",\"pid\":2,\"name\":\"process_name\",\"args\":{\"name\":\"Threads\"}}");
+    meta(&b, 1, ROW_GC, "thread_name", "GC", -1);
+    /* Pass 1: names. Pass 2: the events, each thread's in its order. */
+    file_each(names_fn, &b);
+    for (tbuf *x = tr.full; x; x = x->next)
+        collect_names((const uint64_t(*)[2])x->slot, atomic_load_acq(&x->n));
+    for (int i = 0; i < tr.nall; i++)
+        if (tr.all_bufs[i]->gen == tr.gen)
+            collect_names((const uint64_t(*)[2])tr.all_bufs[i]->slot,
+                          atomic_load_acq(&tr.all_bufs[i]->n));
+    file_each(convert_fn, &b);
+    if (tr.tmp >= 0) close(tr.tmp);
+    tr.tmp = -1;
+    for (tbuf *x = tr.full; x; x = x->next) { /* what the file could not take */
+        convert(&b, x->owner, (const uint64_t(*)[2])x->slot, atomic_load_acq(&x->n));
+        if (b.n > (1 << 20)) out(&b);
+    }
+    for (int i = 0; i < tr.nall; i++) {
+        tbuf *x = tr.all_bufs[i];
+        bool listed = false;
+        for (tbuf *f = tr.full; f && !listed; f = f->next) listed = f == x;
+        if (x->gen != tr.gen || listed) continue;
+        convert(&b, x->owner, (const uint64_t(*)[2])x->slot, atomic_load_acq(&x->n));
+        if (b.n > (1 << 20)) out(&b);
+    }
+    int64_t end = ts_of(tr.stop_tsc);
+    for (tthread *t = tr.threads; t; t = t->next) close_g(&b, t, end, "trace end", 0);
+    for (int i = 0; i < tr.ngc; i++) {
+        char nm[48];
+        snprint(nm, sizeof nm, "GC %llu", (unsigned long long)tr.gc[i].n);
+        if (!tr.gc[i].t0 && !tr.gc[i].t1) continue;
+        slice(&b, 1, ROW_GC, nm, "gc", tr.gc[i].t0, tr.gc[i].t1 ? tr.gc[i].t1 : end);
+        PUTL(&b, "}}");
+    }
+    pbuf_printf(&b,
+                "\n],\n\"displayTimeUnit\":\"ns\",\"otherData\":{\"producer\":\"gort\","
+                "\"version\":\"%d.%d.%d\",\"dropped_buffers\":%llu}}\n",
+                GORT_VERSION_MAJOR, GORT_VERSION_MINOR, GORT_VERSION_PATCH,
+                (unsigned long long)tr.dropped);
+    out(&b);
+    pbuf_free(&b);
+    gort_free(gfn.goid);
+    gort_free(gfn.fn);
+    memset(&gfn, 0, sizeof gfn);
+    atomic_store_rel(&tr.writer_done, 1);
+    futex_wake(&tr.writer_done, 1);
+}
+
+/* ---- start, stop ---- */
+
+bool prof_trace_running(void) {
+    lock(&tr.lock);
+    bool r = tr.running;
+    unlock(&tr.lock);
+    return r;
+}
+
+static int tmpfile_open(void) {
+    const char *dir = getenv("TMPDIR");
+    if (!dir || !*dir) dir = "/tmp";
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0) return fd;
+    char path[512];
+    snprint(path, sizeof path, "%s/gort-trace-XXXXXX", dir);
+    fd = mkstemp(path);
+    if (fd >= 0) unlink(path);
+    return fd;
+}
+
+/* Describes every goroutine alive now (its start function), as Go's
+ * tracer does at start. */
+static void describe_goroutines(void) {
+    for (g *gp = atomic_load_acq(&allgs); gp; gp = gp->alllink) {
+        uint32_t s = atomic_load_relaxed(&gp->status);
+        if (s == G_DEAD || s == G_IDLE) continue;
+        emit2(TK_GO_DESC, gp->goid, 0, -1, (uint64_t)(uintptr_t)gp->fn, 0);
+    }
+}
+
+GORT_API int gort_trace_start(int fd) {
+    prof_init();
+    if (fd < 0) return -EBADF;
+    lock(&tr.lock);
+    if (tr.running) {
+        unlock(&tr.lock);
+        return -EBUSY;
+    }
+    if (!tr.all_bufs) {
+        int mib = 256;
+        const char *v = getenv("GORT_TRACEBUF");
+        if (v && atoi(v) > 0) mib = atoi(v);
+        tr.maxbufs = (int)(((int64_t)mib << 20) / (int64_t)sizeof(tbuf));
+        if (tr.maxbufs < 16) tr.maxbufs = 16;
+        tr.all_bufs =
+            persistent_alloc((size_t)tr.maxbufs * sizeof *tr.all_bufs, 8, &prof_bucket_bytes);
+        if (!tr.all_bufs) {
+            unlock(&tr.lock);
+            return -ENOMEM;
+        }
+    }
+    tr.running = true;
+    tr.gen++;
+    if (tr.gen == 0) tr.gen = 1;
+    tr.fd = fd;
+    tr.rc = 0;
+    tr.full = tr.full_tail = NULL;
+    tr.writer_done = 0;
+    tr.ngc = 0;
+    tr.dropped = 0;
+    tr.nthreads = 0;
+    memset(procs_named, 0, sizeof procs_named);
+    for (tthread *t = tr.threads; t; t = t->next) {
+        int tid = t->tid;
+        tthread *next = t->next;
+        memset(t, 0, sizeof *t);
+        t->tid = tid;
+        t->next = next;
+    }
+    tr.free = NULL;
+    for (int i = 0; i < tr.nall; i++) {
+        tr.all_bufs[i]->gen = 0;
+        tr.all_bufs[i]->next = tr.free;
+        tr.free = tr.all_bufs[i];
+    }
+    tr.ns0 = prof_nanotime();
+    tr.tsc0 = __rdtsc();
+    tr.ns_per_tick = 1.0 / 3.0; /* until the helper's first calibration */
+    unlock(&tr.lock);
+    tr.tmp = tmpfile_open();
+    int rc = os_thread_start(helper, NULL, 0, "gort-trace");
+    if (rc < 0) {
+        if (tr.tmp >= 0) close(tr.tmp);
+        tr.tmp = -1;
+        lock(&tr.lock);
+        tr.running = false;
+        unlock(&tr.lock);
+        return rc;
+    }
+    atomic_store_rel(&sched_hooks.event, sched_event);
+    atomic_store_rel(&tr.on, 1);
+    describe_goroutines();
+    __atomic_fetch_or(&sched_hooks_on, SCHED_HOOK_TRACE, __ATOMIC_ACQ_REL);
+    return 0;
+}
+
+GORT_API int gort_trace_stop(void) {
+    prof_init();
+    lock(&tr.lock);
+    if (!tr.running) {
+        unlock(&tr.lock);
+        return -EINVAL;
+    }
+    unlock(&tr.lock);
+    __atomic_fetch_and(&sched_hooks_on, ~(uint32_t)SCHED_HOOK_TRACE, __ATOMIC_ACQ_REL);
+    atomic_store_rel(&tr.on, 0);
+    tr.stop_tsc = __rdtsc();
+    atomic_xadd(&tr.stop_seq, 1);
+    futex_wake(&tr.stop_seq, 1);
+    /* The helper converts and writes: this thread waits outside its P. */
+    bool in_g = sched_getg() != NULL;
+    if (in_g) gort_syscall_enter();
+    while (!atomic_load_acq(&tr.writer_done)) futex_sleep(&tr.writer_done, 0, 10 * 1000 * 1000);
+    if (in_g) gort_syscall_exit();
+    lock(&tr.lock);
+    tr.running = false;
+    int rc = tr.rc;
+    unlock(&tr.lock);
+    return rc;
+}
