@@ -9,7 +9,8 @@
  * histogram of bench/peers/gcpause/hist.h; then the live list is walked and
  * its checksum verified.
  *
- * Usage: gcpause_gort [seconds] [MB_per_s]   (defaults 10, 256)
+ * Usage: gcpause_gort [seconds] [MB_per_s] [live_GiB]   (defaults 10, 256, 1;
+ * live_GiB 8 is the issue's large heap, run by hand: RSS about 2.2x it)
  * One goroutine under gort_main, GOMAXPROCS 2 unless GORT_GOMAXPROCS says
  * otherwise (peer name gort-p<N>).
  * Figures: max_stall (us, the key one), p99_stall (us), gcs (the num_gc
@@ -28,7 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define NLIVE (16 << 20)
+static long NLIVE = 16 << 20; /* nodes: 1 GiB, or live_GiB's */
 #define RING  4096
 
 struct gnode { /* 64 bytes */
@@ -60,6 +61,7 @@ static uint64_t count_over(uint64_t ns) {
 static int bench(int argc, char **argv) {
     double secs = argc > 1 ? atof(argv[1]) : 10.0;
     double rate = argc > 2 ? atof(argv[2]) : 256.0;
+    if (argc > 3 && atof(argv[3]) > 0) NLIVE = (long)(atof(argv[3]) * (16 << 20));
     char peer[32];
     snprintf(peer, sizeof peer, "gort-p%d", gort_gomaxprocs(0));
 
@@ -141,7 +143,7 @@ static int bench(int argc, char **argv) {
         live++;
         sum += n->payload[0];
     }
-    long long want = (long long)NLIVE * (NLIVE - 1) / 2;
+    long long want = (long long)NLIVE * (NLIVE - 1) / 2; /* < 2^63 up to 3e9 nodes */
     printf("live nodes=%lld sum=%lld (want %lld)\n", live, sum, want);
     if (live != NLIVE || sum != want) {
         printf("BAD live structure\n");
