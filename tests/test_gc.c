@@ -47,7 +47,7 @@
 #define _GNU_SOURCE
 #include "test_gort.h"
 
-#include "gc/gc.h" /* gc_state, read only when a case times out */
+#include "gc/gc.h" /* gc_state (read when a case times out), gc_sweepone (stale_sweepgen) */
 #include "gort/chan.h"
 #include "gort/gc.h"
 #include "gort/malloc.h"
@@ -2340,6 +2340,90 @@ static int first_object_main(int argc, char **argv) {
     return 0;
 }
 
+/* ---- a sweeper that read the sweepgen before a mark termination ----------------------- */
+
+/* The background sweeper is not stopped by stop-the-world and runs at
+ * SCHED_IDLE: it could read the sweepgen during a mark phase, lose its CPU,
+ * and look at the unswept lists only after the mark termination that
+ * followed, when they had become the new cycle's swept lists. It swept what
+ * it popped there a second time, with the mark bits the first sweep had
+ * cleared, and freed every object of the span, live or not (test_weak's
+ * race under load: a global array freed, "gccheckmark: ... not marked",
+ * clobbered objects, wild handles). Played here on this thread through
+ * gc_sweepone_test_hook: gc_sweepone reads the sweepgen in a critical
+ * section entered while the mark runs (so the mark cannot terminate
+ * before), and the hook, between that read and the lists, leaves the
+ * critical section, waits for the cycle to end and sweeps the new cycle,
+ * as the other sweepers would meanwhile. Then nothing is left to sweep:
+ * gc_sweepone must sweep nothing and free nothing. */
+#define STALE_WORDS (8 * 1024) /* 64 KiB: a large object, a span of its own */
+static uint64_t *g_stale_keep;
+static __thread bool stale_armed; /* this thread's next hook call plays the race */
+static uint32_t stale_c0;         /* gc_state.cycles before the cycle started */
+static bool stale_played;
+
+static void stale_hook(void) {
+    if (!stale_armed) return; /* the background sweeper, or the sweeps below */
+    stale_armed = false;
+    /* The sweepgen was read inside the critical section: if the mark has
+     * not ended yet, it was the mark phase's. */
+    stale_played = __atomic_load_n(&gc_state.cycles, __ATOMIC_ACQUIRE) == stale_c0;
+    if (--lock_depth == 0 && lock_suspend_pending) lock_suspend_now();
+    if (!stale_played) return; /* it ended before the critical section: try again */
+    int64_t t0 = test_now_ns();
+    while (__atomic_load_n(&gc_state.cycles, __ATOMIC_ACQUIRE) == stale_c0) {
+        CHECK_LT(test_now_ns() - t0, (int64_t)30000000000);
+        struct timespec ts = {0, 200 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    while (gc_sweepone() != ~(size_t)0) {
+    }
+    /* A background sweep in progress puts its span back on the swept lists. */
+    while (__atomic_load_n(&gc_state.sweepers, __ATOMIC_ACQUIRE) != 1) {
+        CHECK_LT(test_now_ns() - t0, (int64_t)30000000000);
+        struct timespec ts = {0, 200 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static bool stale_intact(void) {
+    uint64_t *a = __atomic_load_n(&g_stale_keep, __ATOMIC_ACQUIRE);
+    for (size_t i = 0; i < STALE_WORDS; i++)
+        if (a[i] != 0x5eed000000000000ull + i) return false;
+    mspan *s = span_of((uintptr_t)a);
+    return s && s->kind == SPAN_GC && s->state == SPAN_IN_USE && s->base == (uintptr_t)a;
+}
+
+static int stale_sweepgen_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    pin_heap_base();
+    uint64_t *a = gort_alloc_noscan(STALE_WORDS * sizeof(uint64_t));
+    for (size_t i = 0; i < STALE_WORDS; i++) a[i] = 0x5eed000000000000ull + i;
+    GORT_STORE(g_stale_keep, a);
+    a = NULL;
+    gc_full();
+    CHECK(stale_intact());
+    gc_sweepone_test_hook = stale_hook;
+    int tries = 0;
+    for (; tries < 20 && !stale_played; tries++) {
+        stale_c0 = __atomic_load_n(&gc_state.cycles, __ATOMIC_ACQUIRE);
+        gc_start(GC_TRIGGER_CYCLE, false); /* returns with the mark running */
+        stale_armed = true;
+        lock_depth++; /* left in the hook */
+        size_t pages = gc_sweepone();
+        CHECK(!stale_armed);
+        if (stale_played) CHECK_EQ(pages, ~(size_t)0); /* all swept: nothing to sweep */
+        CHECK(stale_intact());
+        gc_full();
+    }
+    gc_sweepone_test_hook = NULL;
+    fprintf(stderr, "played after %d cycle(s)\n", tries);
+    CHECK(stale_played);
+    gc_full();
+    CHECK(stale_intact());
+    return 0;
+}
+
 /* ---- 2 (cont.): a send straight into a parked receiver's stack ------------------------ */
 
 /* While the collector marks, main sends a pointer that only its own stack
@@ -2574,6 +2658,7 @@ static const gc_case cases[] = {
     {.name = "plain_thread_exit", .fn = plain_thread_exit_main, .mode = M_PLAIN},
     {.name = "heap_bounded", .fn = heap_bounded_main, .env = "GORT_GODEBUG="},
     {.name = "first_object", .fn = first_object_main},
+    {.name = "stale_sweepgen", .fn = stale_sweepgen_main, .mode = M_PLAIN},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 

@@ -124,6 +124,7 @@
 #define gc_sweeper_start          gort__gc_sweeper_start
 #define gc_sweeper_wake           gort__gc_sweeper_wake
 #define gc_sweepone               gort__gc_sweepone
+#define gc_sweepone_test_hook     gort__gc_sweepone_test_hook
 #define gc_sysmon_tick            gort__gc_sysmon_tick
 #define gc_thread_self            gort__gc_thread_self
 #define gc_threads                gort__gc_threads
@@ -410,6 +411,10 @@ bool gc_sweep_span(mspan *s, bool preserve);
 void gc_sweep_credit(size_t bytes);
 /* Sweeps one unswept span; returns pages swept, or ~0 when none is left. */
 size_t gc_sweepone(void);
+/* Tests only: called by gc_sweepone between its read of the sweepgen and
+ * its look at the unswept lists, to play a mark termination there (what a
+ * background sweeper descheduled at that point sees). */
+extern void (*gc_sweepone_test_hook)(void);
 
 /* ---- pacer (mgcpacer.c): Go 1.18's gcControllerState ------------------------- */
 
@@ -488,7 +493,7 @@ bool gc_limiter_trace(void);
 
 /* mgccentral.c: the swept/unswept lists (and their fork handlers). */
 void gc_central_put_swept(mspan *s);
-mspan *gc_central_pop_unswept(unsigned *cursor);
+mspan *gc_central_pop_unswept(unsigned *cursor, uint32_t sg);
 bool gc_central_all_swept(void);
 void gc_central_lock_all(void);
 void gc_central_unlock_all(void);

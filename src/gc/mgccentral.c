@@ -192,10 +192,12 @@ void gc_uncache_span(mspan *s) {
     }
 }
 
-/* Pops an unswept span of any class for the background sweeper; NULL when
- * none is left. *cursor walks the classes round robin. */
-mspan *gc_central_pop_unswept(unsigned *cursor) {
-    uint32_t sg = atomic_load_acq(&gc_state.sweepgen);
+/* Pops a span off the unswept lists of sweepgen sg, of any class, for
+ * gc_sweepone; NULL when none is left. *cursor walks the classes round
+ * robin. If a mark termination has moved the sweepgen past sg since the
+ * caller read it, those lists are now the swept ones: the caller claims
+ * what it pops with a CAS of its sweepgen from sg - 2 (gc_sweepone). */
+mspan *gc_central_pop_unswept(unsigned *cursor, uint32_t sg) {
     int un = 1 - swept_set(sg);
     for (unsigned k = 0; k < NUM_SIZE_CLASSES * 2; k++) {
         unsigned i = (*cursor + k) % (NUM_SIZE_CLASSES * 2);

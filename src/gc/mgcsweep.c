@@ -129,22 +129,48 @@ bool gc_sweep_span(mspan *s, bool preserve) {
 }
 
 static uint32_t sweepers_waiting; /* someone sleeps until sweepers is 0 */
+void (*gc_sweepone_test_hook)(void);
 
+/* A sweeper claims the span it pops (Go's sweepLocker.tryAcquire): the
+ * lists it looked at are the unswept ones of the sweepgen it read first,
+ * and that sweepgen can move under it. The background sweeper is not
+ * stopped by stop-the-world, holds no runtime lock while it looks, and runs
+ * at SCHED_IDLE; mark start waits for the sweeps in progress
+ * (gc_finish_sweep), but nothing keeps a sweeper from entering here during
+ * the mark phase, reading the sweepgen, losing its CPU, and looking at the
+ * lists after the mark termination that followed: by then they are the
+ * swept set of the new sweepgen. It used to sweep what it popped there a
+ * second time, with the mark bits the first sweep had cleared: every object
+ * of the span was freed, live or not (a program's global array, the
+ * objects of a whole span; found by test_weak's race under load, as
+ * "gccheckmark: ... not marked", clobbered objects and wild handles).
+ * Now it sweeps a span only if its sweepgen CAS from sg - 2 succeeds; a
+ * span it popped from a set that turned swept goes back, and it looks
+ * again with the new sweepgen. (Only one mark termination can fall inside:
+ * the next mark start waits for this sweep, through gc_state.sweepers.) */
 size_t gc_sweepone(void) {
     static unsigned cursor;
     unsigned cur = atomic_load_relaxed(&cursor);
     atomic_xadd(&gc_state.sweepers, 1);
-    mspan *s = gc_central_pop_unswept(&cur);
     size_t pages = ~(size_t)0;
-    if (s) {
-        atomic_store_relaxed(&cursor, cur);
+    for (;;) {
         uint32_t sg = atomic_load_acq(&gc_state.sweepgen);
+        void (*hook)(void) = atomic_load_relaxed(&gc_sweepone_test_hook);
+        if (unlikely(hook != NULL)) hook();
+        mspan *s = gc_central_pop_unswept(&cur, sg);
+        if (!s) break;
+        atomic_store_relaxed(&cursor, cur);
+        uint32_t want = sg - 2;
+        if (!atomic_cas(&s->sweepgen, &want, sg - 1)) {
+            gc_central_put_swept(s); /* swept in the new cycle: its list is the swept one */
+            continue;
+        }
         pages = s->npages;
-        atomic_store_rel(&s->sweepgen, sg - 1);
         if (gc_sweep_span(s, false)) {
             atomic_store_rel(&s->sweepgen, sg);
             gc_central_put_swept(s);
         }
+        break;
     }
     if (atomic_xadd(&gc_state.sweepers, (uint32_t)-1) == 1 &&
         atomic_load_relaxed(&sweepers_waiting))
