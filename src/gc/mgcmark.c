@@ -325,6 +325,7 @@ void gc_scan_data_again(gcwork *w) {
 
 static void scan_regs(const suspend_ctx *ctx, gcwork *w) {
     for (int i = 0; i < 16; i++) scan_word(ctx->regs[i], w);
+    for (int i = 0; i < 32; i++) scan_word(ctx->xmm[i], w);
 }
 
 /* [lo, hi) of a stack, if it looks sane. */

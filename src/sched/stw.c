@@ -118,6 +118,12 @@ static void suspend_handler(int sig, siginfo_t *si, void *uctx) {
                                           REG_RBP, REG_RSP, REG_R8,  REG_R9,  REG_R10, REG_R11,
                                           REG_R12, REG_R13, REG_R14, REG_R15};
             for (int i = 0; i < 16; i++) t->suspend.regs[i] = (uintptr_t)gr[order[i]];
+            const struct _libc_fpstate *fp = uc->uc_mcontext.fpregs;
+            for (int i = 0; i < 16; i++) {
+                const uint32_t *e = fp ? fp->_xmm[i].element : NULL;
+                t->suspend.xmm[2 * i] = e ? (uintptr_t)e[0] | (uintptr_t)e[1] << 32 : 0;
+                t->suspend.xmm[2 * i + 1] = e ? (uintptr_t)e[2] | (uintptr_t)e[3] << 32 : 0;
+            }
             t->suspend.sp = (uintptr_t)gr[REG_RSP];
             t->suspend.pc = (uintptr_t)gr[REG_RIP];
             t->suspend_valid = true;

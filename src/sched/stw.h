@@ -61,6 +61,11 @@ typedef struct suspend_ctx {
     uintptr_t sp; /* the interrupted stack pointer (scan from sp - STW_RED_ZONE) */
     uintptr_t pc;
     uintptr_t regs[16]; /* rax..r15 as the kernel saved them (ucontext gregs order) */
+    /* xmm0-15, two words each: C compilers move pointer pairs through
+     * vector registers (a 16-byte struct copy), and a thread stopped by the
+     * signal may hold the only copy of a pointer there. Not filled by a
+     * deferred stop, which stops at a call, where no xmm register is live. */
+    uintptr_t xmm[32];
 } suspend_ctx;
 
 /* Stop-the-world's view of one thread: an M (m.st) or a registered thread
