@@ -62,6 +62,7 @@
 #define gc_central_unlock_all     gort__gc_central_unlock_all
 #define gc_checkmark              gort__gc_checkmark
 #define gc_checkmark_mode         gort__gc_checkmark_mode
+#define gc_checkmark_stacks       gort__gc_checkmark_stacks
 #define gc_checkmark_visit        gort__gc_checkmark_visit
 #define gc_conservative_type      gort__gc_conservative_type
 #define gc_drain                  gort__gc_drain
@@ -545,6 +546,9 @@ void gc_sweep_fork_child(void);
 /* mcheckmark.c: GORT_GODEBUG=gccheckmark=1, at mark termination. */
 void gc_checkmark(void);
 extern bool gc_checkmark_mode; /* scanning visits for the check (mgcmark.c's scan_word) */
+/* The check is scanning stacks and registers (mcheckmark.c: stale words there
+ * are not errors). */
+extern bool gc_checkmark_stacks;
 void gc_checkmark_visit(uintptr_t obj, mspan *s, uint32_t idx, gcwork *w);
 /* mgcmark.c: marked this cycle (bit, or allocated black); every root with
  * the world stopped; the data segments the last data job scanned. */

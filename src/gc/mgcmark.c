@@ -287,6 +287,25 @@ static void scan_registered_roots(gcwork *w) {
 static root_range data_ranges[MAX_DATA_RANGES];
 static size_t ndata_ranges;
 
+/* The runtime's own address-holding globals (GORT_RTDATA, mem/arena.h):
+ * never roots. The linker brackets the section in this object, the program
+ * for libgort.a, libgort.so for itself. */
+extern char __start_gort_rtdata[] __attribute__((weak, visibility("hidden")));
+extern char __stop_gort_rtdata[] __attribute__((weak, visibility("hidden")));
+
+/* Scans [lo, hi) but the runtime's own section, and records what it scanned
+ * for checkmark's second pass. */
+static void scan_data(uintptr_t lo, uintptr_t hi, gcwork *w) {
+    uintptr_t xlo = (uintptr_t)__start_gort_rtdata, xhi = (uintptr_t)__stop_gort_rtdata;
+    if (xlo && xhi > lo && xlo < hi) {
+        if (xlo > lo) scan_data(lo, xlo, w);
+        if (xhi < hi) scan_data(xhi, hi, w);
+        return;
+    }
+    gc_scanblock(lo, hi - lo, w);
+    if (ndata_ranges < MAX_DATA_RANGES) data_ranges[ndata_ranges++] = (root_range){lo, hi};
+}
+
 static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg) {
     (void)size;
     gcwork *w = arg;
@@ -303,13 +322,12 @@ static int phdr_cb(struct dl_phdr_info *info, size_t size, void *arg) {
         if (ph->p_type != PT_LOAD || !(ph->p_flags & PF_W)) continue;
         uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
         if (relro_hi > lo && relro_lo < hi) { /* scan around the RELRO part */
-            if (relro_lo > lo) gc_scanblock(lo, relro_lo - lo, w);
-            if (relro_hi < hi) gc_scanblock(relro_hi, hi - relro_hi, w);
+            if (relro_lo > lo) scan_data(lo, relro_lo, w);
+            if (relro_hi < hi) scan_data(relro_hi, hi, w);
         } else {
-            gc_scanblock(lo, hi - lo, w);
+            scan_data(lo, hi, w);
         }
         atomic_xadd(&gc_state.globals_bytes, (int64_t)(hi - lo));
-        if (ndata_ranges < MAX_DATA_RANGES) data_ranges[ndata_ranges++] = (root_range){lo, hi};
     }
     return 0;
 }
@@ -639,9 +657,11 @@ void gc_scan_roots_stw(gcwork *w) {
     scan_registered_roots(w);
     scan_timers(w);
     gc_mark_specials(w);
+    gc_checkmark_stacks = true; /* conservative: stale words are no error (mcheckmark.c) */
     if (sched_main_stack_hi) scan_stack(sched_main_stack_lo, sched_main_stack_hi, w);
     for (g *gp = atomic_load_acq(&allgs); gp; gp = gp->alllink) scan_g_stopped(gp, w);
     gc_mark_termination_scan(w); /* running Ms' own stacks, foreign threads, buffers */
+    gc_checkmark_stacks = false;
 }
 
 void gc_mark_tiny_allocs(gcwork *w) {

@@ -69,10 +69,10 @@ size_t arena_reserved_bytes;
 uint64_t arena_meta_bytes;
 
 static lock_t arena_lock = LOCK_INIT;
-static unsigned hint_region;  /* current hint region; HINT_NREG: none left */
-static uintptr_t hint_addr;   /* next address to try in that region (0: its start) */
-static uintptr_t flat_mapped; /* bytes of heap_flat.map mapped (under arena_lock) */
-static bool flat_stopped;     /* the flat map grows no more */
+static GORT_RTDATA unsigned hint_region; /* current hint region; HINT_NREG: none left */
+static GORT_RTDATA uintptr_t hint_addr;  /* next address to try in that region (0: its start) */
+static uintptr_t flat_mapped;            /* bytes of heap_flat.map mapped (under arena_lock) */
+static bool flat_stopped;                /* the flat map grows no more */
 
 /* Nothing to set up before the first arena (everything is mapped lazily). */
 int arena_init(void) {

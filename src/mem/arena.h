@@ -20,6 +20,14 @@
 #ifndef GORT_MEM_ARENA_H
 #define GORT_MEM_ARENA_H
 
+/* The runtime's own globals that hold heap addresses as numbers (the page
+ * allocator's run being scavenged, the next arena hint): in a section of
+ * their own, which the collector leaves out when it scans the program's
+ * data and bss (src/gc/mgcmark.c). Scanned, each such value was a false
+ * root: it kept whatever object began at that page, and when it changed
+ * during a cycle gccheckmark took it for a missed mark. */
+#define GORT_RTDATA __attribute__((section("gort_rtdata")))
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -140,7 +140,7 @@ struct pa_arena {
 
 lock_t pagealloc_lock = LOCK_INIT;
 
-static struct {
+static GORT_RTDATA struct {
     bool inited;
     struct tnode *bins[BIN_MAX + 1]; /* bins[n]: runs of exactly n pages */
     uint64_t binmask[BIN_WORDS];     /* bit n-1 set iff bins[n] is non-empty */
