@@ -189,7 +189,10 @@ void mcentral_uncache_span(mspan *s) {
 void mcentral_readd(mspan *s) {
     mcentral *m = central_of(s->sizeclass, s->kind, s->noscan);
     lock(&m->lock);
-    if (s->on_list == ON_NONE && !atomic_load_acq(&s->owner)) {
+    /* Only an explicit span in use: a drain that lost a race with a trim
+     * (mcache.c drain_ready) must not put any other span on these lists. */
+    if (s->kind == SPAN_MALLOC && s->state == SPAN_IN_USE && s->on_list == ON_NONE &&
+        !atomic_load_acq(&s->owner)) {
         if (s->kind == SPAN_MALLOC && span_live(s) == 0) {
             span_reset(s);
             empty_push(m, s);
@@ -215,6 +218,11 @@ static size_t free_empty_before(mcentral *m, uint32_t gen, bool all) {
     size_t pages = 0;
     mspan *s;
     while ((s = m->empty_tail) && (all || (int32_t)(s->retired - gen) < 0)) {
+        /* Still on its last owner's ready stack (pushed by a remote free
+         * before a local one emptied and retired it): the owner's next
+         * drain reads the record, which must not have become another
+         * span's by then. The next trim takes it. */
+        if (atomic_load_acq(&s->xqueued)) break;
         empty_remove(m, s);
         pages += s->npages;
         mheap_free_span(s);
