@@ -30,7 +30,7 @@
 #include <stdlib.h>
 
 static long NLIVE = 16 << 20; /* nodes: 1 GiB, or live_GiB's */
-#define RING  4096
+#define RING 4096
 
 struct gnode { /* 64 bytes */
     struct gnode *next;
