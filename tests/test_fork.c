@@ -308,37 +308,15 @@ static int main_returns_main(int argc, char **argv) {
     return 0;
 }
 
-/* in_child, with a longer alarm: 500 forks, each with a child that runs
- * beside the parent's load, take 20-40 s on a quiet 2-core machine and can
- * take 100 s or more on a loaded one. */
-static void in_child_long(const char *name, int (*fn)(int, char **), int procs) {
-    if (!test_selected(name)) return;
-    fprintf(stderr, "=== %s (GOMAXPROCS %d)\n", name, procs);
-    test_current_ = name;
-    test_ran_++;
-    fflush(NULL);
-    pid_t pid = fork();
-    CHECK(pid >= 0);
-    if (pid == 0) {
-        alarm(280);
-        gort_gomaxprocs(procs);
-        int r = gort_main(fn, 0, NULL);
-        fflush(NULL);
-        _exit(r);
-    }
-    int st;
-    CHECK(waitpid(pid, &st, 0) == pid);
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-        fprintf(stderr, "%s: child %s %d\n", name, WIFEXITED(st) ? "exited" : "killed by signal",
-                WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-        test_fail();
-    }
-}
+/* A longer alarm for the load cases: 500 forks, each with a child that
+ * runs beside the parent's load, take 20-40 s on a quiet 2-core machine and
+ * can take 100 s or more on a loaded one. */
+#define LOAD_ALARM_S 280
 
 int main(int argc, char **argv) {
     if (argc > 1) test_filter(argv[1]);
-    in_child_long("test_fork_load_p2", load_main, 2);
-    in_child_long("test_fork_load_p4", load_main, 4);
+    in_child_for("test_fork_load_p2", load_main, 2, LOAD_ALARM_S);
+    in_child_for("test_fork_load_p4", load_main, 4, LOAD_ALARM_S);
     in_child("test_fork_plain_thread", plain_main, 2);
     in_child("test_fork_deadlock", deadlock_main, 2);
     in_child("test_fork_main_returns", main_returns_main, 2);

@@ -7,9 +7,10 @@
 #include "gort/sched.h"
 
 /* Runs fn as the main goroutine of a forked child with GOMAXPROCS procs (0:
- * the default), bounded by a 120 s alarm; exits the test if the child does
- * not exit 0. */
-static inline void in_child(const char *name, int (*fn)(int, char **), int procs) {
+ * the default), bounded by an alarm of alarm_s seconds; fails the test if
+ * the child does not exit 0. */
+static inline void in_child_for(const char *name, int (*fn)(int, char **), int procs,
+                                unsigned alarm_s) {
     if (!test_selected(name)) return;
     fprintf(stderr, "=== %s (GOMAXPROCS %d)\n", name, procs);
     test_current_ = name;
@@ -18,7 +19,7 @@ static inline void in_child(const char *name, int (*fn)(int, char **), int procs
     pid_t pid = fork();
     CHECK(pid >= 0);
     if (pid == 0) {
-        alarm(120);
+        alarm(alarm_s);
         if (procs > 0) gort_gomaxprocs(procs);
         int r = gort_main(fn, 0, NULL);
         fflush(NULL);
@@ -31,6 +32,11 @@ static inline void in_child(const char *name, int (*fn)(int, char **), int procs
                 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
         test_fail();
     }
+}
+
+/* in_child_for with a 120 s alarm. */
+static inline void in_child(const char *name, int (*fn)(int, char **), int procs) {
+    in_child_for(name, fn, procs, 120);
 }
 
 /* Sleeps 1 ms at a time until *v >= want, at most limit_ms; true if reached. */
