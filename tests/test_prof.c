@@ -633,13 +633,14 @@ static __attribute__((noinline)) void burn1(long n) {
     sink += spin(n) + 1;
 }
 
-static int cpu_main(int argc, char **argv) {
-    (void)argc, (void)argv;
+/* One profile of burn3 and burn1 alternating in chunks for about `chunks`
+ * x 160 ms of CPU; returns burn3's samples over burn1's (0 if none). */
+static double cpu_try(int chunks, unsigned long seed) {
     int fd = memfile();
     TCHECK(gort_cpu_profile_start(fd) == 0);
     TCHECK(gort_cpu_profile_start(fd) == -EBUSY);
-    unsigned long r = 12345;
-    for (int i = 0; i < 16; i++) { /* about 3 s of CPU */
+    unsigned long r = seed;
+    for (int i = 0; i < chunks; i++) {
         r = r * 6364136223846793005UL + 1442695040888963407UL;
         long n = 15000000 + (long)(r >> 33) % 30000000; /* 20 to 60 ms of burn1 */
         burn3(n);
@@ -656,15 +657,30 @@ static int cpu_main(int argc, char **argv) {
     CHECK_GT(pr->duration, 0);
     CHECK_GE(all, 100);
     CHECK_GE(b3 + b1, all * 9 / 10); /* the leaf's callers are found */
-    double ratio = (double)b3 / (double)b1;
-    CHECK_FGE(ratio, 2.7);
-    CHECK_FLE(ratio, 3.3);
     /* Attributed to the goroutine that ran. */
     bool labelled = false;
     for (int i = 0; i < pr->nsamples; i++)
         if (pr->samples[i].goroutine_label == gort_goid()) labelled = true;
     CHECK(labelled);
     free_profile(pr);
+    return b1 > 0 ? (double)b3 / (double)b1 : 0;
+}
+
+/* 3:1 within 10%. A sample is a 10 ms tick of a thread's CPU clock, so a
+ * goroutine moved to another thread (at each preemption) lands a tick early
+ * or late: on loaded cores the ratio of ~250 samples strays past 10% now and
+ * then. As in Go's testCPUProfile, a miss is retried with more CPU; a
+ * profile that misattributes misses every time. */
+static int cpu_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    double ratio = 0;
+    for (int t = 0, chunks = 16; t < 3; t++, chunks += 8) { /* about 2.6, 3.8, 5.1 s */
+        ratio = cpu_try(chunks, 12345 + (unsigned long)t);
+        if (ratio >= 2.7 && ratio <= 3.3) return 0;
+        fprintf(stderr, "ratio %.3f outside 3:1 within 10%%: retrying with more CPU\n", ratio);
+    }
+    CHECK_FGE(ratio, 2.7);
+    CHECK_FLE(ratio, 3.3);
     return 0;
 }
 
