@@ -131,8 +131,11 @@ static bool chanparkunlock(g *gp, void *l) {
 
 /* Under c->lock, which it releases: parks the calling goroutine on q, its
  * element at elem, until a waker dequeues it. Returns the waker's verdict
- * (sudog.success: a value was passed, false: closed). */
-static bool chan_wait(gort_chan *c, waitq *q, void *elem, int reason, const char *what) {
+ * (sudog.success: a value was passed, false: closed). Inlined into send
+ * and receive: as a call, its frame and the sudog's copy through it cost
+ * pingpong 5% more instructions (callgrind) and 3-5% of its time. */
+static inline __attribute__((always_inline)) bool chan_wait(gort_chan *c, waitq *q, void *elem,
+                                                            int reason, const char *what) {
     g *gp = sched_getg();
     if (!gp) throwf("%s would block outside a goroutine", what);
     sudog me = {.g = gp, .elem = elem, .c = c};
