@@ -3,14 +3,16 @@
  * gort is Go's runtime as a C library. This tour grows as the runtime does:
  * Go's memory allocator (size classes, per-thread caches, a page heap, a
  * scavenger) used as a malloc, with Go's MemStats to watch it; then
- * goroutines on Go's M:N scheduler, channels, the netpoller, and the
- * garbage collector. */
+ * goroutines on Go's M:N scheduler, channels, the netpoller, the
+ * garbage collector, and Go's profiles. */
 #include <gort.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define MIB (1024.0 * 1024.0)
 
@@ -226,6 +228,69 @@ static void collector(void) {
     printf("  (GORT_GODEBUG=gctrace=1 make demo prints Go's line for each cycle)\n");
 }
 
+/* ---- profiles ---- */
+
+/* Two functions burning CPU 3:1: the CPU profile shows them so. (Each
+ * does something after its call, so that it keeps its frame: a tail call
+ * would leave it out of the stacks.) */
+static volatile unsigned long burn_sink;
+static __attribute__((noinline)) unsigned long spin(long n) {
+    unsigned long x = burn_sink;
+    for (long i = 0; i < n; i++) x = x * 6364136223846793005UL + 1;
+    return x;
+}
+static __attribute__((noinline)) void hot_function(void) {
+    burn_sink += spin(3000000) + 1;
+}
+static __attribute__((noinline)) void cool_function(void) {
+    burn_sink += spin(1000000) + 1;
+}
+
+static gort_chan *parked;
+static long parked_woken;
+static void parked_goroutine(void *arg) {
+    (void)arg;
+    gort_chan_recv(parked, NULL); /* blocked until the tour closes the channel */
+    __atomic_fetch_add(&parked_woken, 1, __ATOMIC_RELAXED);
+}
+
+static void profiles(void) {
+    printf("\n9. Profiles, as Go's runtime/pprof and runtime/trace (docs/profiling.md)\n");
+    const char *cpu_path = "/tmp/gort-demo-cpu.pprof", *trace_path = "/tmp/gort-demo-trace.json";
+    int cpu = open(cpu_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int trace = open(trace_path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (cpu < 0 || trace < 0 || gort_cpu_profile_start(cpu) < 0 || gort_trace_start(trace) < 0) {
+        printf("  (could not write to /tmp: skipped)\n");
+        return;
+    }
+    parked = gort_chan_make(0, 0);
+    for (int i = 0; i < 3; i++) gort_go(parked_goroutine, NULL);
+    for (int i = 0; i < 100; i++) { /* about half a second of CPU */
+        hot_function();
+        cool_function();
+    }
+    gort_trace_stop();
+    gort_cpu_profile_stop();
+    close(cpu);
+    close(trace);
+    printf("  CPU profile (100 Hz; hot_function burns 3x what cool_function does) -> %s\n",
+           cpu_path);
+    printf("      go tool pprof -top build/examples/demo %s\n", cpu_path);
+    printf("  execution trace of the same half second -> %s\n", trace_path);
+    printf("      open it in ui.perfetto.dev\n");
+    /* The goroutine profile, as text: every stack with its count. */
+    FILE *f = tmpfile();
+    if (f && gort_write_goroutine_profile(fileno(f), 1) == 0) {
+        rewind(f);
+        char line[256];
+        printf("  the goroutine profile (debug=1), its first lines:\n");
+        for (int n = 0; n < 8 && fgets(line, sizeof line, f); n++) printf("      %s", line);
+    }
+    if (f) fclose(f);
+    gort_chan_close(parked);
+    printf("  live: gort_debug_serve(\"127.0.0.1:6060\") serves /debug/pprof/ and /debug/vars\n");
+}
+
 static int tour(int argc, char **argv) {
     (void)argc;
     (void)argv;
@@ -269,7 +334,7 @@ static int tour(int argc, char **argv) {
     channels();
     netpoll();
     collector();
-    printf("\nNext: profiles (see README.md).\n");
+    profiles();
     return 0;
 }
 
