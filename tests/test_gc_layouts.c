@@ -252,14 +252,7 @@ static int layouts_main(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-    const char *d = getenv("GORT_GODEBUG");
-    if (!d || !strstr(d, "gccheckmark=1")) {
-        /* GORT_GODEBUG is read when the runtime loads: run again with it. */
-        setenv("GORT_GODEBUG", "gccheckmark=1,clobberfree=1", 1);
-        execv("/proc/self/exe", argv);
-        perror("execv");
-        return 1;
-    }
+    rerun_with_godebug(argv, "gccheckmark=1", "gccheckmark=1,clobberfree=1");
     if (argc > 1) test_filter(argv[1]);
     in_child("test_gc_layouts", layouts_main, 2);
     return test_result();

@@ -108,14 +108,7 @@ static void test_missing_store_caught(void) {
 }
 
 int main(int argc, char **argv) {
-    const char *d = getenv("GORT_GODEBUG");
-    if (!d || !strstr(d, "gccheckmark=1")) {
-        /* GORT_GODEBUG is read when the runtime loads: run again with it. */
-        setenv("GORT_GODEBUG", "gccheckmark=1", 1);
-        execv("/proc/self/exe", argv);
-        perror("execv");
-        return 1;
-    }
+    rerun_with_godebug(argv, "gccheckmark=1", "gccheckmark=1");
     if (argc > 1) test_filter(argv[1]);
     in_child("test_checkmark_quiet_with_store", with_barrier_main, 2);
     RUN(test_missing_store_caught);

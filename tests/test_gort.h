@@ -39,6 +39,18 @@ static inline void in_child(const char *name, int (*fn)(int, char **), int procs
     in_child_for(name, fn, procs, 120);
 }
 
+/* GORT_GODEBUG is read when the runtime loads: a test that needs keys in
+ * it runs itself again with godebug there, unless key (one of them, say
+ * "gccheckmark=1") is there already. Returns only when it is. */
+static inline void rerun_with_godebug(char **argv, const char *key, const char *godebug) {
+    const char *d = getenv("GORT_GODEBUG");
+    if (d && strstr(d, key)) return;
+    setenv("GORT_GODEBUG", godebug, 1);
+    execv("/proc/self/exe", argv);
+    perror("execv");
+    exit(1);
+}
+
 /* Sleeps 1 ms at a time until *v >= want, at most limit_ms; true if reached. */
 static inline bool wait_for(long *v, long want, int limit_ms) {
     int64_t end = test_now_ns() + (int64_t)limit_ms * 1000000;
