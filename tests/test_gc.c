@@ -312,7 +312,8 @@ static bool chain_ok(const struct obj *o, uint64_t seed, int n) {
     return true;
 }
 
-/* A typed object over the heap-bits limit (512 bytes): it has a header. */
+/* A typed object over the heap-bits limit (512 bytes): its type is kept in
+ * its span (span.slottype). */
 struct med {
     struct obj *p[4];
     uint64_t pad[124];
@@ -327,7 +328,7 @@ GORT_TYPE(ptrbox, p);
 
 /* Garbage: about bytes of objects of mixed kinds (small typed in obj's size
  * class, so that a wrongly freed obj's slot is reused; noscan of many sizes;
- * header objects; large ones), linked into short-lived graphs, none kept. */
+ * slot-typed objects (over 512 bytes); large ones), linked into short-lived graphs, none kept. */
 static __attribute__((noinline)) void churn(size_t bytes, uint64_t seed) {
     rng_t r = rng_seed(seed);
     size_t done = 0;
@@ -488,7 +489,7 @@ static int collect_trees_main(int argc, char **argv) {
     return 0;
 }
 
-/* A large object (its own span) and a header object die too. */
+/* A large object (its own span) and a slot-typed object (over 512 bytes) die too. */
 static __attribute__((noinline)) void big_garbage(int n) {
     for (int i = 0; i < n; i++) {
         struct ptrbox *a = gort_new_array(&ptrbox_type, 64 * 1024); /* 512 KiB */
@@ -966,7 +967,7 @@ static int roots_registered_main(int argc, char **argv) {
     return 0;
 }
 
-/* Only interior pointers: into a small object, a header object and a large
+/* Only interior pointers: into a small object, a slot-typed object and a large
  * one, from a global, and from a heap object's pointer field. */
 struct big {
     struct obj *p[8];
@@ -1265,7 +1266,7 @@ static int roots_conservative_main(int argc, char **argv) {
 }
 
 /* Typed arrays (gort_new_array): the pointer in the last element of a small
- * array (heap bits), a header array (> 512 bytes), a large array (> 32 KiB)
+ * array (heap bits), a slot-typed array (> 512 bytes), a large array (> 32 KiB)
  * and a 1 MiB one (eight oblets); also the last word of a large array of
  * pointers. The non-pointer words hold pointer-like garbage. */
 struct elem {
@@ -1570,7 +1571,7 @@ static int fin_clear_main(int argc, char **argv) {
 }
 
 /* The finalizer's argument is kept alive by the registration alone, and
- * finalizers run for every kind of object: header, large, noscan,
+ * finalizers run for every kind of object: slot-typed (over 512 bytes), large, noscan,
  * conservative. */
 static long fin_arg_good;
 static void fin_arg_fn(void *obj, void *arg) {
@@ -1621,10 +1622,10 @@ static int fin_misuse_interior_main(int argc, char **argv) {
     gort_set_finalizer(&o->seed, fin_nop, NULL);
     return 0;
 }
-static int fin_misuse_header_main(int argc, char **argv) {
+static int fin_misuse_med_main(int argc, char **argv) {
     (void)argc, (void)argv;
     struct med *m = gort_new(&med_type);
-    gort_set_finalizer((char *)m - 8, fin_nop, NULL); /* its header word */
+    gort_set_finalizer((char *)m + 8, fin_nop, NULL); /* its second word */
     return 0;
 }
 static int fin_misuse_twice_main(int argc, char **argv) {
@@ -1816,7 +1817,7 @@ struct tnode {
 struct tnode_m {
     TNODE_HEAD;
     uint64_t pay[90];
-}; /* 816 bytes: a header */
+}; /* 816 bytes: a slot type */
 struct tnode_l {
     TNODE_HEAD;
     uint64_t pay[6000];
@@ -2612,8 +2613,8 @@ static const gc_case cases[] = {
      .want_exit = 2,
      .want = SETFIN "pointer",
      .want2 = "not at beginning of allocated block"},
-    {.name = "fin_misuse_header",
-     .fn = fin_misuse_header_main,
+    {.name = "fin_misuse_med",
+     .fn = fin_misuse_med_main,
      .want_exit = 2,
      .want = SETFIN "pointer",
      .want2 = "not at beginning of allocated block"},

@@ -8,7 +8,9 @@
  * happen all the time while the collector runs: four goroutines build and
  * walk chains of nodes of seven layouts in the 16, 32 and 48-byte classes
  * (pointers in the first word, the second, both, arrays, a tag word
- * between), conservative and noscan objects of the same sizes in between,
+ * between) and three in the 640-byte class, whose types are kept per slot
+ * in the span (a struct with its pointer first, one with it last, an
+ * array), conservative and noscan objects of the same sizes in between,
  * and replace chains through GORT_STORE. Every node carries a tag in a
  * non-pointer word, checked on every visit: a pointer missed because a
  * slot was scanned with another layout's mask is a freed node (clobberfree
@@ -60,8 +62,20 @@ struct h1 { /* 48 */
     uintptr_t y[3];
 };
 GORT_TYPE(h1, a, b);
+struct m1 { /* 640: over the heap-bits limit, the type kept per slot */
+    void *a;
+    uintptr_t tag;
+    uintptr_t y[78];
+};
+GORT_TYPE(m1, a);
+struct m2 { /* 640, the pointer at the end */
+    uintptr_t tag;
+    uintptr_t y[78];
+    void *b;
+};
+GORT_TYPE(m2, b);
 
-enum { T_PP, T_PI, T_IP, T_Q1, T_Q2, T_H1, T_ARR, NT };
+enum { T_PP, T_PI, T_IP, T_Q1, T_Q2, T_H1, T_M1, T_M2, T_MARR, T_ARR, NT };
 #define TAG(k) ((uintptr_t)0x7a60000000000000ull | (uintptr_t)(k))
 
 static uint64_t rng(uint64_t *s) {
@@ -116,6 +130,25 @@ static void *mk(int k, void *next) {
         GORT_STORE(o->b, next);
         return o;
     }
+    case T_M1: {
+        struct m1 *o = gort_new(&m1_type);
+        o->tag = TAG(k);
+        GORT_STORE(o->a, next);
+        return o;
+    }
+    case T_M2: {
+        struct m2 *o = gort_new(&m2_type);
+        o->tag = TAG(k);
+        GORT_STORE(o->b, next);
+        return o;
+    }
+    case T_MARR: { /* 40 of pi: 640 bytes, in m1's and m2's class */
+        struct pi *o = gort_new_array(&pi_type, 40);
+        o[0].tag = TAG(k);
+        o[39].tag = TAG(k);
+        GORT_STORE(o[39].a, next);
+        return o;
+    }
     default: {
         struct pi *o = gort_new_array(&pi_type, 2);
         o[0].tag = TAG(T_ARR);
@@ -158,6 +191,21 @@ static void *nextof(int k, void *p, long *bad) {
         struct h1 *o = p;
         if (o->tag != TAG(k)) (*bad)++;
         return o->b;
+    }
+    case T_M1: {
+        struct m1 *o = p;
+        if (o->tag != TAG(k)) (*bad)++;
+        return o->a;
+    }
+    case T_M2: {
+        struct m2 *o = p;
+        if (o->tag != TAG(k)) (*bad)++;
+        return o->b;
+    }
+    case T_MARR: {
+        struct pi *o = p;
+        if (o[0].tag != TAG(k) || o[39].tag != TAG(k)) (*bad)++;
+        return o[39].a;
     }
     default: {
         struct pi *o = p;

@@ -151,13 +151,18 @@ enum gc_trigger { GC_TRIGGER_HEAP, GC_TRIGGER_TIME, GC_TRIGGER_CYCLE };
  * Small objects up to GC_HEAPBITS_MAX bytes in scan spans keep one bit per
  * word, set for a pointer word, in a bitmap at the end of their span
  * (span.heapbits: the span's last npages * PAGE_SIZE / 64 bytes, not used
- * for objects). Larger small objects start with a type word: the gort_type
- * pointer, bit 0 set when the header is 16 bytes (to keep the data
- * 16-aligned); the program gets the address after the header. Large
- * objects keep their type word in span.largetype. gc_conservative_type
- * (every word a pointer) stands for gort_alloc_conservative. As Go 1.22,
- * except that a heap-bit span whose objects all have one layout keeps it
- * once (span.umask) and writes no per-object bits (mbitmap.c). */
+ * for objects). Larger small objects (classes of 576 bytes to 32 KiB, at
+ * most 14 to a span) have their gort_type stored per slot in the span
+ * (span.slottype, the words of allocbits such a span does not use), not in
+ * the object. Large objects keep their type word in span.largetype.
+ * gc_conservative_type (every word a pointer) stands for
+ * gort_alloc_conservative. As Go 1.22, except that a heap-bit span whose
+ * objects all have one layout keeps it once (span.umask) and writes no
+ * per-object bits (mbitmap.c), and that the larger small objects have no
+ * header: Go 1.22's 8-byte header moves a 4 KiB object to the 4,864-byte
+ * class and a 1 KiB one to 1,152 (16-19% more heap; gort's was 16 bytes
+ * for 16-byte alignment), where Go 1.19, which these figures are measured
+ * against, kept all pointer bits outside the objects. */
 #define GC_HEAPBITS_MAX 512
 _Static_assert(GC_HEAPBITS_MAX <= 64 * 8, "a heap-bit object's bits fit one word");
 extern const gort_type gc_conservative_type;

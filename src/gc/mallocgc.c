@@ -9,7 +9,8 @@
  * recorded (typed objects up to GC_HEAPBITS_MAX bytes: nothing when the
  * span is of the object's layout, which gort_new checks with one compare
  * of the type's compile-time mask with span.umask; else a read-modify-write
- * of a bitmap word, mbitmap.c) or its header written (larger ones).
+ * of a bitmap word, mbitmap.c) or its type stored in the span's slot table
+ * (larger ones).
  * Noscan objects under 16 bytes share 16-byte blocks (Go's tiny
  * allocator). Large objects get their own span.
  *
@@ -258,10 +259,9 @@ static void *alloc_small(mcache *c, size_t size, const gort_type *t, size_t nele
         gc_heapbits_set(s, v, bits);
         return (void *)v;
     }
-    /* A header: the type word; 16 bytes when the data must stay 16-aligned. */
-    bool h16 = t == &gc_conservative_type || t->size % 16 == 0;
-    *(uintptr_t *)v = (uintptr_t)t | (h16 ? 1 : 0);
-    return (void *)(v + (h16 ? 16 : 8));
+    /* Over the heap-bits limit: the slot's type, kept in the span. */
+    s->slottype[span_obj_index(s, v)] = t;
+    return (void *)v;
 }
 
 void *gc_alloc(size_t size, const gort_type *t, bool align16) {
@@ -281,10 +281,8 @@ void *gc_alloc(size_t size, const gort_type *t, bool align16) {
         p = alloc_tiny(c, size, &aa);
         goto out;
     }
-    size_t need = size;
+    size_t need = size; /* no header: the type goes in the span (alloc_small) */
     size_t nelem = t && t != &gc_conservative_type ? size / t->size : 1;
-    if (t && size > GC_HEAPBITS_MAX)
-        need += (t == &gc_conservative_type || t->size % 16 == 0) ? 16 : 8;
     if (need > MAX_SMALL_SIZE) {
         p = alloc_large(c, size, t, &aa);
         goto out;
@@ -294,8 +292,6 @@ void *gc_alloc(size_t size, const gort_type *t, bool align16) {
         sc = malloc_size_to_class8[(need + SMALL_SIZE_DIV - 1) / SMALL_SIZE_DIV];
     else
         sc = size_to_class(need);
-    /* A scan object of a class at or under the heap-bits limit has no header
-     * (it was sized with one only above the limit). */
     p = alloc_small(c, size, t, nelem, sc, &aa);
 out:
     if (__builtin_expect(aa.sample != 0, 0) && p) { /* heap profile: its span is still ours */

@@ -9,7 +9,7 @@
  *   before the mark phase began (objects allocated during it are black and
  *   never scanned);
  *   unless the span is of one layout (below);
- * - larger scan objects: a header word with the type;
+ * - larger scan objects: their type in the span, per slot (span.slottype);
  * - large objects: the type word in the span.
  *
  * Spans of one layout. Most spans hold objects of a single type (a size

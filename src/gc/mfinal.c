@@ -346,11 +346,8 @@ GORT_API void gort_set_finalizer(void *obj, void (*fn)(void *obj, void *arg), vo
     uint32_t idx;
     uintptr_t slot = gc_findobject((uintptr_t)obj, &s, &idx);
     if (!slot) throwf("runtime.SetFinalizer: pointer %p not in allocated block", obj);
-    /* The object's start as the program sees it: after a header, if any. */
-    uintptr_t start = slot;
-    if (s->sizeclass && !s->noscan && !s->heapbits) start += (*(uintptr_t *)slot & 1) ? 16 : 8;
     bool tiny = s->sizeclass == 2 && s->noscan;
-    if ((uintptr_t)obj != start && !tiny)
+    if ((uintptr_t)obj != slot && !tiny)
         throwf("runtime.SetFinalizer: pointer %p not at beginning of allocated block", obj);
     lock(&specials_lock);
     special *cur;

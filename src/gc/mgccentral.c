@@ -102,6 +102,8 @@ static mspan *grow(unsigned spc) {
         /* Clear them, fresh pages too: one write now saves the read fault
          * and then the write fault of the first object's bits. */
         memset(span_heapbits(s), 0, s->npages * (PAGE_SIZE / 64));
+    } else if (!noscan && s->nelems > BITMAP_WORDS - 1) {
+        throw("gc: a class over the heap-bits limit has more slots than span.slottype");
     }
     s->freeindex = 0;
     s->alloccount = 0;

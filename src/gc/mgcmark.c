@@ -28,8 +28,8 @@
  * Stacks, registers, globals and registered roots are scanned
  * conservatively: a word is a pointer if gc_findobject finds an allocated
  * GC object around it (interior pointers count). Objects are scanned by
- * their type: per-span heap bits, a header's gort_type, or every word for
- * conservative objects. Large objects are scanned in 128 KiB oblets, each a
+ * their type: per-span heap bits, the span's slot types (span.slottype),
+ * or every word for conservative objects. Large objects are scanned in 128 KiB oblets, each a
  * work item of its own (Go's maxObletBytes), so a huge array neither stalls
  * one marker nor makes termination wait.
  *
@@ -222,11 +222,12 @@ void gc_scanobject(uintptr_t b, gcwork *w) {
         w->scan_work += (int64_t)size;
         return;
     }
-    uintptr_t tw = *(const uintptr_t *)b;
-    const gort_type *t = (const gort_type *)(tw & ~(uintptr_t)1);
-    if (!t) return; /* allocated, header not yet written: nothing stored yet */
-    uintptr_t d = b + (tw & 1 ? 16 : 8);
-    scan_typed(d, d, b + size, t, w);
+    /* Over the heap-bits limit: the type the slot was last allocated with
+     * (an object the marker scans was allocated before the mark phase, so
+     * its type was stored before it). */
+    const gort_type *t = s->slottype[span_obj_index(s, b)];
+    if (!t) return;
+    scan_typed(b, b, b + size, t, w);
 }
 
 /* ---- registered roots ---- */

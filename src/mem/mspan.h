@@ -148,8 +148,17 @@ typedef struct mspan {
 
     /* Cold. */
     /* Large spans: bit 0 set while the object is allocated. GC spans: Go's
-     * allocBits. Unused by explicit small spans. */
-    uint64_t allocbits[BITMAP_WORDS];
+     * allocBits. Unused by explicit small spans. A GC scan span of a class
+     * over the heap-bits limit (at most 15 objects, so only allocbits[0]
+     * is used) keeps each slot's type in the words after it (slottype:
+     * src/gc/gc.h, "object layout"). */
+    union {
+        uint64_t allocbits[BITMAP_WORDS];
+        struct {
+            uint64_t allocbits_word0_;
+            const void *slottype[BITMAP_WORDS - 1];
+        };
+    };
     size_t npages;
     struct mspan *next, *prev; /* the list named by on_list */
     struct mspan *xnext;       /* link on an mcache's ready stack */

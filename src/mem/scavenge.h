@@ -7,7 +7,7 @@
  * a retained-memory goal: retained memory is heap_sys - heap_released, what
  * the heap may hold resident; the goal is 10% above the peak of heap_inuse
  * over the last ten periods (Go retains 10% over the heap goal), at least
- * 4 MiB above it, and under a memory limit at most 95% of the limit; the
+ * 4 MiB above it, and under a memory limit at most the limit; the
  * excess goes back to the OS (MADV_DONTNEED), highest addresses first, at
  * most 64 MiB per period. So a page is released only after a second in
  * which the program never needed it (the page allocator records the peak
@@ -29,9 +29,11 @@
  * the collector's work buffers and specials, goroutine records, ...) and
  * what the layers above publish in mem_limit_extra (goroutine stacks, as the
  * collector estimates them). Under a limit:
- *   - the retained goal is at most 95% of the limit less the non-heap part
- *     (Go's memoryLimitGoal), and a wake that finds the process over the
- *     limit itself releases all of the overage at once, not 64 MiB;
+ *   - the retained goal is at most the limit less the non-heap part (Go's
+ *     memoryLimitGoal is 95% of it, worked toward at 1% of a CPU; see
+ *     scavenge.c's goal_of for why gort's is the limit), and a wake that
+ *     finds the process over the limit itself releases all of the overage
+ *     at once, not 64 MiB;
  *   - allocation scavenges inline (Go's scavenge assist in allocSpan): a
  *     span that took released pages grew the process; if that puts it over
  *     the limit, as many other free pages go back at once
