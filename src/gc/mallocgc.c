@@ -231,7 +231,7 @@ static void *alloc_tiny(mcache *c, size_t size, struct after_alloc *aa) {
     uintptr_t v = next_free(c, 2 << 1 | 1, &s, aa); /* class 2: 16 bytes, noscan */
     if (!v) return NULL;
     ((uint64_t *)v)[0] = ((uint64_t *)v)[1] = 0; /* a tiny block is always zeroed */
-    c->nmalloc[2]++;
+    mcache_count_malloc(c, 2);
     if (size < c->tinyoffset || !c->tiny) { /* keep whichever block has more room */
         c->tiny = v;
         c->tinyoffset = size;
@@ -247,7 +247,7 @@ static void *alloc_small(mcache *c, size_t size, const gort_type *t, size_t nele
     mspan *s;
     uintptr_t v = next_free(c, sc << 1 | (noscan ? 1 : 0), &s, aa);
     if (!v) return NULL;
-    c->nmalloc[sc]++;
+    mcache_count_malloc(c, sc);
     if (s->needzero) zero_words(v, s->elemsize);
     if (noscan) return (void *)v;
     if (s->heapbits) {
@@ -367,7 +367,7 @@ __attribute__((noinline)) static void *new_bits_cs(mspan *s, uintptr_t v, const 
         s->alloccache = cache_ >> (bit_ + 1); /* bit_ < 63, as next_ & 63 != 0 */                  \
         s->freeindex = (uint16_t)next_;                                                            \
         s->alloccount++;                                                                           \
-        (c)->nmalloc[sc]++;                                                                        \
+        mcache_count_malloc((c), sc);                                                              \
         v = s->base + (uintptr_t)idx_ * s->elemsize;                                               \
     } while (0)
 

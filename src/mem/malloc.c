@@ -191,7 +191,7 @@ __attribute__((noinline)) static void *malloc_small_slow(unsigned sc, bool *zero
             if (p) s->allocated++;
         }
         if (p) {
-            c->nmalloc[sc]++;
+            mcache_count_malloc(c, sc);
             if (unlikely(sample)) {
                 /* Its frees must take the slow path (mprof_free), not the
                  * last-object shortcut, should p still be c->last. */
@@ -267,7 +267,7 @@ __attribute__((noinline)) static void *malloc_bump(mcache *c, mspan *s, unsigned
     s->freeindex++;
     s->limit_off += s->elemsize;
     s->allocated++;
-    c->nmalloc[sc]++;
+    mcache_count_malloc(c, sc);
     if (s->needzero) link_clear_top(p); /* old data must not look like a link */
     return p;
 }
@@ -440,10 +440,11 @@ static inline __attribute__((always_inline)) void *malloc_fast(size_t n, bool cx
     mspan *s = c->alloc[sc];
     void *p = s->freelist;
     if (likely(p != NULL)) {
-        c->nmalloc[sc]++;
         c->last = p;
         c->last_span = s;
-        return pop_local(s, p);
+        pop_local(s, p);
+        mcache_count_malloc(c, sc); /* after the span's count */
+        return p;
     }
     return cxx ? cxx_new_bump(c, s, sc, n) : malloc_bump(c, s, sc);
 }
@@ -486,7 +487,7 @@ GORT_API void *gort_calloc(size_t count, size_t size) {
         p = s->freelist;
         if (p) {
             pop_local(s, p);
-            c->nmalloc[sc]++;
+            mcache_count_malloc(c, sc);
         } else {
             p = malloc_small_slow(sc, &zeroed);
         }
@@ -530,8 +531,9 @@ static void *malloc_class(unsigned sc) {
     mspan *s = c->alloc[sc];
     void *p = s->freelist;
     if (p) {
-        c->nmalloc[sc]++;
-        return pop_local(s, p);
+        pop_local(s, p);
+        mcache_count_malloc(c, sc);
+        return p;
     }
     bool z;
     return malloc_small_slow(sc, &z);

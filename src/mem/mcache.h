@@ -156,6 +156,21 @@ static inline void mcache_tick(mcache *c) {
     }
 }
 
+/* Counts an allocation of class sc in c once its span has counted the
+ * object (allocated, alloccount): memstats reads every mcache's mallocs
+ * before the spans and derives the frees as mallocs less live objects, so
+ * an allocation must never be seen in the first without the second. (The
+ * other order let a reading that fell between the two stores, the
+ * allocating thread preempted there, derive a free too many, which the
+ * reading then latched as a floor for good: tests/test_memstats.c,
+ * test_concurrent_exits.) x86 makes a thread's stores visible in the order
+ * it issues them; the barrier keeps the compiler's order, and costs no
+ * instruction. */
+static inline __attribute__((always_inline)) void mcache_count_malloc(mcache *c, unsigned sc) {
+    compiler_barrier();
+    c->nmalloc[sc]++;
+}
+
 /* The head of the list of all mcaches (read with acquire loads). */
 mcache *mcache_all(void);
 

@@ -117,16 +117,19 @@ size_t span_collect_tfree(mspan *s) {
         *(uintptr_t *)last = link_encode(s, s->freelist);
     }
     s->freelist = (void *)head;
-    s->allocated -= (uint16_t)n;
+    /* Counted as taken over before they leave allocated: memstats reads
+     * allocated, then tfree_collected; the other order let a reading find
+     * both low, derive n frees too many and latch them (mstats.c). */
     atomic_xadd(&mheap_stats.tfree_collected[s->sizeclass], n);
+    s->allocated -= (uint16_t)n;
     return n;
 }
 
 void span_drop_free(mspan *s) {
     uint32_t n = tfree_count(atomic_xchg(&s->tfree, 0));
-    if (n) {
-        s->allocated -= (uint16_t)n;
+    if (n) { /* in this order: see span_collect_tfree */
         atomic_xadd(&mheap_stats.tfree_collected[s->sizeclass], n);
+        s->allocated -= (uint16_t)n;
     }
     s->freelist = NULL;
 }

@@ -73,7 +73,12 @@ GORT_API void gort_read_memstats(gort_memstats *ms) {
         /* Order: mallocs, remote frees, the spans, remote frees taken over.
          * Each step can only see more than the steps before it, and every
          * such skew makes frees come out low, never high, so that frees
-         * never go back from one read to the next. */
+         * never go back from one read to the next. That holds only if the
+         * writers store in the same order as this reads: an allocation
+         * counts in its span before its mcache's mallocs
+         * (mcache_count_malloc), and remote frees taken over count in
+         * tfree_collected before they leave the span's allocated
+         * (span_collect_tfree). */
         atomic_fence();
         uint64_t collected[NUM_SIZE_CLASSES], remote[NUM_SIZE_CLASSES] = {0};
         for (mcache *c = mcache_all(); c; c = c->next_all)
@@ -89,17 +94,24 @@ GORT_API void gort_read_memstats(gort_memstats *ms) {
             uint64_t l = live[i] > pending ? live[i] - pending : 0;
             nfree[i] = nmalloc[i] > l ? nmalloc[i] - l : 0;
         }
-        /* Every skew above errs low, so the true count is at least the
-         * highest ever derived: never report less (exact when quiet). */
-        for (int i = 0; i < NUM_SIZE_CLASSES; i++) { /* an atomic max: no lock (fork) */
-            uint64_t seen = atomic_load_acq(&frees_seen[i]);
-            while (nfree[i] > seen && !atomic_cas(&frees_seen[i], &seen, nfree[i])) {
-            }
-            if (nfree[i] < seen) nfree[i] = seen; /* seen <= an earlier mallocs <= nmalloc[i] */
-        }
         pagealloc_read_stats(&st);
         atomic_fence();
-        if (atomic_load_acq(&mheap_stats.epoch) == e1 || attempt >= 100) break;
+        bool stable = atomic_load_acq(&mheap_stats.epoch) == e1;
+        /* Every skew above errs low, so the true count is at least the
+         * highest ever derived: never report less (exact when quiet). Only
+         * a walk during which no span came or went may raise that floor: in
+         * another, a span record freed and reused under the walk may have
+         * been read half old, half new (its objects counted in the wrong
+         * class), and a floor set too high is never taken back. A reading
+         * that gives up reports the floor. */
+        for (int i = 0; i < NUM_SIZE_CLASSES; i++) { /* an atomic max: no lock (fork) */
+            uint64_t seen = atomic_load_acq(&frees_seen[i]);
+            while (stable && nfree[i] > seen && !atomic_cas(&frees_seen[i], &seen, nfree[i])) {
+            }
+            /* seen <= an earlier mallocs <= nmalloc[i] */
+            if (nfree[i] < seen || !stable) nfree[i] = seen;
+        }
+        if (stable || attempt >= 100) break;
     }
 
     uint64_t heap_alloc = 0, mallocs = tiny + lmalloc, frees = lfree;
