@@ -144,9 +144,15 @@ static int first_main(int argc, char **argv) {
     CHECK_EQ(count_live(), FIRST_LIMIT / 4 * 3 / 4096);
     /* Without the estimate: peak RSS 164-180 MiB, counted 174-193 MiB;
      * with it 123-125 and 141-142 (counted includes never touched pages
-     * of spans and arenas' metadata, see fits_main). */
+     * of spans and arenas' metadata, see fits_main). Since objects over
+     * 512 bytes lost their header (the live set is 96 MiB of heap, not
+     * 114) and the page allocator prefers dirty runs among those that fit
+     * (mpagealloc.c find_fit), 133-136 and 131-133 (RSS 129 without that
+     * preference, which saves the memlimit bench 44,000 madvise calls).
+     * Bounded at 8% over the limit, far below the figures without the
+     * estimate. */
     CHECK_LE(peak, FIRST_LIMIT / 100 * 115);
-    if (!TEST_ASAN) CHECK_LE(hwm * 1024, FIRST_LIMIT / 100 * 105);
+    if (!TEST_ASAN) CHECK_LE(hwm * 1024, FIRST_LIMIT / 100 * 108);
     return 0;
 }
 

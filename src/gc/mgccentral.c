@@ -105,6 +105,16 @@ static mspan *grow(unsigned spc) {
     } else if (!noscan && s->nelems > BITMAP_WORDS - 1) {
         throw("gc: a class over the heap-bits limit has more slots than span.slottype");
     }
+    if (!noscan && !s->needzero) {
+        /* Fresh or released pages: written now, one word per OS page, so
+         * that each faults in once. The program's first access to a scan
+         * object is most often GORT_STORE, which reads the old value before
+         * it stores: on an untouched page that read maps the zero page and
+         * the store then faults again to copy it (memlimit: 198,000 page
+         * faults to Go's 102,000, and 12% of its wall time). */
+        for (uintptr_t o = 0; o < s->npages * PAGE_SIZE; o += 4096)
+            *(volatile uintptr_t *)(s->base + o) = 0;
+    }
     s->freeindex = 0;
     s->alloccount = 0;
     s->sweepgen = atomic_load_relaxed(&gc_state.sweepgen);
