@@ -64,37 +64,13 @@
 #include <unistd.h>
 #include <x86intrin.h>
 
-#define TBUF_SLOTS 4096 /* 16-byte slots: 64 KiB buffers */
-
-enum tkind {
-    TK_GO_CREATE = 1, /* +ext: fn, creator goid */
-    TK_GO_DESC,       /* +ext: fn (a goroutine alive at trace start) */
-    TK_GO_START,
-    TK_GO_BLOCK, /* small: wait reason */
-    TK_GO_UNBLOCK,
-    TK_GO_YIELD,
-    TK_GO_PREEMPT,
-    TK_GO_END,
-    TK_GO_SYSCALL,
-    TK_GO_SYSEXIT,
-    TK_PROC_START,
-    TK_PROC_STOP,
-    TK_STW_START, /* +ext: reason string */
-    TK_STW_DONE,
-    TK_GC_START, /* +ext: cycle */
-    TK_GC_DONE,  /* +ext: cycle */
-    TK_ASSIST_START,
-    TK_ASSIST_DONE,
-    TK_SWEEP_START,
-    TK_SWEEP_DONE, /* +ext: pages */
-    TK_COUNTERS,   /* +ext: heap_live, goroutines */
-    TK_EXT = 0x80, /* flag: the next slot holds two words */
-};
+#define TBUF_SLOTS TRACE_BUF_SLOTS
+#define TICK_NS    1000000 /* the helper ticks sched_trace_clock this often */
 
 typedef struct tev {
-    uint64_t tsc; /* 0: the time of the next event that has one */
+    uint64_t tsc; /* 0: not read (the time is interpolated) */
     uint32_t goid;
-    uint8_t kind; /* enum tkind | TK_EXT */
+    uint8_t kind; /* enum trace_kind | TK_EXT */
     uint8_t small;
     int16_t p; /* the P the thread held, or -1 */
 } tev;
@@ -106,8 +82,8 @@ typedef struct text {
 _Static_assert(sizeof(tev) == 16 && sizeof(text) == 16, "16-byte slots");
 
 /* Per thread: its identity, and the conversion state of its stream. */
-typedef struct tthread {
-    struct tthread *next;
+typedef struct trace_thread {
+    struct trace_thread *next;
     int tid;
     uint32_t id; /* this session's number for it (the file's buffer headers) */
     bool named;
@@ -117,15 +93,10 @@ typedef struct tthread {
     int64_t sys_t0, assist_t0, sweep_t0, stw_t0;
     int assist_p, sweep_p;
     const char *stw_reason;
+    int64_t last; /* the time of its latest event converted (ns) */
 } tthread;
 
-typedef struct tbuf {
-    struct tbuf *next; /* on the full list or the free list */
-    uint32_t gen;      /* the session it belongs to */
-    uint32_t n;        /* slots written (release store) */
-    tthread *owner;
-    uint64_t slot[TBUF_SLOTS][2];
-} tbuf;
+typedef trace_buf tbuf;
 
 /* A buffer in the temporary file: this header, then n 16-byte slots. */
 typedef struct file_hdr {
@@ -151,6 +122,7 @@ static struct {
     int64_t ns0;   /* CLOCK_MONOTONIC at start */
     uint64_t tsc0; /* TSC at start */
     uint64_t stop_tsc;
+    uint64_t max_tick_gap; /* TSC ticks: the longest the helper took between two ticks */
     double ns_per_tick;
     int rc; /* the first error */
     bool first_event;
@@ -162,14 +134,17 @@ static struct {
     int ngc;
 } tr = {.lock = LOCK_INIT, .tmp = -1};
 
-static __thread tbuf *tls_buf;
-static __thread uint32_t tls_gen; /* the session tls_buf was taken in */
+static __thread uint32_t tls_gen; /* the session tls_trace_buf was taken in */
 static __thread tthread *tls_thread;
 
-/* ---- recording ---- */
+/* ---- recording ----
+ * The fast path is inline in the scheduler (sched_trace, schedhooks.h);
+ * this is its slow path, and the path of the events that always read the
+ * clock. */
 
 static __attribute__((noinline)) tbuf *refill(void) {
-    tbuf *old = tls_buf;
+    tbuf *old = tls_trace_buf;
+    tls_trace_seen = 0;
     lock(&tr.lock);
     if (!atomic_load_relaxed(&tr.on)) {
         unlock(&tr.lock);
@@ -213,98 +188,38 @@ static __attribute__((noinline)) tbuf *refill(void) {
         tr.dropped++;
     }
     unlock(&tr.lock);
-    tls_buf = b;
+    tls_trace_buf = b;
     tls_gen = b ? b->gen : 0;
     return b;
 }
 
-static inline tbuf *buf_for(uint32_t slots) {
-    tbuf *b = tls_buf;
-    if (__builtin_expect(!b || tls_gen != atomic_load_relaxed(&tr.gen) || b->n + slots > TBUF_SLOTS,
-                         0))
+/* Records word w (and a, x if it has TK_EXT) with the clock read: the
+ * scheduler's slow path (sched_hooks.trace), and the tracer's own events. */
+static void trace_clocked(uint64_t w, uint64_t a, uint64_t x) {
+    uint32_t slots = (w >> 32) & TK_EXT ? 2 : 1;
+    uint64_t c = atomic_load_acq(&sched_trace_clock); /* before the clock: see the top */
+    tbuf *b = tls_trace_buf;
+    if (!b || tls_gen != (uint32_t)(c >> 32) || b->n + slots > TBUF_SLOTS) {
         b = refill();
-    return b;
-}
-
-/* Appends an event; now: whether it reads the clock. */
-static inline void emit(uint8_t kind, int64_t goid, uint8_t small, int p, bool now) {
-    tbuf *b = buf_for(1);
-    if (!b) return;
-    uint32_t n = b->n;
-    tev *e = (tev *)b->slot[n];
-    /* Near the buffer's end the next event may land in the next buffer:
-     * read the clock (the converter looks ahead within a buffer only). */
-    e->tsc = now || n >= TBUF_SLOTS - 16 ? __rdtsc() : 0;
-    e->goid = (uint32_t)goid;
-    e->kind = kind;
-    e->small = small;
-    e->p = (int16_t)p;
-    atomic_store_rel(&b->n, n + 1);
-}
-
-static inline void emit2(uint8_t kind, int64_t goid, uint8_t small, int p, uint64_t a,
-                         uint64_t b2) {
-    tbuf *b = buf_for(2);
-    if (!b) return;
-    uint32_t n = b->n;
-    tev *e = (tev *)b->slot[n];
-    e->tsc = __rdtsc();
-    e->goid = (uint32_t)goid;
-    e->kind = kind | TK_EXT;
-    e->small = small;
-    e->p = (int16_t)p;
-    text *x = (text *)b->slot[n + 1];
-    x->a = a;
-    x->b = b2;
-    atomic_store_rel(&b->n, n + 2);
-}
-
-static void sched_event(int ev, g *gp, m *mp, uintptr_t arg) {
-    int p = mp && mp->p ? mp->p->id : -1;
-    int64_t goid = gp ? gp->goid : 0;
-    switch (ev) {
-    case SEV_GO_CREATE: {
-        g *cur = mp ? mp->curg : NULL;
-        emit2(TK_GO_CREATE, goid, 0, p, arg, cur ? (uint64_t)cur->goid : 0);
-        break;
+        if (!b) return;
     }
-    case SEV_GO_START:
-        emit(TK_GO_START, goid, 0, p, true);
-        break;
-    case SEV_GO_BLOCK:
-        emit(TK_GO_BLOCK, goid, (uint8_t)arg, p, false);
-        break;
-    case SEV_GO_UNBLOCK:
-        emit(TK_GO_UNBLOCK, goid, 0, p, false);
-        break;
-    case SEV_GO_YIELD:
-        emit(TK_GO_YIELD, goid, 0, p, false);
-        break;
-    case SEV_GO_PREEMPT:
-        emit(TK_GO_PREEMPT, goid, 0, p, false);
-        break;
-    case SEV_GO_END:
-        emit(TK_GO_END, goid, 0, p, false);
-        break;
-    case SEV_GO_SYSCALL:
-        emit(TK_GO_SYSCALL, goid, 0, p, true);
-        break;
-    case SEV_GO_SYSEXIT:
-        emit(TK_GO_SYSEXIT, goid, 0, p, true);
-        break;
-    case SEV_PROC_START:
-        emit(TK_PROC_START, 0, 0, (int)arg, true);
-        break;
-    case SEV_PROC_STOP:
-        emit(TK_PROC_STOP, 0, 0, (int)arg, true);
-        break;
-    case SEV_STW_START:
-        emit2(TK_STW_START, 0, 0, p, arg, 0);
-        break;
-    case SEV_STW_DONE:
-        emit(TK_STW_DONE, 0, 0, p, true);
-        break;
+    uint32_t n = b->n;
+    b->slot[n][0] = __rdtsc();
+    b->slot[n][1] = w;
+    if (slots == 2) {
+        b->slot[n + 1][0] = a;
+        b->slot[n + 1][1] = x;
     }
+    atomic_store_rel(&b->n, n + slots);
+    tls_trace_seen = c;
+}
+
+static void emit(uint32_t kind, int64_t goid, uint32_t small, int p) {
+    trace_clocked(trace_word(kind, goid, small, p), 0, 0);
+}
+
+static void emit2(uint32_t kind, int64_t goid, uint32_t small, int p, uint64_t a, uint64_t x) {
+    trace_clocked(trace_word(kind | TK_EXT, goid, small, p), a, x);
 }
 
 void prof_trace_gc(int ev, uint64_t arg) {
@@ -321,13 +236,13 @@ void prof_trace_gc(int ev, uint64_t arg) {
         emit2(TK_GC_DONE, goid, 0, p, arg, 0);
         break;
     case GC_EV_ASSIST_START:
-        emit(TK_ASSIST_START, goid, 0, p, true);
+        emit(TK_ASSIST_START, goid, 0, p);
         break;
     case GC_EV_ASSIST_DONE:
-        emit(TK_ASSIST_DONE, goid, 0, p, true);
+        emit(TK_ASSIST_DONE, goid, 0, p);
         break;
     case GC_EV_SWEEP_START:
-        emit(TK_SWEEP_START, goid, 0, p, true);
+        emit(TK_SWEEP_START, goid, 0, p);
         break;
     case GC_EV_SWEEP_DONE:
         emit2(TK_SWEEP_DONE, goid, 0, p, arg, 0);
@@ -599,18 +514,48 @@ static void gc_pair(uint64_t n, int64_t t, bool end) {
     tr.ngc++;
 }
 
-/* The time of the event at slot i: its own, or that of the next event of
- * the buffer that has one (within 8), else the last one seen. */
-static int64_t event_time(const uint64_t (*slot)[2], uint32_t i, uint32_t n, uint64_t *last) {
-    uint64_t tsc = ((const tev *)slot[i])->tsc;
-    for (uint32_t k = i + 1, seen = 0; !tsc && k < n && seen < 8; k++, seen++) {
-        const tev *e = (const tev *)slot[k];
-        tsc = e->tsc;
-        if (e->kind & TK_EXT) k++;
+/* The times of a thread's events: a clocked event's own (never before the
+ * thread's previous one: per thread, times only go up); the events without
+ * one, between clocked events lo and hi, evenly spaced between lo's time
+ * and the earlier of hi's and a tick after lo. An event reads the clock
+ * whenever the helper ticked since the thread's previous clocked event, so
+ * it happened before the tick after that one: within one tick interval of
+ * lo. The spacing is even because pingpong-like runs of switches, the ones
+ * that leave the clock alone, are. */
+typedef struct run_times {
+    uint32_t next;    /* the slot of the next clocked event (n: none) */
+    uint32_t k, runs; /* the unclocked events before it: this one's rank, how many */
+    int64_t lo, hi;
+} run_times;
+
+static int64_t event_time(tthread *t, run_times *tm, const uint64_t (*slot)[2], uint32_t i,
+                          uint32_t n) {
+    const tev *e = (const tev *)slot[i];
+    int64_t now;
+    if (e->tsc) {
+        now = ts_of(e->tsc);
+        if (now < t->last) now = t->last;
+        tm->runs = 0;
+    } else {
+        if (tm->runs == 0 || i > tm->next) { /* a run of unclocked events starts */
+            uint32_t k = i, c = 0;
+            while (k < n && !((const tev *)slot[k])->tsc) {
+                c++;
+                k += ((const tev *)slot[k])->kind & TK_EXT ? 2 : 1;
+            }
+            tm->next = k;
+            tm->runs = c;
+            tm->k = 0;
+            tm->lo = t->last;
+            int64_t hi = ts_of(k < n ? ((const tev *)slot[k])->tsc : tr.stop_tsc);
+            if (hi > tm->lo + TICK_NS) hi = tm->lo + TICK_NS;
+            tm->hi = hi < tm->lo ? tm->lo : hi;
+        }
+        tm->k++;
+        now = tm->lo + (tm->hi - tm->lo) * (int64_t)tm->k / (int64_t)(tm->runs + 1);
     }
-    if (!tsc) tsc = *last;
-    *last = tsc;
-    return ts_of(tsc);
+    t->last = now;
+    return now;
 }
 
 static void convert(pbuf *b, tthread *t, const uint64_t (*slot)[2], uint32_t n) {
@@ -620,7 +565,7 @@ static void convert(pbuf *b, tthread *t, const uint64_t (*slot)[2], uint32_t n) 
         snprint(nm, sizeof nm, "thread %d", t->tid);
         meta(b, 2, t->tid, "thread_name", nm, t->tid);
     }
-    uint64_t last = tr.tsc0;
+    run_times tm = {0};
     for (uint32_t i = 0; i < n; i++) {
         const tev *e = (const tev *)slot[i];
         const text *x = NULL;
@@ -628,7 +573,7 @@ static void convert(pbuf *b, tthread *t, const uint64_t (*slot)[2], uint32_t n) 
             if (i + 1 >= n) break;
             x = (const text *)slot[i + 1];
         }
-        int64_t now = event_time(slot, i, n, &last);
+        int64_t now = event_time(t, &tm, slot, i, n);
         int kind = e->kind & ~TK_EXT, p = e->p;
         int pid = p >= 0 ? 1 : 2;
         int64_t row = p >= 0 ? p : t->tid;
@@ -868,12 +813,20 @@ static void convert_fn(tthread *t, const uint64_t (*slot)[2], uint32_t n, pbuf *
 static void helper(void *arg) {
     (void)arg;
     uint32_t seq = atomic_load_acq(&tr.stop_seq);
-    while (atomic_load_acq(&tr.stop_seq) == seq) {
-        calibrate();
-        emit2(TK_COUNTERS, 0, 0, -1, atomic_load_relaxed(&gc_pacer.heap_live),
-              (uint64_t)gort_num_goroutine());
-        spill();
-        futex_sleep(&tr.stop_seq, seq, 10 * 1000 * 1000);
+    uint64_t last = __rdtsc();
+    for (uint32_t k = 0; atomic_load_acq(&tr.stop_seq) == seq; k++) {
+        if (k % 10 == 0) { /* every 10 ms */
+            calibrate();
+            emit2(TK_COUNTERS, 0, 0, -1, atomic_load_relaxed(&gc_pacer.heap_live),
+                  (uint64_t)gort_num_goroutine());
+            spill();
+        }
+        futex_sleep(&tr.stop_seq, seq, TICK_NS);
+        /* The tick: every thread's next event reads the clock. */
+        atomic_store_rel(&sched_trace_clock, atomic_load_relaxed(&sched_trace_clock) + 1);
+        uint64_t now = __rdtsc();
+        if (now - last > tr.max_tick_gap) tr.max_tick_gap = now - last;
+        last = now;
     }
     /* Stopped: no new events. Give writers already past their check a
      * moment, then take everything: the file, the full list, then every
@@ -924,9 +877,10 @@ static void helper(void *arg) {
     }
     pbuf_printf(&b,
                 "\n],\n\"displayTimeUnit\":\"ns\",\"otherData\":{\"producer\":\"gort\","
-                "\"version\":\"%d.%d.%d\",\"dropped_buffers\":%llu}}\n",
+                "\"version\":\"%d.%d.%d\",\"dropped_buffers\":%llu,\"max_tick_gap_us\":%lld}}\n",
                 GORT_VERSION_MAJOR, GORT_VERSION_MINOR, GORT_VERSION_PATCH,
-                (unsigned long long)tr.dropped);
+                (unsigned long long)tr.dropped,
+                (long long)((double)tr.max_tick_gap * tr.ns_per_tick / 1000));
     out(&b);
     pbuf_free(&b);
     gort_free(gfn.goid);
@@ -963,7 +917,7 @@ static void describe_goroutines(void) {
     for (g *gp = atomic_load_acq(&allgs); gp; gp = gp->alllink) {
         uint32_t s = atomic_load_relaxed(&gp->status);
         if (s == G_DEAD || s == G_IDLE) continue;
-        emit2(TK_GO_DESC, gp->goid, 0, -1, (uint64_t)(uintptr_t)gp->fn, 0);
+        sched_trace_ext(TK_GO_DESC, gp->goid, 0, -1, (uint64_t)(uintptr_t)gp->fn, 0);
     }
 }
 
@@ -1012,6 +966,8 @@ GORT_API int gort_trace_start(int fd) {
         tr.all_bufs[i]->next = tr.free;
         tr.free = tr.all_bufs[i];
     }
+    tr.max_tick_gap = 0;
+    atomic_store_rel(&sched_trace_clock, (uint64_t)tr.gen << 32);
     tr.ns0 = prof_nanotime();
     tr.tsc0 = __rdtsc();
     tr.ns_per_tick = 1.0 / 3.0; /* until the helper's first calibration */
@@ -1026,7 +982,7 @@ GORT_API int gort_trace_start(int fd) {
         unlock(&tr.lock);
         return rc;
     }
-    atomic_store_rel(&sched_hooks.event, sched_event);
+    atomic_store_rel(&sched_hooks.trace, trace_clocked);
     atomic_store_rel(&tr.on, 1);
     describe_goroutines();
     __atomic_fetch_or(&sched_hooks_on, SCHED_HOOK_TRACE, __ATOMIC_ACQ_REL);
