@@ -64,22 +64,43 @@
 #include <unistd.h>
 #include <x86intrin.h>
 
-#define TBUF_SLOTS TRACE_BUF_SLOTS
+#define TBUF_WORDS TRACE_BUF_WORDS
 #define TICK_NS    1000000 /* the helper ticks sched_trace_clock this often */
 
+/* An event, decoded. */
 typedef struct tev {
-    uint64_t tsc; /* 0: not read (the time is interpolated) */
+    uint64_t tsc;  /* 0: not read (the time is interpolated) */
+    uint64_t a, x; /* TK_EXT's words */
     uint32_t goid;
-    uint8_t kind; /* enum trace_kind | TK_EXT */
+    int kind; /* enum trace_kind, without the flags */
+    bool ext;
     uint8_t small;
-    int16_t p; /* the P the thread held, or -1 */
+    int p;        /* the P the thread held, or -1 */
+    uint32_t len; /* words */
 } tev;
 
-typedef struct text {
-    uint64_t a, b;
-} text;
+static inline uint32_t ev_len(uint64_t w) {
+    uint32_t k = (uint32_t)(w >> 32) & 0xff;
+    return 1 + (k & TK_CLOCK ? 1 : 0) + (k & TK_EXT ? 2 : 0);
+}
 
-_Static_assert(sizeof(tev) == 16 && sizeof(text) == 16, "16-byte slots");
+/* The event at word i of n; false if it is cut off. */
+static bool decode(const uint64_t *w, uint32_t i, uint32_t n, tev *e) {
+    uint64_t v = w[i];
+    uint32_t k = (uint32_t)(v >> 32) & 0xff;
+    e->len = ev_len(v);
+    if (i + e->len > n) return false;
+    e->goid = (uint32_t)v;
+    e->kind = (int)(k & ~(uint32_t)(TK_CLOCK | TK_EXT));
+    e->small = (uint8_t)(v >> 40);
+    e->p = (int16_t)(v >> 48);
+    e->tsc = k & TK_CLOCK ? w[i + 1] : 0;
+    e->ext = k & TK_EXT;
+    uint32_t j = i + 1 + (k & TK_CLOCK ? 1 : 0);
+    e->a = e->ext ? w[j] : 0;
+    e->x = e->ext ? w[j + 1] : 0;
+    return true;
+}
 
 /* Per thread: its identity, and the conversion state of its stream. */
 typedef struct trace_thread {
@@ -98,7 +119,7 @@ typedef struct trace_thread {
 
 typedef trace_buf tbuf;
 
-/* A buffer in the temporary file: this header, then n 16-byte slots. */
+/* A buffer in the temporary file: this header, then n words. */
 typedef struct file_hdr {
     uint32_t thread; /* tthread.id */
     uint32_t n;
@@ -196,21 +217,22 @@ static __attribute__((noinline)) tbuf *refill(void) {
 /* Records word w (and a, x if it has TK_EXT) with the clock read: the
  * scheduler's slow path (sched_hooks.trace), and the tracer's own events. */
 static void trace_clocked(uint64_t w, uint64_t a, uint64_t x) {
-    uint32_t slots = (w >> 32) & TK_EXT ? 2 : 1;
+    w |= (uint64_t)TK_CLOCK << 32;
+    uint32_t words = ev_len(w);
     uint64_t c = atomic_load_acq(&sched_trace_clock); /* before the clock: see the top */
     tbuf *b = tls_trace_buf;
-    if (!b || tls_gen != (uint32_t)(c >> 32) || b->n + slots > TBUF_SLOTS) {
+    if (!b || tls_gen != (uint32_t)(c >> 32) || b->n + words > TBUF_WORDS) {
         b = refill();
         if (!b) return;
     }
     uint32_t n = b->n;
-    b->slot[n][0] = __rdtsc();
-    b->slot[n][1] = w;
-    if (slots == 2) {
-        b->slot[n + 1][0] = a;
-        b->slot[n + 1][1] = x;
+    b->w[n] = w;
+    b->w[n + 1] = __rdtsc();
+    if (words == 4) {
+        b->w[n + 2] = a;
+        b->w[n + 3] = x;
     }
-    atomic_store_rel(&b->n, n + slots);
+    atomic_store_rel(&b->n, n + words);
     tls_trace_seen = c;
 }
 
@@ -523,14 +545,13 @@ static void gc_pair(uint64_t n, int64_t t, bool end) {
  * lo. The spacing is even because pingpong-like runs of switches, the ones
  * that leave the clock alone, are. */
 typedef struct run_times {
-    uint32_t next;    /* the slot of the next clocked event (n: none) */
+    uint32_t next;    /* the word of the next clocked event (n: none) */
     uint32_t k, runs; /* the unclocked events before it: this one's rank, how many */
     int64_t lo, hi;
 } run_times;
 
-static int64_t event_time(tthread *t, run_times *tm, const uint64_t (*slot)[2], uint32_t i,
+static int64_t event_time(tthread *t, run_times *tm, const tev *e, const uint64_t *w, uint32_t i,
                           uint32_t n) {
-    const tev *e = (const tev *)slot[i];
     int64_t now;
     if (e->tsc) {
         now = ts_of(e->tsc);
@@ -539,15 +560,15 @@ static int64_t event_time(tthread *t, run_times *tm, const uint64_t (*slot)[2], 
     } else {
         if (tm->runs == 0 || i > tm->next) { /* a run of unclocked events starts */
             uint32_t k = i, c = 0;
-            while (k < n && !((const tev *)slot[k])->tsc) {
+            while (k < n && !((w[k] >> 32) & TK_CLOCK)) {
                 c++;
-                k += ((const tev *)slot[k])->kind & TK_EXT ? 2 : 1;
+                k += ev_len(w[k]);
             }
             tm->next = k;
             tm->runs = c;
             tm->k = 0;
             tm->lo = t->last;
-            int64_t hi = ts_of(k < n ? ((const tev *)slot[k])->tsc : tr.stop_tsc);
+            int64_t hi = ts_of(k + 1 < n ? w[k + 1] : tr.stop_tsc);
             if (hi > tm->lo + TICK_NS) hi = tm->lo + TICK_NS;
             tm->hi = hi < tm->lo ? tm->lo : hi;
         }
@@ -558,7 +579,7 @@ static int64_t event_time(tthread *t, run_times *tm, const uint64_t (*slot)[2], 
     return now;
 }
 
-static void convert(pbuf *b, tthread *t, const uint64_t (*slot)[2], uint32_t n) {
+static void convert(pbuf *b, tthread *t, const uint64_t *w, uint32_t n) {
     if (!t->named) {
         t->named = true;
         char nm[48];
@@ -566,15 +587,13 @@ static void convert(pbuf *b, tthread *t, const uint64_t (*slot)[2], uint32_t n) 
         meta(b, 2, t->tid, "thread_name", nm, t->tid);
     }
     run_times tm = {0};
-    for (uint32_t i = 0; i < n; i++) {
-        const tev *e = (const tev *)slot[i];
-        const text *x = NULL;
-        if (e->kind & TK_EXT) {
-            if (i + 1 >= n) break;
-            x = (const text *)slot[i + 1];
-        }
-        int64_t now = event_time(t, &tm, slot, i, n);
-        int kind = e->kind & ~TK_EXT, p = e->p;
+    tev ev;
+    const tev *e = &ev;
+    for (uint32_t i = 0; i < n; i += ev.len) {
+        if (!decode(w, i, n, &ev)) break;
+        const tev *x = ev.ext ? &ev : NULL;
+        int64_t now = event_time(t, &tm, e, w, i, n);
+        int kind = e->kind, p = e->p;
         int pid = p >= 0 ? 1 : 2;
         int64_t row = p >= 0 ? p : t->tid;
         if (p >= 0) name_proc(b, p);
@@ -586,7 +605,7 @@ static void convert(pbuf *b, tthread *t, const uint64_t (*slot)[2], uint32_t n) 
             PUTL(b, ",\"s\":\"t\",\"args\":{\"goroutine\":");
             put_u(b, e->goid);
             PUTL(b, ",\"creator\":");
-            put_u(b, x->b);
+            put_u(b, x->x);
             PUTL(b, ",\"fn\":");
             put_quoted(b, fn_name(x->a));
             PUTL(b, "}}");
@@ -597,8 +616,16 @@ static void convert(pbuf *b, tthread *t, const uint64_t (*slot)[2], uint32_t n) 
         case TK_GO_START:
             open_g(b, t, now, e->goid, p);
             break;
-        case TK_GO_BLOCK:
-            close_g(b, t, now, "blocked: ", e->small ? e->small : -1);
+        case TK_GO_STOP:
+            if (e->small == TRACE_STOP_YIELD)
+                close_g(b, t, now, "yield", 0);
+            else if (e->small == TRACE_STOP_PREEMPT)
+                close_g(b, t, now, "preempted", 0);
+            else if (e->small == TRACE_STOP_END)
+                close_g(b, t, now, "exit", 0);
+            else
+                close_g(b, t, now, "blocked: ", e->small ? e->small : -1);
+            if (e->goid) open_g(b, t, now, e->goid, p);
             break;
         case TK_GO_UNBLOCK:
             ev_head(b, "i", pid, row, "GoUnblock", now);
@@ -607,15 +634,6 @@ static void convert(pbuf *b, tthread *t, const uint64_t (*slot)[2], uint32_t n) 
             PUTL(b, ",\"by\":");
             put_i(b, t->g_open ? t->g_goid : 0);
             PUTL(b, "}}");
-            break;
-        case TK_GO_YIELD:
-            close_g(b, t, now, "yield", 0);
-            break;
-        case TK_GO_PREEMPT:
-            close_g(b, t, now, "preempted", 0);
-            break;
-        case TK_GO_END:
-            close_g(b, t, now, "exit", 0);
             break;
         case TK_GO_SYSCALL:
             close_g(b, t, now, "syscall", 0);
@@ -693,11 +711,10 @@ static void convert(pbuf *b, tthread *t, const uint64_t (*slot)[2], uint32_t n) 
             PUTL(b, "}}");
             ev_head(b, "C", 1, ROW_GC, "Goroutines", now);
             PUTL(b, ",\"args\":{\"goroutines\":");
-            put_u(b, x->b);
+            put_u(b, x->x);
             PUTL(b, "}}");
             break;
         }
-        if (x) i++;
     }
 }
 
@@ -740,7 +757,7 @@ static void spill(void) {
         unlock(&tr.lock);
         if (!q) return;
         file_hdr h = {q->owner->id, atomic_load_acq(&q->n)};
-        if (write_all(tr.tmp, &h, sizeof h) < 0 || write_all(tr.tmp, q->slot, h.n * 16) < 0) {
+        if (write_all(tr.tmp, &h, sizeof h) < 0 || write_all(tr.tmp, q->w, (size_t)h.n * 8) < 0) {
             close(tr.tmp); /* the file failed: keep the rest in memory */
             tr.tmp = -1;
             lock(&tr.lock);
@@ -767,46 +784,39 @@ static tthread *thread_by_id(uint32_t id) {
 /* The first pass: every goroutine's start function (its creation or its
  * description at start), so that a slice converted before the creation
  * that another thread recorded still gets its name. */
-static void collect_names(const uint64_t (*slot)[2], uint32_t n) {
-    for (uint32_t i = 0; i < n; i++) {
-        const tev *e = (const tev *)slot[i];
-        if (!(e->kind & TK_EXT)) continue;
-        if (i + 1 >= n) break;
-        int kind = e->kind & ~TK_EXT;
-        if (kind == TK_GO_CREATE || kind == TK_GO_DESC)
-            gfn_set(e->goid, ((const text *)slot[i + 1])->a);
-        i++;
+static void collect_names(const uint64_t *w, uint32_t n) {
+    tev e;
+    for (uint32_t i = 0; i < n; i += e.len) {
+        if (!decode(w, i, n, &e)) break;
+        if (e.ext && (e.kind == TK_GO_CREATE || e.kind == TK_GO_DESC)) gfn_set(e.goid, e.a);
     }
 }
 
 /* Reads the temporary file's buffers, calling fn on each. */
-static void file_each(void (*fn)(tthread *t, const uint64_t (*slot)[2], uint32_t n, pbuf *b),
-                      pbuf *b) {
-    static uint64_t slots[TBUF_SLOTS][2];
+static void file_each(void (*fn)(tthread *t, const uint64_t *w, uint32_t n, pbuf *b), pbuf *b) {
+    static uint64_t words[TBUF_WORDS];
     if (tr.tmp < 0) return;
     lseek(tr.tmp, 0, SEEK_SET);
     file_hdr h;
-    while (read(tr.tmp, &h, sizeof h) == (ssize_t)sizeof h && h.n <= TBUF_SLOTS) {
-        size_t want = (size_t)h.n * 16, got = 0;
+    while (read(tr.tmp, &h, sizeof h) == (ssize_t)sizeof h && h.n <= TBUF_WORDS) {
+        size_t want = (size_t)h.n * 8, got = 0;
         while (got < want) {
-            ssize_t r = read(tr.tmp, (char *)slots + got, want - got);
+            ssize_t r = read(tr.tmp, (char *)words + got, want - got);
             if (r <= 0) break;
             got += (size_t)r;
         }
         if (got < want) break;
-        fn(thread_by_id(h.thread), (const uint64_t(*)[2])slots, h.n, b);
+        fn(thread_by_id(h.thread), words, h.n, b);
     }
 }
 
-static void names_fn(tthread *t, const uint64_t (*slot)[2], uint32_t n, pbuf *b) {
+static void names_fn(tthread *t, const uint64_t *w, uint32_t n, pbuf *b) {
     (void)t, (void)b;
-    collect_names(slot, n);
+    collect_names(w, n);
 }
 
-static void convert_fn(tthread *t, const uint64_t (*slot)[2], uint32_t n, pbuf *b);
-
-static void convert_fn(tthread *t, const uint64_t (*slot)[2], uint32_t n, pbuf *b) {
-    if (t) convert(b, t, slot, n);
+static void convert_fn(tthread *t, const uint64_t *w, uint32_t n, pbuf *b) {
+    if (t) convert(b, t, w, n);
     if (b->n > (1 << 20)) out(b);
 }
 
@@ -845,17 +855,15 @@ static void helper(void *arg) {
     meta(&b, 1, ROW_GC, "thread_name", "GC", -1);
     /* Pass 1: names. Pass 2: the events, each thread's in its order. */
     file_each(names_fn, &b);
-    for (tbuf *x = tr.full; x; x = x->next)
-        collect_names((const uint64_t(*)[2])x->slot, atomic_load_acq(&x->n));
+    for (tbuf *x = tr.full; x; x = x->next) collect_names(x->w, atomic_load_acq(&x->n));
     for (int i = 0; i < tr.nall; i++)
         if (tr.all_bufs[i]->gen == tr.gen)
-            collect_names((const uint64_t(*)[2])tr.all_bufs[i]->slot,
-                          atomic_load_acq(&tr.all_bufs[i]->n));
+            collect_names(tr.all_bufs[i]->w, atomic_load_acq(&tr.all_bufs[i]->n));
     file_each(convert_fn, &b);
     if (tr.tmp >= 0) close(tr.tmp);
     tr.tmp = -1;
     for (tbuf *x = tr.full; x; x = x->next) { /* what the file could not take */
-        convert(&b, x->owner, (const uint64_t(*)[2])x->slot, atomic_load_acq(&x->n));
+        convert(&b, x->owner, x->w, atomic_load_acq(&x->n));
         if (b.n > (1 << 20)) out(&b);
     }
     for (int i = 0; i < tr.nall; i++) {
@@ -863,7 +871,7 @@ static void helper(void *arg) {
         bool listed = false;
         for (tbuf *f = tr.full; f && !listed; f = f->next) listed = f == x;
         if (x->gen != tr.gen || listed) continue;
-        convert(&b, x->owner, (const uint64_t(*)[2])x->slot, atomic_load_acq(&x->n));
+        convert(&b, x->owner, x->w, atomic_load_acq(&x->n));
         if (b.n > (1 << 20)) out(&b);
     }
     int64_t end = ts_of(tr.stop_tsc);

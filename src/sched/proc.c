@@ -930,7 +930,10 @@ static __attribute__((aligned(64))) m *switch_out(m *mp, g *gp, bool dying) {
         }
     }
     mp->curg = NULL;
-    if (!next) return gswitch(mp, gp, mp->g0, dying);
+    if (!next) {
+        if (sched_tracing()) sched_trace_stop(mp, gp, NULL);
+        return gswitch(mp, gp, mp->g0, dying);
+    }
     mp->curg = next;
     next->m = mp;
     next->runseq++;
@@ -940,7 +943,7 @@ static __attribute__((aligned(64))) m *switch_out(m *mp, g *gp, bool dying) {
         pp->schedtick++;
         pp->handoffs_left = HANDOFF_MAX;
     }
-    sched_hook_on_start(mp, next);
+    sched_hook_on_switch(mp, gp, next);
     return gswitch(mp, gp, next, dying);
 }
 
@@ -1496,7 +1499,6 @@ static void gentry(void *arg) {
 }
 
 static void goexit1(m *mp, g *gp) {
-    if (sched_tracing()) sched_trace(TK_GO_END, gp->goid, 0, trace_pid(mp));
     if (gp->is_main) sched.main_goexited = true;
     /* A forked child whose main goroutine is gone ends with its last one. */
     if (atomic_xadd(&sched.ngoroutines, -1) == 1 && unlikely(sched.main_lost)) exit(0);
@@ -1619,7 +1621,6 @@ __attribute__((aligned(64))) void gort_yield(void) {
         !atomic_load_relaxed(&pp->runnext) && atomic_load_relaxed(&sched.runqsize) == 0 &&
         !atomic_load_relaxed(&pp->must_sched) && !atomic_load_relaxed(&pp->timer0when))
         return;
-    if (sched_tracing()) sched_trace(TK_GO_YIELD, gp->goid, 0, pp->id);
     mp->pend = PEND_YIELD;
     mp->pend_g = gp;
     switch_out(mp, gp, false);
@@ -1662,7 +1663,6 @@ static __attribute__((noinline)) void preempt_slow(m *mp, p *pp) {
         atomic_store_relaxed(&pp->must_sched, 1);
     }
     gp->preempt = false;
-    if (sched_tracing()) sched_trace(TK_GO_PREEMPT, gp->goid, 0, trace_pid(mp));
     mp->pend = PEND_PREEMPT;
     mp->pend_g = gp;
     switch_out(mp, gp, false);
@@ -1703,13 +1703,9 @@ void sched_park(bool (*unlockf)(g *, void *), void *lk, int reason) {
     mp->pend_g = gp;
     mp->pend_unlockf = unlockf;
     mp->pend_lock = lk;
-    uint32_t on = sched_hooks_active();
-    if (unlikely(on & (SCHED_HOOK_TRACE | SCHED_HOOK_BLOCK))) {
-        if (on & SCHED_HOOK_BLOCK) {
-            park_hooked(mp, gp);
-            return;
-        }
-        sched_trace(TK_GO_BLOCK, gp->goid, (uint32_t)reason, mp->p->id); /* the trace alone */
+    if (unlikely(sched_hooks_active() & SCHED_HOOK_BLOCK)) { /* the trace's event is switch_out's */
+        park_hooked(mp, gp);
+        return;
     }
     switch_out(mp, gp, false);
 }

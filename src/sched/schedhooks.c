@@ -54,11 +54,12 @@ void sched_hook_start(m *mp, g *gp) {
     }
 }
 
+/* The block profile's part of a park (the trace's event is switch_out's). */
 void sched_hook_park(g *gp, m *mp, int reason) {
+    (void)mp;
     uint32_t on = atomic_load_relaxed(&sched_hooks_on);
     gp->releasetime = 0;
     gp->blockstart = (on & SCHED_HOOK_BLOCK) && sched_block_reason(reason) ? nanotime() : 0;
-    if (on & SCHED_HOOK_TRACE) sched_trace(TK_GO_BLOCK, gp->goid, (uint32_t)reason, trace_pid(mp));
 }
 
 void sched_hook_unpark(g *gp) {

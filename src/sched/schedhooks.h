@@ -47,11 +47,12 @@ enum {
 
 /* ---- the execution trace's recording (prof/trace.c owns the buffers) ----
  *
- * An event is 16 bytes in the calling thread's buffer: a TSC value (0 when
- * the event did not read the clock), then one word: the goroutine (32 bits),
- * its kind, a small argument and the P. The recording is inline at each
- * transition: one load of sched_trace_clock compared with the value the
- * thread saw at its latest clocked event, a bound check, two stores. The
+ * An event is one 64-bit word in the calling thread's buffer: the
+ * goroutine (32 bits), its kind, a small argument and the P; then the TSC
+ * if the kind has TK_CLOCK, then two words if it has TK_EXT. The recording
+ * is inline at each transition: one load of sched_trace_clock compared with
+ * the value the thread saw at its latest clocked event, a bound check, two
+ * stores. The
  * clock is read (sched_hooks.trace, out of line) only when that value
  * changed: the tracer's helper ticks it every millisecond, so that an
  * event without a time happened less than a tick after the thread's
@@ -62,11 +63,9 @@ enum trace_kind {
     TK_GO_CREATE = 1, /* +ext: fn, creator goid */
     TK_GO_DESC,       /* +ext: fn (a goroutine alive at trace start) */
     TK_GO_START,
-    TK_GO_BLOCK, /* small: wait reason */
+    TK_GO_STOP, /* the thread's goroutine stops (small: TRACE_STOP_* or the wait
+                 * reason of a block), the event's goroutine (if any) starts */
     TK_GO_UNBLOCK,
-    TK_GO_YIELD,
-    TK_GO_PREEMPT,
-    TK_GO_END,
     TK_GO_SYSCALL,
     TK_GO_SYSEXIT,
     TK_PROC_START,
@@ -78,20 +77,27 @@ enum trace_kind {
     TK_ASSIST_START,
     TK_ASSIST_DONE,
     TK_SWEEP_START,
-    TK_SWEEP_DONE, /* +ext: pages */
-    TK_COUNTERS,   /* +ext: heap_live, goroutines */
-    TK_EXT = 0x80, /* flag: the next slot holds two words */
+    TK_SWEEP_DONE,   /* +ext: pages */
+    TK_COUNTERS,     /* +ext: heap_live, goroutines */
+    TK_CLOCK = 0x40, /* flag: the TSC follows */
+    TK_EXT = 0x80,   /* flag: two words follow (after the TSC) */
 };
 
-#define TRACE_BUF_SLOTS 4096 /* 16-byte slots: 64 KiB buffers */
-#define TRACE_BUF_TAIL  16   /* events in a buffer's last slots read the clock */
+enum {
+    TRACE_STOP_YIELD = 0xfd,
+    TRACE_STOP_PREEMPT = 0xfe,
+    TRACE_STOP_END = 0xff,
+};
+
+#define TRACE_BUF_WORDS 8192 /* 64 KiB buffers */
+#define TRACE_BUF_TAIL  64   /* events in a buffer's last words read the clock */
 
 typedef struct trace_buf {
     struct trace_buf *next;     /* on the tracer's full list or free list */
     uint32_t gen;               /* the session it belongs to */
-    uint32_t n;                 /* slots written (release store) */
+    uint32_t n;                 /* words written (release store) */
     struct trace_thread *owner; /* the thread that fills it (prof/trace.c) */
-    uint64_t slot[TRACE_BUF_SLOTS][2];
+    uint64_t w[TRACE_BUF_WORDS];
 } trace_buf;
 
 extern uint64_t sched_trace_clock; /* the session << 32 | the helper's tick */
@@ -128,9 +134,8 @@ static inline void sched_trace(uint32_t kind, int64_t goid, uint32_t small, int 
     if (__builtin_expect(atomic_load_relaxed(&sched_trace_clock) == tls_trace_seen, 1)) {
         trace_buf *b = tls_trace_buf; /* set whenever tls_trace_seen is */
         uint32_t n = b->n;
-        if (__builtin_expect(n < TRACE_BUF_SLOTS - TRACE_BUF_TAIL, 1)) {
-            b->slot[n][0] = 0;
-            b->slot[n][1] = w;
+        if (__builtin_expect(n < TRACE_BUF_WORDS - TRACE_BUF_TAIL, 1)) {
+            b->w[n] = w;
             atomic_store_rel(&b->n, n + 1);
             return;
         }
@@ -145,12 +150,11 @@ static inline void sched_trace_ext(uint32_t kind, int64_t goid, uint32_t small, 
     if (__builtin_expect(atomic_load_relaxed(&sched_trace_clock) == tls_trace_seen, 1)) {
         trace_buf *b = tls_trace_buf;
         uint32_t n = b->n;
-        if (__builtin_expect(n + 1 < TRACE_BUF_SLOTS - TRACE_BUF_TAIL, 1)) {
-            b->slot[n][0] = 0;
-            b->slot[n][1] = w;
-            b->slot[n + 1][0] = a;
-            b->slot[n + 1][1] = x;
-            atomic_store_rel(&b->n, n + 2);
+        if (__builtin_expect(n + 2 < TRACE_BUF_WORDS - TRACE_BUF_TAIL, 1)) {
+            b->w[n] = w;
+            b->w[n + 1] = a;
+            b->w[n + 2] = x;
+            atomic_store_rel(&b->n, n + 3);
             return;
         }
     }
@@ -195,7 +199,28 @@ static inline void sched_hook_on_ready(g *gp) {
     if (track || (on & SCHED_HOOK_BLOCK)) sched_hook_ready(gp, on, track);
 }
 
-/* When gp starts running on mp's P: a tracked latency, or the tracer. */
+/* switch_out: the running gp leaves the CPU (mp->pend says why) and next,
+ * or g0 (NULL), takes its place: one event. */
+static inline void sched_trace_stop(m *mp, g *gp, g *next) {
+    uint32_t why = mp->pend == PEND_PARK      ? gp->waitreason
+                   : mp->pend == PEND_YIELD   ? TRACE_STOP_YIELD
+                   : mp->pend == PEND_PREEMPT ? TRACE_STOP_PREEMPT
+                                              : TRACE_STOP_END;
+    sched_trace(TK_GO_STOP, next ? next->goid : 0, why, mp->p->id);
+}
+
+/* switch_out switches from gp to next directly: the trace's stop and start,
+ * a tracked latency. */
+static inline void sched_hook_on_switch(m *mp, g *gp, g *next) {
+    uint32_t on = atomic_load_relaxed(&sched_hooks_on);
+    if (__builtin_expect((next->runnable_since | (on & SCHED_HOOK_TRACE)) != 0, 0)) {
+        if (on & SCHED_HOOK_TRACE) sched_trace_stop(mp, gp, next);
+        if (next->runnable_since) sched_hook_start(mp, next);
+    }
+}
+
+/* When gp starts running on mp's P from g0 (execute): a tracked latency,
+ * or the tracer. */
 static inline void sched_hook_on_start(m *mp, g *gp) {
     uint32_t on = atomic_load_relaxed(&sched_hooks_on);
     if (__builtin_expect((gp->runnable_since | (on & SCHED_HOOK_TRACE)) != 0, 0)) {
