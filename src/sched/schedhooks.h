@@ -90,7 +90,7 @@ enum {
 };
 
 #define TRACE_BUF_WORDS 8192 /* 64 KiB buffers */
-#define TRACE_BUF_TAIL  64   /* events in a buffer's last words read the clock */
+#define TRACE_BUF_TAIL  4    /* events in a buffer's last words read the clock: its last one does */
 
 typedef struct trace_buf {
     struct trace_buf *next;     /* on the tracer's full list or free list */
