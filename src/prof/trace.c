@@ -2,26 +2,41 @@
  * shows it), written as Chrome trace-event JSON, which Perfetto
  * (ui.perfetto.dev) and chrome://tracing open as they are.
  *
- * Recording. The scheduler's hooks (sched/schedhooks.h) and the collector's
- * (gc.h, through metrics.c) call in at every transition; an event is 16
- * bytes (a TSC value, the goroutine, its kind, a small argument, the P),
- * 32 for the few that carry a word more (a creation's start function, a
- * stop-the-world's reason, the counters), appended to the calling thread's
- * own buffer: no lock, no atomic read-modify-write. rdtsc is most of an
- * event's cost (about 20 ns here, as much as a goroutine switch), so only
- * some events read the clock: a goroutine's start, syscalls, P start and
- * stop, the collector's. The events that end a run (block, yield, preempt,
- * exit) and the readying of another goroutine take the time of the
- * thread's next event that has one (within 8; the switch that follows a
- * park comes within nanoseconds), so a channel round trip reads the clock
- * twice, not six times.
+ * Recording. The scheduler records its events inline (sched_trace,
+ * sched/schedhooks.h) at every transition; the collector's hooks (gc.h,
+ * through metrics.c) call in here. An event is one 64-bit word (the
+ * goroutine, its kind, a small argument, the P) appended to the calling
+ * thread's own buffer, no lock, no atomic read-modify-write; the TSC
+ * follows it only if the event read the clock, and two words more for the
+ * few that carry them (a creation's start function, a stop-the-world's
+ * reason, the counters). A direct switch is one event (TK_GO_STOP: the
+ * running goroutine stops, for its reason, and the next one starts), so a
+ * channel round trip is four words: two unblocks and two switches.
+ *
+ * The clock. rdtsc costs about 18 ns here, as much as a goroutine switch,
+ * so most events do not read it: an event reads the clock only when the
+ * helper ticked (sched_trace_clock, every 1 ms) since the thread's latest
+ * clocked event, and always at P start and stop, syscalls, stop-the-world,
+ * the collector's events and a buffer's last event. An event without a
+ * time therefore happened after the thread's previous clocked event L and
+ * before the tick after L: the converter spaces the thread's events
+ * between L and the next clocked one N evenly over [L, min(N, L + 1 ms)].
+ * The bound: an event's time is off by less than the interval between two
+ * ticks, 1 ms while the helper gets a CPU when it wakes (the trace's
+ * otherData.max_tick_gap_us reports the longest interval seen; an
+ * overloaded machine widens it). A goroutine that runs long between two
+ * events sees a tick, so its end reads the clock: a 50 ms run is a 50 ms
+ * slice, to within the bound (test_trace_times). Per thread, times only go
+ * up: a clocked time earlier than the thread's previous event (a TSC
+ * skewed across CPUs) takes the previous one's.
  *
  * Like Go's tracer, it records a compact binary form while the program
  * runs and makes the viewer's format afterwards: turning an event into
  * JSON text costs several times recording it. A helper thread
- * ("gort-trace") moves full buffers every 10 ms to an unlinked temporary
- * file (so memory stays bounded and buffers are reused while still
- * mapped: no page faults in the traced threads), records the heap and
+ * ("gort-trace") ticks the clock every 1 ms, moves full buffers every
+ * 10 ms to an unlinked temporary file (so memory stays bounded and
+ * buffers are reused while still mapped: no page faults in the traced
+ * threads), records the heap and
  * goroutine counters, and calibrates the TSC against CLOCK_MONOTONIC; at
  * gort_trace_stop it reads the file back and writes the JSON to the
  * caller's fd. Without a temporary file the buffers stay in memory, up to
