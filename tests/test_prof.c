@@ -900,6 +900,111 @@ static void test_trace(void) {
     in_child("test_trace", trace_main, 2);
 }
 
+/* The trace's times: most events do not read the clock (src/prof/trace.c),
+ * yet a goroutine that runs 50 ms between two switches gets a slice of
+ * 50 ms (a tick of the helper passes while it runs: its end reads the
+ * clock), and the goroutine slices of each P row never overlap (per
+ * thread, times only go up, and a P passes between threads at clocked
+ * events). */
+static gort_chan *spinc[2];
+static int64_t spun_ns;
+
+static int64_t mono_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void spinner(void *arg) {
+    (void)arg;
+    long v;
+    while (gort_chan_recv(spinc[0], &v)) {
+        int64_t t0 = mono_ns(), t1 = t0;
+        if (v == 1) /* the long run: no switch, no event for 50 ms */
+            while ((t1 = mono_ns()) - t0 < 50 * 1000 * 1000) {
+            }
+        if (v == 1) spun_ns = t1 - t0;
+        gort_chan_send(spinc[1], &v);
+    }
+}
+
+typedef struct gslice {
+    long tid;
+    double ts, dur;
+    bool spinner;
+} gslice;
+
+static int cmp_gslice(const void *a, const void *b) {
+    const gslice *x = a, *y = b;
+    if (x->tid != y->tid) return x->tid < y->tid ? -1 : 1;
+    return (x->ts > y->ts) - (x->ts < y->ts);
+}
+
+static int trace_times_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    int fd = memfile();
+    spinc[0] = gort_chan_make(sizeof(long), 0);
+    spinc[1] = gort_chan_make(sizeof(long), 0);
+    gort_go(spinner, NULL);
+    TCHECK(gort_trace_start(fd) == 0);
+    for (long i = 0; i < 20000; i++) { /* switches that leave the clock alone */
+        long v = i == 10000;
+        gort_chan_send(spinc[0], &v);
+        gort_chan_recv(spinc[1], &v);
+    }
+    gort_chan_close(spinc[0]);
+    TCHECK(gort_trace_stop() == 0);
+    static char buf[32 << 20];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    TCHECK(n > 0 && n < (ssize_t)sizeof buf - 1);
+    buf[n] = 0;
+    const char *gap = strstr(buf, "\"max_tick_gap_us\":");
+    TCHECK(gap != NULL);
+    double max_gap_ms = atof(gap + 18) / 1000;
+    /* The goroutine slices: {"ph":"X","pid":1,"tid":P,"name":"G..","ts":T,"dur":D,"cat":"goroutine"
+     */
+    enum { MAXS = 200000 };
+    static gslice sl[MAXS];
+    int ns = 0;
+    static const char pre[] = "{\"ph\":\"X\",\"pid\":1,\"tid\":";
+    for (char *l = buf; (l = strstr(l, pre)) != NULL && ns < MAXS; l++) {
+        char *eol = strchr(l, '\n');
+        if (eol) *eol = 0;
+        if (strstr(l, "\"cat\":\"goroutine\"")) {
+            char *ts = strstr(l, "\"ts\":"), *dur = strstr(l, "\"dur\":");
+            TCHECK(ts && dur);
+            sl[ns] = (gslice){atol(l + sizeof pre - 1), atof(ts + 5), atof(dur + 6),
+                              strstr(l, " spinner\"") != NULL};
+            ns++;
+        }
+        if (eol) *eol = '\n';
+    }
+    CHECK_GE(ns, 40000); /* two a round trip */
+    double longest = 0;
+    for (int i = 0; i < ns; i++)
+        if (sl[i].spinner && sl[i].dur > longest) longest = sl[i].dur;
+    double spun_ms = (double)spun_ns / 1e6, got_ms = longest / 1000;
+    /* The stated bound: the longest interval between the helper's ticks
+     * (1 ms when it gets a CPU on time; the trace reports it). */
+    if (fabs(got_ms - spun_ms) > 1.5 + max_gap_ms)
+        printf("the 50 ms run: slice %.3f ms, spun %.3f ms, longest tick gap %.3f ms\n", got_ms,
+               spun_ms, max_gap_ms);
+    CHECK_LE(fabs(got_ms - spun_ms), 1.5 + max_gap_ms);
+    qsort(sl, (size_t)ns, sizeof *sl, cmp_gslice);
+    int overlaps = 0;
+    for (int i = 0; i < ns; i++) {
+        CHECK_GE(sl[i].ts, 0);
+        if (i > 0 && sl[i].tid == sl[i - 1].tid && sl[i - 1].ts + sl[i - 1].dur > sl[i].ts + 0.0015)
+            overlaps++;
+    }
+    CHECK_EQ(overlaps, 0);
+    return 0;
+}
+
+static void test_trace_times(void) {
+    in_child("test_trace_times", trace_times_main, 2);
+}
+
 /* ---- the /debug endpoint ---- */
 
 static void test_http_parser(void) {
@@ -1163,6 +1268,7 @@ int main(int argc, char **argv) {
     test_mutex_profile();
     test_metrics();
     test_trace();
+    test_trace_times();
     test_debug_server();
     RUN(test_bench_output);
     test_hostile();

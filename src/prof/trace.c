@@ -2,26 +2,41 @@
  * shows it), written as Chrome trace-event JSON, which Perfetto
  * (ui.perfetto.dev) and chrome://tracing open as they are.
  *
- * Recording. The scheduler's hooks (sched/schedhooks.h) and the collector's
- * (gc.h, through metrics.c) call in at every transition; an event is 16
- * bytes (a TSC value, the goroutine, its kind, a small argument, the P),
- * 32 for the few that carry a word more (a creation's start function, a
- * stop-the-world's reason, the counters), appended to the calling thread's
- * own buffer: no lock, no atomic read-modify-write. rdtsc is most of an
- * event's cost (about 20 ns here, as much as a goroutine switch), so only
- * some events read the clock: a goroutine's start, syscalls, P start and
- * stop, the collector's. The events that end a run (block, yield, preempt,
- * exit) and the readying of another goroutine take the time of the
- * thread's next event that has one (within 8; the switch that follows a
- * park comes within nanoseconds), so a channel round trip reads the clock
- * twice, not six times.
+ * Recording. The scheduler records its events inline (sched_trace,
+ * sched/schedhooks.h) at every transition; the collector's hooks (gc.h,
+ * through metrics.c) call in here. An event is one 64-bit word (the
+ * goroutine, its kind, a small argument, the P) appended to the calling
+ * thread's own buffer, no lock, no atomic read-modify-write; the TSC
+ * follows it only if the event read the clock, and two words more for the
+ * few that carry them (a creation's start function, a stop-the-world's
+ * reason, the counters). A direct switch is one event (TK_GO_STOP: the
+ * running goroutine stops, for its reason, and the next one starts), so a
+ * channel round trip is four words: two unblocks and two switches.
+ *
+ * The clock. rdtsc costs about 18 ns here, as much as a goroutine switch,
+ * so most events do not read it: an event reads the clock only when the
+ * helper ticked (sched_trace_clock, every 1 ms) since the thread's latest
+ * clocked event, and always at P start and stop, syscalls, stop-the-world,
+ * the collector's events and a buffer's last event. An event without a
+ * time therefore happened after the thread's previous clocked event L and
+ * before the tick after L: the converter spaces the thread's events
+ * between L and the next clocked one N evenly over [L, min(N, L + 1 ms)].
+ * The bound: an event's time is off by less than the interval between two
+ * ticks, 1 ms while the helper gets a CPU when it wakes (the trace's
+ * otherData.max_tick_gap_us reports the longest interval seen; an
+ * overloaded machine widens it). A goroutine that runs long between two
+ * events sees a tick, so its end reads the clock: a 50 ms run is a 50 ms
+ * slice, to within the bound (test_trace_times). Per thread, times only go
+ * up: a clocked time earlier than the thread's previous event (a TSC
+ * skewed across CPUs) takes the previous one's.
  *
  * Like Go's tracer, it records a compact binary form while the program
  * runs and makes the viewer's format afterwards: turning an event into
  * JSON text costs several times recording it. A helper thread
- * ("gort-trace") moves full buffers every 10 ms to an unlinked temporary
- * file (so memory stays bounded and buffers are reused while still
- * mapped: no page faults in the traced threads), records the heap and
+ * ("gort-trace") ticks the clock every 1 ms, moves full buffers every
+ * 10 ms to an unlinked temporary file (so memory stays bounded and
+ * buffers are reused while still mapped: no page faults in the traced
+ * threads), records the heap and
  * goroutine counters, and calibrates the TSC against CLOCK_MONOTONIC; at
  * gort_trace_stop it reads the file back and writes the JSON to the
  * caller's fd. Without a temporary file the buffers stay in memory, up to
@@ -64,50 +79,47 @@
 #include <unistd.h>
 #include <x86intrin.h>
 
-#define TBUF_SLOTS 4096 /* 16-byte slots: 64 KiB buffers */
+#define TBUF_WORDS TRACE_BUF_WORDS
+#define TICK_NS    1000000 /* the helper ticks sched_trace_clock this often */
 
-enum tkind {
-    TK_GO_CREATE = 1, /* +ext: fn, creator goid */
-    TK_GO_DESC,       /* +ext: fn (a goroutine alive at trace start) */
-    TK_GO_START,
-    TK_GO_BLOCK, /* small: wait reason */
-    TK_GO_UNBLOCK,
-    TK_GO_YIELD,
-    TK_GO_PREEMPT,
-    TK_GO_END,
-    TK_GO_SYSCALL,
-    TK_GO_SYSEXIT,
-    TK_PROC_START,
-    TK_PROC_STOP,
-    TK_STW_START, /* +ext: reason string */
-    TK_STW_DONE,
-    TK_GC_START, /* +ext: cycle */
-    TK_GC_DONE,  /* +ext: cycle */
-    TK_ASSIST_START,
-    TK_ASSIST_DONE,
-    TK_SWEEP_START,
-    TK_SWEEP_DONE, /* +ext: pages */
-    TK_COUNTERS,   /* +ext: heap_live, goroutines */
-    TK_EXT = 0x80, /* flag: the next slot holds two words */
-};
-
+/* An event, decoded. */
 typedef struct tev {
-    uint64_t tsc; /* 0: the time of the next event that has one */
+    uint64_t tsc;  /* 0: not read (the time is interpolated) */
+    uint64_t a, x; /* TK_EXT's words */
     uint32_t goid;
-    uint8_t kind; /* enum tkind | TK_EXT */
+    int kind; /* enum trace_kind, without the flags */
+    bool ext;
     uint8_t small;
-    int16_t p; /* the P the thread held, or -1 */
+    int p;        /* the P the thread held, or -1 */
+    uint32_t len; /* words */
 } tev;
 
-typedef struct text {
-    uint64_t a, b;
-} text;
+static inline uint32_t ev_len(uint64_t w) {
+    uint32_t k = (uint32_t)(w >> 32) & 0xff;
+    return 1 + (k & TK_CLOCK ? 1 : 0) + (k & TK_EXT ? 2 : 0);
+}
 
-_Static_assert(sizeof(tev) == 16 && sizeof(text) == 16, "16-byte slots");
+/* The event at word i of n; false if it is cut off. */
+static bool decode(const uint64_t *w, uint32_t i, uint32_t n, tev *e) {
+    uint64_t v = w[i];
+    uint32_t k = (uint32_t)(v >> 32) & 0xff;
+    e->len = ev_len(v);
+    if (i + e->len > n) return false;
+    e->goid = (uint32_t)v;
+    e->kind = (int)(k & ~(uint32_t)(TK_CLOCK | TK_EXT));
+    e->small = (uint8_t)(v >> 40);
+    e->p = (int16_t)(v >> 48);
+    e->tsc = k & TK_CLOCK ? w[i + 1] : 0;
+    e->ext = k & TK_EXT;
+    uint32_t j = i + 1 + (k & TK_CLOCK ? 1 : 0);
+    e->a = e->ext ? w[j] : 0;
+    e->x = e->ext ? w[j + 1] : 0;
+    return true;
+}
 
 /* Per thread: its identity, and the conversion state of its stream. */
-typedef struct tthread {
-    struct tthread *next;
+typedef struct trace_thread {
+    struct trace_thread *next;
     int tid;
     uint32_t id; /* this session's number for it (the file's buffer headers) */
     bool named;
@@ -117,17 +129,12 @@ typedef struct tthread {
     int64_t sys_t0, assist_t0, sweep_t0, stw_t0;
     int assist_p, sweep_p;
     const char *stw_reason;
+    int64_t last; /* the time of its latest event converted (ns) */
 } tthread;
 
-typedef struct tbuf {
-    struct tbuf *next; /* on the full list or the free list */
-    uint32_t gen;      /* the session it belongs to */
-    uint32_t n;        /* slots written (release store) */
-    tthread *owner;
-    uint64_t slot[TBUF_SLOTS][2];
-} tbuf;
+typedef trace_buf tbuf;
 
-/* A buffer in the temporary file: this header, then n 16-byte slots. */
+/* A buffer in the temporary file: this header, then n words. */
 typedef struct file_hdr {
     uint32_t thread; /* tthread.id */
     uint32_t n;
@@ -151,6 +158,7 @@ static struct {
     int64_t ns0;   /* CLOCK_MONOTONIC at start */
     uint64_t tsc0; /* TSC at start */
     uint64_t stop_tsc;
+    uint64_t max_tick_gap; /* TSC ticks: the longest the helper took between two ticks */
     double ns_per_tick;
     int rc; /* the first error */
     bool first_event;
@@ -162,14 +170,17 @@ static struct {
     int ngc;
 } tr = {.lock = LOCK_INIT, .tmp = -1};
 
-static __thread tbuf *tls_buf;
-static __thread uint32_t tls_gen; /* the session tls_buf was taken in */
+static __thread uint32_t tls_gen; /* the session tls_trace_buf was taken in */
 static __thread tthread *tls_thread;
 
-/* ---- recording ---- */
+/* ---- recording ----
+ * The fast path is inline in the scheduler (sched_trace, schedhooks.h);
+ * this is its slow path, and the path of the events that always read the
+ * clock. */
 
 static __attribute__((noinline)) tbuf *refill(void) {
-    tbuf *old = tls_buf;
+    tbuf *old = tls_trace_buf;
+    tls_trace_seen = 0;
     lock(&tr.lock);
     if (!atomic_load_relaxed(&tr.on)) {
         unlock(&tr.lock);
@@ -213,98 +224,39 @@ static __attribute__((noinline)) tbuf *refill(void) {
         tr.dropped++;
     }
     unlock(&tr.lock);
-    tls_buf = b;
+    tls_trace_buf = b;
     tls_gen = b ? b->gen : 0;
     return b;
 }
 
-static inline tbuf *buf_for(uint32_t slots) {
-    tbuf *b = tls_buf;
-    if (__builtin_expect(!b || tls_gen != atomic_load_relaxed(&tr.gen) || b->n + slots > TBUF_SLOTS,
-                         0))
+/* Records word w (and a, x if it has TK_EXT) with the clock read: the
+ * scheduler's slow path (sched_hooks.trace), and the tracer's own events. */
+static void trace_clocked(uint64_t w, uint64_t a, uint64_t x) {
+    w |= (uint64_t)TK_CLOCK << 32;
+    uint32_t words = ev_len(w);
+    uint64_t c = atomic_load_acq(&sched_trace_clock); /* before the clock: see the top */
+    tbuf *b = tls_trace_buf;
+    if (!b || tls_gen != (uint32_t)(c >> 32) || b->n + words > TBUF_WORDS) {
         b = refill();
-    return b;
-}
-
-/* Appends an event; now: whether it reads the clock. */
-static inline void emit(uint8_t kind, int64_t goid, uint8_t small, int p, bool now) {
-    tbuf *b = buf_for(1);
-    if (!b) return;
-    uint32_t n = b->n;
-    tev *e = (tev *)b->slot[n];
-    /* Near the buffer's end the next event may land in the next buffer:
-     * read the clock (the converter looks ahead within a buffer only). */
-    e->tsc = now || n >= TBUF_SLOTS - 16 ? __rdtsc() : 0;
-    e->goid = (uint32_t)goid;
-    e->kind = kind;
-    e->small = small;
-    e->p = (int16_t)p;
-    atomic_store_rel(&b->n, n + 1);
-}
-
-static inline void emit2(uint8_t kind, int64_t goid, uint8_t small, int p, uint64_t a,
-                         uint64_t b2) {
-    tbuf *b = buf_for(2);
-    if (!b) return;
-    uint32_t n = b->n;
-    tev *e = (tev *)b->slot[n];
-    e->tsc = __rdtsc();
-    e->goid = (uint32_t)goid;
-    e->kind = kind | TK_EXT;
-    e->small = small;
-    e->p = (int16_t)p;
-    text *x = (text *)b->slot[n + 1];
-    x->a = a;
-    x->b = b2;
-    atomic_store_rel(&b->n, n + 2);
-}
-
-static void sched_event(int ev, g *gp, m *mp, uintptr_t arg) {
-    int p = mp && mp->p ? mp->p->id : -1;
-    int64_t goid = gp ? gp->goid : 0;
-    switch (ev) {
-    case SEV_GO_CREATE: {
-        g *cur = mp ? mp->curg : NULL;
-        emit2(TK_GO_CREATE, goid, 0, p, arg, cur ? (uint64_t)cur->goid : 0);
-        break;
+        if (!b) return;
     }
-    case SEV_GO_START:
-        emit(TK_GO_START, goid, 0, p, true);
-        break;
-    case SEV_GO_BLOCK:
-        emit(TK_GO_BLOCK, goid, (uint8_t)arg, p, false);
-        break;
-    case SEV_GO_UNBLOCK:
-        emit(TK_GO_UNBLOCK, goid, 0, p, false);
-        break;
-    case SEV_GO_YIELD:
-        emit(TK_GO_YIELD, goid, 0, p, false);
-        break;
-    case SEV_GO_PREEMPT:
-        emit(TK_GO_PREEMPT, goid, 0, p, false);
-        break;
-    case SEV_GO_END:
-        emit(TK_GO_END, goid, 0, p, false);
-        break;
-    case SEV_GO_SYSCALL:
-        emit(TK_GO_SYSCALL, goid, 0, p, true);
-        break;
-    case SEV_GO_SYSEXIT:
-        emit(TK_GO_SYSEXIT, goid, 0, p, true);
-        break;
-    case SEV_PROC_START:
-        emit(TK_PROC_START, 0, 0, (int)arg, true);
-        break;
-    case SEV_PROC_STOP:
-        emit(TK_PROC_STOP, 0, 0, (int)arg, true);
-        break;
-    case SEV_STW_START:
-        emit2(TK_STW_START, 0, 0, p, arg, 0);
-        break;
-    case SEV_STW_DONE:
-        emit(TK_STW_DONE, 0, 0, p, true);
-        break;
+    uint32_t n = b->n;
+    b->w[n] = w;
+    b->w[n + 1] = __rdtsc();
+    if (words == 4) {
+        b->w[n + 2] = a;
+        b->w[n + 3] = x;
     }
+    atomic_store_rel(&b->n, n + words);
+    tls_trace_seen = c;
+}
+
+static void emit(uint32_t kind, int64_t goid, uint32_t small, int p) {
+    trace_clocked(trace_word(kind, goid, small, p), 0, 0);
+}
+
+static void emit2(uint32_t kind, int64_t goid, uint32_t small, int p, uint64_t a, uint64_t x) {
+    trace_clocked(trace_word(kind | TK_EXT, goid, small, p), a, x);
 }
 
 void prof_trace_gc(int ev, uint64_t arg) {
@@ -321,13 +273,13 @@ void prof_trace_gc(int ev, uint64_t arg) {
         emit2(TK_GC_DONE, goid, 0, p, arg, 0);
         break;
     case GC_EV_ASSIST_START:
-        emit(TK_ASSIST_START, goid, 0, p, true);
+        emit(TK_ASSIST_START, goid, 0, p);
         break;
     case GC_EV_ASSIST_DONE:
-        emit(TK_ASSIST_DONE, goid, 0, p, true);
+        emit(TK_ASSIST_DONE, goid, 0, p);
         break;
     case GC_EV_SWEEP_START:
-        emit(TK_SWEEP_START, goid, 0, p, true);
+        emit(TK_SWEEP_START, goid, 0, p);
         break;
     case GC_EV_SWEEP_DONE:
         emit2(TK_SWEEP_DONE, goid, 0, p, arg, 0);
@@ -599,37 +551,64 @@ static void gc_pair(uint64_t n, int64_t t, bool end) {
     tr.ngc++;
 }
 
-/* The time of the event at slot i: its own, or that of the next event of
- * the buffer that has one (within 8), else the last one seen. */
-static int64_t event_time(const uint64_t (*slot)[2], uint32_t i, uint32_t n, uint64_t *last) {
-    uint64_t tsc = ((const tev *)slot[i])->tsc;
-    for (uint32_t k = i + 1, seen = 0; !tsc && k < n && seen < 8; k++, seen++) {
-        const tev *e = (const tev *)slot[k];
-        tsc = e->tsc;
-        if (e->kind & TK_EXT) k++;
+/* The times of a thread's events: a clocked event's own (never before the
+ * thread's previous one: per thread, times only go up); the events without
+ * one, between clocked events lo and hi, evenly spaced between lo's time
+ * and the earlier of hi's and a tick after lo. An event reads the clock
+ * whenever the helper ticked since the thread's previous clocked event, so
+ * it happened before the tick after that one: within one tick interval of
+ * lo. The spacing is even because pingpong-like runs of switches, the ones
+ * that leave the clock alone, are. */
+typedef struct run_times {
+    uint32_t next;    /* the word of the next clocked event (n: none) */
+    uint32_t k, runs; /* the unclocked events before it: this one's rank, how many */
+    int64_t lo, hi;
+} run_times;
+
+static int64_t event_time(tthread *t, run_times *tm, const tev *e, const uint64_t *w, uint32_t i,
+                          uint32_t n) {
+    int64_t now;
+    if (e->tsc) {
+        now = ts_of(e->tsc);
+        if (now < t->last) now = t->last;
+        tm->runs = 0;
+    } else {
+        if (tm->runs == 0 || i > tm->next) { /* a run of unclocked events starts */
+            uint32_t k = i, c = 0;
+            while (k < n && !((w[k] >> 32) & TK_CLOCK)) {
+                c++;
+                k += ev_len(w[k]);
+            }
+            tm->next = k;
+            tm->runs = c;
+            tm->k = 0;
+            tm->lo = t->last;
+            int64_t hi = ts_of(k + 1 < n ? w[k + 1] : tr.stop_tsc);
+            if (hi > tm->lo + TICK_NS) hi = tm->lo + TICK_NS;
+            tm->hi = hi < tm->lo ? tm->lo : hi;
+        }
+        tm->k++;
+        now = tm->lo + (tm->hi - tm->lo) * (int64_t)tm->k / (int64_t)(tm->runs + 1);
     }
-    if (!tsc) tsc = *last;
-    *last = tsc;
-    return ts_of(tsc);
+    t->last = now;
+    return now;
 }
 
-static void convert(pbuf *b, tthread *t, const uint64_t (*slot)[2], uint32_t n) {
+static void convert(pbuf *b, tthread *t, const uint64_t *w, uint32_t n) {
     if (!t->named) {
         t->named = true;
         char nm[48];
         snprint(nm, sizeof nm, "thread %d", t->tid);
         meta(b, 2, t->tid, "thread_name", nm, t->tid);
     }
-    uint64_t last = tr.tsc0;
-    for (uint32_t i = 0; i < n; i++) {
-        const tev *e = (const tev *)slot[i];
-        const text *x = NULL;
-        if (e->kind & TK_EXT) {
-            if (i + 1 >= n) break;
-            x = (const text *)slot[i + 1];
-        }
-        int64_t now = event_time(slot, i, n, &last);
-        int kind = e->kind & ~TK_EXT, p = e->p;
+    run_times tm = {0};
+    tev ev;
+    const tev *e = &ev;
+    for (uint32_t i = 0; i < n; i += ev.len) {
+        if (!decode(w, i, n, &ev)) break;
+        const tev *x = ev.ext ? &ev : NULL;
+        int64_t now = event_time(t, &tm, e, w, i, n);
+        int kind = e->kind, p = e->p;
         int pid = p >= 0 ? 1 : 2;
         int64_t row = p >= 0 ? p : t->tid;
         if (p >= 0) name_proc(b, p);
@@ -641,7 +620,7 @@ static void convert(pbuf *b, tthread *t, const uint64_t (*slot)[2], uint32_t n) 
             PUTL(b, ",\"s\":\"t\",\"args\":{\"goroutine\":");
             put_u(b, e->goid);
             PUTL(b, ",\"creator\":");
-            put_u(b, x->b);
+            put_u(b, x->x);
             PUTL(b, ",\"fn\":");
             put_quoted(b, fn_name(x->a));
             PUTL(b, "}}");
@@ -652,8 +631,16 @@ static void convert(pbuf *b, tthread *t, const uint64_t (*slot)[2], uint32_t n) 
         case TK_GO_START:
             open_g(b, t, now, e->goid, p);
             break;
-        case TK_GO_BLOCK:
-            close_g(b, t, now, "blocked: ", e->small ? e->small : -1);
+        case TK_GO_STOP:
+            if (e->small == TRACE_STOP_YIELD)
+                close_g(b, t, now, "yield", 0);
+            else if (e->small == TRACE_STOP_PREEMPT)
+                close_g(b, t, now, "preempted", 0);
+            else if (e->small == TRACE_STOP_END)
+                close_g(b, t, now, "exit", 0);
+            else
+                close_g(b, t, now, "blocked: ", e->small ? e->small : -1);
+            if (e->goid) open_g(b, t, now, e->goid, p);
             break;
         case TK_GO_UNBLOCK:
             ev_head(b, "i", pid, row, "GoUnblock", now);
@@ -662,15 +649,6 @@ static void convert(pbuf *b, tthread *t, const uint64_t (*slot)[2], uint32_t n) 
             PUTL(b, ",\"by\":");
             put_i(b, t->g_open ? t->g_goid : 0);
             PUTL(b, "}}");
-            break;
-        case TK_GO_YIELD:
-            close_g(b, t, now, "yield", 0);
-            break;
-        case TK_GO_PREEMPT:
-            close_g(b, t, now, "preempted", 0);
-            break;
-        case TK_GO_END:
-            close_g(b, t, now, "exit", 0);
             break;
         case TK_GO_SYSCALL:
             close_g(b, t, now, "syscall", 0);
@@ -748,11 +726,10 @@ static void convert(pbuf *b, tthread *t, const uint64_t (*slot)[2], uint32_t n) 
             PUTL(b, "}}");
             ev_head(b, "C", 1, ROW_GC, "Goroutines", now);
             PUTL(b, ",\"args\":{\"goroutines\":");
-            put_u(b, x->b);
+            put_u(b, x->x);
             PUTL(b, "}}");
             break;
         }
-        if (x) i++;
     }
 }
 
@@ -795,7 +772,7 @@ static void spill(void) {
         unlock(&tr.lock);
         if (!q) return;
         file_hdr h = {q->owner->id, atomic_load_acq(&q->n)};
-        if (write_all(tr.tmp, &h, sizeof h) < 0 || write_all(tr.tmp, q->slot, h.n * 16) < 0) {
+        if (write_all(tr.tmp, &h, sizeof h) < 0 || write_all(tr.tmp, q->w, (size_t)h.n * 8) < 0) {
             close(tr.tmp); /* the file failed: keep the rest in memory */
             tr.tmp = -1;
             lock(&tr.lock);
@@ -822,58 +799,59 @@ static tthread *thread_by_id(uint32_t id) {
 /* The first pass: every goroutine's start function (its creation or its
  * description at start), so that a slice converted before the creation
  * that another thread recorded still gets its name. */
-static void collect_names(const uint64_t (*slot)[2], uint32_t n) {
-    for (uint32_t i = 0; i < n; i++) {
-        const tev *e = (const tev *)slot[i];
-        if (!(e->kind & TK_EXT)) continue;
-        if (i + 1 >= n) break;
-        int kind = e->kind & ~TK_EXT;
-        if (kind == TK_GO_CREATE || kind == TK_GO_DESC)
-            gfn_set(e->goid, ((const text *)slot[i + 1])->a);
-        i++;
+static void collect_names(const uint64_t *w, uint32_t n) {
+    tev e;
+    for (uint32_t i = 0; i < n; i += e.len) {
+        if (!decode(w, i, n, &e)) break;
+        if (e.ext && (e.kind == TK_GO_CREATE || e.kind == TK_GO_DESC)) gfn_set(e.goid, e.a);
     }
 }
 
 /* Reads the temporary file's buffers, calling fn on each. */
-static void file_each(void (*fn)(tthread *t, const uint64_t (*slot)[2], uint32_t n, pbuf *b),
-                      pbuf *b) {
-    static uint64_t slots[TBUF_SLOTS][2];
+static void file_each(void (*fn)(tthread *t, const uint64_t *w, uint32_t n, pbuf *b), pbuf *b) {
+    static uint64_t words[TBUF_WORDS];
     if (tr.tmp < 0) return;
     lseek(tr.tmp, 0, SEEK_SET);
     file_hdr h;
-    while (read(tr.tmp, &h, sizeof h) == (ssize_t)sizeof h && h.n <= TBUF_SLOTS) {
-        size_t want = (size_t)h.n * 16, got = 0;
+    while (read(tr.tmp, &h, sizeof h) == (ssize_t)sizeof h && h.n <= TBUF_WORDS) {
+        size_t want = (size_t)h.n * 8, got = 0;
         while (got < want) {
-            ssize_t r = read(tr.tmp, (char *)slots + got, want - got);
+            ssize_t r = read(tr.tmp, (char *)words + got, want - got);
             if (r <= 0) break;
             got += (size_t)r;
         }
         if (got < want) break;
-        fn(thread_by_id(h.thread), (const uint64_t(*)[2])slots, h.n, b);
+        fn(thread_by_id(h.thread), words, h.n, b);
     }
 }
 
-static void names_fn(tthread *t, const uint64_t (*slot)[2], uint32_t n, pbuf *b) {
+static void names_fn(tthread *t, const uint64_t *w, uint32_t n, pbuf *b) {
     (void)t, (void)b;
-    collect_names(slot, n);
+    collect_names(w, n);
 }
 
-static void convert_fn(tthread *t, const uint64_t (*slot)[2], uint32_t n, pbuf *b);
-
-static void convert_fn(tthread *t, const uint64_t (*slot)[2], uint32_t n, pbuf *b) {
-    if (t) convert(b, t, slot, n);
+static void convert_fn(tthread *t, const uint64_t *w, uint32_t n, pbuf *b) {
+    if (t) convert(b, t, w, n);
     if (b->n > (1 << 20)) out(b);
 }
 
 static void helper(void *arg) {
     (void)arg;
     uint32_t seq = atomic_load_acq(&tr.stop_seq);
-    while (atomic_load_acq(&tr.stop_seq) == seq) {
-        calibrate();
-        emit2(TK_COUNTERS, 0, 0, -1, atomic_load_relaxed(&gc_pacer.heap_live),
-              (uint64_t)gort_num_goroutine());
-        spill();
-        futex_sleep(&tr.stop_seq, seq, 10 * 1000 * 1000);
+    uint64_t last = __rdtsc();
+    for (uint32_t k = 0; atomic_load_acq(&tr.stop_seq) == seq; k++) {
+        if (k % 10 == 0) { /* every 10 ms */
+            calibrate();
+            emit2(TK_COUNTERS, 0, 0, -1, atomic_load_relaxed(&gc_pacer.heap_live),
+                  (uint64_t)gort_num_goroutine());
+            spill();
+        }
+        futex_sleep(&tr.stop_seq, seq, TICK_NS);
+        /* The tick: every thread's next event reads the clock. */
+        atomic_store_rel(&sched_trace_clock, atomic_load_relaxed(&sched_trace_clock) + 1);
+        uint64_t now = __rdtsc();
+        if (now - last > tr.max_tick_gap) tr.max_tick_gap = now - last;
+        last = now;
     }
     /* Stopped: no new events. Give writers already past their check a
      * moment, then take everything: the file, the full list, then every
@@ -892,17 +870,15 @@ static void helper(void *arg) {
     meta(&b, 1, ROW_GC, "thread_name", "GC", -1);
     /* Pass 1: names. Pass 2: the events, each thread's in its order. */
     file_each(names_fn, &b);
-    for (tbuf *x = tr.full; x; x = x->next)
-        collect_names((const uint64_t(*)[2])x->slot, atomic_load_acq(&x->n));
+    for (tbuf *x = tr.full; x; x = x->next) collect_names(x->w, atomic_load_acq(&x->n));
     for (int i = 0; i < tr.nall; i++)
         if (tr.all_bufs[i]->gen == tr.gen)
-            collect_names((const uint64_t(*)[2])tr.all_bufs[i]->slot,
-                          atomic_load_acq(&tr.all_bufs[i]->n));
+            collect_names(tr.all_bufs[i]->w, atomic_load_acq(&tr.all_bufs[i]->n));
     file_each(convert_fn, &b);
     if (tr.tmp >= 0) close(tr.tmp);
     tr.tmp = -1;
     for (tbuf *x = tr.full; x; x = x->next) { /* what the file could not take */
-        convert(&b, x->owner, (const uint64_t(*)[2])x->slot, atomic_load_acq(&x->n));
+        convert(&b, x->owner, x->w, atomic_load_acq(&x->n));
         if (b.n > (1 << 20)) out(&b);
     }
     for (int i = 0; i < tr.nall; i++) {
@@ -910,7 +886,7 @@ static void helper(void *arg) {
         bool listed = false;
         for (tbuf *f = tr.full; f && !listed; f = f->next) listed = f == x;
         if (x->gen != tr.gen || listed) continue;
-        convert(&b, x->owner, (const uint64_t(*)[2])x->slot, atomic_load_acq(&x->n));
+        convert(&b, x->owner, x->w, atomic_load_acq(&x->n));
         if (b.n > (1 << 20)) out(&b);
     }
     int64_t end = ts_of(tr.stop_tsc);
@@ -924,9 +900,10 @@ static void helper(void *arg) {
     }
     pbuf_printf(&b,
                 "\n],\n\"displayTimeUnit\":\"ns\",\"otherData\":{\"producer\":\"gort\","
-                "\"version\":\"%d.%d.%d\",\"dropped_buffers\":%llu}}\n",
+                "\"version\":\"%d.%d.%d\",\"dropped_buffers\":%llu,\"max_tick_gap_us\":%lld}}\n",
                 GORT_VERSION_MAJOR, GORT_VERSION_MINOR, GORT_VERSION_PATCH,
-                (unsigned long long)tr.dropped);
+                (unsigned long long)tr.dropped,
+                (long long)((double)tr.max_tick_gap * tr.ns_per_tick / 1000));
     out(&b);
     pbuf_free(&b);
     gort_free(gfn.goid);
@@ -963,7 +940,7 @@ static void describe_goroutines(void) {
     for (g *gp = atomic_load_acq(&allgs); gp; gp = gp->alllink) {
         uint32_t s = atomic_load_relaxed(&gp->status);
         if (s == G_DEAD || s == G_IDLE) continue;
-        emit2(TK_GO_DESC, gp->goid, 0, -1, (uint64_t)(uintptr_t)gp->fn, 0);
+        sched_trace_ext(TK_GO_DESC, gp->goid, 0, -1, (uint64_t)(uintptr_t)gp->fn, 0);
     }
 }
 
@@ -1012,6 +989,8 @@ GORT_API int gort_trace_start(int fd) {
         tr.all_bufs[i]->next = tr.free;
         tr.free = tr.all_bufs[i];
     }
+    tr.max_tick_gap = 0;
+    atomic_store_rel(&sched_trace_clock, (uint64_t)tr.gen << 32);
     tr.ns0 = prof_nanotime();
     tr.tsc0 = __rdtsc();
     tr.ns_per_tick = 1.0 / 3.0; /* until the helper's first calibration */
@@ -1026,7 +1005,7 @@ GORT_API int gort_trace_start(int fd) {
         unlock(&tr.lock);
         return rc;
     }
-    atomic_store_rel(&sched_hooks.event, sched_event);
+    atomic_store_rel(&sched_hooks.trace, trace_clocked);
     atomic_store_rel(&tr.on, 1);
     describe_goroutines();
     __atomic_fetch_or(&sched_hooks_on, SCHED_HOOK_TRACE, __ATOMIC_ACQ_REL);

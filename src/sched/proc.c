@@ -600,14 +600,14 @@ static void acquirep(m *mp, p *pp) {
     mp->saved_mcache = tls_mcache;
     tls_mcache = pp->mcache;
     stw_check(mp); /* it must not run goroutines while the world is stopped */
-    sched_hook_trace(SEV_PROC_START, NULL, mp, (uintptr_t)pp->id);
+    if (sched_tracing()) sched_trace_clocked(TK_PROC_START, 0, 0, pp->id, 0);
 }
 
 static p *releasep(m *mp) {
     p *pp = mp->p;
     if (!pp || pp->m != mp || atomic_load_relaxed(&pp->status) != P_RUNNING)
         throw("releasep: invalid p state");
-    sched_hook_trace(SEV_PROC_STOP, NULL, mp, (uintptr_t)pp->id);
+    if (sched_tracing()) sched_trace_clocked(TK_PROC_STOP, 0, 0, pp->id, 0);
     tls_mcache = mp->saved_mcache;
     atomic_store_rel(&pp->m, NULL);
     mp->p = NULL;
@@ -930,7 +930,10 @@ static __attribute__((aligned(64))) m *switch_out(m *mp, g *gp, bool dying) {
         }
     }
     mp->curg = NULL;
-    if (!next) return gswitch(mp, gp, mp->g0, dying);
+    if (!next) {
+        if (sched_tracing()) sched_trace_stop(mp, gp, NULL);
+        return gswitch(mp, gp, mp->g0, dying);
+    }
     mp->curg = next;
     next->m = mp;
     next->runseq++;
@@ -940,7 +943,7 @@ static __attribute__((aligned(64))) m *switch_out(m *mp, g *gp, bool dying) {
         pp->schedtick++;
         pp->handoffs_left = HANDOFF_MAX;
     }
-    sched_hook_on_start(mp, next);
+    sched_hook_on_switch(mp, gp, next);
     return gswitch(mp, gp, next, dying);
 }
 
@@ -1496,7 +1499,6 @@ static void gentry(void *arg) {
 }
 
 static void goexit1(m *mp, g *gp) {
-    sched_hook_trace(SEV_GO_END, gp, mp, 0);
     if (gp->is_main) sched.main_goexited = true;
     /* A forked child whose main goroutine is gone ends with its last one. */
     if (atomic_xadd(&sched.ngoroutines, -1) == 1 && unlikely(sched.main_lost)) exit(0);
@@ -1619,7 +1621,6 @@ __attribute__((aligned(64))) void gort_yield(void) {
         !atomic_load_relaxed(&pp->runnext) && atomic_load_relaxed(&sched.runqsize) == 0 &&
         !atomic_load_relaxed(&pp->must_sched) && !atomic_load_relaxed(&pp->timer0when))
         return;
-    sched_hook_trace(SEV_GO_YIELD, gp, mp, 0);
     mp->pend = PEND_YIELD;
     mp->pend_g = gp;
     switch_out(mp, gp, false);
@@ -1662,7 +1663,6 @@ static __attribute__((noinline)) void preempt_slow(m *mp, p *pp) {
         atomic_store_relaxed(&pp->must_sched, 1);
     }
     gp->preempt = false;
-    sched_hook_trace(SEV_GO_PREEMPT, gp, mp, 0);
     mp->pend = PEND_PREEMPT;
     mp->pend_g = gp;
     switch_out(mp, gp, false);
@@ -1680,7 +1680,7 @@ void gort_preempt_check(void) {
 
 /* ---- park / ready ---------------------------------------------------------------------- */
 
-/* sched_park while profiling or tracing (schedhooks.h): not a tail call,
+/* sched_park while profiling blocking (schedhooks.h): not a tail call,
  * so that the blocked goroutine reports its own wait once it runs again. */
 static __attribute__((noinline)) void park_hooked(m *mp, g *gp) {
     sched_hook_park(gp, mp, gp->waitreason);
@@ -1703,7 +1703,7 @@ void sched_park(bool (*unlockf)(g *, void *), void *lk, int reason) {
     mp->pend_g = gp;
     mp->pend_unlockf = unlockf;
     mp->pend_lock = lk;
-    if (unlikely(sched_hooks_active() & (SCHED_HOOK_TRACE | SCHED_HOOK_BLOCK))) {
+    if (unlikely(sched_hooks_active() & SCHED_HOOK_BLOCK)) { /* the trace's event is switch_out's */
         park_hooked(mp, gp);
         return;
     }
@@ -1740,7 +1740,7 @@ void syscall_enter_regs(const uintptr_t *regs, uintptr_t sp) {
     p *pp = mp->p;
     for (int i = 0; i < 6; i++) gp->syscall_regs[i] = regs[i];
     gp->syscallsp = sp;
-    sched_hook_trace(SEV_GO_SYSCALL, gp, mp, 0);
+    if (sched_tracing()) sched_trace_clocked(TK_GO_SYSCALL, gp->goid, 0, pp->id, 0);
     setgstatus(gp, G_RUNNING, G_SYSCALL);
     pp->syscalltick++;
     mp->oldp = pp;
@@ -1752,7 +1752,7 @@ void syscall_enter_regs(const uintptr_t *regs, uintptr_t sp) {
 
 /* On g0: gort_syscall_exit found no P (Go's exitsyscall0). */
 static void exitsyscall0(m *mp, g *gp) {
-    sched_hook_trace(SEV_GO_SYSEXIT, gp, mp, 0);
+    if (sched_tracing()) sched_trace_clocked(TK_GO_SYSEXIT, gp->goid, 0, trace_pid(mp), 0);
     setgstatus(gp, G_SYSCALL, G_RUNNABLE);
     gp->m = NULL;
     lock(&sched.lock);
@@ -1787,7 +1787,7 @@ void gort_syscall_exit(void) {
         gp->runseq++;
         setgstatus(gp, G_SYSCALL, G_RUNNING);
         stw_check(mp);
-        sched_hook_trace(SEV_GO_SYSEXIT, gp, mp, 0);
+        if (sched_tracing()) sched_trace_clocked(TK_GO_SYSEXIT, gp->goid, 0, trace_pid(mp), 0);
         return;
     }
     if (atomic_load_relaxed(&sched.npidle) > 0) {
@@ -1798,7 +1798,7 @@ void gort_syscall_exit(void) {
             acquirep(mp, pp);
             gp->runseq++;
             setgstatus(gp, G_SYSCALL, G_RUNNING);
-            sched_hook_trace(SEV_GO_SYSEXIT, gp, mp, 0);
+            if (sched_tracing()) sched_trace_clocked(TK_GO_SYSEXIT, gp->goid, 0, trace_pid(mp), 0);
             return;
         }
     }

@@ -7,6 +7,9 @@
 
 uint32_t sched_hooks_on;
 sched_hook_table sched_hooks;
+uint64_t sched_trace_clock;
+__thread trace_buf *tls_trace_buf __attribute__((tls_model("initial-exec")));
+__thread uint64_t tls_trace_seen __attribute__((tls_model("initial-exec")));
 
 bool sched_block_reason(int reason) {
     switch (reason) {
@@ -26,25 +29,22 @@ bool sched_block_reason(int reason) {
     }
 }
 
-static void event(int ev, g *gp, m *mp, uintptr_t arg) {
-    void (*f)(int, g *, m *, uintptr_t) = atomic_load_acq(&sched_hooks.event);
-    if (f) f(ev, gp, mp, arg);
-}
-
-void sched_hook_event(int ev, g *gp, m *mp, uintptr_t arg) {
-    event(ev, gp, mp, arg);
-}
-
 void sched_hook_create(g *gp, m *mp) {
     uint32_t on = atomic_load_relaxed(&sched_hooks_on);
     if (on & SCHED_HOOK_LATENCY) {
         gp->trackseq = 0;
         gp->runnable_since = nanotime(); /* a new goroutine's first wait is tracked */
     }
-    if (on & SCHED_HOOK_TRACE) event(SEV_GO_CREATE, gp, mp, (uintptr_t)gp->fn);
+    if (on & SCHED_HOOK_TRACE) {
+        g *cur = mp ? mp->curg : NULL;
+        sched_trace_ext(TK_GO_CREATE, gp->goid, 0, trace_pid(mp), (uint64_t)(uintptr_t)gp->fn,
+                        cur ? (uint64_t)cur->goid : 0);
+    }
 }
 
+/* A tracked latency ends (the trace's start is sched_hook_on_start's). */
 void sched_hook_start(m *mp, g *gp) {
+    (void)mp;
     int64_t since = gp->runnable_since;
     if (since) {
         gp->runnable_since = 0;
@@ -52,15 +52,14 @@ void sched_hook_start(m *mp, g *gp) {
         int64_t d = nanotime() - since;
         if (f && d >= 0) f(d);
     }
-    if (atomic_load_relaxed(&sched_hooks_on) & SCHED_HOOK_TRACE)
-        event(SEV_GO_START, gp, mp, mp && mp->p ? (uintptr_t)mp->p->id : 0);
 }
 
+/* The block profile's part of a park (the trace's event is switch_out's). */
 void sched_hook_park(g *gp, m *mp, int reason) {
+    (void)mp;
     uint32_t on = atomic_load_relaxed(&sched_hooks_on);
     gp->releasetime = 0;
     gp->blockstart = (on & SCHED_HOOK_BLOCK) && sched_block_reason(reason) ? nanotime() : 0;
-    if (on & SCHED_HOOK_TRACE) event(SEV_GO_BLOCK, gp, mp, (uintptr_t)reason);
 }
 
 void sched_hook_unpark(g *gp) {
@@ -72,11 +71,10 @@ void sched_hook_unpark(g *gp) {
     if (f && t1 >= t0) f(gp, gp->waitreason, t1 - t0);
 }
 
+/* The block profile's and the latency's part of a ready (the trace's
+ * event is sched_hook_on_ready's). */
 void sched_hook_ready(g *gp, uint32_t on, bool track) {
+    (void)on;
     if (gp->blockstart) gp->releasetime = nanotime();
     if (track) gp->runnable_since = nanotime();
-    if (on & SCHED_HOOK_TRACE) {
-        m *mp = tls_m;
-        event(SEV_GO_UNBLOCK, gp, mp, 0);
-    }
 }

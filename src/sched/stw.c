@@ -209,7 +209,9 @@ static void signal_thread(stw_thread *t, const char *what) {
 }
 
 void stop_the_world(const char *reason) {
-    sched_hook_trace(SEV_STW_START, NULL, tls_m, (uintptr_t)reason); /* the execution trace */
+    if (sched_tracing()) /* the execution trace */
+        sched_trace_clocked(TK_STW_START | TK_EXT, 0, 0, trace_pid(tls_m),
+                            (uint64_t)(uintptr_t)reason);
     int64_t t0 = nanotime();
     mutex_lock();
     fmutex_lock(&reg_mutex); /* no foreign thread comes or goes meanwhile */
@@ -251,7 +253,7 @@ void stop_the_world(const char *reason) {
 }
 
 void start_the_world(void) {
-    sched_hook_trace(SEV_STW_DONE, NULL, tls_m, 0); /* the execution trace */
+    if (sched_tracing()) sched_trace_clocked(TK_STW_DONE, 0, 0, trace_pid(tls_m), 0);
     int32_t np = atomic_load_acq(&sched.nallp);
     for (int32_t i = 0; i < np; i++) {
         p *pp = allp[i];
