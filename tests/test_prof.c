@@ -979,17 +979,24 @@ static int trace_times_main(int argc, char **argv) {
         }
         if (eol) *eol = '\n';
     }
-    CHECK_GE(ns, 40000); /* two a round trip */
+    /* Two a round trip and main's first, from the trace's start. Under
+     * load (three CPU hogs on the two cores) one of the 40,001 slices was
+     * missing in 3 runs of 10; why is not known yet: the bound allows it. */
+    CHECK_GE(ns, 40000);
     double longest = 0;
     for (int i = 0; i < ns; i++)
         if (sl[i].spinner && sl[i].dur > longest) longest = sl[i].dur;
     double spun_ms = (double)spun_ns / 1e6, got_ms = longest / 1000;
     /* The stated bound: the longest interval between the helper's ticks
      * (1 ms when it gets a CPU on time; the trace reports it). */
-    if (fabs(got_ms - spun_ms) > 1.5 + max_gap_ms)
+    if (got_ms < spun_ms - (1.5 + max_gap_ms) || got_ms > spun_ms + 1.5 + max_gap_ms + 20)
         printf("the 50 ms run: slice %.3f ms, spun %.3f ms, longest tick gap %.3f ms\n", got_ms,
                spun_ms, max_gap_ms);
-    CHECK_LE(fabs(got_ms - spun_ms), 1.5 + max_gap_ms);
+    /* The slice also holds the run's channel operations, in which the OS
+     * may have descheduled the thread for a while: strict below, 20 ms of
+     * slack above (the bug this catches gave 0.05 ms). */
+    CHECK_FGE(got_ms, spun_ms - (1.5 + max_gap_ms));
+    CHECK_FLE(got_ms, spun_ms + 1.5 + max_gap_ms + 20);
     qsort(sl, (size_t)ns, sizeof *sl, cmp_gslice);
     int overlaps = 0;
     for (int i = 0; i < ns; i++) {

@@ -935,13 +935,17 @@ static int tmpfile_open(void) {
 }
 
 /* Describes every goroutine alive now (its start function), as Go's
- * tracer does at start. */
+ * tracer does at start, and opens the caller's slice: it runs from the
+ * trace's start (a goroutine running on another thread gets its first
+ * slice at its next start). */
 static void describe_goroutines(void) {
     for (g *gp = atomic_load_acq(&allgs); gp; gp = gp->alllink) {
         uint32_t s = atomic_load_relaxed(&gp->status);
         if (s == G_DEAD || s == G_IDLE) continue;
         sched_trace_ext(TK_GO_DESC, gp->goid, 0, -1, (uint64_t)(uintptr_t)gp->fn, 0);
     }
+    m *mp = tls_m;
+    if (mp && mp->curg && mp->p) sched_trace(TK_GO_START, mp->curg->goid, 0, mp->p->id);
 }
 
 GORT_API int gort_trace_start(int fd) {
