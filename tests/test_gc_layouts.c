@@ -25,6 +25,7 @@
 #include "gort/memstats.h"
 #include "gort/sched.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,6 +79,18 @@ GORT_TYPE(m2, b);
 enum { T_PP, T_PI, T_IP, T_Q1, T_Q2, T_H1, T_M1, T_M2, T_MARR, T_ARR, NT };
 #define TAG(k) ((uintptr_t)0x7a60000000000000ull | (uintptr_t)(k))
 
+/* The kinds that are a tag and a next pointer in one object: where they
+ * sit (the others have cases of their own in mk and nextof). */
+#define PLAIN(k, type, tagf, nextf)                                                                \
+    [k] = {&type##_type, offsetof(struct type, tagf), offsetof(struct type, nextf)}
+static const struct plain {
+    const gort_type *t;
+    size_t tag, next;
+} plain[NT] = {
+    PLAIN(T_PI, pi, tag, a), PLAIN(T_IP, ip, tag, b), PLAIN(T_Q2, q2, tag, c),
+    PLAIN(T_H1, h1, tag, b), PLAIN(T_M1, m1, tag, a), PLAIN(T_M2, m2, tag, b),
+};
+
 static uint64_t rng(uint64_t *s) {
     *s ^= *s << 13;
     *s ^= *s >> 7;
@@ -87,6 +100,12 @@ static uint64_t rng(uint64_t *s) {
 
 /* A node of kind k whose "next" pointer is next. */
 static void *mk(int k, void *next) {
+    if (plain[k].t) {
+        char *o = gort_new(plain[k].t);
+        *(uintptr_t *)(o + plain[k].tag) = TAG(k);
+        GORT_STORE(*(void **)(o + plain[k].next), next);
+        return o;
+    }
     switch (k) {
     case T_PP: {
         struct pp *o = gort_new(&pp_type);
@@ -94,18 +113,6 @@ static void *mk(int k, void *next) {
         struct pi *t = gort_new(&pi_type);
         t->tag = TAG(T_PI);
         GORT_STORE(o->b, t);
-        return o;
-    }
-    case T_PI: {
-        struct pi *o = gort_new(&pi_type);
-        o->tag = TAG(k);
-        GORT_STORE(o->a, next);
-        return o;
-    }
-    case T_IP: {
-        struct ip *o = gort_new(&ip_type);
-        o->tag = TAG(k);
-        GORT_STORE(o->b, next);
         return o;
     }
     case T_Q1: {
@@ -116,30 +123,6 @@ static void *mk(int k, void *next) {
         struct ip *t = gort_new(&ip_type);
         t->tag = TAG(T_IP);
         GORT_STORE(o->a, t);
-        return o;
-    }
-    case T_Q2: {
-        struct q2 *o = gort_new(&q2_type);
-        o->tag = TAG(k);
-        GORT_STORE(o->c, next);
-        return o;
-    }
-    case T_H1: {
-        struct h1 *o = gort_new(&h1_type);
-        o->tag = TAG(k);
-        GORT_STORE(o->b, next);
-        return o;
-    }
-    case T_M1: {
-        struct m1 *o = gort_new(&m1_type);
-        o->tag = TAG(k);
-        GORT_STORE(o->a, next);
-        return o;
-    }
-    case T_M2: {
-        struct m2 *o = gort_new(&m2_type);
-        o->tag = TAG(k);
-        GORT_STORE(o->b, next);
         return o;
     }
     case T_MARR: { /* 40 of pi: 640 bytes, in m1's and m2's class */
@@ -161,45 +144,20 @@ static void *mk(int k, void *next) {
 
 /* The node after p (of kind k), counting a bad tag in *bad. */
 static void *nextof(int k, void *p, long *bad) {
+    if (plain[k].t) {
+        char *o = p;
+        if (*(uintptr_t *)(o + plain[k].tag) != TAG(k)) (*bad)++;
+        return *(void **)(o + plain[k].next);
+    }
     switch (k) {
     case T_PP: {
         struct pp *o = p;
         if (((struct pi *)o->b)->tag != TAG(T_PI)) (*bad)++;
         return o->a;
     }
-    case T_PI: {
-        struct pi *o = p;
-        if (o->tag != TAG(k)) (*bad)++;
-        return o->a;
-    }
-    case T_IP: {
-        struct ip *o = p;
-        if (o->tag != TAG(k)) (*bad)++;
-        return o->b;
-    }
     case T_Q1: {
         struct q1 *o = p;
         if (o->tag != TAG(k) || ((struct ip *)o->a)->tag != TAG(T_IP)) (*bad)++;
-        return o->b;
-    }
-    case T_Q2: {
-        struct q2 *o = p;
-        if (o->tag != TAG(k)) (*bad)++;
-        return o->c;
-    }
-    case T_H1: {
-        struct h1 *o = p;
-        if (o->tag != TAG(k)) (*bad)++;
-        return o->b;
-    }
-    case T_M1: {
-        struct m1 *o = p;
-        if (o->tag != TAG(k)) (*bad)++;
-        return o->a;
-    }
-    case T_M2: {
-        struct m2 *o = p;
-        if (o->tag != TAG(k)) (*bad)++;
         return o->b;
     }
     case T_MARR: {
