@@ -262,7 +262,7 @@ static void emit2(uint32_t kind, int64_t goid, uint32_t small, int p, uint64_t a
 void prof_trace_gc(int ev, uint64_t arg) {
     if (!atomic_load_relaxed(&tr.on)) return;
     m *mp = tls_m;
-    int p = mp && mp->p ? mp->p->id : -1;
+    int p = trace_pid(mp);
     g *gp = mp ? mp->curg : NULL;
     int64_t goid = gp ? gp->goid : 0;
     switch (ev) {
