@@ -568,12 +568,7 @@ static bool run_root_job(gcwork *w) {
  * Frampton's "Effective prefetch for mark-sweep garbage collection"). */
 #define PREFETCH_RING 16
 
-/* NO_ASAN: under gcc's ASan, a mark worker's write to ring (a plain
- * thread, no stack switch, the frame live) is now and then reported as a
- * stack-use-after-scope (test_gccheckmark in CI; why test_gc is labelled
- * nosan). The objects it scans are the collector's to read, as in
- * gc_scanblock. */
-NO_ASAN int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop, bool roots) {
+int64_t gc_drain(gcwork *w, int64_t budget, const volatile uint32_t *stop, bool roots) {
     int64_t start = w->scan_work, limit = budget >= 0 ? start + budget : INT64_MAX;
     uintptr_t ring[PREFETCH_RING];
     unsigned rh = 0, rn = 0;
