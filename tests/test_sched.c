@@ -638,6 +638,7 @@ static int spawn_preempt_main(int argc, char **argv) {
  * goroutines that only that batch holds. Before the fix this died with "all
  * goroutines are asleep - deadlock!" (1 run in 40 of bench/sync_bench spawn). */
 
+#include "sched/proc.h"
 #include "sched/runtime2.h"
 #include "gort/sync.h"
 
@@ -671,6 +672,75 @@ static int sysmon_batch_main(int argc, char **argv) {
     TCHECK(sb_hooked == 1);
     gort_waitgroup_wait(&sb_wg);
     TCHECK(sb_ran == N);
+    return 0;
+}
+
+/* ---- a thief inside handoffs_over ------------------------------------------------------
+ * A pair handing off through runnext ends its slice after HANDOFF_MAX
+ * switches while another G waits: handoffs_over puts the pair's G on the
+ * ring and runs the ring's head. A thief (sysmon's preemptone, a spinning M)
+ * may empty the ring in between, the pair's G included; it must then run
+ * only where the thief put it. Here the hook is that thief, on the one P:
+ * it moves the whole ring to the global queue, as preemptone does. Before
+ * the fix handoffs_over fell back to running the G it had just queued, so
+ * the G ran twice (test_fork_load_p4 died so now and then under load:
+ * "sched_ready: goroutine 3 is not waiting", a SIGSEGV at pc 0, "send on
+ * closed channel"); here at once. */
+
+static long ht_steals, ht_yields, ht_stop;
+
+static void ht_thief(p *pp) {
+    g *batch[RUNQ_SIZE];
+    uint32_t n;
+    while ((n = runqgrab(pp, batch, 0, false)) > 0) {
+        for (uint32_t i = 0; i + 1 < n; i++) batch[i]->schedlink = batch[i + 1];
+        lock(&sched.lock);
+        globrunqputbatch(batch[0], batch[n - 1], (int32_t)n);
+        unlock(&sched.lock);
+    }
+    if (++ht_steals == 1000) sched_test_handoff_hook = NULL;
+}
+
+static void ht_echo(void *arg) {
+    gort_chan **c = arg;
+    int64_t v;
+    while (gort_chan_recv(c[0], &v)) {
+        v++;
+        gort_chan_send(c[1], &v);
+    }
+}
+
+static void ht_yielder(void *arg) {
+    (void)arg;
+    while (!__atomic_load_n(&ht_stop, __ATOMIC_RELAXED)) {
+        __atomic_add_fetch(&ht_yields, 1, __ATOMIC_RELAXED);
+        gort_yield();
+    }
+}
+
+static int handoff_thief_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    TCHECK(gort_gomaxprocs(0) == 1);
+    gort_chan *c[2] = {gort_chan_make(sizeof(int64_t), 0), gort_chan_make(sizeof(int64_t), 0)};
+    gort_go(ht_echo, c);
+    gort_go(ht_yielder, NULL);
+    sched_test_handoff_hook = ht_thief;
+    int64_t v = 0;
+    long rounds = 0;
+    int64_t end = test_now_ns() + 20000000000LL;
+    while (__atomic_load_n(&ht_steals, __ATOMIC_RELAXED) < 1000 && test_now_ns() < end) {
+        int64_t sent = v;
+        gort_chan_send(c[0], &v);
+        TCHECK(gort_chan_recv(c[1], &v));
+        TCHECK(v == sent + 1); /* every reply, once, in order */
+        rounds++;
+    }
+    __atomic_store_n(&ht_stop, 1, __ATOMIC_RELAXED);
+    sched_test_handoff_hook = NULL;
+    gort_chan_close(c[0]);
+    fprintf(stderr, "    %ld rounds, %ld thefts, %ld yields\n", rounds, ht_steals, ht_yields);
+    TCHECK(ht_steals == 1000);
+    TCHECK(ht_yields > 0);
     return 0;
 }
 
@@ -1124,6 +1194,7 @@ int main(int argc, char **argv) {
     in_child("test_gomaxprocs", gomaxprocs_main, 3);
     in_child("test_preempt_p1", preempt_main, 1);
     in_child("test_sysmon_batch_p1", sysmon_batch_main, 1);
+    in_child("test_handoff_thief_p1", handoff_thief_main, 1);
     in_child("test_spawn_preempt_p1", spawn_preempt_main, 1);
     in_child("test_yield_rr_p1", yield_rr_main, 1);
     in_child("test_yield_preempt_p1", yield_preempt_main, 1);

@@ -353,7 +353,8 @@ static __attribute__((noinline)) g *handoffs_over(p *pp, g *gp);
 /* Owner only: runqget, and the handoff budget. A G taken from runnext
  * inherits the time slice (Go's runnext: goroutines that hand off to each
  * other count as one for sysmon's 10 ms slice), but only HANDOFF_MAX times
- * in a row while other Gs wait: then the slice ends (handoffs_over). */
+ * in a row while other Gs wait: then the slice ends (handoffs_over). NULL
+ * when there is nothing, or when thieves took what handoffs_over queued. */
 static inline __attribute__((always_inline)) g *runq_next(p *pp, bool *inherit) {
     g *gp = runqget(pp, inherit);
     if (*inherit && unlikely(--pp->handoffs_left <= 0)) {
@@ -1272,21 +1273,29 @@ static void retire_p(p *pp) {
     atomic_store_rel(&pp->status, P_DEAD);
 }
 
+void (*sched_test_handoff_hook)(p *pp);
+
 /* gp, from runnext, would inherit the time slice for the HANDOFF_MAX-th
  * time in a row (a pair of goroutines handing off to each other, say).
  * If other Gs wait, on the P's queue or the global one, the slice ends here:
  * gp goes to the ring's tail and the oldest waiting G runs, with a fresh
  * slice. Without this only sysmon would end such a slice, after 10-20 ms;
  * counting costs the handoff path one decrement. Otherwise gp runs.
- * Returns the G to run (not gp: it does not inherit). */
+ * Returns the G to run: gp (it keeps the slice), another G (it does not),
+ * or NULL. NULL when thieves emptied the ring between the put and the get:
+ * they took gp with the rest, so gp is theirs to run now, not ours (falling
+ * back to gp here ran it twice: on this M and on the thief's, the fork
+ * crash of #8, under sysmon's preemptone on a loaded machine). */
 static __attribute__((noinline)) g *handoffs_over(p *pp, g *gp) {
     pp->handoffs_left = HANDOFF_MAX;
     g *other = NULL;
     if (!runqempty_all(pp)) {
         runqput(pp, gp, false);
+        if (unlikely(sched_test_handoff_hook != NULL)) sched_test_handoff_hook(pp);
         bool inh;
-        other = runqget(pp, &inh); /* the ring's head (runnext is empty) */
-    } else if (atomic_load_relaxed(&sched.runqsize) > 0) {
+        return runqget(pp, &inh); /* the ring's head (runnext is empty), or NULL */
+    }
+    if (atomic_load_relaxed(&sched.runqsize) > 0) {
         lock(&sched.lock);
         other = globrunqget(pp, 1);
         unlock(&sched.lock);

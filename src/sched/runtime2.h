@@ -59,6 +59,7 @@
 #define sched_ready                gort__sched_ready
 #define sched_shrink_period_ns     gort__sched_shrink_period_ns
 #define sched_test_sysmon_hook     gort__sched_test_sysmon_hook
+#define sched_test_handoff_hook    gort__sched_test_handoff_hook
 #define sched_timer_armed          gort__sched_timer_armed
 #define sched_timer_kick           gort__sched_timer_kick
 #define timer_add                  gort__timer_add
@@ -455,6 +456,9 @@ extern void (*sched_netpoll_break)(void);
 /* Tests only: sysmon calls it in preemptone while it holds a batch of runnable
  * Gs taken from a P and not yet queued (to widen that window). */
 extern void (*sched_test_sysmon_hook)(void);
+/* Tests only: handoffs_over calls it with the handing-off G just put on pp's
+ * ring, before it takes the ring's head (a thief's window). */
+extern void (*sched_test_handoff_hook)(struct p *pp);
 
 /* ---- timers (time.c) ----------------------------------------------------- */
 
