@@ -484,11 +484,6 @@ static void race_child(void) {
 }
 
 static void test_weak_get_during_mark(void) {
-    /* ASan reports stack-use-after-scope in gc_drain's prefetch ring on a
-     * mark worker under this kind of load, on main as well (a program with
-     * no weak pointer shows it); skipped there until that is understood. */
-    if (TEST_ASAN)
-        TEST_SKIP("ASan: stack-use-after-scope in gc_drain (mgcmark.c), not weak-specific");
     expect_death(race_child, 0, "gets ");
 }
 

@@ -22,7 +22,12 @@
 #endif
 
 /* Code that reads memory ASan considers off limits on purpose (below a
- * stack's lowest live frame, guard neighbourhoods, conservative scans). */
+ * stack's lowest live frame, guard neighbourhoods, conservative scans).
+ * Such a function must not inline (always_inline) instrumented code with
+ * addressable locals: gcc keeps their use-after-scope poisoning but gives
+ * the NO_ASAN function no frame to clear it, so the poison outlives the
+ * call below the stack pointer and a later frame there is reported (call
+ * it out of line under ASan, as gc_scanblock does; tests/asan_shadow.sh). */
 #define NO_ASAN __attribute__((no_sanitize_address))
 
 #if defined(__has_include)
