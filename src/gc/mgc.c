@@ -210,9 +210,16 @@ static void mark_termination(int64_t stop_ns) {
     if (opts.debug.gcpacertrace) pacertrace_line(cpu);
     gc_pacer_update_cons_mark(mark_ns_wall, cpu, gc_nprocs());
     gc_pacer.heap_marked = marked;
-    gc_pacer.last_heap_scan = atomic_load_relaxed(&gc_pacer.heap_scan);
     gc_pacer.stack_scan = (uint64_t)atomic_load_relaxed(&gc_state.stack_scan_bytes);
     gc_pacer.globals_scan = (uint64_t)atomic_load_relaxed(&gc_state.globals_bytes);
+    /* The heap's scan work of this cycle (Go 1.19's lastHeapScan: what the
+     * next cycle is expected to scan again), not the scannable heap at its
+     * end: objects allocated black during the mark were never scanned, and
+     * counting them (2-3 x the work in binarytrees) made the assist ratio
+     * and the trigger's runway those times too large. */
+    uint64_t roots_done = gc_pacer.stack_scan + gc_pacer.globals_scan;
+    uint64_t work = (uint64_t)atomic_load_relaxed(&gc_state.scan_work);
+    gc_pacer.last_heap_scan = work > roots_done ? work - roots_done : 0;
 
     __atomic_store_n(&gort__writebarrier, 0, __ATOMIC_RELEASE);
     sched_gc_newproc_hook = NULL;
@@ -223,7 +230,7 @@ static void mark_termination(int64_t stop_ns) {
     /* heap_live restarts from what is live; spans still cached count their
      * free slots again when they are next cached (mgccentral.c). */
     atomic_store_rel(&gc_pacer.heap_live, marked);
-    atomic_store_rel(&gc_pacer.heap_scan, marked);
+    atomic_store_rel(&gc_pacer.heap_scan, gc_pacer.last_heap_scan); /* Go's heapScan */
     gc_pacer_end_cycle();
     gc_sweep_credit_reset();
     gc_state.last_mark_end_ns = (uint64_t)nanotime();
