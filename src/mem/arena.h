@@ -21,7 +21,8 @@
 #define GORT_MEM_ARENA_H
 
 /* The runtime's own globals that hold heap addresses as numbers (the page
- * allocator's run being scavenged, the next arena hint): in a section of
+ * allocator's run being scavenged, the next arena hint), or that can read
+ * as one (stop-the-world's counters side by side: stw.c): in a section of
  * their own, which the collector leaves out when it scans the program's
  * data and bss (src/gc/mgcmark.c). Scanned, each such value was a false
  * root: it kept whatever object began at that page, and when it changed
