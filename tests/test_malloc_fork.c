@@ -292,6 +292,17 @@ static void *child_thread(void *arg) {
 }
 
 static void case_fork_during_mcache_creation(void) {
+#ifdef UNDER_ASAN
+    /* The fork's prepare handler waits for the stalled thread to leave
+     * mcache_lock; that thread then goes on to start the scavenger, and
+     * ASan's pthread_create and thread start allocate from ASan's own
+     * allocator while this thread forks. GCC 12's ASan takes no lock around
+     * fork, so the child inherits an ASan allocator lock held (seen: the
+     * child's new thread waits forever in ASan's SizeClassAllocator64, 2 to
+     * 10 runs in 20). The case runs in the plain and clang builds. */
+    fprintf(stderr, "--- SKIP: fork during mcache creation: under ASan\n");
+    _exit(77);
+#endif
     /* This process has no mcache yet: the thread's first malloc creates the
      * first one, mapping the pool's first chunk. */
     pthread_t t = stall_in_thread(&stall_mmap, first_malloc_thread);
