@@ -85,10 +85,11 @@ static void parse_godebug(const char *s) {
         const char *name;
         int *field;
     } keys[] = {
-        {"gctrace", &opts.debug.gctrace},         {"schedtrace", &opts.debug.schedtrace},
-        {"scheddetail", &opts.debug.scheddetail}, {"gccheckmark", &opts.debug.gccheckmark},
-        {"scavtrace", &opts.debug.scavtrace},     {"madvdontneed", &opts.debug.madvdontneed},
-        {"clobberfree", &opts.debug.clobberfree}, {"gcstoptheworld", &opts.debug.gcstoptheworld},
+        {"gctrace", &opts.debug.gctrace},           {"schedtrace", &opts.debug.schedtrace},
+        {"scheddetail", &opts.debug.scheddetail},   {"gccheckmark", &opts.debug.gccheckmark},
+        {"scavtrace", &opts.debug.scavtrace},       {"madvdontneed", &opts.debug.madvdontneed},
+        {"clobberfree", &opts.debug.clobberfree},   {"gcstoptheworld", &opts.debug.gcstoptheworld},
+        {"gcpacertrace", &opts.debug.gcpacertrace},
     };
     while (*s) {
         const char *end = strchr(s, ',');

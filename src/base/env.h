@@ -24,7 +24,8 @@ struct gort_options {
     int cpuprofilerate; /* GORT_CPUPROFILERATE: the CPU profile's samples per second */
     struct {            /* GORT_GODEBUG=name=val,... (unknown names ignored, as Go) */
         int gctrace;
-        int schedtrace; /* ms between schedtrace lines; 0 off */
+        int gcpacertrace; /* the pacer's figures at each mark termination */
+        int schedtrace;   /* ms between schedtrace lines; 0 off */
         int scheddetail;
         int gccheckmark;
         int scavtrace;

@@ -436,8 +436,9 @@ extern struct gc_pacer {
     uint64_t heap_marked;    /* bytes marked by the last cycle */
     uint64_t heap_goal;      /* the heap size the current cycle aims to finish by */
     uint64_t trigger;        /* heap_live at which the next cycle starts */
-    uint64_t heap_scan;      /* atomic: bytes of scannable heap (the scan work expected) */
-    uint64_t last_heap_scan; /* heap_scan at the last mark termination */
+    uint64_t heap_scan;      /* atomic: the most a cycle may scan: last_heap_scan plus the scan
+                                slots allocated since (Go's heapScan) */
+    uint64_t last_heap_scan; /* heap scan work of the last cycle (Go's lastHeapScan) */
     uint64_t stack_scan, globals_scan; /* bytes, last cycle */
     double cons_mark;                  /* measured allocation rate / mark rate */
     double assist_work_per_byte;       /* scan work an assist owes per byte allocated */

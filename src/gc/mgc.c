@@ -148,6 +148,30 @@ static void gctrace_line(void) {
     print("%s", line);
 }
 
+/* GORT_GODEBUG=gcpacertrace=1: Go's pacer line at mark termination (before
+ * the cycle's figures feed the next): the GC's share of the CPU while
+ * marking, the scan work done against what the pacer expected, the heap
+ * from the trigger to now against the goal, the cons/mark ratio the trigger
+ * was computed from, and the trigger's place between the live heap and the
+ * goal. */
+static void pacertrace_line(int64_t cpu) {
+    int procs = gc_nprocs();
+    double util = mark_ns_wall > 0 ? (double)cpu / ((double)mark_ns_wall * procs) : 0;
+    uint64_t exp = gc_pacer.last_heap_scan + gc_pacer.stack_scan + gc_pacer.globals_scan;
+    uint64_t work = atomic_load_relaxed(&gc_state.scan_work);
+    uint64_t start = gc_pacer.heap_live_at_start, prev = gc_pacer.heap_marked;
+    int64_t dgoal = (int64_t)heap1 - (int64_t)cycle_goal;
+    int tpct =
+        cycle_goal > prev
+            ? (int)(100 * ((double)start - (double)prev) / ((double)cycle_goal - (double)prev))
+            : 0;
+    print("pacer: %d%% CPU for %llu B work (%llu B exp.) in %llu B -> %llu B (goal %llu, "
+          "delta %lld), cons/mark %d/1000, trigger at %d%%\n",
+          (int)(100 * util), (unsigned long long)work, (unsigned long long)exp,
+          (unsigned long long)start, (unsigned long long)heap1, (unsigned long long)cycle_goal,
+          (long long)dgoal, (int)(1000 * gc_pacer.cons_mark), tpct);
+}
+
 /* Grey objects termination may find and still drain with the world stopped;
  * beyond this, marking goes back to being concurrent (Go's gcMarkDone
  * restarts the same way when its ragged barrier finds work). */
@@ -183,11 +207,19 @@ static void mark_termination(int64_t stop_ns) {
         heap1 > gc_pacer.heap_live_at_start ? heap1 - gc_pacer.heap_live_at_start : 0;
     uint64_t marked = atomic_load_relaxed(&gc_state.bytes_marked) + alloc_during;
     int64_t cpu = atomic_load_relaxed(&gc_state.gc_cpu_ns) - gc_state.cpu_at_mark_start;
+    if (opts.debug.gcpacertrace) pacertrace_line(cpu);
     gc_pacer_update_cons_mark(mark_ns_wall, cpu, gc_nprocs());
     gc_pacer.heap_marked = marked;
-    gc_pacer.last_heap_scan = atomic_load_relaxed(&gc_pacer.heap_scan);
     gc_pacer.stack_scan = (uint64_t)atomic_load_relaxed(&gc_state.stack_scan_bytes);
     gc_pacer.globals_scan = (uint64_t)atomic_load_relaxed(&gc_state.globals_bytes);
+    /* The heap's scan work of this cycle (Go 1.19's lastHeapScan: what the
+     * next cycle is expected to scan again), not the scannable heap at its
+     * end: objects allocated black during the mark were never scanned, and
+     * counting them (2-3 x the work in binarytrees) made the assist ratio
+     * and the trigger's runway those times too large. */
+    uint64_t roots_done = gc_pacer.stack_scan + gc_pacer.globals_scan;
+    uint64_t work = (uint64_t)atomic_load_relaxed(&gc_state.scan_work);
+    gc_pacer.last_heap_scan = work > roots_done ? work - roots_done : 0;
 
     __atomic_store_n(&gort__writebarrier, 0, __ATOMIC_RELEASE);
     sched_gc_newproc_hook = NULL;
@@ -198,7 +230,7 @@ static void mark_termination(int64_t stop_ns) {
     /* heap_live restarts from what is live; spans still cached count their
      * free slots again when they are next cached (mgccentral.c). */
     atomic_store_rel(&gc_pacer.heap_live, marked);
-    atomic_store_rel(&gc_pacer.heap_scan, marked);
+    atomic_store_rel(&gc_pacer.heap_scan, gc_pacer.last_heap_scan); /* Go's heapScan */
     gc_pacer_end_cycle();
     gc_sweep_credit_reset();
     gc_state.last_mark_end_ns = (uint64_t)nanotime();

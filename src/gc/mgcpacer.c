@@ -9,13 +9,21 @@
  * background workers at their 25% (plus 5% of assists, gcGoalUtilization
  * 30%). From the measured cons/mark ratio (bytes the program allocates per
  * byte the collector scans, at those utilizations) the runway is
- *     cons_mark * (1 - 0.3) / 0.3 * (heap_scan + stacks + globals),
+ *     cons_mark * (1 - 0.3) / 0.3 * (last_heap_scan + stacks + globals),
+ * where last_heap_scan is the heap scan work the last cycle did (Go 1.19's
+ * lastHeapScan: the objects it found live and scanned, not those it
+ * allocated black),
  * and the trigger is goal - runway, clamped to [heap_marked + 0.7 * (goal -
  * heap_marked), heap_marked + 0.95 * (goal - heap_marked)] (and goal - 4 MiB
  * for large heaps), as Go's.
  *
  * Assists: assist_work_per_byte = expected scan work left / heap left
- * before the goal, revised as marking goes (gc_pacer_revise).
+ * before the goal, revised as marking goes (gc_pacer_revise); the work
+ * expected is the same sum as the runway's. An assisting thread that finds
+ * no grey object waits for the workers' credit (mgcmark.c), so the ratio
+ * bounds what the program allocates during a mark: with GOGC = 100 and the
+ * trigger at 70%, at most 30% of the last live heap, usually less, is
+ * allocated black and counted live by the next goal.
  *
  * The memory limit (Go 1.19's memoryLimitHeapGoal): the goal is the lower
  * of GOGC's and the limit's. The limit counts everything gort maps less what
@@ -184,10 +192,13 @@ void gc_pacer_revise(void) {
     double done = (double)atomic_load_relaxed(&gc_state.scan_work);
     double start = (double)gc_pacer.heap_live_at_start;
     if (done > expected && max_work > expected) {
-        double ext = goal;
-        if (expected > 0 && goal > start) ext = (goal - start) / expected * max_work + start;
         int pct = gc_pacer.gcpercent;
         double hard = pct >= 0 ? goal * (1 + pct / 100.0) : goal;
+        /* Nothing expected (the first cycle: no cycle measured the heap,
+         * stacks or globals) extrapolates to the hard goal, as Go's
+         * division does (its expectation is the globals alone). */
+        double ext = goal;
+        if (goal > start) ext = expected > 0 ? (goal - start) / expected * max_work + start : hard;
         goal = ext > hard ? hard : ext;
         expected = max_work;
     }

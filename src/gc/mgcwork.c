@@ -151,12 +151,27 @@ void gcw_dispose(gcwork *w) {
 }
 
 void gcw_balance(gcwork *w) {
-    /* The global list is empty and we have a spare buffer with work: share
-     * it, so that idle workers and assists find some (Go's balance). */
-    if (!w->wbuf2 || !w->wbuf2->nobj || atomic_load_relaxed(&nfull) != 0) return;
-    if (w->wbuf2->nobj >= WORKBUF_OBJS / 2) {
+    /* The global list is empty: share work, so that idle workers and
+     * assists find some (Go's balance). A spare buffer with work goes
+     * whole; else, if the current one holds more than a few objects, its
+     * older half goes (Go's handoff). A deep structure marked depth first
+     * (a tree, a long list of trees) keeps a short stack of grey objects
+     * in one buffer, never a spare: without the handoff an assisting
+     * thread found nothing to scan and could only wait for the one worker
+     * that held it all. The older half is the nodes nearest the root, the
+     * largest pieces of work. */
+    if (!w->wbuf1 || atomic_load_relaxed(&nfull) != 0) return;
+    if (w->wbuf2 && w->wbuf2->nobj) {
         putfull(w->wbuf2);
         w->wbuf2 = getempty();
+    } else if (w->wbuf1->nobj > 4) {
+        workbuf *b = w->wbuf1, *nb = getempty();
+        uintptr_t keep = b->nobj / 2, give = b->nobj - keep;
+        memcpy(nb->obj, &b->obj[give], keep * sizeof b->obj[0]);
+        nb->nobj = keep;
+        b->nobj = give;
+        w->wbuf1 = nb;
+        putfull(b);
     }
 }
 
