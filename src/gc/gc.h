@@ -317,6 +317,7 @@ extern struct gc_state {
     /* Mark: root jobs and termination detection (Go's markrootNext, nwait). */
     uint32_t root_next, root_jobs;           /* atomic cursor over root jobs */
     uint32_t nproc, nwait;                   /* mark helpers active; idle among them */
+    uint32_t assists_draining;               /* atomic: assists inside a drain chunk */
     uint64_t bytes_marked;                   /* atomic: bytes marked this cycle */
     int64_t scan_work;                       /* atomic: bytes scanned this cycle */
     int64_t stack_scan_bytes, globals_bytes; /* scanned this cycle */

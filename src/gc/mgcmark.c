@@ -753,8 +753,15 @@ void gc_assist(gcthread *t, int64_t bytes) {
         /* Scan in chunks, each a critical section of its own (a stop of the
          * world must not find this gcw half used, nor wait long for it). */
         lock_depth++;
-        int64_t done = gc_drain(&t->w, owed < ASSIST_CHUNK ? owed : ASSIST_CHUNK, NULL, false);
+        atomic_xadd(&gc_state.assists_draining, 1); /* before it takes any work (try_terminate) */
+        /* A stop of the world that signals us mid-chunk ends the chunk at
+         * once (lock_suspend_pending): a chunk is up to 64 KiB of scan work,
+         * about 4,000 small objects, most of a millisecond to wait for. */
+        int64_t done = gc_drain(&t->w, owed < ASSIST_CHUNK ? owed : ASSIST_CHUNK,
+                                (const volatile uint32_t *)&lock_suspend_pending, false);
         gcw_dispose(&t->w);
+        atomic_xadd(&gc_state.assists_draining, (uint32_t)-1);
+        bool cut = lock_suspend_pending != 0; /* cut short by a stop: not out of work */
         if (--lock_depth == 0 && lock_suspend_pending) lock_suspend_now();
         owed -= done;
         int64_t now = nanotime(); /* the limiter may engage mid-assist (Go's gcDrainN) */
@@ -762,7 +769,7 @@ void gc_assist(gcthread *t, int64_t bytes) {
         tl = now;
         gc_limiter_poll(now);
         if (gc_limiter_on()) break;
-        if (done > 0) continue;
+        if (done > 0 || cut) continue;
         /* No work to take: wait for the workers' credit, as Go parks the
          * goroutine (gcParkAssist), whether or not the heap has reached
          * its goal. Forgiving the debt below the goal let the program
