@@ -200,7 +200,14 @@ void stw_thread_init(void) {
     pthread_sigmask(SIG_UNBLOCK, &s, NULL);
 }
 
+/* A thread stops within a few tens of microseconds of its signal, unless
+ * the OS has it off the CPU: the stopper spins that long before it sleeps,
+ * so that the usual stop costs no sleep and wakeup of its own. */
+#define STW_SPIN_NS ((int64_t)50 * 1000)
+
 static void wait_stopped(stw_thread *t, int64_t t0, long long id) {
+    while (!atomic_load_acq(&t->suspended) && nanotime() - t0 < STW_SPIN_NS)
+        for (int i = 0; i < 64; i++) cpu_relax();
     while (!atomic_load_acq(&t->suspended)) {
         uint32_t seen = atomic_load_acq(&stw_acks);
         if (atomic_load_acq(&t->suspended)) break;
