@@ -114,6 +114,7 @@ static int run(int argc, char **argv) {
            (unsigned long long)(ms.heap_sys >> 20));
     printf("RESULT binarytrees %s peak_rss=%ld KiB\n", peer, ru.ru_maxrss);
     printf("RESULT binarytrees %s wall=%.0f ms\n", peer, wall);
+    printf("RESULT binarytrees %s max_stw=%.1f us\n", peer, max_pause / 1e3);
     fflush(stdout);
     return bad;
 }

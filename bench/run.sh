@@ -780,7 +780,8 @@ bench_http() {
 # Every side of a workload runs once per rep, the sides interleaved, each in
 # its own process under gc_run (BENCH_TIMEOUT, and an RSS cap: a collector
 # that stops collecting would otherwise take the machine down). Targets:
-#   binarytrees 21: gort-seq-p2's wall <= 0.60x go-seq-p2's, its peak RSS <= go-seq-p2's;
+#   binarytrees 21: gort-seq-p2's wall <= 0.60x go-seq-p2's, its peak RSS <= go-seq-p2's,
+#            its longest stop of the world (MemStats pause_ns, max over the reps) < 500 us;
 #   gcpause: gort-p2's max stall <= 0.50x go-p2's, every stop-the-world pause
 #            (MemStats.pause_ns of a cycle that ended in the loop, max over the
 #            reps) < 500 us;
@@ -792,7 +793,7 @@ bench_http() {
 GC_BT_WALL_TARGET=0.60  # binarytrees: gort's wall at most this many times go-seq-p2's
 GC_BT_RSS_TARGET=1.00   # binarytrees: gort's peak RSS at most this many times go-seq-p2's
 GC_STALL_TARGET=0.50    # gcpause: gort's max stall at most this many times go-p2's
-GC_STW_TARGET_US=500    # gcpause: every STW pause under this many us
+GC_STW_TARGET_US=500    # gcpause and binarytrees: every STW pause under this many us
 GC_ALLOC_TARGET=0.60    # allocfree: gort at most this many times go (and noscan go-noscan)
 GC_ML_RSS_MIB=420       # memlimit: gort's peak RSS at most this many MiB (the limit is 400 MiB)
 GC_ML_WALL_TARGET=1.00  # memlimit: gort's wall at most this many times go-p2's
@@ -1044,21 +1045,28 @@ bench_gc() {
         echo
         case $w in
         binarytrees)
-            printf '%-16s | %10s | %17s | %12s | %12s\n' "binarytrees $depth" "wall ms" "peak RSS KiB" \
-                "wall/go-seq" "rss/go-seq"
+            printf '%-16s | %10s | %17s | %12s | %12s | %12s\n' "binarytrees $depth" "wall ms" \
+                "peak RSS KiB" "wall/go-seq" "rss/go-seq" "max STW us"
             local go_w go_r
             go_w=$(gc_med binarytrees go-seq-p2 wall %.0f) go_r=$(gc_med binarytrees go-seq-p2 peak_rss %.0f)
             for p in ${GC_SIDES[binarytrees]}; do
                 g=$(gc_med binarytrees "$p" wall %.0f) o=$(gc_med binarytrees "$p" peak_rss %.0f)
-                printf '%-16s | %10s | %17s | %12s | %12s\n' "$p" "$g" "$o" "$(ratio "$g" "$go_w")" \
-                    "$(ratio "$o" "$go_r")"
+                printf '%-16s | %10s | %17s | %12s | %12s | %12s\n' "$p" "$g" "$o" \
+                    "$(ratio "$g" "$go_w")" "$(ratio "$o" "$go_r")" "$(gc_max binarytrees "$p" max_stw)"
             done
             g=$(gc_med binarytrees gort-seq-p2 wall %.0f) o=$(gc_med binarytrees gort-seq-p2 peak_rss %.0f)
             r=$(ratio "$g" "$go_w") r2=$(ratio "$o" "$go_r")
             [ "$g" = FAIL ] && r=FAIL r2=FAIL
+            local stw v2
+            stw=$(gc_max binarytrees gort-seq-p2 max_stw)
+            if [ "$g" = FAIL ]; then v2="stw FAIL (see the FAIL lines above)"
+            elif [ "$stw" = - ]; then v2="stw n/a (no figure)"
+            elif cmp "$stw" "<" "$GC_STW_TARGET_US"; then
+                v2="stw PASS (longest ${stw} us over the reps, need < ${GC_STW_TARGET_US} us)"
+            else v2="stw MISS (longest ${stw} us over the reps, need < ${GC_STW_TARGET_US} us)"; fi
             verdicts+=("VERDICT binarytrees gort-seq-p2: $(gc_verdict wall "$r" "$GC_BT_WALL_TARGET" \
                 "${r}x go-seq-p2, need <= ${GC_BT_WALL_TARGET}x") $(gc_verdict rss "$r2" \
-                "$GC_BT_RSS_TARGET" "${r2}x go-seq-p2, need <= ${GC_BT_RSS_TARGET}x")")
+                "$GC_BT_RSS_TARGET" "${r2}x go-seq-p2, need <= ${GC_BT_RSS_TARGET}x") $v2")
             ;;
         gcpause)
             printf '%-13s | %10s | %8s | %8s | %9s | %8s | %4s | %12s | %14s\n' gcpause \
