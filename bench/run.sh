@@ -810,7 +810,12 @@ gc_run() {
     local log=$1
     shift
     env -u LD_PRELOAD "$@" >"$log" 2>"$log.err" &
-    local pid=$! start=$SECONDS why="" hwm=0 rss state k v rest rc
+    local pid=$! start=$SECONDS why="" hwm=0 rss state k v rest rc tick
+    # The watch waits with read -t on a pipe nobody writes, not with
+    # sleep(1): a process forked and run five times a second took a CPU
+    # from the program measured (binarytrees' stops of the world waited up
+    # to a millisecond for a thread it had put off the CPU).
+    exec {tick}<> <(:)
     while kill -0 "$pid" 2>/dev/null; do
         rss=0 state=""
         while read -r k v rest; do
@@ -830,8 +835,9 @@ gc_run() {
             kill -KILL "$pid" 2>/dev/null
             break
         fi
-        sleep 0.2
+        read -r -t 0.2 -u "$tick" _ || true
     done
+    exec {tick}<&-
     wait "$pid" 2>/dev/null
     rc=$?
     echo "EXIT $rc" >>"$log"
