@@ -753,15 +753,18 @@ void gc_assist(gcthread *t, int64_t bytes) {
         /* Scan in chunks, each a critical section of its own (a stop of the
          * world must not find this gcw half used, nor wait long for it). */
         lock_depth++;
-        atomic_xadd(&gc_state.assists_draining, 1); /* before it takes any work (try_terminate) */
         /* A stop of the world that signals us mid-chunk ends the chunk at
          * once (lock_suspend_pending): a chunk is up to 64 KiB of scan work,
-         * about 4,000 small objects, most of a millisecond to wait for. */
-        int64_t done = gc_drain(&t->w, owed < ASSIST_CHUNK ? owed : ASSIST_CHUNK,
-                                (const volatile uint32_t *)&lock_suspend_pending, false);
+         * about 4,000 small objects, most of a millisecond to wait for. Not
+         * when called inside another critical section: the stop waits for
+         * its end anyway, and the flag, left set, would cut every chunk. */
+        const volatile uint32_t *cut_by =
+            lock_depth == 1 ? (const volatile uint32_t *)&lock_suspend_pending : NULL;
+        atomic_xadd(&gc_state.assists_draining, 1); /* before it takes any work (try_terminate) */
+        int64_t done = gc_drain(&t->w, owed < ASSIST_CHUNK ? owed : ASSIST_CHUNK, cut_by, false);
         gcw_dispose(&t->w);
         atomic_xadd(&gc_state.assists_draining, (uint32_t)-1);
-        bool cut = lock_suspend_pending != 0; /* cut short by a stop: not out of work */
+        bool cut = cut_by && *cut_by; /* cut short by a stop (taken below): not out of work */
         if (--lock_depth == 0 && lock_suspend_pending) lock_suspend_now();
         owed -= done;
         int64_t now = nanotime(); /* the limiter may engage mid-assist (Go's gcDrainN) */
