@@ -933,6 +933,19 @@ gc_verdict() {
     else echo "$what MISS ($text)"; fi
 }
 
+# gc_stw_verdict WL PEER: PEER's longest stop of the world (max_stw, the
+# largest over the reps) against GC_STW_TARGET_US
+gc_stw_verdict() {
+    local stw
+    stw=$(gc_max "$1" "$2" max_stw)
+    if [ -n "${GC_FAIL["$1|$2"]:-}" ]; then echo "stw FAIL (see the FAIL lines above)"
+    elif [ "$stw" = - ]; then echo "stw n/a (no max_stw figure)"
+    elif [ "$(gc_max "$1" "$2" gcs)" = 0 ]; then echo "stw n/a (no cycle ended in the loop)"
+    elif cmp "$stw" "<" "$GC_STW_TARGET_US"; then
+        echo "stw PASS (longest ${stw} us over the reps, need < ${GC_STW_TARGET_US} us)"
+    else echo "stw MISS (longest ${stw} us over the reps, need < ${GC_STW_TARGET_US} us)"; fi
+}
+
 bench_gc() {
     local wls=("$@")
     local bt="$BUILD_DIR/bench/binarytrees_gort" gp="$BUILD_DIR/bench/gcpause_gort"
@@ -1063,16 +1076,10 @@ bench_gc() {
             g=$(gc_med binarytrees gort-seq-p2 wall %.0f) o=$(gc_med binarytrees gort-seq-p2 peak_rss %.0f)
             r=$(ratio "$g" "$go_w") r2=$(ratio "$o" "$go_r")
             [ "$g" = FAIL ] && r=FAIL r2=FAIL
-            local stw v2
-            stw=$(gc_max binarytrees gort-seq-p2 max_stw)
-            if [ "$g" = FAIL ]; then v2="stw FAIL (see the FAIL lines above)"
-            elif [ "$stw" = - ]; then v2="stw n/a (no figure)"
-            elif cmp "$stw" "<" "$GC_STW_TARGET_US"; then
-                v2="stw PASS (longest ${stw} us over the reps, need < ${GC_STW_TARGET_US} us)"
-            else v2="stw MISS (longest ${stw} us over the reps, need < ${GC_STW_TARGET_US} us)"; fi
             verdicts+=("VERDICT binarytrees gort-seq-p2: $(gc_verdict wall "$r" "$GC_BT_WALL_TARGET" \
                 "${r}x go-seq-p2, need <= ${GC_BT_WALL_TARGET}x") $(gc_verdict rss "$r2" \
-                "$GC_BT_RSS_TARGET" "${r2}x go-seq-p2, need <= ${GC_BT_RSS_TARGET}x") $v2")
+                "$GC_BT_RSS_TARGET" "${r2}x go-seq-p2, need <= ${GC_BT_RSS_TARGET}x")\
+ $(gc_stw_verdict binarytrees gort-seq-p2)")
             ;;
         gcpause)
             printf '%-13s | %10s | %8s | %8s | %9s | %8s | %4s | %12s | %14s\n' gcpause \
@@ -1089,18 +1096,8 @@ bench_gc() {
             g=$(gc_med gcpause gort-p2 max_stall %.0f)
             r=$(ratio "$g" "$(gc_med gcpause go-p2 max_stall %.0f)")
             [ "$g" = FAIL ] && r=FAIL
-            local stw
-            stw=$(gc_max gcpause gort-p2 max_stw)
-            [ "$g" = FAIL ] && stw=FAIL
-            local v2
-            if [ "$stw" = FAIL ]; then v2="stw FAIL (see the FAIL lines above)"
-            elif [ "$stw" = - ]; then v2="stw n/a (no max_stw figure)"
-            elif [ "$(gc_max gcpause gort-p2 gcs)" = 0 ]; then v2="stw n/a (no cycle ended in the loop)"
-            elif cmp "$stw" "<" "$GC_STW_TARGET_US"; then
-                v2="stw PASS (longest ${stw} us over the reps, need < ${GC_STW_TARGET_US} us)"
-            else v2="stw MISS (longest ${stw} us over the reps, need < ${GC_STW_TARGET_US} us)"; fi
             verdicts+=("VERDICT gcpause gort-p2: $(gc_verdict stall "$r" "$GC_STALL_TARGET" \
-                "${r}x go-p2's max stall, need <= ${GC_STALL_TARGET}x") $v2")
+                "${r}x go-p2's max stall, need <= ${GC_STALL_TARGET}x") $(gc_stw_verdict gcpause gort-p2)")
             ;;
         allocfree)
             printf '%-13s | %8s | %11s | %8s | %11s | %8s | %8s | %14s | %17s\n' allocfree \

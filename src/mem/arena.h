@@ -22,7 +22,7 @@
 
 /* The runtime's own globals that hold heap addresses as numbers (the page
  * allocator's run being scavenged, the next arena hint), or that can read
- * as one (stop-the-world's counters side by side: stw.c): in a section of
+ * as one (counters side by side: stw.c's, gc_state): in a section of
  * their own, which the collector leaves out when it scans the program's
  * data and bss (src/gc/mgcmark.c). Scanned, each such value was a false
  * root: it kept whatever object began at that page, and when it changed
