@@ -112,6 +112,12 @@ static int run(int argc, char **argv) {
            " heap_sys=%llu MiB\n",
            ms.num_gc, ms.pause_total_ns / 1e6, max_pause / 1e3, ms.gc_cpu_fraction,
            (unsigned long long)(ms.heap_sys >> 20));
+    /* Where the resident memory beyond the heap goes (MiB at the end). */
+    printf("INFO sys MiB: heap_inuse=%.1f heap_idle_unreleased=%.1f mspan=%.1f gc=%.1f"
+           " stack=%.1f other=%.1f mcache=%.1f\n",
+           ms.heap_inuse / 1048576.0, (ms.heap_idle - ms.heap_released) / 1048576.0,
+           ms.mspan_sys / 1048576.0, ms.gc_sys / 1048576.0, ms.stack_sys / 1048576.0,
+           ms.other_sys / 1048576.0, ms.mcache_sys / 1048576.0);
     printf("RESULT binarytrees %s peak_rss=%ld KiB\n", peer, ru.ru_maxrss);
     printf("RESULT binarytrees %s wall=%.0f ms\n", peer, wall);
     printf("RESULT binarytrees %s max_stw=%.1f us\n", peer, max_pause / 1e3);

@@ -153,7 +153,7 @@ enum gc_trigger { GC_TRIGGER_HEAP, GC_TRIGGER_TIME, GC_TRIGGER_CYCLE };
  * (span.heapbits: the span's last npages * PAGE_SIZE / 64 bytes, not used
  * for objects). Larger small objects (classes of 576 bytes to 32 KiB, at
  * most 14 to a span) have their gort_type stored per slot in the span
- * (span.slottype, the words of allocbits such a span does not use), not in
+ * (span_slottype: words after the span's bitmaps in its record), not in
  * the object. Large objects keep their type word in span.largetype.
  * gc_conservative_type (every word a pointer) stands for
  * gort_alloc_conservative. As Go 1.22, except that a heap-bit span whose

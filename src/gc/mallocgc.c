@@ -87,7 +87,7 @@ static unsigned next_free_index(mspan *s) {
             s->freeindex = (uint16_t)n;
             return n;
         }
-        cache = ~s->allocbits[sfi / 64];
+        cache = ~*span_allocbits(s, sfi / 64);
     }
     unsigned bit = (unsigned)__builtin_ctzll(cache);
     unsigned result = sfi + bit;
@@ -97,7 +97,7 @@ static unsigned next_free_index(mspan *s) {
     }
     sfi = result + 1;
     s->alloccache = bit == 63 ? 0 : cache >> (bit + 1);
-    if (sfi % 64 == 0 && sfi != n) s->alloccache = ~s->allocbits[sfi / 64];
+    if (sfi % 64 == 0 && sfi != n) s->alloccache = ~*span_allocbits(s, sfi / 64);
     s->freeindex = (uint16_t)sfi;
     return result;
 }
@@ -187,12 +187,12 @@ static void *alloc_large(mcache *c, size_t size, const gort_type *t, struct afte
     (void)c;
     size_t npages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
     if (size > ((size_t)1 << HEAP_ADDR_BITS)) return NULL;
-    mspan *s = mheap_alloc_span(npages, 0, SPAN_GC, t == NULL);
+    mspan *s = mheap_alloc_span(npages, 0, SPAN_GC, t == NULL, 0);
     if (!s) return NULL;
     s->largetype = t;
     s->nelems = 1;
     s->sweepgen = atomic_load_relaxed(&gc_state.sweepgen);
-    s->markbits[0] = 0;
+    *span_markbits(s, 0) = 0;
     if (gc_phase() != GC_OFF) { /* allocate black */
         s->markgen = atomic_load_relaxed(&gc_state.markgen);
     }
@@ -263,7 +263,7 @@ static void *alloc_small(mcache *c, size_t size, const gort_type *t, size_t nele
         return (void *)v;
     }
     /* Over the heap-bits limit: the slot's type, kept in the span. */
-    s->slottype[span_obj_index(s, v)] = t;
+    *span_slottype(s, span_obj_index(s, v)) = t;
     return (void *)v;
 }
 

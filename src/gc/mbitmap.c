@@ -9,7 +9,7 @@
  *   before the mark phase began (objects allocated during it are black and
  *   never scanned);
  *   unless the span is of one layout (below);
- * - larger scan objects: their type in the span, per slot (span.slottype);
+ * - larger scan objects: their type in the span, per slot (span_slottype);
  * - large objects: the type word in the span.
  *
  * Spans of one layout. Most spans hold objects of a single type (a size
@@ -64,7 +64,7 @@ uintptr_t gc_findobject(uintptr_t p, mspan **sp, uint32_t *idx) {
     if (i >= s->nelems) return 0; /* the tail or the heap bits */
     /* Allocated: below freeindex, or marked in allocbits at the last sweep. */
     if (i >= atomic_load_relaxed(&s->freeindex) &&
-        !((atomic_load_relaxed(&s->allocbits[i >> 6]) >> (i & 63)) & 1))
+        !((atomic_load_relaxed(span_allocbits(s, i >> 6)) >> (i & 63)) & 1))
         return 0;
     *sp = s;
     *idx = i;

@@ -39,12 +39,12 @@ bool gc_checkmark_stacks;
 
 void gc_checkmark_visit(uintptr_t obj, mspan *s, uint32_t idx, gcwork *w) {
     if (!s->checkbits) {
-        s->checkbits = persistent_alloc(BITMAP_WORDS * sizeof(uint64_t), 64, &check_sys);
+        s->checkbits = persistent_alloc(SPAN_BITMAP_WORDS_MAX * sizeof(uint64_t), 64, &check_sys);
         if (!s->checkbits) throw("gccheckmark: out of memory");
         s->checkgen = 0;
     }
     if (s->checkgen != checkgen) {
-        memset(s->checkbits, 0, BITMAP_WORDS * sizeof(uint64_t));
+        memset(s->checkbits, 0, SPAN_BITMAP_WORDS_MAX * sizeof(uint64_t));
         s->checkgen = checkgen;
     }
     uint64_t bit = (uint64_t)1 << (idx & 63);

@@ -81,7 +81,7 @@ static void refill_alloccache(mspan *s) {
         s->alloccache = 0;
         return;
     }
-    uint64_t w = s->allocbits[fi >> 6] >> (fi & 63);
+    uint64_t w = *span_allocbits(s, fi >> 6) >> (fi & 63);
     s->alloccache = ~w & (fi & 63 ? (((uint64_t)1 << (64 - (fi & 63))) - 1) : ~(uint64_t)0);
 }
 
@@ -89,7 +89,11 @@ static void refill_alloccache(mspan *s) {
 static mspan *grow(unsigned spc) {
     unsigned sc = spc >> 1;
     bool noscan = spc & 1;
-    mspan *s = mheap_alloc_span(class_to_allocnpages[sc], (uint8_t)sc, SPAN_GC, noscan);
+    size_t npages = class_to_allocnpages[sc];
+    /* Over the heap-bits limit, the record keeps each slot's type. */
+    size_t slots =
+        !noscan && class_to_size[sc] > GC_HEAPBITS_MAX ? npages * PAGE_SIZE / class_to_size[sc] : 0;
+    mspan *s = mheap_alloc_span(npages, (uint8_t)sc, SPAN_GC, noscan, slots);
     if (!s) return NULL;
     s->umask = 0; /* the heap bits decide until the first object (mbitmap.c) */
     s->hbfresh = 0;
@@ -102,8 +106,6 @@ static mspan *grow(unsigned spc) {
         /* Clear them, fresh pages too: one write now saves the read fault
          * and then the write fault of the first object's bits. */
         memset(span_heapbits(s), 0, s->npages * (PAGE_SIZE / 64));
-    } else if (!noscan && s->nelems > BITMAP_WORDS - 1) {
-        throw("gc: a class over the heap-bits limit has more slots than span.slottype");
     }
     if (!noscan && !s->needzero) {
         /* Fresh or released pages: written now, one word per OS page, so
@@ -118,7 +120,8 @@ static mspan *grow(unsigned spc) {
     s->freeindex = 0;
     s->alloccount = 0;
     s->sweepgen = atomic_load_relaxed(&gc_state.sweepgen);
-    for (size_t i = 0; i < BITMAP_WORDS; i++) s->allocbits[i] = s->markbits[i] = 0;
+    for (size_t i = 0; i < (s->nelems + 63u) / 64; i++)
+        *span_allocbits(s, i) = *span_markbits(s, i) = 0;
     return s;
 }
 

@@ -28,7 +28,7 @@
  * Stacks, registers, globals and registered roots are scanned
  * conservatively: a word is a pointer if gc_findobject finds an allocated
  * GC object around it (interior pointers count). Objects are scanned by
- * their type: per-span heap bits, the span's slot types (span.slottype),
+ * their type: per-span heap bits, the span's slot types (span_slottype),
  * or every word for conservative objects. Large objects are scanned in 128 KiB oblets, each a
  * work item of its own (Go's maxObletBytes), so a huge array neither stalls
  * one marker nor makes termination wait.
@@ -70,11 +70,11 @@ static inline bool allocated_black(const mspan *s, uint32_t idx) {
     if (atomic_load_acq(&s->markgen) != atomic_load_relaxed(&gc_state.markgen)) return false;
     if (s->sizeclass == 0) return true;
     return idx >= s->fi_markstart && idx < atomic_load_relaxed(&s->freeindex) &&
-           !((atomic_load_relaxed(&s->allocbits[idx >> 6]) >> (idx & 63)) & 1);
+           !((atomic_load_relaxed(span_allocbits(s, idx >> 6)) >> (idx & 63)) & 1);
 }
 
 void gc_greyobject(uintptr_t obj, mspan *s, uint32_t idx, gcwork *w) {
-    uint64_t *mw = &s->markbits[idx >> 6];
+    uint64_t *mw = span_markbits(s, idx >> 6);
     uint64_t bit = (uint64_t)1 << (idx & 63);
     if (atomic_load_relaxed(mw) & bit) return;
     if (allocated_black(s, idx)) return;
@@ -94,11 +94,11 @@ static inline __attribute__((always_inline)) void mark_slot(uintptr_t p, mspan *
                                                             gcwork *w) {
     uint32_t i = span_obj_index(s, p);
     uint64_t bit = (uint64_t)1 << (i & 63);
-    uint64_t *mw = &s->markbits[i >> 6];
+    uint64_t *mw = span_markbits(s, i >> 6);
     if (atomic_load_relaxed(mw) & bit) return; /* marked already: the common case */
     /* Allocated: below freeindex, or in allocbits (a free slot is ignored). */
     if (i >= atomic_load_relaxed(&s->freeindex) &&
-        !(atomic_load_relaxed(&s->allocbits[i >> 6]) & bit))
+        !(atomic_load_relaxed(span_allocbits(s, i >> 6)) & bit))
         return;
     if (allocated_black(s, i)) return;
     if (atomic_or(mw, bit) & bit) return;
@@ -133,7 +133,7 @@ static inline __attribute__((always_inline)) void scan_word(uintptr_t p, gcwork 
 /* Whether the object at idx of s is marked in this cycle (mark bit, or
  * allocated black). */
 bool gc_is_marked(const mspan *s, uint32_t idx) {
-    return ((atomic_load_relaxed(&s->markbits[idx >> 6]) >> (idx & 63)) & 1) ||
+    return ((atomic_load_relaxed(span_markbits(s, idx >> 6)) >> (idx & 63)) & 1) ||
            allocated_black(s, idx);
 }
 
@@ -248,7 +248,7 @@ void gc_scanobject(uintptr_t b, gcwork *w) {
     /* Over the heap-bits limit: the type the slot was last allocated with
      * (an object the marker scans was allocated before the mark phase, so
      * its type was stored before it). */
-    const gort_type *t = s->slottype[span_obj_index(s, b)];
+    const gort_type *t = *span_slottype(s, span_obj_index(s, b));
     if (!t) return;
     scan_typed(b, b, b + size, t, w);
 }

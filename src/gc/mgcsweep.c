@@ -66,11 +66,11 @@ bool gc_sweep_span(mspan *s, bool preserve) {
     uint32_t mg = atomic_load_relaxed(&gc_state.markgen);
     bool black_alloc = atomic_load_acq(&s->markgen) == mg;
     if (s->sizeclass == 0) {
-        uint64_t live = (s->markbits[0] & 1) | (black_alloc ? 1 : 0);
+        uint64_t live = (*span_markbits(s, 0) & 1) | (black_alloc ? 1 : 0);
         if (!live && s->specials && gc_sweep_specials(s, &live)) live = 1;
         if (s->profrecs) mprof_sweep(s, &live); /* heap profile: a sampled object freed */
         if (live) {
-            s->markbits[0] = 0;
+            *span_markbits(s, 0) = 0;
             s->markgen = 0;
             return true;
         }
@@ -83,11 +83,11 @@ bool gc_sweep_span(mspan *s, bool preserve) {
         return false;
     }
     unsigned n = s->nelems, words = (n + 63) / 64;
-    uint64_t live[BITMAP_WORDS];
+    uint64_t live[SPAN_BITMAP_WORDS_MAX];
     unsigned fi = s->freeindex, fs = s->fi_markstart;
     for (unsigned i = 0; i < words; i++) {
-        uint64_t m = s->markbits[i];
-        if (black_alloc) m |= ~s->allocbits[i] & range_mask(i, fs, fi);
+        uint64_t m = *span_markbits(s, i);
+        if (black_alloc) m |= ~*span_allocbits(s, i) & range_mask(i, fs, fi);
         live[i] = m;
     }
     if (n & 63) live[words - 1] &= ((uint64_t)1 << (n & 63)) - 1;
@@ -98,7 +98,7 @@ bool gc_sweep_span(mspan *s, bool preserve) {
     for (unsigned i = 0; i < words; i++) {
         nlive += popcount64(live[i]);
         /* Allocated before (below freeindex, or in allocbits) and not live. */
-        uint64_t was = s->allocbits[i] | range_mask(i, 0, fi);
+        uint64_t was = *span_allocbits(s, i) | range_mask(i, 0, fi);
         if (n & 63 && i == words - 1) was &= ((uint64_t)1 << (n & 63)) - 1;
         uint64_t dead = was & ~live[i];
         if (dead) {
@@ -118,8 +118,8 @@ bool gc_sweep_span(mspan *s, bool preserve) {
         return false;
     }
     for (unsigned i = 0; i < words; i++) {
-        s->allocbits[i] = live[i];
-        s->markbits[i] = 0;
+        *span_allocbits(s, i) = live[i];
+        *span_markbits(s, i) = 0;
     }
     s->freeindex = 0;
     s->alloccount = (uint16_t)nlive;

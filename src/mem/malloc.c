@@ -144,7 +144,7 @@ static mspan *check_live(const char *fn, uintptr_t p) {
             bool owner = atomic_load_relaxed(&s->owner) == mcache_get();
             if (!owner || on_free_lists(s, p)) bad_pointer(fn, p, s);
         }
-    } else if (unlikely(p != s->base || !(atomic_load_relaxed(&s->allocbits[0]) & 1))) {
+    } else if (unlikely(p != s->base || !(atomic_load_relaxed(span_allocbits(s, 0)) & 1))) {
         bad_pointer(fn, p, s);
     }
     return s;
@@ -218,7 +218,7 @@ static void *malloc_large(size_t n, size_t align, bool *zeroed) {
             if (s && s->npages == npages) {
                 c->large_cache[i] = NULL;
                 s->large_free = 0;
-                atomic_store_rel(&s->allocbits[0], 1);
+                atomic_store_rel(span_allocbits(s, 0), 1);
                 *zeroed = false;
                 c->large_nmalloc++;
                 c->large_alloc_bytes += npages * PAGE_SIZE;
@@ -229,7 +229,7 @@ static void *malloc_large(size_t n, size_t align, bool *zeroed) {
     }
     mcache_tick(c);
     size_t extra = align > PAGE_SIZE ? (align >> PAGE_SHIFT) - 1 : 0;
-    mspan *s = mheap_alloc_span(npages + extra, 0, SPAN_MALLOC, true);
+    mspan *s = mheap_alloc_span(npages + extra, 0, SPAN_MALLOC, true, 0);
     if (!s) return OOM(NULL);
     if (extra) {
         uintptr_t aligned = (s->base + align - 1) & ~(uintptr_t)(align - 1);
@@ -237,7 +237,7 @@ static void *malloc_large(size_t n, size_t align, bool *zeroed) {
         mheap_trim_span_back(s, s->npages - npages);
     }
     *zeroed = !s->needzero;
-    atomic_store_rel(&s->allocbits[0], 1);
+    atomic_store_rel(span_allocbits(s, 0), 1);
     c->large_nmalloc++;
     c->large_alloc_bytes += npages * PAGE_SIZE;
     if (unlikely(sample)) mprof_record(s, (void *)s->base, npages * PAGE_SIZE, sample);
@@ -287,7 +287,8 @@ __attribute__((noinline)) static void *malloc_large_nz(size_t n) {
 static void free_large(mspan *s, uintptr_t p) {
     if (unlikely(p != s->base)) bad_pointer("gort_free", p, s);
     /* An atomic clear makes even racing double frees of one object fatal. */
-    if (unlikely(!(atomic_and(&s->allocbits[0], ~(uint64_t)1) & 1))) bad_pointer("gort_free", p, s);
+    if (unlikely(!(atomic_and(span_allocbits(s, 0), ~(uint64_t)1) & 1)))
+        bad_pointer("gort_free", p, s);
     size_t bytes = s->npages * PAGE_SIZE;
     mcache *c = mcache_get();
     if (c) {

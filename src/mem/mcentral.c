@@ -165,7 +165,7 @@ mspan *mcentral_cache_span(struct mcache *c, uint8_t sizeclass, uint8_t kind, bo
     if (!s) {
         size_t npages =
             kind == SPAN_MALLOC ? malloc_span_pages(sizeclass) : class_to_allocnpages[sizeclass];
-        s = mheap_alloc_span(npages, sizeclass, kind, noscan);
+        s = mheap_alloc_span(npages, sizeclass, kind, noscan, 0);
         if (!s) return NULL;
         atomic_store_rel(&s->owner, c);
     }

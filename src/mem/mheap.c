@@ -23,7 +23,14 @@
 
 struct mheap_stats mheap_stats;
 lock_t mheap_lock = LOCK_INIT;
-static fixalloc span_pool;
+/* Span records come in sizes of 3 to SPAN_REC_LINES cache lines, one pool
+ * each: a record carries its span's bitmaps (mspan.bits), as long as its
+ * object count needs. A 16-byte class span (512 objects) has a 320-byte
+ * record, a span of 64 objects or fewer (classes from 128 bytes, large
+ * spans, explicit spans) 192 bytes; with bitmaps for 1,024 objects in every
+ * record, each was 448 (binarytrees: 13 of its 250 MiB). */
+#define SPAN_REC_LINES ((offsetof(mspan, bits) + 2 * SPAN_BITMAP_WORDS_MAX * 8 + 63) / 64)
+static fixalloc span_pools[SPAN_REC_LINES + 1];
 static int init_state;       /* 0 no, 1 in progress, 2 done */
 static uint64_t link_secret; /* per process: mixed into every span's key */
 
@@ -58,20 +65,28 @@ int mheap_init(void) {
         seed = (uint64_t)ts.tv_nsec * 1000000007u ^ (uint64_t)ts.tv_sec ^ (uintptr_t)&seed;
     }
     link_secret = mix64(seed);
-    fixalloc_init(&span_pool, sizeof(mspan), &mheap_stats.mspan_sys);
+    for (size_t i = 1; i <= SPAN_REC_LINES; i++)
+        fixalloc_init(&span_pools[i], i * 64, &mheap_stats.mspan_sys);
     int rc = arena_init();
     atomic_store_rel(&init_state, 2);
     return rc;
 }
 
-mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool noscan) {
+mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool noscan,
+                        size_t slot_words) {
+    /* Explicit small spans use no bitmap (mspan.h); they get the one pair
+     * every record has. */
+    size_t nelems =
+        sizeclass && kind == SPAN_GC ? npages * PAGE_SIZE / class_to_size[sizeclass] : 1;
+    size_t lines = (offsetof(mspan, bits) + span_bits_words(nelems, slot_words) * 8 + 63) / 64;
+    if (lines > SPAN_REC_LINES) throw("mheap: a span record over the largest pool");
     size_t released;
     bool needzero;
     uintptr_t base = pagealloc_alloc(npages, &released, &needzero);
     if (!base) return NULL;
     lock(&mheap_lock);
-    mspan *s = fixalloc_alloc(&span_pool);
-    if (s) mheap_stats.spans_inuse++;
+    mspan *s = fixalloc_alloc(&span_pools[lines]);
+    if (s) mheap_stats.spans_inuse += lines * 64;
     unlock(&mheap_lock);
     if (!s) {
         pagealloc_free(base, npages);
@@ -87,6 +102,7 @@ mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool nos
     s->profrecs = NULL;
     s->reused = 0;
     s->state = SPAN_IN_USE;
+    s->recsize = (uint8_t)lines;
     if (sizeclass) {
         s->elemsize = class_to_size[sizeclass];
         s->nelems = (uint16_t)(npages * PAGE_SIZE / s->elemsize);
@@ -113,8 +129,9 @@ void mheap_free_span(mspan *s) {
     s->small_malloc = 0;
     pagealloc_free(base, npages);
     lock(&mheap_lock);
-    fixalloc_free(&span_pool, s);
-    mheap_stats.spans_inuse--;
+    size_t lines = s->recsize;
+    fixalloc_free(&span_pools[lines], s);
+    mheap_stats.spans_inuse -= lines * 64;
     unlock(&mheap_lock);
     scavenge_note_free(npages);
 }

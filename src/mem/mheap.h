@@ -29,7 +29,7 @@ struct mheap_stats {
     uint64_t mcache_sys;  /* bytes mapped for mcaches */
     uint64_t other_sys;   /* other runtime metadata */
     uint64_t gc_sys;      /* arena records and index (Go counts these as GC metadata) */
-    uint64_t spans_inuse; /* span records in use */
+    uint64_t spans_inuse; /* bytes of span records in use */
     uint64_t epoch;       /* changes whenever a span is created or freed (memstats seqlock) */
     /* Remote frees of explicit objects taken over by their spans' owners
      * (span_collect_tfree, span_drop_free), by class: the frees still
@@ -49,8 +49,11 @@ extern void (*memstats_gc_hook)(struct gort_memstats *ms);
 int mheap_init(void);
 
 /* A new span of npages pages for objects of sizeclass (0: one large object),
- * of the given kind, recorded in the arena index; NULL when out of memory. */
-mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool noscan);
+ * of the given kind, recorded in the arena index; NULL when out of memory.
+ * Its record has bitmaps for its objects and slot_words more words
+ * (span_slottype). */
+mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool noscan,
+                        size_t slot_words);
 /* Returns s's pages to the page allocator and s's record to the pool. */
 void mheap_free_span(mspan *s);
 /* Gives back the first npages pages of large span s (posix_memalign trimming). */

@@ -8,8 +8,8 @@
  *   (bump allocation). The links of both lists are masked with the span's
  *   key (link ^ key, see "Free-list links" below), and malloc zeroes an
  *   object's first word as it hands it out, which is how double frees are
- *   caught without a per-object bit. allocbits is unused (large spans use
- *   allocbits[0]).
+ *   caught without a per-object bit. The bitmaps are unused (a large span
+ *   uses its first allocation bit).
  * - SPAN_GC: garbage-collected objects (Go's allocation path: allocCache over
  *   allocbits from freeindex, nextFreeFast). The GC's sweep will rebuild
  *   allocbits from markbits; objects in these spans are never freed by hand.
@@ -74,6 +74,8 @@
 #define GORT_MEM_MSPAN_H
 
 #include "base/atomic.h"
+#include "base/fatal.h"
+#include "base/sanitizer.h"
 #include "mem/arena.h"
 #include "mem/sizeclasses.h"
 
@@ -106,15 +108,13 @@ enum span_list {
     ON_LOCAL_EMPTY = 4,   /* explicit, no live object, kept by its owner (mcache.empty) */
     ON_CENTRAL_EMPTY = 5, /* explicit, no live object, no owner, waiting for reuse or the heap */
 };
-#define BITMAP_WORDS (MAX_OBJS_PER_SPAN / 64)
 
 struct mcache;
 struct special;
 
 typedef struct mspan {
-    /* Line 0: everything malloc's and free's fast paths touch, including the
-     * first word of allocbits (objects 0-63: all of them in the spans of
-     * classes from 128 bytes up), so a free into a cold span misses once. */
+    /* Line 0: everything malloc's and free's fast paths touch, so that a
+     * free into a cold span misses once. */
     union {
         void *freelist;      /* explicit: owner-local free objects, linked through their
                                 first word */
@@ -147,44 +147,74 @@ typedef struct mspan {
     };
 
     /* Cold. */
-    /* Large spans: bit 0 set while the object is allocated. GC spans: Go's
-     * allocBits. Unused by explicit small spans. A GC scan span of a class
-     * over the heap-bits limit (at most 15 objects, so only allocbits[0]
-     * is used) keeps each slot's type in the words after it (slottype:
-     * src/gc/gc.h, "object layout"). */
-    union {
-        uint64_t allocbits[BITMAP_WORDS];
-        struct {
-            uint64_t allocbits_word0_;
-            const void *slottype[BITMAP_WORDS - 1];
-        };
-    };
     size_t npages;
-    struct mspan *next, *prev; /* the list named by on_list */
-    struct mspan *xnext;       /* link on an mcache's ready stack */
-    uint8_t xqueued;           /* atomic: on a ready stack (pushed at most once) */
-    uint8_t noscan;            /* SPAN_GC: objects hold no pointers */
-    uint8_t large_free;        /* large span parked free in an mcache's large cache */
-    uint32_t retired;          /* ON_CENTRAL_EMPTY: the trim generation it was retired in */
-    uint8_t reused;            /* explicit: reset at least once (span_reset), for messages */
-    uint64_t markbits[BITMAP_WORDS];
-
+    struct mspan *next, *prev;  /* the list named by on_list */
+    struct mspan *xnext;        /* link on an mcache's ready stack */
+    const void *largetype;      /* large GC objects: the object's type word (mbitmap.h) */
+    struct special *specials;   /* finalizers, weak handles, cleanups by offset (mfinal.c) */
+    uint64_t *checkbits;        /* GORT_GODEBUG=gccheckmark: this span's check marks */
+    struct mprof_rec *profrecs; /* the heap profile's samples among its objects (msample.h) */
+    uint32_t retired;           /* ON_CENTRAL_EMPTY: the trim generation it was retired in */
     /* GC spans (SPAN_GC): the collector's per-span state (src/gc). */
-    uint32_t sweepgen;        /* Go's protocol against gc_sweepgen (mgcsweep.c) */
-    uint32_t markgen;         /* the mark phase fi_markstart belongs to (gc_markgen) */
-    uint16_t fi_markstart;    /* freeindex when that mark phase first allocated here: the
-                                 slots handed out from there on are allocated black */
-    uint8_t heapbits;         /* small scan objects: pointer bits at the span's end (mbitmap.h) */
-    uint8_t hbfresh;          /* heap-bit span, no object allocated since it was made */
-    uint8_t sweep_on;         /* on a GC central list: which (enum gc_span_list) */
-    const void *largetype;    /* large GC objects: the object's type word (mbitmap.h) */
-    struct special *specials; /* finalizers, weak handles, cleanups by offset (mfinal.c) */
-    uint64_t *checkbits;      /* GORT_GODEBUG=gccheckmark: this span's check marks */
-    uint32_t checkgen;        /* the check pass checkbits belongs to */
+    uint32_t sweepgen;     /* Go's protocol against gc_sweepgen (mgcsweep.c) */
+    uint32_t markgen;      /* the mark phase fi_markstart belongs to (gc_markgen) */
+    uint32_t checkgen;     /* the check pass checkbits belongs to */
+    uint16_t fi_markstart; /* freeindex when that mark phase first allocated here: the
+                              slots handed out from there on are allocated black */
+    uint8_t heapbits;      /* small scan objects: pointer bits at the span's end (mbitmap.h) */
+    uint8_t hbfresh;       /* heap-bit span, no object allocated since it was made */
+    uint8_t sweep_on;      /* on a GC central list: which (enum gc_span_list) */
+    uint8_t xqueued;       /* atomic: on a ready stack (pushed at most once) */
+    uint8_t noscan;        /* SPAN_GC: objects hold no pointers */
+    uint8_t large_free;    /* large span parked free in an mcache's large cache */
+    uint8_t reused;        /* explicit: reset at least once (span_reset), for messages */
+    uint8_t recsize;       /* the record's size in 64-byte lines (mheap.c's record pools) */
 
-    /* The heap profile's samples among its objects (msample.h). */
-    struct mprof_rec *profrecs;
+    /* The span's bitmaps, as long as its object count needs (the record is
+     * sized for them: mheap_alloc_span). Word pair w holds objects 64w to
+     * 64w + 63: bits[2w] their allocation bits (Go's allocBits; large spans:
+     * bit 0 set while the object is allocated), bits[2w + 1] their mark bits
+     * (Go's gcmarkBits). Pairs, so that the pair the sweep and the mark read
+     * together shares a line, and so that one index works whatever the
+     * length. A GC scan span of a class over the heap-bits limit (at most 14
+     * objects: one pair) keeps each slot's type in the words after its pair
+     * (span_slottype; gc.h, "object layout"). Explicit small spans use none
+     * of it (their record has one pair all the same). */
+    uint64_t bits[];
 } __attribute__((aligned(64))) mspan;
+
+/* The most words of allocation (or mark) bits a span has. */
+#define SPAN_BITMAP_WORDS_MAX (MAX_OBJS_PER_SPAN / 64)
+
+/* Words of s's record past its fixed fields. */
+static inline size_t span_bits_cap(const mspan *s) {
+    return (s->recsize * (size_t)64 - offsetof(mspan, bits)) / 8;
+}
+/* Sanitizer builds check every bitmap index against the record: past its
+ * end lies the next record. */
+static inline size_t span_bits_check(const mspan *s, size_t i) {
+#if GORT_HAVE_ASAN
+    if (i >= span_bits_cap(s)) throw("mspan: a bitmap index past the span's record");
+#else
+    (void)s;
+#endif
+    return i;
+}
+/* The allocation and mark bits of objects 64w to 64w + 63. */
+static inline uint64_t *span_allocbits(const mspan *s, size_t w) {
+    return (uint64_t *)&s->bits[span_bits_check(s, 2 * w)];
+}
+static inline uint64_t *span_markbits(const mspan *s, size_t w) {
+    return (uint64_t *)&s->bits[span_bits_check(s, 2 * w + 1)];
+}
+/* The type of slot i of a scan span over the heap-bits limit. */
+static inline const void **span_slottype(const mspan *s, size_t i) {
+    return (const void **)&s->bits[span_bits_check(s, 2 + i)];
+}
+/* Bitmap words (pairs, plus slot types) a span of nelems objects needs. */
+static inline size_t span_bits_words(size_t nelems, size_t slot_words) {
+    return 2 * ((nelems + 63) / 64 ? (nelems + 63) / 64 : 1) + slot_words;
+}
 
 _Static_assert(__builtin_offsetof(mspan, key) == 56, "the fast paths' fields share line 0");
 

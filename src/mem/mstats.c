@@ -143,7 +143,7 @@ GORT_API void gort_read_memstats(gort_memstats *ms) {
     ms->heap_objects = mallocs - frees;
 
     ms->mspan_sys = atomic_load_relaxed(&mheap_stats.mspan_sys);
-    ms->mspan_inuse = atomic_load_relaxed(&mheap_stats.spans_inuse) * sizeof(mspan);
+    ms->mspan_inuse = atomic_load_relaxed(&mheap_stats.spans_inuse);
     if (ms->mspan_inuse > ms->mspan_sys) ms->mspan_sys = ms->mspan_inuse;
     ms->mcache_sys = atomic_load_relaxed(&mheap_stats.mcache_sys);
     ms->mcache_inuse = ms->mcache_sys;
