@@ -154,7 +154,7 @@ enum gc_trigger { GC_TRIGGER_HEAP, GC_TRIGGER_TIME, GC_TRIGGER_CYCLE };
  * for objects). Larger small objects (classes of 576 bytes to 32 KiB, at
  * most 14 to a span) have their gort_type stored per slot in the span
  * (span_slottype: words after the span's bitmaps in its record), not in
- * the object. Large objects keep their type word in span.largetype.
+ * the object. Large objects keep their type word in their span (span_largetype).
  * gc_conservative_type (every word a pointer) stands for
  * gort_alloc_conservative. As Go 1.22, except that a heap-bit span whose
  * objects all have one layout keeps it once (span.umask) and writes no

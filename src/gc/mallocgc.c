@@ -187,9 +187,9 @@ static void *alloc_large(mcache *c, size_t size, const gort_type *t, struct afte
     (void)c;
     size_t npages = (size + PAGE_SIZE - 1) >> PAGE_SHIFT;
     if (size > ((size_t)1 << HEAP_ADDR_BITS)) return NULL;
-    mspan *s = mheap_alloc_span(npages, 0, SPAN_GC, t == NULL, 0);
+    mspan *s = mheap_alloc_span(npages, 0, SPAN_GC, t == NULL, 1);
     if (!s) return NULL;
-    s->largetype = t;
+    *span_largetype(s) = t;
     s->nelems = 1;
     s->sweepgen = atomic_load_relaxed(&gc_state.sweepgen);
     *span_markbits(s, 0) = 0;

@@ -37,20 +37,42 @@ static uintptr_t parent; /* the object being scanned, 0 while scanning roots */
 static uint64_t nchecked;
 bool gc_checkmark_stacks;
 
+/* Check bits live beside the heap, not in span records (only this debug
+ * mode needs them): per arena, a block per span's first page, made on
+ * first use and kept for the next pass (the world is stopped, so no lock). */
+struct checkblock {
+    uint32_t gen; /* the pass bits belongs to */
+    uint64_t bits[SPAN_BITMAP_WORDS_MAX];
+};
+
+static uint64_t *check_bits(const mspan *s) {
+    struct heap_arena *ha = arena_of(s->base);
+    if (!ha) throw("gccheckmark: a span outside the heap");
+    struct checkblock **blocks = ha->checkmarks;
+    if (!blocks) {
+        blocks = persistent_alloc(PAGES_PER_ARENA * sizeof *blocks, 64, &check_sys);
+        if (!blocks) throw("gccheckmark: out of memory");
+        ha->checkmarks = blocks;
+    }
+    struct checkblock **slot = &blocks[(s->base - ha->base) >> PAGE_SHIFT];
+    if (!*slot) {
+        *slot = persistent_alloc(sizeof **slot, 64, &check_sys);
+        if (!*slot) throw("gccheckmark: out of memory");
+    }
+    struct checkblock *b = *slot;
+    if (b->gen != checkgen) {
+        memset(b->bits, 0, sizeof b->bits);
+        b->gen = checkgen;
+    }
+    return b->bits;
+}
+
 void gc_checkmark_visit(uintptr_t obj, mspan *s, uint32_t idx, gcwork *w) {
-    if (!s->checkbits) {
-        s->checkbits = persistent_alloc(SPAN_BITMAP_WORDS_MAX * sizeof(uint64_t), 64, &check_sys);
-        if (!s->checkbits) throw("gccheckmark: out of memory");
-        s->checkgen = 0;
-    }
-    if (s->checkgen != checkgen) {
-        memset(s->checkbits, 0, SPAN_BITMAP_WORDS_MAX * sizeof(uint64_t));
-        s->checkgen = checkgen;
-    }
+    uint64_t *checkbits = check_bits(s);
     uint64_t bit = (uint64_t)1 << (idx & 63);
-    if (s->checkbits[idx >> 6] & bit) return;
+    if (checkbits[idx >> 6] & bit) return;
     if (!parent && gc_checkmark_stacks && !gc_is_marked(s, idx)) return; /* a stale word */
-    s->checkbits[idx >> 6] |= bit;
+    checkbits[idx >> 6] |= bit;
     nchecked++;
     if (!gc_is_marked(s, idx)) {
         size_t size = s->sizeclass ? s->elemsize : s->npages * PAGE_SIZE;

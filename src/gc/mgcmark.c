@@ -226,7 +226,7 @@ void gc_scanobject(uintptr_t b, gcwork *w) {
     if (!s) throw("scanobject: not a heap address");
     if (s->sizeclass == 0) {
         uintptr_t base = s->base, end = base + s->npages * PAGE_SIZE;
-        const gort_type *t = s->largetype;
+        const gort_type *t = *span_largetype(s);
         if (!t) return;
         if (b == base && end - base > OBLET_BYTES)
             for (uintptr_t o = base + OBLET_BYTES; o < end; o += OBLET_BYTES) gcw_put(w, o);

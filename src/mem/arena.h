@@ -64,6 +64,7 @@ struct heap_arena {
     void *pa;                /* the page allocator's per-arena metadata (mpagealloc.c) */
     uintptr_t base;          /* first byte of the arena */
     struct heap_arena *next; /* the list of every arena, newest first (arena_list) */
+    void *checkmarks;        /* GORT_GODEBUG=gccheckmark: its bits by page (mcheckmark.c) */
 };
 
 extern struct heap_arena **arena_l1[1 << ARENA_L1_BITS];

@@ -23,14 +23,16 @@
 
 struct mheap_stats mheap_stats;
 lock_t mheap_lock = LOCK_INIT;
-/* Span records come in sizes of 3 to SPAN_REC_LINES cache lines, one pool
- * each: a record carries its span's bitmaps (mspan.bits), as long as its
- * object count needs. A 16-byte class span (512 objects) has a 320-byte
- * record, a span of 64 objects or fewer (classes from 128 bytes, large
- * spans, explicit spans) 192 bytes; with bitmaps for 1,024 objects in every
- * record, each was 448 (binarytrees: 13 of its 250 MiB). */
+/* Span records come in sizes of 3 to SPAN_REC_LINES (6) cache lines, one
+ * pool each: a record carries its span's bitmaps (mspan.bits), as long as
+ * its object count needs. A 16-byte class span (512 objects) has a 256-byte
+ * record, one of 64 objects or fewer (classes from 128 bytes, large spans,
+ * explicit spans) 192 bytes, the 8-byte class (1,024) 384; with bitmaps for
+ * 1,024 objects in every record, each was 448 (binarytrees: 13 of its 250
+ * MiB). */
 #define SPAN_REC_LINES ((offsetof(mspan, bits) + 2 * SPAN_BITMAP_WORDS_MAX * 8 + 63) / 64)
 static fixalloc span_pools[SPAN_REC_LINES + 1];
+_Static_assert(PAGEALLOC_MAX_PAGES <= UINT32_MAX, "mspan.npages holds any span");
 static int init_state;       /* 0 no, 1 in progress, 2 done */
 static uint64_t link_secret; /* per process: mixed into every span's key */
 
@@ -93,7 +95,7 @@ mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool nos
         return NULL;
     }
     s->base = base;
-    s->npages = npages;
+    s->npages = (uint32_t)npages;
     s->sizeclass = sizeclass;
     s->kind = kind;
     s->noscan = noscan;

@@ -146,20 +146,22 @@ typedef struct mspan {
                            bits at the span's end (mbitmap.c; in line 0: gort_new reads it) */
     };
 
-    /* Cold. */
-    size_t npages;
+    /* Cold: 62 bytes, so that the bitmaps start at byte 128 (a 16-byte
+     * class span's record is then 256 bytes, Go's mspan and gcBits about
+     * 290). What only some spans need lives elsewhere: a large object's
+     * type in the bitmap words (span_largetype), gccheckmark's bits in a
+     * side table (mcheckmark.c). */
     struct mspan *next, *prev;  /* the list named by on_list */
     struct mspan *xnext;        /* link on an mcache's ready stack */
-    const void *largetype;      /* large GC objects: the object's type word (mbitmap.h) */
     struct special *specials;   /* finalizers, weak handles, cleanups by offset (mfinal.c) */
-    uint64_t *checkbits;        /* GORT_GODEBUG=gccheckmark: this span's check marks */
     struct mprof_rec *profrecs; /* the heap profile's samples among its objects (msample.h) */
-    uint32_t retired;           /* ON_CENTRAL_EMPTY: the trim generation it was retired in */
-    /* GC spans (SPAN_GC): the collector's per-span state (src/gc). */
-    uint32_t sweepgen;     /* Go's protocol against gc_sweepgen (mgcsweep.c) */
-    uint32_t markgen;      /* the mark phase fi_markstart belongs to (gc_markgen) */
-    uint32_t checkgen;     /* the check pass checkbits belongs to */
-    uint16_t fi_markstart; /* freeindex when that mark phase first allocated here: the
+    uint32_t npages;            /* at most PAGEALLOC_MAX_PAGES */
+    union {
+        uint32_t retired;  /* explicit, ON_CENTRAL_EMPTY: the trim generation it was retired in */
+        uint32_t sweepgen; /* GC: Go's protocol against gc_sweepgen (mgcsweep.c) */
+    };
+    uint32_t markgen;      /* GC: the mark phase fi_markstart belongs to (gc_markgen) */
+    uint16_t fi_markstart; /* GC: freeindex when that mark phase first allocated here: the
                               slots handed out from there on are allocated black */
     uint8_t heapbits;      /* small scan objects: pointer bits at the span's end (mbitmap.h) */
     uint8_t hbfresh;       /* heap-bit span, no object allocated since it was made */
@@ -182,6 +184,8 @@ typedef struct mspan {
      * of it (their record has one pair all the same). */
     uint64_t bits[];
 } __attribute__((aligned(64))) mspan;
+
+_Static_assert(__builtin_offsetof(mspan, bits) == 128, "the bitmaps start at line 2");
 
 /* The most words of allocation (or mark) bits a span has. */
 #define SPAN_BITMAP_WORDS_MAX (MAX_OBJS_PER_SPAN / 64)
@@ -206,6 +210,11 @@ static inline uint64_t *span_allocbits(const mspan *s, size_t w) {
 }
 static inline uint64_t *span_markbits(const mspan *s, size_t w) {
     return (uint64_t *)&s->bits[span_bits_check(s, 2 * w + 1)];
+}
+/* A large GC object's type word (mbitmap.h), in the word after the span's
+ * one pair. */
+static inline const void **span_largetype(const mspan *s) {
+    return (const void **)&s->bits[span_bits_check(s, 2)];
 }
 /* The type of slot i of a scan span over the heap-bits limit. */
 static inline const void **span_slottype(const mspan *s, size_t i) {
