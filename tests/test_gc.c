@@ -47,7 +47,8 @@
 #define _GNU_SOURCE
 #include "test_gort.h"
 
-#include "gc/gc.h" /* gc_state (read when a case times out), gc_sweepone (stale_sweepgen) */
+#include "gc/gc.h"     /* gc_state (read when a case times out), gc_sweepone (stale_sweepgen) */
+#include "mem/mspan.h" /* span records (span_records) */
 #include "gort/chan.h"
 #include "gort/gc.h"
 #include "gort/malloc.h"
@@ -523,6 +524,52 @@ static int collect_large_main(int argc, char **argv) {
     CHECK_LE(m1->heap_inuse, m0.heap_inuse + 16 * MIB);
     CHECK_GE(m1->heap_objects, 2);
     CHECK_GE(m1->heap_inuse, m1->heap_alloc);
+    return 0;
+}
+
+/* Span records are sized by their span's object count (mheap.c): 256 bytes
+ * for a 16-byte class span (512 objects), 384 for the 8-byte class (1,024),
+ * 192 for 64 objects or fewer, a large object, or explicit memory; MemStats'
+ * mspan_inuse counts their bytes. Every bitmap word a span uses lies inside
+ * its record. */
+struct pair16 {
+    void *a, *b;
+};
+GORT_TYPE(pair16, a, b);
+struct one8 {
+    void *p;
+};
+GORT_TYPE(one8, p);
+
+static size_t record_bytes(void *p) {
+    mspan *s = span_of((uintptr_t)p);
+    CHECK(s != NULL);
+    if (s->kind == SPAN_GC) /* explicit spans use no bitmap */
+        CHECK(offsetof(mspan, bits) + span_bits_words(s->nelems, 0) * 8 <= s->recsize * 64u);
+    return s->recsize * (size_t)64;
+}
+
+static int span_records_main(int argc, char **argv) {
+    (void)argc, (void)argv;
+    CHECK_EQ(record_bytes(gort_new(&pair16_type)), 256);
+    CHECK_EQ(record_bytes(gort_new(&one8_type)), 384);
+    CHECK_EQ(record_bytes(gort_alloc_noscan(128)), 192);
+    CHECK_EQ(record_bytes(gort_alloc_conservative(4096)), 192);         /* slot types: 2 per span */
+    CHECK_EQ(record_bytes(gort_new_array(&pair16_type, 1 << 16)), 192); /* large */
+    void *m = gort_malloc(8);
+    CHECK_EQ(record_bytes(m), 192); /* explicit: no bitmap used */
+    gort_free(m);
+    /* MemStats: in use is bytes of records, not a count of them. */
+    gort_memstats before, after;
+    gort_gc(); /* everything swept; then no cycle frees a span meanwhile */
+    int old = gort_set_gc_percent(-1);
+    gort_read_memstats(&before);
+    void *keep[64];
+    for (int i = 0; i < 64; i++) keep[i] = gort_new_array(&pair16_type, 1 << 12); /* 64 KiB each */
+    gort_read_memstats(&after);
+    CHECK_EQ(after.mspan_inuse - before.mspan_inuse, 64 * 192);
+    gort_set_gc_percent(old);
+    gort_keep_alive(keep);
     return 0;
 }
 
@@ -2604,6 +2651,7 @@ static const gc_case cases[] = {
     {.name = "collect_trees", .fn = collect_trees_main},
     {.name = "collect_large", .fn = collect_large_main},
     {.name = "memstats_large", .fn = memstats_large_main},
+    {.name = "span_records", .fn = span_records_main},
     {.name = "pause_ring", .fn = pause_ring_main},
     {.name = "gc_back_to_back", .fn = gc_back_to_back_main, .procs = 2},
     {.name = "scan_switching", .fn = scan_switching_main, .procs = 2},
