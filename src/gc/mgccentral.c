@@ -91,8 +91,7 @@ static mspan *grow(unsigned spc) {
     bool noscan = spc & 1;
     size_t npages = class_to_allocnpages[sc];
     /* Over the heap-bits limit, the record keeps each slot's type. */
-    size_t slots =
-        !noscan && class_to_size[sc] > GC_HEAPBITS_MAX ? npages * PAGE_SIZE / class_to_size[sc] : 0;
+    size_t slots = !noscan && class_to_size[sc] > GC_HEAPBITS_MAX ? class_to_nelems[sc] : 0;
     mspan *s = mheap_alloc_span(npages, (uint8_t)sc, SPAN_GC, noscan, slots);
     if (!s) return NULL;
     s->umask = 0; /* the heap bits decide until the first object (mbitmap.c) */
@@ -120,9 +119,7 @@ static mspan *grow(unsigned spc) {
     s->freeindex = 0;
     s->alloccount = 0;
     s->sweepgen = atomic_load_relaxed(&gc_state.sweepgen);
-    for (size_t i = 0; i < (s->nelems + 63u) / 64; i++)
-        *span_allocbits(s, i) = *span_markbits(s, i) = 0;
-    return s;
+    return s; /* its bitmaps are clear: the record comes zeroed */
 }
 
 /* Allocate-black: the first time the current mark phase allocates from s,

@@ -30,7 +30,7 @@ lock_t mheap_lock = LOCK_INIT;
  * explicit spans) 192 bytes, the 8-byte class (1,024) 384; with bitmaps for
  * 1,024 objects in every record, each was 448 (binarytrees: 13 of its 250
  * MiB). */
-#define SPAN_REC_LINES ((offsetof(mspan, bits) + 2 * SPAN_BITMAP_WORDS_MAX * 8 + 63) / 64)
+#define SPAN_REC_LINES SPAN_REC_LINES_FOR(2 * SPAN_BITMAP_WORDS_MAX)
 static fixalloc span_pools[SPAN_REC_LINES + 1];
 _Static_assert(PAGEALLOC_MAX_PAGES <= UINT32_MAX, "mspan.npages holds any span");
 static int init_state;       /* 0 no, 1 in progress, 2 done */
@@ -80,7 +80,7 @@ mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool nos
      * every record has. */
     size_t nelems =
         sizeclass && kind == SPAN_GC ? npages * PAGE_SIZE / class_to_size[sizeclass] : 1;
-    size_t lines = (offsetof(mspan, bits) + span_bits_words(nelems, slot_words) * 8 + 63) / 64;
+    size_t lines = SPAN_REC_LINES_FOR(span_bits_words(nelems, slot_words));
     if (lines > SPAN_REC_LINES) throw("mheap: a span record over the largest pool");
     size_t released;
     bool needzero;

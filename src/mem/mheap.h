@@ -50,8 +50,8 @@ int mheap_init(void);
 
 /* A new span of npages pages for objects of sizeclass (0: one large object),
  * of the given kind, recorded in the arena index; NULL when out of memory.
- * Its record has bitmaps for its objects and slot_words more words
- * (span_slottype). */
+ * Its record, zeroed, has bitmaps for its objects and slot_words more
+ * words (span_slottype). */
 mspan *mheap_alloc_span(size_t npages, uint8_t sizeclass, uint8_t kind, bool noscan,
                         size_t slot_words);
 /* Returns s's pages to the page allocator and s's record to the pool. */

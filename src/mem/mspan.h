@@ -220,10 +220,13 @@ static inline const void **span_largetype(const mspan *s) {
 static inline const void **span_slottype(const mspan *s, size_t i) {
     return (const void **)&s->bits[span_bits_check(s, 2 + i)];
 }
-/* Bitmap words (pairs, plus slot types) a span of nelems objects needs. */
+/* Bitmap words (pairs, plus slot types) a span of nelems >= 1 objects needs. */
 static inline size_t span_bits_words(size_t nelems, size_t slot_words) {
-    return 2 * ((nelems + 63) / 64 ? (nelems + 63) / 64 : 1) + slot_words;
+    return 2 * ((nelems + 63) / 64) + slot_words;
 }
+/* Cache lines of a record with that many bitmap words (a constant
+ * expression for a constant argument: mheap.c sizes its pools with it). */
+#define SPAN_REC_LINES_FOR(words) ((offsetof(mspan, bits) + (words)*8 + 63) / 64)
 
 _Static_assert(__builtin_offsetof(mspan, key) == 56, "the fast paths' fields share line 0");
 
